@@ -1,0 +1,80 @@
+"""The front half of the pipeline: file -> text -> AST -> checks -> transition systems.
+
+>>> from coherence.compile import compile_text
+>>> r = compile_text("a.coh", "system s { tick 1s state x in [0, 1] init 0 next x = x }")
+>>> [ts.name for ts in r.systems], r.ok
+(['s'], True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from coherence.diagnostics import Diagnostic, Severity, sorted_diagnostics
+from coherence.frontend import ast
+from coherence.frontend.check import check_system
+from coherence.frontend.parser import parse_source
+from coherence.ir.lower import lower
+from coherence.ir.nodes import TransitionSystem
+from coherence.source import SourceFile, Span
+
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CompileResult:
+    source: SourceFile
+    module: ast.Module | None
+    systems: tuple[TransitionSystem, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.level == Severity.ERROR for d in self.diagnostics)
+
+
+def read_source(path: str | Path) -> SourceFile | Diagnostic:
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_FILE_BYTES:
+            return Diagnostic("COH100", f"`{p}` is larger than {MAX_FILE_BYTES // 1024 // 1024} MiB",
+                              Span.unknown(str(p)))
+        text = p.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return Diagnostic("COH100", f"no such file `{p}`", Span.unknown(str(p)),
+                          help="check the path")
+    except IsADirectoryError:
+        return Diagnostic("COH100", f"`{p}` is a directory", Span.unknown(str(p)))
+    except UnicodeDecodeError as e:
+        return Diagnostic("COH100", f"`{p}` is not UTF-8 text ({e.reason} at byte {e.start})",
+                          Span.unknown(str(p)))
+    except OSError as e:
+        return Diagnostic("COH100", f"cannot read `{p}`: {e.strerror}", Span.unknown(str(p)))
+    return SourceFile(str(path), text)
+
+
+def compile_source(source: SourceFile) -> CompileResult:
+    """Parse, check and lower every system of a source file."""
+    module, diags, broken = parse_source(source)
+    all_diags: list[Diagnostic] = list(diags)
+    systems: list[TransitionSystem] = []
+    names: set[str] = set()
+    for system in module.systems:
+        if system.name in names:
+            all_diags.append(Diagnostic("COH202", f"system `{system.name}` is declared twice",
+                                        system.name_span))
+        names.add(system.name)
+        checked, sdiags = check_system(system, broken)
+        all_diags += sdiags
+        if checked is not None and not diags:
+            systems.append(lower(checked))
+    if not module.systems and not diags:
+        all_diags.append(Diagnostic("COH101", "the file declares no system",
+                                    source.span_at(1, 1),
+                                    help="a spec is `system NAME { tick 1s ... }`"))
+    return CompileResult(source, module, tuple(systems), sorted_diagnostics(all_diags))
+
+
+def compile_text(path: str, text: str) -> CompileResult:
+    return compile_source(SourceFile(path, text))

@@ -1,0 +1,550 @@
+"""Parsing: spec text to AST, with located syntax diagnostics and error recovery.
+
+The grammar (``coherence.lark``, also at ``dsl/coherence.lark``) is compiled once per process
+with Lark's LALR parser and contextual lexer. On a syntax error the offending statement is
+blanked out (positions preserved) and the file is parsed again, so one run reports every
+syntax error that recovery can reach.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from coherence.diagnostics import Diagnostic
+from coherence.frontend import ast
+from coherence.source import SourceFile, Span
+
+MAX_SYNTAX_ERRORS = 20
+
+STATEMENT_KEYWORDS = (
+    "system", "tick", "unit", "input", "param", "state", "let", "next", "loop", "objective",
+    "require", "every", "phase", "senses", "actuates", "limit", "rate", "deadband", "cooldown",
+    "stabilize", "when",
+)
+KEYWORDS = STATEMENT_KEYWORDS + (
+    "tolerance", "in", "init", "nominal", "integer", "to", "by", "as", "delay", "window",
+    "minimize", "maximize", "keep", "stable", "coherent", "always", "for", "after", "then",
+    "within", "no", "flapping", "of", "max", "bad", "equilibrium", "inputs", "held", "free",
+    "if", "else", "and", "or", "not", "up", "down", "ticks",
+)
+
+_FRIENDLY = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "UNIT": "a unit",
+    "STRING": "a string",
+    "CMP": "a comparison (<, <=, >, >=, ==, !=)",
+    "ADD_OP": "`+` or `-`",
+    "MUL_OP": "`*` or `/`",
+    "MINUS": "`-`",
+    "ACT_MODE": "`to` or `by`",
+    "OBJ_DIR": "`minimize` or `maximize`",
+    "RATE_DIR": "`up` or `down`",
+    "STAB_DIR": "`up` or `down`",
+    "INPUT_MODE": "`held` or `free`",
+    "INTEGER": "`integer`",
+    "TICKS": "`ticks`",
+    "ONE": "`1`",
+    "$END": "the end of the file",
+}
+
+
+@lru_cache(maxsize=1)
+def grammar_text() -> str:
+    return resources.files("coherence.frontend").joinpath("coherence.lark").read_text("utf-8")
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(
+        grammar_text(),
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        cache=False,
+    )
+
+
+def _sp(path: str, meta: Any) -> Span:
+    if getattr(meta, "empty", True):
+        return Span.unknown(path)
+    return Span(path, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _tsp(path: str, tok: Token) -> Span:
+    line = tok.line or 1
+    col = tok.column or 1
+    end_line = tok.end_line or line
+    end_col = tok.end_column or col + len(str(tok))
+    return Span(path, line, col, end_line, end_col)
+
+
+def _number(text: str) -> float:
+    return float(text)
+
+
+class _ToAst(Transformer[Token, Any]):
+    """Lark tree to AST. Every node gets the span of the text it came from."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def sp(self, meta: Any) -> Span:
+        return _sp(self.path, meta)
+
+    # -- top level
+    def start(self, items: list[ast.System]) -> tuple[ast.System, ...]:
+        return tuple(items)
+
+    @v_args(meta=True)
+    def system(self, meta: Any, items: list[Any]) -> ast.System:
+        name, doc, *body = items
+        return ast.System(
+            str(name), _unquote(doc), tuple(body), self.sp(meta), _tsp(self.path, name)
+        )
+
+    @v_args(meta=True)
+    def tick_decl(self, meta: Any, items: list[Any]) -> ast.TickDecl:
+        return ast.TickDecl(items[0], self.sp(meta))
+
+    @v_args(meta=True)
+    def unit_decl(self, meta: Any, items: list[Any]) -> ast.UnitDecl:
+        name, definition = items
+        return ast.UnitDecl(str(name), definition, self.sp(meta), _tsp(self.path, name))
+
+    @v_args(meta=True)
+    def input_decl(self, meta: Any, items: list[Any]) -> ast.InputDecl:
+        name, unit, rng, nominal = items
+        return ast.InputDecl(str(name), unit, rng, nominal, self.sp(meta), _tsp(self.path, name))
+
+    @v_args(meta=True)
+    def param_decl(self, meta: Any, items: list[Any]) -> ast.ParamDecl:
+        name, unit, value, rng = items
+        return ast.ParamDecl(str(name), unit, value, rng, self.sp(meta), _tsp(self.path, name))
+
+    @v_args(meta=True)
+    def state_decl(self, meta: Any, items: list[Any]) -> ast.StateDecl:
+        name, unit, integer, rng, init = items
+        return ast.StateDecl(
+            str(name), unit, integer is not None, rng, init, self.sp(meta), _tsp(self.path, name)
+        )
+
+    @v_args(meta=True)
+    def let_decl(self, meta: Any, items: list[Any]) -> ast.LetDecl:
+        name, unit, value = items
+        return ast.LetDecl(str(name), unit, value, self.sp(meta), _tsp(self.path, name))
+
+    @v_args(meta=True)
+    def next_decl(self, meta: Any, items: list[Any]) -> ast.NextDecl:
+        name, value = items
+        return ast.NextDecl(str(name), value, self.sp(meta), _tsp(self.path, name))
+
+    def type_ann(self, items: list[Any]) -> str:
+        return str(items[0])
+
+    def unit_spec(self, items: list[Token]) -> str:
+        return str(items[0])
+
+    @v_args(meta=True)
+    def range(self, meta: Any, items: list[ast.Num]) -> ast.Range:
+        return ast.Range(items[0], items[1], self.sp(meta))
+
+    @v_args(meta=True)
+    def signed_qty(self, meta: Any, items: list[Any]) -> ast.Num:
+        minus, q = items
+        if minus is not None:
+            return ast.Num(-q.value, q.unit, self.sp(meta))
+        return ast.Num(q.value, q.unit, self.sp(meta))
+
+    @v_args(meta=True)
+    def quantity(self, meta: Any, items: list[Any]) -> ast.Num:
+        num, unit = items
+        return ast.Num(_number(str(num)), None if unit is None else str(unit), self.sp(meta))
+
+    # -- loops
+    @v_args(meta=True)
+    def loop_decl(self, meta: Any, items: list[Any]) -> ast.LoopDecl:
+        name, doc, *body = items
+        return ast.LoopDecl(
+            str(name), _unquote(doc), tuple(body), self.sp(meta), _tsp(self.path, name)
+        )
+
+    @v_args(meta=True)
+    def every(self, meta: Any, items: list[Any]) -> ast.LoopClause:
+        return ast.LoopClause("every", items[0], self.sp(meta))
+
+    @v_args(meta=True)
+    def phase(self, meta: Any, items: list[Any]) -> ast.LoopClause:
+        return ast.LoopClause("phase", items[0], self.sp(meta))
+
+    @v_args(meta=True)
+    def deadband(self, meta: Any, items: list[Any]) -> ast.LoopClause:
+        return ast.LoopClause("deadband", items[0], self.sp(meta))
+
+    @v_args(meta=True)
+    def loop_tolerance(self, meta: Any, items: list[Any]) -> ast.LoopClause:
+        return ast.LoopClause("tolerance", items[0], self.sp(meta))
+
+    @v_args(meta=True)
+    def cooldown(self, meta: Any, items: list[Any]) -> ast.LoopClause:
+        return ast.LoopClause("cooldown", items[0], self.sp(meta))
+
+    @v_args(meta=True)
+    def senses(self, meta: Any, items: list[Any]) -> ast.Sense:
+        expr, alias, *opts = items
+        delay = window = None
+        for kind, value in opts:
+            if kind == "delay":
+                delay = value
+            else:
+                window = value
+        return ast.Sense(expr, None if alias is None else str(alias), delay, window, self.sp(meta))
+
+    def sense_delay(self, items: list[Any]) -> tuple[str, ast.Num]:
+        return ("delay", items[0])
+
+    def sense_window(self, items: list[Any]) -> tuple[str, ast.Num]:
+        return ("window", items[0])
+
+    @v_args(meta=True)
+    def actuates(self, meta: Any, items: list[Any]) -> ast.Actuate:
+        name, mode, law = items
+        return ast.Actuate(str(name), str(mode), law, self.sp(meta), _tsp(self.path, name))
+
+    @v_args(meta=True)
+    def limit(self, meta: Any, items: list[Any]) -> ast.LimitClause:
+        return ast.LimitClause(items[0], self.sp(meta))
+
+    @v_args(meta=True)
+    def rate(self, meta: Any, items: list[Any]) -> ast.RateLimit:
+        up = down = None
+        for direction, value in items:
+            if direction in (None, "up"):
+                up = value
+            if direction in (None, "down"):
+                down = value
+        return ast.RateLimit(up, down, self.sp(meta))
+
+    def rate_side(self, items: list[Any]) -> tuple[str | None, ast.Num]:
+        direction, value = items
+        return (None if direction is None else str(direction), value)
+
+    @v_args(meta=True)
+    def stabilize(self, meta: Any, items: list[Any]) -> ast.Stabilize:
+        direction, window = items
+        return ast.Stabilize("both" if direction is None else str(direction), window, self.sp(meta))
+
+    @v_args(meta=True)
+    def guard(self, meta: Any, items: list[Any]) -> ast.Guard:
+        return ast.Guard(items[0], self.sp(meta))
+
+    # -- objectives and requirements
+    @v_args(meta=True)
+    def objective(self, meta: Any, items: list[Any]) -> ast.Objective:
+        body, tol = items
+        kind, name, expr, cmp, bound = body
+        return ast.Objective(kind, name, expr, cmp, bound, tol, self.sp(meta))
+
+    def obj_optimize(self, items: list[Any]) -> tuple[Any, ...]:
+        direction, name, expr = items
+        return (str(direction), None if name is None else str(name), expr, None, None)
+
+    def obj_keep(self, items: list[Any]) -> tuple[Any, ...]:
+        name, left, cmp, right = items
+        return ("keep", None if name is None else str(name), left, str(cmp), right)
+
+    @v_args(meta=True)
+    def require(self, meta: Any, items: list[Any]) -> ast.Require:
+        kind, fields = items[0]
+        return ast.Require(kind, span=self.sp(meta), **fields)
+
+    def req_stable(self, items: list[Any]) -> tuple[str, dict[str, Any]]:
+        return ("stable", {})
+
+    def req_coherent(self, items: list[Any]) -> tuple[str, dict[str, Any]]:
+        return ("coherent", {})
+
+    def req_no_bad_eq(self, items: list[Any]) -> tuple[str, dict[str, Any]]:
+        return ("no_bad_equilibrium", {})
+
+    def req_always(self, items: list[Any]) -> tuple[str, dict[str, Any]]:
+        cond, horizon, mode = items
+        return ("always", {"cond": cond, "horizon": horizon, "inputs": mode})
+
+    def req_response(self, items: list[Any]) -> tuple[str, dict[str, Any]]:
+        trigger, cond, within, horizon, mode = items
+        return (
+            "response",
+            {"trigger": trigger, "cond": cond, "within": within, "horizon": horizon, "inputs": mode},
+        )
+
+    def req_flapping(self, items: list[Any]) -> tuple[str, dict[str, Any]]:
+        name, count, within, horizon = items
+        return (
+            "flapping",
+            {
+                "state": str(name),
+                "max_reversals": None if count is None else int(float(count)),
+                "within": within,
+                "horizon": horizon,
+            },
+        )
+
+    def input_mode(self, items: list[Token]) -> str:
+        return str(items[0])
+
+    # -- expressions
+    @v_args(meta=True)
+    def ite(self, meta: Any, items: list[Any]) -> ast.Ite:
+        return ast.Ite(items[0], items[1], items[2], self.sp(meta))
+
+    @v_args(meta=True)
+    def or_(self, meta: Any, items: list[Any]) -> ast.BoolOp:
+        return ast.BoolOp("or", items[0], items[1], self.sp(meta))
+
+    @v_args(meta=True)
+    def and_(self, meta: Any, items: list[Any]) -> ast.BoolOp:
+        return ast.BoolOp("and", items[0], items[1], self.sp(meta))
+
+    @v_args(meta=True)
+    def not_(self, meta: Any, items: list[Any]) -> ast.Not:
+        return ast.Not(items[0], self.sp(meta))
+
+    @v_args(meta=True)
+    def compare(self, meta: Any, items: list[Any]) -> ast.Compare:
+        return ast.Compare(str(items[1]), items[0], items[2], self.sp(meta))
+
+    @v_args(meta=True)
+    def binop(self, meta: Any, items: list[Any]) -> ast.BinOp:
+        return ast.BinOp(str(items[1]), items[0], items[2], self.sp(meta))
+
+    @v_args(meta=True)
+    def neg(self, meta: Any, items: list[Any]) -> ast.Expr:
+        arg = items[1]
+        if isinstance(arg, ast.Num):
+            return ast.Num(-arg.value, arg.unit, self.sp(meta))
+        return ast.Neg(arg, self.sp(meta))
+
+    @v_args(meta=True)
+    def pow_(self, meta: Any, items: list[Any]) -> ast.Pow:
+        return ast.Pow(items[0], items[1], self.sp(meta))
+
+    @v_args(meta=True)
+    def var(self, meta: Any, items: list[Token]) -> ast.Name:
+        return ast.Name(str(items[0]), self.sp(meta))
+
+    @v_args(meta=True)
+    def tick_ref(self, meta: Any, items: list[Any]) -> ast.TickRef:
+        return ast.TickRef(self.sp(meta))
+
+    @v_args(meta=True)
+    def call(self, meta: Any, items: list[Any]) -> ast.Call:
+        name, *args = items
+        real = tuple(a for a in args if a is not None)
+        return ast.Call(str(name), real, self.sp(meta), _tsp(self.path, name))
+
+
+def _unquote(tok: Any) -> str | None:
+    if tok is None:
+        return None
+    text = str(tok)[1:-1]
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+# ---- error reporting -----------------------------------------------------------------------
+
+
+def _describe_expected(expected: set[str]) -> str:
+    parser = _parser()
+    names: set[str] = set()
+    for term in expected:
+        if term in _FRIENDLY:
+            names.add(_FRIENDLY[term])
+            continue
+        try:
+            pattern = parser.get_terminal(term).pattern
+        except KeyError:
+            names.add(term)
+            continue
+        if pattern.type == "str":
+            names.add(f"`{pattern.value}`")
+        else:
+            names.add(term.lower())
+    ordered = sorted(names)
+    if len(ordered) > 8 and ("ADD_OP" in expected or "MUL_OP" in expected):
+        return "an operator or the start of the next statement"
+    if len(ordered) > 8:
+        return ", ".join(ordered[:8]) + f" or {len(ordered) - 8} more"
+    if len(ordered) == 1:
+        return ordered[0]
+    return ", ".join(ordered[:-1]) + " or " + ordered[-1]
+
+
+def _token_text(tok: Token) -> str:
+    if tok.type == "$END":
+        return "the end of the file"
+    return f"`{tok}`"
+
+
+def _syntax_diagnostic(err: UnexpectedInput, source: SourceFile) -> Diagnostic:
+    path = source.path
+    if isinstance(err, UnexpectedCharacters):
+        ch = source.text[err.pos_in_stream] if err.pos_in_stream < len(source.text) else "?"
+        span = source.span_at(err.line, err.column)
+        help_ = "strings are written in double quotes" if ch in "'`" else ""
+        return Diagnostic(
+            "COH102",
+            f"unexpected character `{ch}`",
+            span,
+            label="no token starts here",
+            notes=(f"expected {_describe_expected(set(err.allowed or ()))}",)
+            if err.allowed
+            else (),
+            help=help_ or "remove the character or see docs/language.md for the syntax",
+        )
+    if isinstance(err, UnexpectedEOF) or (
+        isinstance(err, UnexpectedToken) and err.token.type == "$END"
+    ):
+        last = max(source.line_count, 1)
+        span = source.span_at(last, len(source.line(last)) + 1)
+        expected = set(getattr(err, "expected", ()) or ())
+        return Diagnostic(
+            "COH103",
+            "unexpected end of file",
+            span,
+            label="the file ends here",
+            notes=(f"expected {_describe_expected(expected)}",) if expected else (),
+            help="close every `{` with `}`" if "RBRACE" in expected else "",
+        )
+    assert isinstance(err, UnexpectedToken)
+    tok = err.token
+    span = _tsp(path, tok)
+    expected = set(err.expected or ())
+    help_ = _hint_for(tok, expected)
+    return Diagnostic(
+        "COH101",
+        f"unexpected {_token_text(tok)}",
+        span,
+        label=f"expected {_describe_expected(expected)}",
+        help=help_,
+    )
+
+
+def _hint_for(tok: Token, expected: set[str]) -> str:
+    text = str(tok)
+    words = [_parser().get_terminal(t).pattern.value for t in expected if _is_str_terminal(t)]
+    close = difflib.get_close_matches(text, [w for w in words if w.isalpha()], n=1)
+    if close:
+        return f"did you mean `{close[0]}`?"
+    if tok.type in {"NAME", "UNIT"} and text in KEYWORDS:
+        return f"`{text}` is a keyword and cannot be used as a name"
+    if "RBRACE" in expected and tok.type in {"NAME", "UNIT"}:
+        close = difflib.get_close_matches(text, STATEMENT_KEYWORDS, n=1)
+        if close:
+            return f"statements start with a keyword; did you mean `{close[0]}`?"
+        return "every statement starts with a keyword (let, state, loop, require, ...)"
+    if "RSQB" in expected:
+        return "a range is written `[lo, hi]`"
+    if text == "=" and "CMP" in expected:
+        return "comparison for equality is written `==`"
+    return "see docs/language.md for the syntax of this statement"
+
+
+def _is_str_terminal(name: str) -> bool:
+    try:
+        return bool(_parser().get_terminal(name).pattern.type == "str")
+    except KeyError:
+        return False
+
+
+_STMT_RE = re.compile(r"\b(" + "|".join(STATEMENT_KEYWORDS) + r")\b")
+_COMMENT_RE = re.compile(r"#[^\n]*")
+
+
+def _blank_statement(text: str, offset: int) -> tuple[str, str | None]:
+    """Blank the statement around ``offset``; return new text and the name it declared."""
+    scrubbed = _COMMENT_RE.sub(lambda m: " " * len(m.group()), text)
+    starts = [m.start() for m in _STMT_RE.finditer(scrubbed)]
+    before = [s for s in starts if s <= offset]
+    after = [s for s in starts if s > offset]
+    start = before[-1] if before else offset
+    end = after[0] if after else len(text)
+    # a closing brace between the error and the next statement ends the blanked region
+    brace = scrubbed.find("}", offset, end)
+    if brace != -1 and brace > offset:
+        end = brace
+    declared = None
+    m = re.match(r"(let|state|input|param|loop|unit)\s+([A-Za-z_][A-Za-z_0-9]*)", scrubbed[start:])
+    if m:
+        declared = m.group(2)
+    region = text[start:end]
+    blank = "".join(c if c in "\n{}" else " " for c in region)
+    if start < offset and region.count("{") != region.count("}"):
+        # keep the braces of a half-blanked block balanced by blanking braces too
+        blank = "".join("\n" if c == "\n" else " " for c in region)
+    if end == start:
+        end = min(len(text), offset + 1)
+        blank = "".join("\n" if c == "\n" else " " for c in text[start:end])
+    return text[:start] + blank + text[end:], declared
+
+
+def parse_source(source: SourceFile) -> tuple[ast.Module, tuple[Diagnostic, ...], frozenset[str]]:
+    """Parse a spec; returns the module, syntax diagnostics, and names of blanked declarations.
+
+    >>> from coherence.source import SourceFile
+    >>> mod, diags, _ = parse_source(SourceFile("a.coh", "system s { tick 1s }"))
+    >>> mod.systems[0].name, diags
+    ('s', ())
+    """
+    text = source.text
+    diags: list[Diagnostic] = []
+    broken: set[str] = set()
+    seen_offsets: set[int] = set()
+    while True:
+        try:
+            tree = _parser().parse(text)
+            systems = _ToAst(source.path).transform(tree)
+            return ast.Module(source.path, systems), tuple(diags), frozenset(broken)
+        except UnexpectedInput as err:
+            diags.append(_syntax_diagnostic(err, source))
+            offset = _offset_of(err, text)
+            if (
+                len(diags) >= MAX_SYNTAX_ERRORS
+                or offset in seen_offsets
+                or isinstance(err, UnexpectedEOF)
+                or (isinstance(err, UnexpectedToken) and err.token.type == "$END")
+            ):
+                return ast.Module(source.path, ()), tuple(diags), frozenset(broken)
+            seen_offsets.add(offset)
+            text, declared = _blank_statement(text, offset)
+            if declared:
+                broken.add(declared)
+        except RecursionError:
+            span = source.span_at(1, 1)
+            diags.append(
+                Diagnostic(
+                    "COH101",
+                    "expression nested too deeply",
+                    span,
+                    help="split the expression into `let` definitions",
+                )
+            )
+            return ast.Module(source.path, ()), tuple(diags), frozenset(broken)
+
+
+def _offset_of(err: UnexpectedInput, text: str) -> int:
+    if isinstance(err, UnexpectedToken) and err.token.start_pos is not None:
+        return int(err.token.start_pos)
+    pos = getattr(err, "pos_in_stream", None)
+    if isinstance(pos, int):
+        return pos
+    return len(text)
