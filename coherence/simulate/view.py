@@ -1,0 +1,101 @@
+"""Readable traces: per tick, which loops acted, what they sensed, what they set.
+
+Built from a simulator :class:`~coherence.simulate.engine.Trace`, so every trace a report shows
+is one the reference semantics produced.
+"""
+
+from __future__ import annotations
+
+from coherence.ir.dump import fmt_num
+from coherence.ir.nodes import TransitionSystem
+from coherence.results import TraceStep, TraceView
+from coherence.simulate.engine import Trace, evaluate
+
+
+def show(value: float, scale: float) -> str:
+    v = value / scale if scale else value
+    if abs(v) >= 1e5 or (0 < abs(v) < 1e-3):
+        return f"{v:.3g}"
+    return f"{v:.4g}"
+
+
+def user_columns(ts: TransitionSystem) -> list[tuple[str, str, float, str]]:
+    """(label, kind, scale, name) of the inputs, declared states and keep-objective values."""
+    cols: list[tuple[str, str, float, str]] = []
+    for u in ts.inputs:
+        cols.append((f"{u.name} [{u.unit}]", "input", u.scale, u.name))
+    for s in ts.states:
+        if s.kind in ("plant", "actuator"):
+            cols.append((f"{s.name} [{s.unit}]", "state", s.scale, s.name))
+    return cols
+
+
+def trace_view(
+    ts: TransitionSystem,
+    trace: Trace,
+    scenario: int = 0,
+    title: str = "",
+    violation_tick: int | None = None,
+    last_tick: int | None = None,
+    extra: tuple[tuple[str, str], ...] = (),
+    inputs_note: str = "",
+) -> TraceView:
+    """A readable view of one scenario of a trace.
+
+    ``extra`` adds (label, let-or-objective name) columns, for example the violated objective.
+    Steps run from tick 0 to ``last_tick`` (default: the violation tick + 1, or the end).
+    """
+    cols = user_columns(ts)
+    for label, name in extra:
+        scale = 1.0
+        for d in ts.lets:
+            if d.name == name:
+                scale = d.scale
+        cols.append((label, "series", scale, name))
+    for o in ts.objectives:
+        if o.kind == "keep" and o.bound is not None and not any(c[3] == o.name for c in cols):
+            cols.append((f"{o.name} [{o.unit}]", "objective", o.scale, o.name))
+    series = {}
+    for _, kind, _, name in cols:
+        if kind == "objective":
+            series[name] = evaluate(ts.objective(name).expr, trace)[scenario]
+        else:
+            series[name] = trace.series(name)[scenario]
+    end = trace.ticks - 1
+    if last_tick is not None:
+        end = min(end, last_tick)
+    elif violation_tick is not None:
+        end = min(end, violation_tick + 1)
+    steps = []
+    for t in range(end + 1):
+        events: list[str] = []
+        for lp in ts.loops:
+            if not trace.let(lp.fires)[scenario, t]:
+                continue
+            sensed = ", ".join(
+                f"{sn.alias}={show(trace.let(sn.name)[scenario, t], ts.let(sn.name).scale)}"
+                for sn in lp.sensors
+            )
+            sets = []
+            for a in lp.actions:
+                if trace.let(a.changes)[scenario, t]:
+                    st = ts.state(a.state)
+                    old = trace.state(a.state)[scenario, t]
+                    new = trace.let(a.target)[scenario, t]
+                    sets.append(f"{a.state} {show(old, st.scale)} -> {show(new, st.scale)}")
+            if sets or sensed:
+                text = lp.name
+                if sensed:
+                    text += f" saw {sensed}"
+                text += ("; set " + ", ".join(sets)) if sets else "; held"
+                events.append(text)
+        values = tuple(float(series[c[3]][t]) / (c[2] or 1.0) for c in cols)
+        steps.append(TraceStep(t, t * ts.tick, values, tuple(events), t == violation_tick))
+    return TraceView(
+        title or f"{ts.name}: {fmt_num(trace.ticks)} ticks",
+        tuple(c[0] for c in cols),
+        tuple(steps),
+        violation_tick,
+        True,
+        inputs_note,
+    )
