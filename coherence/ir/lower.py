@@ -175,6 +175,8 @@ def _lower_loop(
             target = Call("max", (target, _sub(a, step)))
         if c.limit is not None:
             target = Call("min", (Call("max", (target, Const(c.limit[0]))), Const(c.limit[1])))
+        if math.isfinite(lo) or math.isfinite(hi):
+            target = Call("min", (Call("max", (target, Const(lo))), Const(hi)))
         if integer:
             target = Call("round", (target,))
         target_name = f"{prefix}.target"
