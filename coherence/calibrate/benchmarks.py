@@ -265,7 +265,16 @@ def measure(
     cases = plan(preset, backend.itemsize)
     points: list[Point] = []
     for index, case in enumerate(cases):
-        points.append(_time_case(backend, case, preset, seed * 100_003 + index))
+        try:
+            points.append(_time_case(backend, case, preset, seed * 100_003 + index))
+        except CalibrationError:
+            raise
+        except Exception as exc:  # e.g. cupy.cuda.memory.OutOfMemoryError, MemoryError
+            backend.release()
+            raise CalibrationError(
+                f"benchmark {case.label} failed on {backend.name}: {type(exc).__name__}: {exc}",
+                hint="try a smaller --preset (quick or standard)",
+            ) from exc
         if progress is not None:
             progress(index + 1, len(cases), case.label)
     return tuple(points)

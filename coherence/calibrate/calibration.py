@@ -56,6 +56,8 @@ def run_calibration(
     """
     if seed < 0:
         raise CalibrationError(f"seed must be >= 0, got {seed}")
+    if holdout_every < 0:
+        raise CalibrationError(f"holdout_every must be >= 0, got {holdout_every}")
     chosen = get_preset(preset) if isinstance(preset, str) else preset
     array_backend = resolve_backend(backend)
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

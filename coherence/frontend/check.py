@@ -355,12 +355,23 @@ class _Checker:
                     self._mismatch(d.value.span, ann.dim, t, f"`{d.name}`")
                 unit_text, scale = d.unit, ann.scale
             else:
-                unit_text, scale = ("bool" if isinstance(t, _Bool) else str(t)), 1.0
+                unit_text, scale = self._display_unit(t)
             dim = DIMENSIONLESS if isinstance(t, _Bool) else t
             kind = "bool" if isinstance(t, _Bool) else "let"
             self.symbols[n] = Symbol(n, kind, dim, unit_text, scale, d.name_span)
             out.append(ir.Let(n, e, unit_text, scale, None, d.span))
         return out
+
+    def _display_unit(self, t: Type) -> tuple[str, float]:
+        """The unit to show a value of type ``t`` in: the first declaration with that dimension."""
+        if isinstance(t, _Bool):
+            return "bool", 1.0
+        if isinstance(t, _Any) or t.dimensionless:
+            return "1", 1.0
+        for sym in self.symbols.values():
+            if sym.kind in ("input", "param", "state") and sym.dim == t and sym.unit != "1":
+                return sym.unit, sym.scale
+        return str(t), 1.0
 
     def _nexts(self, decls: list[ast.NextDecl]) -> dict[str, ir.Expr]:
         out: dict[str, ir.Expr] = {}

@@ -1,0 +1,294 @@
+"""The command line: argument parsing only; every command returns an exit code.
+
+``main(argv, stdout, stderr) -> int`` runs in-process, so the CLI is tested end to end
+without subprocesses. Exit codes: 0 no finding at or above the fail level, 1 findings,
+2 usage, configuration or internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from coherence import __version__
+from coherence.diagnostics import REGISTRY, CoherenceError, Severity
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so errors keep our exit code and stream."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CoherenceError(message, f"see `{self.prog} --help`")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="coherence", description="Model checker and control-theory analyzer for "
+                "the feedback loops that run AI inference fleets.")
+    p.add_argument("--version", action="version", version=f"coherence {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    c = sub.add_parser("check", help="parse, check and analyse specs (files or directories)")
+    c.add_argument("paths", nargs="+", metavar="PATH")
+    _output_args(c)
+    c.add_argument("--no-linear", action="store_true", help="skip the linear analysis")
+    c.add_argument("--no-smt", action="store_true", help="skip the formal (Z3) analysis")
+    c.add_argument("--ticks", type=_positive_int, help="ticks of the nominal simulation")
+    c.add_argument("--horizon", type=_positive_int, help="BMC horizon override (ticks)")
+    c.add_argument("--mode", choices=("auto", "exact", "overapprox"), default="auto",
+                   help="nonlinear arithmetic: exact, sound over-approximation, or auto")
+    c.add_argument("--rlimit", type=_positive_int, help="Z3 resource limit per query")
+    c.add_argument("-v", "--verbose", action="store_true", help="show every table")
+
+    lint = sub.add_parser("lint", help="parse and semantic checks only (fast, for pre-commit)")
+    lint.add_argument("paths", nargs="+", metavar="PATH")
+    _output_args(lint)
+
+    s = sub.add_parser("simulate", help="simulate a spec under input scenarios")
+    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("--system", help="the system to simulate when the file has several")
+    s.add_argument("--scenario", action="append", default=[], metavar="SCENARIO",
+                   help="nominal | step:IN=V@T | ramp:IN=A..B@T1..T2 | burst:IN=V@T+D | csv:FILE "
+                   "(repeat for several scenarios, simulated at once)")
+    s.add_argument("--ticks", type=_positive_int, default=300, help="ticks to simulate (300)")
+    s.add_argument("--csv", metavar="FILE", help="write the time series as CSV")
+    s.add_argument("--json", metavar="FILE", help="write the time series as JSON")
+    s.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+
+    sub.add_parser("rules", help="list every diagnostic code")
+    e = sub.add_parser("explain", help="explain a diagnostic code")
+    e.add_argument("code")
+
+    d = sub.add_parser("ir", help="print the transition system a spec lowers to")
+    d.add_argument("spec")
+
+    f = sub.add_parser("fmt", help="print a spec in canonical layout")
+    f.add_argument("spec")
+
+    cal = sub.add_parser("calibrate", help="measure plant parameters on this machine's hardware")
+    try:
+        from coherence.calibrate import command as calibrate_command
+
+        calibrate_command.add_arguments(cal)
+    except ImportError:  # pragma: no cover - calibration is part of the package
+        pass
+    return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"`{text}` must be positive")
+    return v
+
+
+def _output_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    p.add_argument("--fail-level", choices=("error", "warning", "note"), default="error",
+                   help="the lowest severity that fails the run (error)")
+    p.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+
+
+def _color(args: argparse.Namespace) -> bool | None:
+    return {"auto": None, "always": True, "never": False}[args.color]
+
+
+def _exit_for(report: object, args: argparse.Namespace) -> int:
+    from coherence.results import RunReport
+
+    assert isinstance(report, RunReport)
+    if any(f.code == "COH100" for f in report.findings):
+        return EXIT_ERROR
+    if args.exit_zero:
+        return EXIT_OK
+    worst = report.worst()
+    if worst is not None and worst >= Severity.parse(args.fail_level):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace, stdout: TextIO, lint: bool = False) -> int:
+    from coherence.pipeline import CheckOptions, check_paths
+
+    if lint:
+        report = check_paths(args.paths, lint_only=True)
+    else:
+        opts = CheckOptions(linear=not args.no_linear, smt=not args.no_smt, ticks=args.ticks,
+                            horizon=args.horizon, mode=args.mode, rlimit=args.rlimit)
+        report = check_paths(args.paths, opts)
+    if args.format == "json":
+        from coherence.reports.json import write_json
+
+        write_json(report, stdout)
+    elif lint:
+        from coherence.reports.text import render_lint
+
+        render_lint(report, stdout, _color(args))
+    else:
+        from coherence.reports.text import render_report
+
+        render_report(report, stdout, verbose=args.verbose, color=_color(args))
+    return _exit_for(report, args)
+
+
+def _load_one(path: str, system: str | None = None):  # type: ignore[no-untyped-def]
+    from coherence.compile import compile_source, read_source
+    from coherence.diagnostics import Diagnostic, render
+
+    src = read_source(path)
+    if isinstance(src, Diagnostic):
+        raise CoherenceError(src.message, src.help)
+    result = compile_source(src)
+    if not result.ok:
+        text = "\n\n".join(render(d, result.source) for d in result.diagnostics
+                           if d.level == Severity.ERROR)
+        raise CoherenceError(f"`{path}` has errors:\n\n{text}", "run `coherence lint` on it")
+    systems = result.systems
+    if system is not None:
+        systems = tuple(s for s in systems if s.name == system)
+        if not systems:
+            names = ", ".join(s.name for s in result.systems)
+            raise CoherenceError(f"no system `{system}` in `{path}`", f"systems: {names}")
+    if len(systems) > 1:
+        names = ", ".join(s.name for s in systems)
+        raise CoherenceError(f"`{path}` has several systems", f"choose one with --system ({names})")
+    return result, systems[0]
+
+
+def cmd_simulate(args: argparse.Namespace, stdout: TextIO) -> int:
+    from coherence.reports.text import make_console, render_table
+    from coherence.simulate.engine import simulate
+    from coherence.simulate.nominal import summary_table
+    from coherence.simulate.scenarios import scenario_inputs
+    from coherence.simulate.series import write_series
+
+    _, ts = _load_one(args.spec, args.system)
+    scenarios = args.scenario or ["nominal"]
+    inputs = scenario_inputs(ts, scenarios, args.ticks)
+    trace = simulate(ts, args.ticks, inputs=inputs)
+    console = make_console(stdout, _color(args))
+    violated = False
+    for i, sc in enumerate(scenarios):
+        table = summary_table(ts, trace, i, title=f"{ts.name}: scenario {sc}, {args.ticks} ticks "
+                              f"({args.ticks * ts.tick:g}s)")
+        violated |= any(str(r[-1]).startswith(("violated", "non-finite")) for r in table.rows)
+        render_table(console, table)
+    if args.csv:
+        write_series(trace, scenarios, args.csv, "csv")
+    if args.json:
+        write_series(trace, scenarios, args.json, "json")
+    return EXIT_FINDINGS if violated else EXIT_OK
+
+
+def cmd_rules(stdout: TextIO) -> int:
+    for code in sorted(REGISTRY):
+        r = REGISTRY[code]
+        stdout.write(f"{code}  {r.severity!s:<8} {r.name:<30} {r.summary}\n")
+    return EXIT_OK
+
+
+def cmd_explain(code: str, stdout: TextIO) -> int:
+    rule = REGISTRY.get(code.upper())
+    if rule is None:
+        import difflib
+
+        close = difflib.get_close_matches(code.upper(), list(REGISTRY), n=1)
+        raise CoherenceError(f"no diagnostic code `{code}`",
+                             f"did you mean `{close[0]}`?" if close else "see `coherence rules`")
+    out = [f"{rule.code}: {rule.name} ({rule.severity})", "", rule.summary, "", rule.explanation]
+    if rule.example:
+        out += ["", "Example:", *("    " + line for line in rule.example.splitlines())]
+    if rule.fix:
+        out += ["", f"Fix: {rule.fix}"]
+    stdout.write("\n".join(out) + "\n")
+    return EXIT_OK
+
+
+def cmd_ir(args: argparse.Namespace, stdout: TextIO) -> int:
+    from coherence.compile import compile_source, read_source
+    from coherence.diagnostics import Diagnostic
+    from coherence.ir.dump import dump
+
+    src = read_source(args.spec)
+    if isinstance(src, Diagnostic):
+        raise CoherenceError(src.message, src.help)
+    result = compile_source(src)
+    if not result.ok:
+        raise CoherenceError(f"`{args.spec}` has errors", "run `coherence lint` on it")
+    for ts in result.systems:
+        stdout.write(dump(ts))
+    return EXIT_OK
+
+
+def cmd_fmt(args: argparse.Namespace, stdout: TextIO) -> int:
+    from coherence.compile import compile_source, read_source
+    from coherence.diagnostics import Diagnostic
+    from coherence.frontend.format import format_module
+
+    src = read_source(args.spec)
+    if isinstance(src, Diagnostic):
+        raise CoherenceError(src.message, src.help)
+    result = compile_source(src)
+    if result.module is None or any(d.code.startswith("COH1") for d in result.diagnostics):
+        raise CoherenceError(f"`{args.spec}` has syntax errors", "run `coherence lint` on it")
+    stdout.write(format_module(result.module))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        parser = build_parser()
+        args = parser.parse_args(list(argv) if argv is not None else None)
+        if args.command is None:
+            parser.print_help(out)
+            return EXIT_ERROR
+        if args.command in ("check", "lint"):
+            return cmd_check(args, out, lint=args.command == "lint")
+        if args.command == "simulate":
+            return cmd_simulate(args, out)
+        if args.command == "rules":
+            return cmd_rules(out)
+        if args.command == "explain":
+            return cmd_explain(args.code, out)
+        if args.command == "ir":
+            return cmd_ir(args, out)
+        if args.command == "fmt":
+            return cmd_fmt(args, out)
+        if args.command == "calibrate":
+            from coherence.calibrate import command as calibrate_command
+
+            return int(calibrate_command.run(args, out, err))
+        raise CoherenceError(f"unknown command `{args.command}`")
+    except CoherenceError as e:
+        err.write(f"error: {e.message}\n")
+        if e.hint:
+            err.write(f"hint: {e.hint}\n")
+        return EXIT_ERROR
+    except SystemExit as e:  # --help and --version
+        return int(e.code) if isinstance(e.code, int) else EXIT_OK
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as e:  # never a traceback for the user
+        err.write(f"internal error: {type(e).__name__}: {e}\n"
+                  "this is a bug in coherence; please report it with the spec\n")
+        if __import__("os").environ.get("COHERENCE_DEBUG"):
+            raise
+        return EXIT_ERROR
+
+
+def entry() -> None:
+    sys.exit(main())

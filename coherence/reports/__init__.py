@@ -1,0 +1,1 @@
+"""Reports: render a RunReport; they never compute."""

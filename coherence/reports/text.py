@@ -1,0 +1,171 @@
+"""The terminal report (Rich): diagnostics rustc-style, tables, traces, and a verdict.
+
+Honours NO_COLOR and plain output when stdout is not a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table as RichTable
+from rich.text import Text
+
+from coherence.diagnostics import Severity, render
+from coherence.results import Cell, Coherence, FileReport, Finding, RunReport, SystemReport, Table, TraceView
+from coherence.source import SourceFile
+
+_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.NOTE: "bold cyan"}
+_VERDICT_STYLE = {
+    Coherence.COHERENT: "bold green",
+    Coherence.DEGRADED: "bold yellow",
+    Coherence.INCOHERENT: "bold red",
+    Coherence.INCONCLUSIVE: "bold magenta",
+}
+MAX_TRACE_ROWS = 40
+
+
+def make_console(stream: TextIO, color: bool | None = None, width: int | None = None) -> Console:
+    no_color = bool(os.environ.get("NO_COLOR")) if color is None else not color
+    is_tty = stream.isatty() if hasattr(stream, "isatty") else False
+    return Console(
+        file=stream,
+        no_color=no_color,
+        force_terminal=bool(color) if color is not None else None,
+        width=width or (None if is_tty else int(os.environ.get("COLUMNS", "100"))),
+        highlight=False,
+        soft_wrap=False,
+        emoji=False,
+    )
+
+
+def fmt_cell(c: Cell) -> str:
+    if c is None:
+        return ""
+    if isinstance(c, bool):
+        return "yes" if c else "no"
+    if isinstance(c, float):
+        if c != c:
+            return "nan"
+        if abs(c) >= 1e5 or (0 < abs(c) < 1e-3):
+            return f"{c:.3g}"
+        return f"{c:.4g}"
+    return str(c)
+
+
+def render_table(console: Console, t: Table) -> None:
+    rt = RichTable(title=t.title, title_justify="left", show_lines=False, header_style="bold")
+    for c in t.columns:
+        rt.add_column(c)
+    for row in t.rows:
+        rt.add_row(*(fmt_cell(c) for c in row))
+    console.print(rt)
+    if t.note:
+        console.print(Text(t.note, style="dim"))
+
+
+def select_steps(view: TraceView) -> tuple[list[int], int]:
+    """Indices of the steps worth showing, and how many were left out."""
+    steps = view.steps
+    if len(steps) <= MAX_TRACE_ROWS:
+        return list(range(len(steps))), 0
+    keep = {0, len(steps) - 1}
+    if view.violation_tick is not None:
+        keep |= {i for i, s in enumerate(steps) if abs(s.tick - view.violation_tick) <= 2}
+    eventful = [i for i, s in enumerate(steps) if any("set" in e for e in s.events)]
+    for i in reversed(eventful):
+        if len(keep) >= MAX_TRACE_ROWS:
+            break
+        keep.add(i)
+    chosen = sorted(keep)
+    return chosen, len(steps) - len(chosen)
+
+
+def render_trace(console: Console, view: TraceView) -> None:
+    rt = RichTable(title=view.title, title_justify="left", header_style="bold")
+    rt.add_column("t")
+    for c in view.columns:
+        rt.add_column(c, justify="right")
+    rt.add_column("loops")
+    chosen, left_out = select_steps(view)
+    for i in chosen:
+        s = view.steps[i]
+        style = "bold red" if s.violated else None
+        time = f"{s.time:g}s" + (" ◀" if s.violated else "")
+        rt.add_row(time, *(fmt_cell(v) for v in s.values), "\n".join(s.events), style=style)
+    console.print(rt)
+    notes = []
+    if left_out:
+        notes.append(f"{left_out} uneventful ticks not shown")
+    if view.inputs_note:
+        notes.append(view.inputs_note)
+    notes.append("replayed in the simulator" if view.replayed else "NOT reproduced in simulation")
+    console.print(Text("; ".join(notes), style="dim"))
+
+
+def render_finding(console: Console, f: Finding, source: SourceFile | None, traces: bool = True) -> None:
+    text = render(f.as_diagnostic(), source)
+    head, _, rest = text.partition("\n")
+    console.print(Text(head, style=_STYLE[f.level]))
+    if rest:
+        console.print(Text(rest))
+    if traces and f.trace is not None:
+        render_trace(console, f.trace)
+    console.print()
+
+
+def render_system(console: Console, s: SystemReport, source: SourceFile | None, verbose: bool) -> None:
+    console.rule(Text(f"system {s.name}  ({s.path})", style="bold"), align="left")
+    for a in s.analyses:
+        for t in a.tables:
+            if verbose or a.analysis != "simulate":
+                render_table(console, t)
+    if s.verdicts:
+        rt = RichTable(title="Requirements", title_justify="left", header_style="bold")
+        for c in ("requirement", "status", "by", "detail"):
+            rt.add_column(c)
+        for v in s.verdicts:
+            detail = v.reason or (f"depth {v.depth}" if v.depth is not None else "")
+            style = "green" if v.status.passed else ("red" if v.status.value == "falsified" else "magenta")
+            rt.add_row(v.requirement, Text(v.status.value, style=style), v.analysis, detail)
+        console.print(rt)
+    for f in s.findings:
+        render_finding(console, f, source)
+    verdict = s.coherence
+    console.print(Text.assemble("control coherence: ", (verdict.value.upper(), _VERDICT_STYLE[verdict])))
+    console.print()
+
+
+def render_report(report: RunReport, stream: TextIO, verbose: bool = False,
+                  color: bool | None = None, width: int | None = None) -> None:
+    console = make_console(stream, color, width)
+    counts = {Severity.ERROR: 0, Severity.WARNING: 0, Severity.NOTE: 0}
+    for fr in report.files:
+        source = SourceFile(fr.path, fr.source_text) if fr.source_text else None
+        for d in fr.diagnostics:
+            render_finding(console, Finding.from_diagnostic(d), source)
+        for s in fr.systems:
+            render_system(console, s, source, verbose)
+        for f in fr.findings:
+            counts[f.level] += 1
+    nsys = sum(len(fr.systems) for fr in report.files)
+    summary = (f"{len(report.files)} file{'s' if len(report.files) != 1 else ''}, {nsys} system"
+               f"{'s' if nsys != 1 else ''} analysed: {counts[Severity.ERROR]} errors, "
+               f"{counts[Severity.WARNING]} warnings, {counts[Severity.NOTE]} notes")
+    console.print(Text(summary, style="bold"))
+
+
+def render_lint(report: RunReport, stream: TextIO, color: bool | None = None) -> None:
+    console = make_console(stream, color)
+    n = 0
+    for fr in report.files:
+        source = SourceFile(fr.path, fr.source_text) if fr.source_text else None
+        for d in fr.diagnostics:
+            render_finding(console, Finding.from_diagnostic(d), source)
+            n += 1
+    console.print(Text(f"{len(report.files)} files checked, {n} diagnostics", style="bold"))
+
+
+def render_file_summary(fr: FileReport) -> str:
+    return f"{fr.path}: {len(fr.findings)} findings"
