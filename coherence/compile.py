@@ -65,7 +65,7 @@ def compile_source(source: SourceFile) -> CompileResult:
             all_diags.append(Diagnostic("COH202", f"system `{system.name}` is declared twice",
                                         system.name_span))
         names.add(system.name)
-        checked, sdiags = check_system(system, broken)
+        checked, sdiags = check_system(system, broken | ({"<syntax>"} if diags else set()))
         all_diags += sdiags
         if checked is not None and not diags:
             systems.append(lower(checked))

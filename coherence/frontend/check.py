@@ -121,6 +121,8 @@ class _Checker:
         self.param_values: dict[str, float] = {}
         self.scope_sensed: dict[str, Symbol] = {}
         self.reads: set[str] = set()
+        # after syntax recovery some statements are gone: skip checks for what is missing
+        self.recovered = bool(broken) or "<syntax>" in broken
 
     # ---- reporting
     def error(self, code: str, message: str, span: Span, label: str = "", help: str = "",
@@ -325,7 +327,7 @@ class _Checker:
         by_name = {d.name: d for d in decls}
 
         def visit(n: str, stack: list[str]) -> None:
-            if state.get(n) == 2:
+            if state.get(n) in (2, 3):
                 return
             if state.get(n) == 1:
                 cyc = stack[stack.index(n):] + [n]
@@ -336,13 +338,18 @@ class _Checker:
             state[n] = 1
             for m in sorted(deps[n]):
                 visit(m, [*stack, n])
+            if any(state.get(m) in (1, 3) for m in deps[n]):
+                state[n] = 3  # on or behind a cycle: not typed
+                return
             state[n] = 2
             order.append(n)
 
         for d in decls:
             visit(d.name, [])
-        if any(x.code == "COH203" for x in self.diags):
-            return []
+        cyclic = {n for n in names if n not in order}
+        for n in cyclic:
+            self.symbols.pop(n, None)
+        self.broken = self.broken | frozenset(cyclic)
         out: list[ir.Let] = []
         for n in order:
             d = by_name[n]
@@ -404,6 +411,7 @@ class _Checker:
             seen.setdefault(key, item.span)
         # senses first: they define the loop's view of the world
         self.scope_sensed = {}
+        phase_span = lp.name_span
         for item in lp.items:
             if isinstance(item, ast.Sense):
                 self._sense(c, item)
@@ -413,6 +421,7 @@ class _Checker:
                     c.period = self.duration_ticks(value, "period", allow_zero=False) or 1
                 case ast.LoopClause("phase", value):
                     c.phase = self.duration_ticks(value, "phase")
+                    phase_span = value.span
                 case ast.LoopClause("cooldown", value):
                     c.cooldown = self.duration_ticks(value, "cooldown")
                 case ast.LoopClause("deadband", value):
@@ -436,8 +445,9 @@ class _Checker:
                     if direction in ("up", "both"):
                         c.stabilize_up = n
         if c.phase >= c.period and c.period > 0:
-            self.error("COH213", f"the phase of loop `{lp.name}` must be less than its period", lp.name_span)
-        if not c.actions:
+            self.error("COH213", f"the phase of loop `{lp.name}` must be less than its period",
+                       phase_span, help=f"the loop acts every {c.period} ticks; use a phase below that")
+        if not any(isinstance(i, ast.Actuate) for i in lp.items) and not self.recovered:
             self.error("COH215", f"loop `{lp.name}` actuates nothing", lp.name_span,
                        help="add `actuates STATE to EXPR` or `actuates STATE by EXPR`")
         act_unit = self._actuator_unit(c)
@@ -626,7 +636,7 @@ class _Checker:
                 self.error("COH210", f"state `{d.name}` has a `next` update and is actuated by "
                            f"loop `{actuated[d.name][0][0]}`", actuated[d.name][0][1],
                            help="a state is either plant (next) or actuated by loops")
-            elif d.name not in nexts and d.name not in actuated:
+            elif d.name not in nexts and d.name not in actuated and not self.recovered:
                 self.error("COH204", f"state `{d.name}` has no update and no actuator", d.name_span,
                            help=f"add `next {d.name} = ...`, actuate it from a loop, or make it a `param`")
             users = actuated.get(d.name, [])
@@ -668,6 +678,10 @@ class _Checker:
             self.error("COH216", f"{what} must be {_tname(want)}, but this is {_tname(got)}", span)
             return
         if want != got:
+            if isinstance(want, Dim) and isinstance(got, Dim) and got.dimensionless:
+                self.error("COH207", f"{what} must be {_tname(want)}, but this is {_tname(got)}",
+                           span, label="no unit", help=f"write the unit, for example `1 {want}`")
+                return
             self._mismatch(span, want, got, what)
 
     def expr(self, e: ast.Expr, only_params: bool = False) -> tuple[ir.Expr, Type]:
@@ -715,8 +729,7 @@ class _ExprTyper:
                 if op in ("+", "-"):
                     return ir.Binary(op, a, b, span), self._unify(e, ta, tb, "add" if op == "+" else "subtract")
                 if isinstance(ta, _Any) or isinstance(tb, _Any):
-                    other = tb if isinstance(ta, _Any) else ta
-                    return ir.Binary(op, a, b, span), other if op == "*" else (other if isinstance(ta, _Any) is False else ANY)
+                    return ir.Binary(op, a, b, span), ANY
                 assert isinstance(ta, Dim) and isinstance(tb, Dim)
                 return ir.Binary(op, a, b, span), (ta * tb if op == "*" else ta / tb)
             case ast.Pow(base, exponent, span):
@@ -854,7 +867,7 @@ def _dim_hint(a: Type, b: Type) -> str:
             return f"multiply the {b} side by a duration (for example `tick`), or divide the other by one"
         if ratio == TIME ** -1:
             return f"divide the {b} side by a duration, or multiply the other by one"
-        return f"the two sides differ by a factor of {ratio}; convert one with a parameter in that unit"
+        return f"both sides need the same dimension; they differ by a factor of ({ratio})"
     return "both sides must have the same dimension"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from contextvars import ContextVar
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -61,8 +62,35 @@ def grammar_text() -> str:
     return resources.files("coherence.frontend").joinpath("coherence.lark").read_text("utf-8")
 
 
+class _KeywordPrefix(Exception):
+    """A keyword matched only the start of a longer word (``too`` lexed as ``to``)."""
+
+    def __init__(self, token: Token, word: str) -> None:
+        super().__init__(word)
+        self.token = token
+        self.word = word
+
+
+_current_text: ContextVar[str] = ContextVar("_current_text", default="")
+_WORD = re.compile(r"[A-Za-z_0-9]+")
+
+
+def _keyword_boundary(tok: Token) -> Token:
+    text = _current_text.get()
+    end = tok.end_pos
+    if end is not None and end < len(text) and (text[end].isalnum() or text[end] == "_"):
+        m = _WORD.match(text, tok.start_pos or 0)
+        raise _KeywordPrefix(tok, m.group() if m else str(tok))
+    return tok
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
+    probe = Lark(grammar_text(), parser="lalr", lexer="contextual")
+    keyword_terms = [
+        t.name for t in probe.terminals
+        if t.pattern.type == "str" and str(t.pattern.value).isalpha()
+    ]
     return Lark(
         grammar_text(),
         parser="lalr",
@@ -70,6 +98,7 @@ def _parser() -> Lark:
         propagate_positions=True,
         maybe_placeholders=True,
         cache=False,
+        lexer_callbacks={name: _keyword_boundary for name in keyword_terms},
     )
 
 
@@ -441,6 +470,8 @@ def _syntax_diagnostic(err: UnexpectedInput, source: SourceFile) -> Diagnostic:
 
 def _hint_for(tok: Token, expected: set[str]) -> str:
     text = str(tok)
+    if text in STATEMENT_KEYWORDS and ("NAME" in expected or "NUMBER" in expected):
+        return "the statement before this one is incomplete"
     words = [_parser().get_terminal(t).pattern.value for t in expected if _is_str_terminal(t)]
     close = difflib.get_close_matches(text, [w for w in words if w.isalpha()], n=1)
     if close:
@@ -474,10 +505,18 @@ def _blank_statement(text: str, offset: int) -> tuple[str, str | None]:
     """Blank the statement around ``offset``; return new text and the name it declared."""
     scrubbed = _COMMENT_RE.sub(lambda m: " " * len(m.group()), text)
     starts = [m.start() for m in _STMT_RE.finditer(scrubbed)]
-    before = [s for s in starts if s <= offset]
-    after = [s for s in starts if s > offset]
-    start = before[-1] if before else offset
-    end = after[0] if after else len(text)
+    if offset in starts:
+        # the error is at a statement keyword: the statement before it is incomplete
+        before = [s for s in starts if s < offset]
+        start = before[-1] if before else offset
+        end = offset
+        if start == end:
+            end = min(len(text), offset + 1)
+    else:
+        before = [s for s in starts if s <= offset]
+        after = [s for s in starts if s > offset]
+        start = before[-1] if before else offset
+        end = after[0] if after else len(text)
     # a closing brace between the error and the next statement ends the blanked region
     brace = scrubbed.find("}", offset, end)
     if brace != -1 and brace > offset:
@@ -511,10 +550,27 @@ def parse_source(source: SourceFile) -> tuple[ast.Module, tuple[Diagnostic, ...]
     seen_offsets: set[int] = set()
     while True:
         try:
+            _current_text.set(text)
             tree = _parser().parse(text)
             systems = _ToAst(source.path).transform(tree)
             return ast.Module(source.path, systems), tuple(diags), frozenset(broken)
-        except UnexpectedInput as err:
+        except (UnexpectedInput, _KeywordPrefix) as err:
+            if isinstance(err, _KeywordPrefix):
+                tok = err.token
+                start = tok.start_pos or 0
+                diags.append(Diagnostic(
+                    "COH101", f"unexpected `{err.word}`",
+                    source.offset_to_span(start, start + len(err.word)),
+                    label="not a keyword here",
+                    help=f"did you mean `{tok}`?"))
+                offset = start
+                if offset in seen_offsets or len(diags) >= MAX_SYNTAX_ERRORS:
+                    return ast.Module(source.path, ()), tuple(diags), frozenset(broken)
+                seen_offsets.add(offset)
+                text, declared = _blank_statement(text, offset)
+                if declared:
+                    broken.add(declared)
+                continue
             diags.append(_syntax_diagnostic(err, source))
             offset = _offset_of(err, text)
             if (
