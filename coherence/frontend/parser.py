@@ -57,6 +57,17 @@ _FRIENDLY = {
 }
 
 
+_REGEX_WORDS: dict[str, tuple[str, ...]] = {
+    "ACT_MODE": ("to", "by"),
+    "OBJ_DIR": ("minimize", "maximize"),
+    "RATE_DIR": ("up", "down"),
+    "STAB_DIR": ("up", "down"),
+    "INPUT_MODE": ("held", "free"),
+    "INTEGER": ("integer",),
+    "TICKS": ("ticks",),
+}
+
+
 @lru_cache(maxsize=1)
 def grammar_text() -> str:
     return resources.files("coherence.frontend").joinpath("coherence.lark").read_text("utf-8")
@@ -473,6 +484,8 @@ def _hint_for(tok: Token, expected: set[str]) -> str:
     if text in STATEMENT_KEYWORDS and ("NAME" in expected or "NUMBER" in expected):
         return "the statement before this one is incomplete"
     words = [_parser().get_terminal(t).pattern.value for t in expected if _is_str_terminal(t)]
+    for t in expected:
+        words += _REGEX_WORDS.get(t, ())
     close = difflib.get_close_matches(text, [w for w in words if w.isalpha()], n=1)
     if close:
         return f"did you mean `{close[0]}`?"

@@ -1,0 +1,29 @@
+"""Small helpers shared by tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from coherence.compile import compile_text
+from coherence.diagnostics import render
+from coherence.ir.nodes import TransitionSystem
+from coherence.simulate.engine import Trace, simulate
+
+
+def system(body: str, name: str = "t") -> TransitionSystem:
+    text = f"system {name} {{\n  tick 1s\n{body}\n}}\n"
+    result = compile_text(f"{name}.coh", text)
+    errors = [d for d in result.diagnostics if d.level.name == "ERROR"]
+    assert not errors, "\n".join(render(d, result.source) for d in errors)
+    return result.systems[0]
+
+
+def run(body: str, inputs: dict[str, list[float]] | None = None, ticks: int | None = None) -> Trace:
+    ts = system(body)
+    inputs = inputs or {}
+    n = ticks or max((len(v) for v in inputs.values()), default=10)
+    arr = np.array([[u.nominal for u in ts.inputs]] * n, dtype=float).reshape(n, len(ts.inputs))
+    for name, values in inputs.items():
+        j = ts.input_names.index(name)
+        arr[: len(values), j] = values
+    return simulate(ts, n, inputs=arr[None, :, :])

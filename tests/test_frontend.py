@@ -1,0 +1,174 @@
+"""The front end: parsing, formatting round trips, units, and robustness on any input."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from coherence.compile import compile_text
+from coherence.frontend.format import format_module
+from coherence.frontend.parser import parse_source
+from coherence.frontend.units import UnitError, UnitTable
+from coherence.source import SourceFile
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").rglob("*.coh"))
+
+
+def parse(text: str):  # type: ignore[no-untyped-def]
+    module, diags, _ = parse_source(SourceFile("x.coh", text))
+    return module, diags
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_shipped_specs_compile_without_errors(path: Path) -> None:
+    result = compile_text(str(path), path.read_text(encoding="utf-8"))
+    assert result.ok, [d.message for d in result.diagnostics]
+    assert result.systems
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_format_round_trips(path: Path) -> None:
+    module, diags = parse(path.read_text(encoding="utf-8"))
+    assert not diags
+    text = format_module(module)
+    again, diags2 = parse(text)
+    assert not diags2
+    assert again.systems == module.systems
+    assert format_module(again) == text
+
+
+def test_spans_point_at_the_source() -> None:
+    module, _ = parse("system s {\n  tick 1s\n  let latency = queue / capacity\n}")
+    let = module.systems[0].items[1]
+    assert (let.name_span.line, let.name_span.column) == (3, 7)
+    assert (let.value.span.line, let.value.span.column) == (3, 17)
+    assert let.value.span.end_column == 33
+
+
+def test_keywords_need_word_boundaries() -> None:
+    _, diags = parse("system s { tick 1s state x in [0, 1] init 0 loop l { actuates x too 1 } }")
+    assert [d.message for d in diags] == ["unexpected `too`"]
+    assert diags[0].help == "did you mean `to`?"
+
+
+def test_reserved_words_are_not_names() -> None:
+    _, diags = parse("system s { tick 1s let if = 3 }")
+    assert diags and diags[0].code == "COH101"
+
+
+def test_durations_in_every_unit() -> None:
+    r = compile_text("d.coh", """system d { tick 500ms
+      state a in [0, 10] init 0
+      loop x { every 1min actuates a by 1 }
+      loop y { every 3 ticks actuates a by 1 }
+      loop z { every 1.5s phase 1s actuates a by 1 } }""")
+    assert r.ok
+    ts = r.systems[0]
+    assert [lp.period for lp in ts.loops] == [120, 3, 3]
+    assert ts.loop("z").phase == 2
+    assert ts.hyperperiod == 120
+
+
+@pytest.mark.parametrize(
+    ("text", "scale", "dim"),
+    [("req/s", 1.0, "req/s"), ("$/h", 1 / 3600, "$/s"), ("ms", 1e-3, "s"), ("%", 0.01, "1"),
+     ("GiB", 1024.0**3, "B"), ("tok/s^2", 1.0, "tok/s^2"), ("kW", 1000.0, "W")],
+)
+def test_unit_table(text: str, scale: float, dim: str) -> None:
+    u = UnitTable.new().parse(text)
+    assert u.scale == pytest.approx(scale)
+    assert str(u.dim) == dim
+
+
+def test_unknown_unit_suggests_a_close_one() -> None:
+    with pytest.raises(UnitError) as exc:
+        UnitTable.new().parse("reqs/s")
+    assert "req" in exc.value.hint
+
+
+def test_declared_units() -> None:
+    r = compile_text("u.coh", """system u { tick 1s unit euro unit keuro = 1000 euro
+      param budget = 2 keuro/h
+      state spend : euro/h in [0, 100000] init 0
+      loop l { actuates spend to budget } }""")
+    assert r.ok, [d.message for d in r.diagnostics]
+    assert r.systems[0].param("budget").value == pytest.approx(2000 / 3600)
+
+
+# ---- robustness: no input, however malformed, produces a traceback ------------------------
+
+TOKENS = st.sampled_from([
+    "system", "s", "{", "}", "tick", "1s", "state", "x", ":", "req/s", "in", "[", "0", ",", "10",
+    "]", "init", "let", "=", "+", "-", "*", "/", "(", ")", "loop", "every", "actuates", "to", "by",
+    "senses", "delay", "window", "require", "always", "for", "ticks", "objective", "keep", "<=",
+    "minimize", "if", "then", "else", "max", "3", "0.5", "%", "next", "input", "nominal", "param",
+    "\n", "#", "\"doc\"", "@", "cooldown", "stabilize", "down", "rate", "up", "when", "and",
+])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(TOKENS, max_size=60))
+def test_token_soup_never_crashes(tokens: list[str]) -> None:
+    result = compile_text("fuzz.coh", " ".join(tokens))
+    for d in result.diagnostics:
+        assert d.span.line >= 1 and d.span.column >= 1
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.text(alphabet=string.printable + "é→∞\u0000", max_size=300))
+def test_arbitrary_text_never_crashes(text: str) -> None:
+    result = compile_text("fuzz.coh", text)
+    assert isinstance(result.diagnostics, tuple)
+
+
+def test_deeply_nested_expression_is_an_error_not_a_crash() -> None:
+    text = "system s { tick 1s let x = " + "(" * 5000 + "1" + ")" * 5000 + " }"
+    result = compile_text("deep.coh", text)
+    assert result.diagnostics
+
+
+# ---- generated valid specs parse and lower --------------------------------------------------
+
+NAMES = st.sampled_from(["alpha", "beta", "gamma", "delta"])
+
+
+@st.composite
+def valid_specs(draw: st.DrawFn) -> str:
+    n_states = draw(st.integers(1, 3))
+    lines = ["tick 1s", "input demand : req/s in [0, 200] nominal 100"]
+    states = [f"s{i}" for i in range(n_states)]
+    for s in states:
+        init = draw(st.integers(0, 10))
+        lines.append(f"state {s} : req/s in [0, 1000] init {init}")
+    plant = draw(st.sampled_from(states))
+    gain = draw(st.floats(0.01, 2.0, allow_nan=False))
+    lines.append(f"next {plant} = max(0, {plant} + {gain:.3f} * (demand - {plant}))")
+    for i, s in enumerate(x for x in states if x != plant):
+        period = draw(st.integers(1, 5))
+        delay = draw(st.integers(0, 3))
+        window = draw(st.integers(1, 3))
+        k = draw(st.floats(0.01, 1.0, allow_nan=False))
+        lines.append(
+            f"loop l{i} {{ every {period}s senses {plant} delay {delay}s window {window}s "
+            f"actuates {s} by {k:.3f} * (demand - {plant}) }}"
+        )
+    lines.append("require always demand <= 200 req/s for 20 ticks")
+    return "system gen {\n  " + "\n  ".join(lines) + "\n}\n"
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(valid_specs())
+def test_generated_valid_specs_parse_and_lower(text: str) -> None:
+    result = compile_text("gen.coh", text)
+    assert result.ok, [d.message for d in result.diagnostics]
+    ts = result.systems[0]
+    assert len(ts.states) >= 1
+    module, _ = parse(text)
+    again, diags = parse(format_module(module))
+    assert not diags and again.systems == module.systems

@@ -1,0 +1,162 @@
+"""The simulator against traces computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from coherence.simulate.engine import simulate
+from tests.helpers import run, system
+
+U = "input u : 1 in [0, 100] nominal 0"
+
+
+def test_measurement_delay_is_an_exact_shift() -> None:
+    # a(t+1) = u(t-2); the registers start full of u(0) = 1
+    tr = run(f"{U}\n state a in [-1000, 1000] init 0\n loop l {{ every 1s senses u delay 2s actuates a to u }}",
+             {"u": [1, 2, 3, 4, 5, 6]})
+    assert tr.state("a")[0].tolist() == [0, 1, 1, 1, 2, 3, 4]
+
+
+def test_averaging_window_is_an_exact_mean() -> None:
+    tr = run(f"{U}\n state a in [-1000, 1000] init 0\n loop l {{ senses u window 3s actuates a to u }}",
+             {"u": [3, 6, 9, 12]})
+    assert tr.state("a")[0].tolist() == [0, 3, 4, 6, 9]
+
+
+def test_delay_and_window_together() -> None:
+    # sensed(t) = mean(u(t-1), u(t-2))
+    tr = run(f"{U}\n state a in [-1000, 1000] init 0\n loop l {{ senses u delay 1s window 2s actuates a to u }}",
+             {"u": [2, 4, 8, 16, 32]})
+    assert tr.state("a")[0].tolist() == [0, 2, 2, 3, 6, 12]
+
+
+def test_period_and_phase_select_the_ticks_a_loop_acts_on() -> None:
+    tr = run("state a in [0, 100] init 0\n loop l { every 3s phase 1s actuates a by 1 }", ticks=8)
+    assert tr.state("a")[0].tolist() == [0, 0, 1, 1, 1, 2, 2, 2, 3]
+    assert tr.let("l.fires")[0].tolist() == [0, 1, 0, 0, 1, 0, 0, 1]
+
+
+def test_saturation_at_state_bounds() -> None:
+    tr = run("state a in [0, 2.5] init 0\n loop l { actuates a by 1 }", ticks=5)
+    assert tr.state("a")[0].tolist() == [0, 1, 2, 2.5, 2.5, 2.5]
+
+
+def test_loop_limit_saturates_before_the_state_bound() -> None:
+    tr = run("state a in [0, 10] init 0\n loop l { actuates a by 1 limit [0, 2] }", ticks=4)
+    assert tr.state("a")[0].tolist() == [0, 1, 2, 2, 2]
+
+
+def test_integer_states_round_half_up() -> None:
+    tr = run("state r : replica integer in [1, 10] init 1\n loop l { actuates r to r * 1.6 }", ticks=5)
+    # 1 -> round(1.6)=2 -> round(3.2)=3 -> round(4.8)=5 -> 8 -> min(12.8, 10) = 10
+    assert tr.state("r")[0].tolist() == [1, 2, 3, 5, 8, 10]
+
+
+def test_plant_integer_state_is_rounded() -> None:
+    tr = run("state n integer in [0, 100] init 0\n next n = n + 0.5", ticks=3)
+    assert tr.state("n")[0].tolist() == [0, 1, 2, 3]
+
+
+def test_cooldown_blocks_actions_after_a_change() -> None:
+    tr = run("state a in [0, 100] init 0\n loop l { every 1s cooldown 3s actuates a by 1 }", ticks=7)
+    assert tr.state("a")[0].tolist() == [0, 1, 1, 1, 2, 2, 2, 3]
+
+
+def test_hpa_scale_down_stabilization_window() -> None:
+    # recommendations d; scale down only to the highest recommendation of the last 3 ticks
+    body = ("input d : replica in [0, 20] nominal 10\n"
+            "state r : replica integer in [1, 20] init 10\n"
+            "loop hpa { every 1s stabilize down 3s actuates r to d }")
+    tr = run(body, {"d": [10, 4, 6, 2, 2, 2, 2]})
+    assert tr.state("r")[0].tolist() == [10, 10, 10, 10, 6, 6, 2, 2]
+
+
+def test_scale_up_is_not_delayed_by_a_down_window() -> None:
+    body = ("input d : replica in [0, 20] nominal 10\n"
+            "state r : replica integer in [1, 20] init 10\n"
+            "loop hpa { stabilize down 3s actuates r to d }")
+    tr = run(body, {"d": [15, 15, 3]})
+    assert tr.state("r")[0].tolist() == [10, 15, 15, 15]
+
+
+def test_rate_limits_per_action() -> None:
+    body = f"{U}\n state a in [0, 100] init 0\n loop l {{ rate up 2 down 1 actuates a to u }}"
+    tr = run(body, {"u": [10, 10, 10, 0, 0]})
+    assert tr.state("a")[0].tolist() == [0, 2, 4, 6, 5, 4]
+
+
+def test_relative_rate_limit() -> None:
+    body = f"{U}\n state a in [0, 100] init 10\n loop l {{ rate up 50% actuates a to u }}"
+    tr = run(body, {"u": [100, 100, 100]})
+    assert tr.state("a")[0].tolist() == [10, 15, 22.5, 33.75]
+
+
+def test_deadband_holds_small_changes() -> None:
+    body = f"{U}\n state a in [0, 100] init 0\n loop l {{ deadband 0.5 actuates a to u }}"
+    tr = run(body, {"u": [0.3, 0.6, 0.8, 0.2]})
+    assert tr.state("a")[0].tolist() == pytest.approx([0, 0, 0.6, 0.6, 0.6])
+
+
+def test_relative_tolerance_holds_small_changes() -> None:
+    body = f"{U}\n state a in [0, 100] init 10\n loop l {{ tolerance 10% actuates a to u }}"
+    tr = run(body, {"u": [10.5, 12, 12.5]})
+    assert tr.state("a")[0].tolist() == [10, 10, 12, 12]
+
+
+def test_guard_gates_the_loop() -> None:
+    body = f"{U}\n state a in [0, 100] init 0\n loop l {{ when u > 5 actuates a by 1 }}"
+    tr = run(body, {"u": [1, 6, 7, 2]})
+    assert tr.state("a")[0].tolist() == [0, 0, 1, 2, 2]
+
+
+def test_shared_actuator_changes_add_up() -> None:
+    body = "state a in [0, 100] init 0\n loop p { actuates a by 1 }\n loop q { actuates a by 2 }"
+    tr = run(body, ticks=3)
+    assert tr.state("a")[0].tolist() == [0, 3, 6, 9]
+
+
+def test_plant_update_uses_lets_and_tick() -> None:
+    body = ("input arrivals : req/s in [0, 100] nominal 10\n param cap = 4 req/s\n"
+            "state q : req in [0, 1000] init 0\n let net = arrivals - cap\n"
+            "next q = max(0, q + net * tick)")
+    tr = run(body, ticks=3)
+    assert tr.state("q")[0].tolist() == [0, 6, 12, 18]
+
+
+def test_units_convert_exactly() -> None:
+    body = ("param budget = 900 $/h\n state spend : $/h in [0, 10000] init 0\n"
+            "loop l { every 1min actuates spend to budget * 2 }")
+    ts = system(body)
+    tr = simulate(ts, 2)
+    assert tr.state("spend")[0, 1] == pytest.approx(0.5)  # $/s inside, 1800 $/h shown
+    assert ts.state("spend").scale == pytest.approx(1 / 3600)
+
+
+def test_scenarios_are_vectorised_and_independent() -> None:
+    ts = system(f"{U}\n state a in [-1000, 1000] init 0\n loop l {{ senses u delay 1s actuates a to u }}")
+    inputs = np.array([[[1.0], [2.0], [3.0]], [[5.0], [6.0], [7.0]]])
+    both = simulate(ts, 3, inputs=inputs)
+    for s in range(2):
+        one = simulate(ts, 3, inputs=inputs[s : s + 1])
+        assert both.states[s].tolist() == one.states[0].tolist()
+
+
+def test_parameter_samples_are_vectorised() -> None:
+    ts = system("param k = 1\n state a in [0, 100] init 0\n loop l { actuates a by k }")
+    tr = simulate(ts, 2, params={"k": np.array([1.0, 2.0, 3.0])}, scenarios=3,
+                  inputs=np.zeros((3, 2, 0)))
+    assert tr.state("a")[:, -1].tolist() == [2, 4, 6]
+
+
+def test_initial_state_override_including_registers() -> None:
+    ts = system(f"{U}\n state a in [-1000, 1000] init 0\n loop l {{ senses u delay 2s actuates a to u }}")
+    tr = simulate(ts, 2, init={"a": 5, "l.u.r2": 9})
+    # r2 holds u(t-2): overridden to 9; r1 starts from u(0) = 0
+    assert tr.state("a")[0].tolist() == [5, 9, 0]
+
+
+def test_non_finite_values_are_kept_not_raised() -> None:
+    ts = system("state a in [-inf, inf] init 1\n next a = a / 0".replace("-inf, inf", "-1000, 1000"))
+    tr = simulate(ts, 2)
+    assert np.isclose(tr.state("a")[0, 1], 1000)  # +inf clamps to the bound
