@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="coherence", description="Model checker and control-theory analyzer for "
                 "the feedback loops that run AI inference fleets.")
-    p.add_argument("--version", action="version", version=f"coherence {__version__}")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     c = sub.add_parser("check", help="parse, check and analyse specs (files or directories)")
@@ -250,6 +250,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
     try:
         parser = build_parser()
         args = parser.parse_args(list(argv) if argv is not None else None)
+        if args.version:
+            out.write(f"coherence {__version__}\n")
+            return EXIT_OK
         if args.command is None:
             parser.print_help(out)
             return EXIT_ERROR

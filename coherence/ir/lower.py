@@ -153,7 +153,7 @@ def _lower_loop(
             for k, h in enumerate(history):
                 prev: Expr = Var(f"{prefix}.rec") if k == 0 else Var(history[k - 1])
                 upd = prev if c.period == 1 else Ite(phase, prev, Var(h))
-                states.append(ir.StateVar(h, "history", lo, hi, Const(init), upd, integer, name,
+                states.append(ir.StateVar(h, "history", lo, hi, Const(init), upd, False, name,
                                           sym.unit, sym.scale, aspan))
             recs: list[Expr] = [Var(f"{prefix}.rec")] + [Var(h) for h in history]
             up_rec = Call("min", tuple(recs[:n_up])) if n_up > 1 else recs[0]

@@ -1,0 +1,131 @@
+"""The one place a Z3 query is answered: resource limits and honest outcomes.
+
+Every check in :mod:`coherence.smt` goes through :func:`check`. It sets Z3's deterministic
+``rlimit`` for the call (never a wall-clock timeout, so a result reproduces on every machine),
+and maps Z3's answer to an :class:`Outcome` without ever turning ``unknown`` into ``sat`` or
+``unsat`` (the CrossHair rule): ``unknown`` carries Z3's ``reason_unknown``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import z3
+
+
+class Outcome(enum.Enum):
+    SAT = "sat"  # a model exists: a candidate, to be replayed before anyone believes it
+    UNSAT = "unsat"  # no model: a proof (over the encoding's semantics)
+    UNKNOWN = "unknown"  # the solver gave up; never a pass
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one solver call returned."""
+
+    outcome: Outcome
+    reason: str = ""
+    model: Any = field(default=None, compare=False, repr=False)
+    rlimit_used: int = 0
+
+    @property
+    def sat(self) -> bool:
+        return self.outcome is Outcome.SAT
+
+    @property
+    def unsat(self) -> bool:
+        return self.outcome is Outcome.UNSAT
+
+    @property
+    def unknown(self) -> bool:
+        return self.outcome is Outcome.UNKNOWN
+
+
+@dataclass(slots=True)
+class SolverStats:
+    """Counts over one analysis, reported in the result's data."""
+
+    calls: int = 0
+    sat: int = 0
+    unsat: int = 0
+    unknown: int = 0
+    rlimit: int = 0
+
+
+def new_solver() -> Any:
+    """A fresh solver with deterministic settings (fixed seeds, model completion on eval)."""
+    s = z3.Solver()
+    s.set("random_seed", 0)
+    return s
+
+
+def _rlimit_count(solver: Any) -> int:
+    st = solver.statistics()
+    try:
+        return int(st.get_key_value("rlimit count"))
+    except z3.Z3Exception:
+        return 0
+
+
+def check(
+    solver: Any,
+    rlimit: int,
+    assumptions: Sequence[Any] = (),
+    stats: SolverStats | None = None,
+) -> Answer:
+    """Check ``solver`` (with ``assumptions``) under the resource limit ``rlimit``.
+
+    The limit applies to this call alone. ``sat`` returns the model; ``unknown`` returns the
+    solver's reason (``max. resource limit exceeded``, ``incomplete (nonlinear arithmetic)``,
+    ...). Exceptions from Z3 become ``unknown`` with the exception text as the reason.
+    """
+    solver.set("rlimit", int(rlimit))
+    before = _rlimit_count(solver)
+    try:
+        res = solver.check(*assumptions)
+    except z3.Z3Exception as exc:  # pragma: no cover - defensive: z3 internal errors
+        res = None
+        reason = f"z3 error: {exc}"
+    used = max(0, _rlimit_count(solver) - before)
+    if stats is not None:
+        stats.calls += 1
+        stats.rlimit += used
+    if res == z3.sat:
+        if stats is not None:
+            stats.sat += 1
+        return Answer(Outcome.SAT, "", solver.model(), used)
+    if res == z3.unsat:
+        if stats is not None:
+            stats.unsat += 1
+        return Answer(Outcome.UNSAT, "", None, used)
+    if res is not None:
+        reason = solver.reason_unknown() or "unknown"
+        if reason == "max. resource limit exceeded":
+            reason = f"resource limit exceeded (rlimit {rlimit})"
+    if stats is not None:
+        stats.unknown += 1
+    return Answer(Outcome.UNKNOWN, reason, None, used)
+
+
+def to_float(value: Any) -> float:
+    """A Z3 numeral (integer, rational or algebraic) as the nearest float.
+
+    Rationals are converted exactly through :class:`~fractions.Fraction` and rounded once;
+    algebraic numbers (from nonlinear models) through a 40-digit decimal approximation.
+    """
+    if z3.is_true(value):
+        return 1.0
+    if z3.is_false(value):
+        return 0.0
+    if z3.is_int_value(value):
+        return float(value.as_long())
+    if z3.is_rational_value(value):
+        return float(Fraction(value.numerator_as_long(), value.denominator_as_long()))
+    if z3.is_algebraic_value(value):
+        text = value.as_decimal(40).rstrip("?")
+        return float(text)
+    raise ValueError(f"not a numeral: {value}")
