@@ -26,8 +26,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="coherence", description="Model checker and control-theory analyzer for "
-                "the feedback loops that run AI inference fleets.")
+    p = _Parser(
+        prog="coherence",
+        description="Model checker and control-theory analyzer for "
+        "the feedback loops that run AI inference fleets.",
+    )
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -38,8 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-smt", action="store_true", help="skip the formal (Z3) analysis")
     c.add_argument("--ticks", type=_positive_int, help="ticks of the nominal simulation")
     c.add_argument("--horizon", type=_positive_int, help="BMC horizon override (ticks)")
-    c.add_argument("--mode", choices=("auto", "exact", "overapprox"), default="auto",
-                   help="nonlinear arithmetic: exact, sound over-approximation, or auto")
+    c.add_argument(
+        "--mode",
+        choices=("auto", "exact", "overapprox"),
+        default="auto",
+        help="nonlinear arithmetic: exact, sound over-approximation, or auto",
+    )
     c.add_argument("--rlimit", type=_positive_int, help="Z3 resource limit per query")
     c.add_argument("-v", "--verbose", action="store_true", help="show every table")
 
@@ -50,9 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="simulate a spec under input scenarios")
     s.add_argument("spec", metavar="SPEC")
     s.add_argument("--system", help="the system to simulate when the file has several")
-    s.add_argument("--scenario", action="append", default=[], metavar="SCENARIO",
-                   help="nominal | step:IN=V@T | ramp:IN=A..B@T1..T2 | burst:IN=V@T+D | csv:FILE "
-                   "(repeat for several scenarios, simulated at once)")
+    s.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="SCENARIO",
+        help="nominal | step:IN=V@T | ramp:IN=A..B@T1..T2 | burst:IN=V@T+D | csv:FILE "
+        "(repeat for several scenarios, simulated at once)",
+    )
     s.add_argument("--ticks", type=_positive_int, default=300, help="ticks to simulate (300)")
     s.add_argument("--csv", metavar="FILE", help="write the time series as CSV")
     s.add_argument("--json", metavar="FILE", help="write the time series as JSON")
@@ -90,8 +102,12 @@ def _positive_int(text: str) -> int:
 
 def _output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text", help="report format")
-    p.add_argument("--fail-level", choices=("error", "warning", "note"), default="error",
-                   help="the lowest severity that fails the run (error)")
+    p.add_argument(
+        "--fail-level",
+        choices=("error", "warning", "note"),
+        default="error",
+        help="the lowest severity that fails the run (error)",
+    )
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
 
@@ -120,8 +136,14 @@ def cmd_check(args: argparse.Namespace, stdout: TextIO, lint: bool = False) -> i
     if lint:
         report = check_paths(args.paths, lint_only=True)
     else:
-        opts = CheckOptions(linear=not args.no_linear, smt=not args.no_smt, ticks=args.ticks,
-                            horizon=args.horizon, mode=args.mode, rlimit=args.rlimit)
+        opts = CheckOptions(
+            linear=not args.no_linear,
+            smt=not args.no_smt,
+            ticks=args.ticks,
+            horizon=args.horizon,
+            mode=args.mode,
+            rlimit=args.rlimit,
+        )
         report = check_paths(args.paths, opts)
     if args.format == "json":
         from coherence.reports.json import write_json
@@ -147,8 +169,9 @@ def _load_one(path: str, system: str | None = None):  # type: ignore[no-untyped-
         raise CoherenceError(src.message, src.help)
     result = compile_source(src)
     if not result.ok:
-        text = "\n\n".join(render(d, result.source) for d in result.diagnostics
-                           if d.level == Severity.ERROR)
+        text = "\n\n".join(
+            render(d, result.source) for d in result.diagnostics if d.level == Severity.ERROR
+        )
         raise CoherenceError(f"`{path}` has errors:\n\n{text}", "run `coherence lint` on it")
     systems = result.systems
     if system is not None:
@@ -176,8 +199,12 @@ def cmd_simulate(args: argparse.Namespace, stdout: TextIO) -> int:
     console = make_console(stdout, _color(args))
     violated = False
     for i, sc in enumerate(scenarios):
-        table = summary_table(ts, trace, i, title=f"{ts.name}: scenario {sc}, {args.ticks} ticks "
-                              f"({args.ticks * ts.tick:g}s)")
+        table = summary_table(
+            ts,
+            trace,
+            i,
+            title=f"{ts.name}: scenario {sc}, {args.ticks} ticks ({args.ticks * ts.tick:g}s)",
+        )
         violated |= any(str(r[-1]).startswith(("violated", "non-finite")) for r in table.rows)
         render_table(console, table)
     if args.csv:
@@ -200,8 +227,10 @@ def cmd_explain(code: str, stdout: TextIO) -> int:
         import difflib
 
         close = difflib.get_close_matches(code.upper(), list(REGISTRY), n=1)
-        raise CoherenceError(f"no diagnostic code `{code}`",
-                             f"did you mean `{close[0]}`?" if close else "see `coherence rules`")
+        raise CoherenceError(
+            f"no diagnostic code `{code}`",
+            f"did you mean `{close[0]}`?" if close else "see `coherence rules`",
+        )
     out = [f"{rule.code}: {rule.name} ({rule.severity})", "", rule.summary, "", rule.explanation]
     if rule.example:
         out += ["", "Example:", *("    " + line for line in rule.example.splitlines())]
@@ -242,8 +271,9 @@ def cmd_fmt(args: argparse.Namespace, stdout: TextIO) -> int:
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
-         stderr: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
     """Run the command line; returns the exit code."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
@@ -286,8 +316,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
     except BrokenPipeError:
         return EXIT_OK
     except Exception as e:  # never a traceback for the user
-        err.write(f"internal error: {type(e).__name__}: {e}\n"
-                  "this is a bug in coherence; please report it with the spec\n")
+        err.write(
+            f"internal error: {type(e).__name__}: {e}\n"
+            "this is a bug in coherence; please report it with the spec\n"
+        )
         if __import__("os").environ.get("COHERENCE_DEBUG"):
             raise
         return EXIT_ERROR

@@ -38,17 +38,24 @@ def read_source(path: str | Path) -> SourceFile | Diagnostic:
     p = Path(path)
     try:
         if p.stat().st_size > MAX_FILE_BYTES:
-            return Diagnostic("COH100", f"`{p}` is larger than {MAX_FILE_BYTES // 1024 // 1024} MiB",
-                              Span.unknown(str(p)))
+            return Diagnostic(
+                "COH100",
+                f"`{p}` is larger than {MAX_FILE_BYTES // 1024 // 1024} MiB",
+                Span.unknown(str(p)),
+            )
         text = p.read_bytes().decode("utf-8")
     except FileNotFoundError:
-        return Diagnostic("COH100", f"no such file `{p}`", Span.unknown(str(p)),
-                          help="check the path")
+        return Diagnostic(
+            "COH100", f"no such file `{p}`", Span.unknown(str(p)), help="check the path"
+        )
     except IsADirectoryError:
         return Diagnostic("COH100", f"`{p}` is a directory", Span.unknown(str(p)))
     except UnicodeDecodeError as e:
-        return Diagnostic("COH100", f"`{p}` is not UTF-8 text ({e.reason} at byte {e.start})",
-                          Span.unknown(str(p)))
+        return Diagnostic(
+            "COH100",
+            f"`{p}` is not UTF-8 text ({e.reason} at byte {e.start})",
+            Span.unknown(str(p)),
+        )
     except OSError as e:
         return Diagnostic("COH100", f"cannot read `{p}`: {e.strerror}", Span.unknown(str(p)))
     return SourceFile(str(path), text)
@@ -62,17 +69,23 @@ def compile_source(source: SourceFile) -> CompileResult:
     names: set[str] = set()
     for system in module.systems:
         if system.name in names:
-            all_diags.append(Diagnostic("COH202", f"system `{system.name}` is declared twice",
-                                        system.name_span))
+            all_diags.append(
+                Diagnostic("COH202", f"system `{system.name}` is declared twice", system.name_span)
+            )
         names.add(system.name)
         checked, sdiags = check_system(system, broken | ({"<syntax>"} if diags else set()))
         all_diags += sdiags
         if checked is not None and not diags:
             systems.append(lower(checked))
     if not module.systems and not diags:
-        all_diags.append(Diagnostic("COH101", "the file declares no system",
-                                    source.span_at(1, 1),
-                                    help="a spec is `system NAME { tick 1s ... }`"))
+        all_diags.append(
+            Diagnostic(
+                "COH101",
+                "the file declares no system",
+                source.span_at(1, 1),
+                help="a spec is `system NAME { tick 1s ... }`",
+            )
+        )
     return CompileResult(source, module, tuple(systems), sorted_diagnostics(all_diags))
 
 

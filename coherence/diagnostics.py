@@ -52,169 +52,417 @@ E, W, N = Severity.ERROR, Severity.WARNING, Severity.NOTE
 
 REGISTRY: dict[str, Rule] = _rules(
     # --- COH1xx: syntax -------------------------------------------------------------------
-    Rule("COH100", "unreadable-file", E, "The spec file cannot be read.",
-         "The path does not exist, is not a file, or is not valid UTF-8 text.",
-         fix="Check the path; spec files are UTF-8 text with the `.coh` extension."),
-    Rule("COH101", "unexpected-token", E, "The parser met a token it did not expect.",
-         "The spec does not follow the grammar at this point. The message lists what the "
-         "grammar allows here.",
-         example="state q : req in [0, 10 init 0   # missing `]`",
-         fix="Write one of the expected tokens; see docs/language.md for each statement."),
-    Rule("COH102", "unexpected-character", E, "A character that no token of the language starts with.",
-         "The lexer found a character that cannot begin any token (for example `@` or a "
-         "stray quote).",
-         example="let x = 3 @ 4"),
-    Rule("COH103", "unexpected-end", E, "The file ends in the middle of a construct.",
-         "A block or statement is not finished when the file ends; usually a missing `}`.",
-         fix="Close every `{` with `}`."),
+    Rule(
+        "COH100",
+        "unreadable-file",
+        E,
+        "The spec file cannot be read.",
+        "The path does not exist, is not a file, or is not valid UTF-8 text.",
+        fix="Check the path; spec files are UTF-8 text with the `.coh` extension.",
+    ),
+    Rule(
+        "COH101",
+        "unexpected-token",
+        E,
+        "The parser met a token it did not expect.",
+        "The spec does not follow the grammar at this point. The message lists what the "
+        "grammar allows here.",
+        example="state q : req in [0, 10 init 0   # missing `]`",
+        fix="Write one of the expected tokens; see docs/language.md for each statement.",
+    ),
+    Rule(
+        "COH102",
+        "unexpected-character",
+        E,
+        "A character that no token of the language starts with.",
+        "The lexer found a character that cannot begin any token (for example `@` or a "
+        "stray quote).",
+        example="let x = 3 @ 4",
+    ),
+    Rule(
+        "COH103",
+        "unexpected-end",
+        E,
+        "The file ends in the middle of a construct.",
+        "A block or statement is not finished when the file ends; usually a missing `}`.",
+        fix="Close every `{` with `}`.",
+    ),
     # --- COH2xx: semantics and units -----------------------------------------------------
-    Rule("COH201", "undefined-name", E, "A name is used but never declared.",
-         "Every name in an expression must be a declared input, parameter, state or `let`, "
-         "or `tick`. A loop may only sense expressions over declared names.",
-         example="let latency = queue / capcity   # `capacity` is declared",
-         fix="Declare the name or correct its spelling."),
-    Rule("COH202", "duplicate-name", E, "A name is declared twice.",
-         "Inputs, parameters, states, `let`s, loops and objectives share one namespace per "
-         "system; a second declaration would make references ambiguous.",
-         example="param slo = 2s\nparam slo = 3s"),
-    Rule("COH203", "cyclic-definition", E, "`let` definitions depend on each other in a cycle.",
-         "`let`s are evaluated within one tick, in dependency order; a cycle has no order. "
-         "A quantity that depends on its own past is a state with a `next` update.",
-         example="let a = b + 1\nlet b = a * 2",
-         fix="Make one of the quantities a state whose `next` value uses the other."),
-    Rule("COH204", "state-without-update", E, "A state has neither a `next` update nor a loop that actuates it.",
-         "Every state needs a rule for its next value: a plant update (`next x = ...`) or one "
-         "or more loops that actuate it. A constant belongs in a `param`.",
-         fix="Add `next x = ...`, actuate it from a loop, or make it a `param`."),
-    Rule("COH205", "out-of-bounds", E, "An initial or nominal value lies outside its declared range.",
-         "The initial value of a state and the nominal value of an input must lie within their "
-         "declared ranges; otherwise the system starts in an inadmissible state.",
-         example="state q : req in [0, 100] init 200"),
-    Rule("COH206", "shared-actuator", W, "Two or more loops actuate the same state.",
-         "Allowed: on a tick where several loops act, their changes add up and the sum is "
-         "saturated to the state's bounds. Reported because loops that share an actuator "
-         "fight directly; the coupling analysis looks at them first.",
-         example="loop hpa { actuates replicas ... }\nloop vpa { actuates replicas ... }"),
-    Rule("COH207", "dimension-mismatch", E, "Quantities of different dimensions are added, compared or assigned.",
-         "Every expression has a physical dimension, derived from the units of its operands. "
-         "`+`, `-`, comparisons, `min`, `max`, `clamp` and both branches of `if` need the same "
-         "dimension; a `next` update or a control law must have the dimension of its state; "
-         "`exp`, `log` and non-integer powers need dimensionless arguments.",
-         example="let latency = 0.5s + queue      # seconds plus requests",
-         fix="Divide or multiply by a rate or a duration so that both sides agree."),
-    Rule("COH208", "unknown-unit", E, "A unit is not known.",
-         "Units are the built-in ones (s, ms, min, h, req, tok, W, kW, $, GPU, B, KB, MB, GB, "
-         "KiB, MiB, GiB, %, ticks) and those declared with `unit NAME`.",
-         example="param budget = 900 euro/h", fix="Declare it: `unit euro`."),
-    Rule("COH209", "not-whole-ticks", E, "A period, phase, delay, window or cooldown is not a whole number of ticks.",
-         "Time advances in ticks; a loop can act only on a tick. Durations that schedule "
-         "behaviour must be whole multiples of the system's tick.",
-         example="tick 1s ... every 1500ms", fix="Round the duration or choose a finer tick."),
-    Rule("COH210", "update-and-actuator", E, "A state has a `next` update and is also actuated by a loop.",
-         "A plant update gives the next value of a state that no loop sets; an actuated state "
-         "changes only by its loops' actions and otherwise holds.",
-         fix="Remove the `next` update or stop actuating the state."),
-    Rule("COH211", "bad-call", E, "An unknown function or a wrong number of arguments.",
-         "The functions are a closed set: min, max, abs, clamp, ceil, floor, round, sqrt, exp, "
-         "log, pow. `min` and `max` take two or more arguments, `clamp(x, lo, hi)` three.",
-         example="let y = sigmoid(x)"),
-    Rule("COH212", "empty-range", E, "A range's lower bound is above its upper bound.",
-         "Ranges are written `[lo, hi]` with lo <= hi.", example="input d : req/s in [140, 80]"),
-    Rule("COH213", "bad-value", E, "A value is not allowed here.",
-         "Periods and ticks are positive; delays, windows and cooldowns are non-negative; "
-         "counts are whole numbers; tolerances are non-negative."),
-    Rule("COH214", "missing-tick", E, "The system does not declare its tick.",
-         "Every system needs `tick DURATION`: the step of its discrete time.",
-         example="system s { tick 1s ... }"),
-    Rule("COH215", "bad-reference", E, "A name refers to the wrong kind of thing.",
-         "A loop actuates states, `no flapping of` names a state, an objective's `keep` "
-         "compares two expressions, and a condition must be boolean.",
-         example="loop l { actuates demand to 3 }   # demand is an input"),
-    Rule("COH216", "type-mismatch", E, "A boolean is used where a number is expected, or the reverse.",
-         "Comparisons and `and`/`or`/`not` give booleans; conditions (`if`, `when`, `always`) "
-         "need booleans; arithmetic needs numbers."),
-    Rule("COH217", "integer-bounds", W, "An integer state has bounds or an initial value that are not whole numbers.",
-         "Integer states (replicas) take whole values; their bounds are rounded inwards."),
-    Rule("COH218", "unused", N, "A declaration is never used.",
-         "A parameter, input or `let` that no update, law, objective or requirement reads."),
-    Rule("COH219", "inconsistent-declaration", E, "A construct is declared in a way that contradicts itself.",
-         "For example two `every` clauses in one loop, or a requirement whose horizon is zero."),
+    Rule(
+        "COH201",
+        "undefined-name",
+        E,
+        "A name is used but never declared.",
+        "Every name in an expression must be a declared input, parameter, state or `let`, "
+        "or `tick`. A loop may only sense expressions over declared names.",
+        example="let latency = queue / capcity   # `capacity` is declared",
+        fix="Declare the name or correct its spelling.",
+    ),
+    Rule(
+        "COH202",
+        "duplicate-name",
+        E,
+        "A name is declared twice.",
+        "Inputs, parameters, states, `let`s, loops and objectives share one namespace per "
+        "system; a second declaration would make references ambiguous.",
+        example="param slo = 2s\nparam slo = 3s",
+    ),
+    Rule(
+        "COH203",
+        "cyclic-definition",
+        E,
+        "`let` definitions depend on each other in a cycle.",
+        "`let`s are evaluated within one tick, in dependency order; a cycle has no order. "
+        "A quantity that depends on its own past is a state with a `next` update.",
+        example="let a = b + 1\nlet b = a * 2",
+        fix="Make one of the quantities a state whose `next` value uses the other.",
+    ),
+    Rule(
+        "COH204",
+        "state-without-update",
+        E,
+        "A state has neither a `next` update nor a loop that actuates it.",
+        "Every state needs a rule for its next value: a plant update (`next x = ...`) or one "
+        "or more loops that actuate it. A constant belongs in a `param`.",
+        fix="Add `next x = ...`, actuate it from a loop, or make it a `param`.",
+    ),
+    Rule(
+        "COH205",
+        "out-of-bounds",
+        E,
+        "An initial or nominal value lies outside its declared range.",
+        "The initial value of a state and the nominal value of an input must lie within their "
+        "declared ranges; otherwise the system starts in an inadmissible state.",
+        example="state q : req in [0, 100] init 200",
+    ),
+    Rule(
+        "COH206",
+        "shared-actuator",
+        W,
+        "Two or more loops actuate the same state.",
+        "Allowed: on a tick where several loops act, their changes add up and the sum is "
+        "saturated to the state's bounds. Reported because loops that share an actuator "
+        "fight directly; the coupling analysis looks at them first.",
+        example="loop hpa { actuates replicas ... }\nloop vpa { actuates replicas ... }",
+    ),
+    Rule(
+        "COH207",
+        "dimension-mismatch",
+        E,
+        "Quantities of different dimensions are added, compared or assigned.",
+        "Every expression has a physical dimension, derived from the units of its operands. "
+        "`+`, `-`, comparisons, `min`, `max`, `clamp` and both branches of `if` need the same "
+        "dimension; a `next` update or a control law must have the dimension of its state; "
+        "`exp`, `log` and non-integer powers need dimensionless arguments.",
+        example="let latency = 0.5s + queue      # seconds plus requests",
+        fix="Divide or multiply by a rate or a duration so that both sides agree.",
+    ),
+    Rule(
+        "COH208",
+        "unknown-unit",
+        E,
+        "A unit is not known.",
+        "Units are the built-in ones (s, ms, min, h, req, tok, W, kW, $, GPU, B, KB, MB, GB, "
+        "KiB, MiB, GiB, %, ticks) and those declared with `unit NAME`.",
+        example="param budget = 900 euro/h",
+        fix="Declare it: `unit euro`.",
+    ),
+    Rule(
+        "COH209",
+        "not-whole-ticks",
+        E,
+        "A period, phase, delay, window or cooldown is not a whole number of ticks.",
+        "Time advances in ticks; a loop can act only on a tick. Durations that schedule "
+        "behaviour must be whole multiples of the system's tick.",
+        example="tick 1s ... every 1500ms",
+        fix="Round the duration or choose a finer tick.",
+    ),
+    Rule(
+        "COH210",
+        "update-and-actuator",
+        E,
+        "A state has a `next` update and is also actuated by a loop.",
+        "A plant update gives the next value of a state that no loop sets; an actuated state "
+        "changes only by its loops' actions and otherwise holds.",
+        fix="Remove the `next` update or stop actuating the state.",
+    ),
+    Rule(
+        "COH211",
+        "bad-call",
+        E,
+        "An unknown function or a wrong number of arguments.",
+        "The functions are a closed set: min, max, abs, clamp, ceil, floor, round, sqrt, exp, "
+        "log, pow. `min` and `max` take two or more arguments, `clamp(x, lo, hi)` three.",
+        example="let y = sigmoid(x)",
+    ),
+    Rule(
+        "COH212",
+        "empty-range",
+        E,
+        "A range's lower bound is above its upper bound.",
+        "Ranges are written `[lo, hi]` with lo <= hi.",
+        example="input d : req/s in [140, 80]",
+    ),
+    Rule(
+        "COH213",
+        "bad-value",
+        E,
+        "A value is not allowed here.",
+        "Periods and ticks are positive; delays, windows and cooldowns are non-negative; "
+        "counts are whole numbers; tolerances are non-negative.",
+    ),
+    Rule(
+        "COH214",
+        "missing-tick",
+        E,
+        "The system does not declare its tick.",
+        "Every system needs `tick DURATION`: the step of its discrete time.",
+        example="system s { tick 1s ... }",
+    ),
+    Rule(
+        "COH215",
+        "bad-reference",
+        E,
+        "A name refers to the wrong kind of thing.",
+        "A loop actuates states, `no flapping of` names a state, an objective's `keep` "
+        "compares two expressions, and a condition must be boolean.",
+        example="loop l { actuates demand to 3 }   # demand is an input",
+    ),
+    Rule(
+        "COH216",
+        "type-mismatch",
+        E,
+        "A boolean is used where a number is expected, or the reverse.",
+        "Comparisons and `and`/`or`/`not` give booleans; conditions (`if`, `when`, `always`) "
+        "need booleans; arithmetic needs numbers.",
+    ),
+    Rule(
+        "COH217",
+        "integer-bounds",
+        W,
+        "An integer state has bounds or an initial value that are not whole numbers.",
+        "Integer states (replicas) take whole values; their bounds are rounded inwards.",
+    ),
+    Rule(
+        "COH218",
+        "unused",
+        N,
+        "A declaration is never used.",
+        "A parameter, input or `let` that no update, law, objective or requirement reads.",
+    ),
+    Rule(
+        "COH219",
+        "inconsistent-declaration",
+        E,
+        "A construct is declared in a way that contradicts itself.",
+        "For example two `every` clauses in one loop, or a requirement whose horizon is zero.",
+    ),
     # --- COH3xx: stability (linear analysis) ----------------------------------------------
-    Rule("COH301", "unstable", E, "The coupled system is unstable at its operating point.",
-         "The spectral radius of the monodromy matrix (the linearized system lifted over one "
-         "hyperperiod) is above 1: small deviations from the operating point grow."),
-    Rule("COH302", "coupling-induced-instability", E, "Every loop is stable alone, the coupled system is not.",
-         "Each loop, with the other actuators held at the operating point, is stable; together "
-         "they are not. The finding names the smallest failing sets of loops and what couples "
-         "them."),
-    Rule("COH303", "marginal", W, "The coupled system is marginally stable.",
-         "The spectral radius is within the tolerance of 1: deviations neither decay nor grow "
-         "appreciably; integrators without feedback and undamped oscillations look like this."),
-    Rule("COH304", "loop-unstable-alone", E, "A loop is unstable on its own.",
-         "With every other actuator held at the operating point, this loop's closed loop is "
-         "unstable: its gain or delay is wrong regardless of the others."),
-    Rule("COH305", "no-operating-point", W, "No equilibrium was found at nominal input.",
-         "Simulation from the initial state did not settle and the root solve did not converge; "
-         "linear analysis needs an operating point."),
-    Rule("COH306", "multiple-equilibria", W, "Different starting points settle at different equilibria.",
-         "The system has more than one operating point at nominal input; the linear verdict "
-         "holds near the one analysed."),
-    Rule("COH307", "corner-operating-point", N, "The operating point sits on a saturation, deadband or cooldown corner.",
-         "A nonlinearity switches at the operating point; the linear verdict is local only."),
-    Rule("COH308", "small-gain-margin", W, "A loop's gain margin is small.",
-         "Scaling the loop's gain by a small factor makes the coupled system unstable."),
-    Rule("COH309", "small-delay-margin", W, "A loop's delay margin is small.",
-         "A few extra ticks of measurement delay make the coupled system unstable."),
-    Rule("COH310", "pairing-problem", W, "The relative gain array advises against this pairing.",
-         "A negative or very large relative gain means the loop's actuator works against, or "
-         "is dominated by, the other loops at steady state."),
-    Rule("COH311", "niederlinski", W, "The Niederlinski index is negative.",
-         "The pairing is unstable under integral control for any tuning of the loops "
-         "(Niederlinski 1971)."),
-    Rule("COH312", "timescale-overlap", W, "Loops sharing a resource run at comparable speeds.",
-         "Loops that act on one resource should be separated in time scale (commonly 5-10x); "
-         "comparable periods let them chase each other."),
+    Rule(
+        "COH301",
+        "unstable",
+        E,
+        "The coupled system is unstable at its operating point.",
+        "The spectral radius of the monodromy matrix (the linearized system lifted over one "
+        "hyperperiod) is above 1: small deviations from the operating point grow.",
+    ),
+    Rule(
+        "COH302",
+        "coupling-induced-instability",
+        E,
+        "Every loop is stable alone, the coupled system is not.",
+        "Each loop, with the other actuators held at the operating point, is stable; together "
+        "they are not. The finding names the smallest failing sets of loops and what couples "
+        "them.",
+    ),
+    Rule(
+        "COH303",
+        "marginal",
+        W,
+        "The coupled system is marginally stable.",
+        "The spectral radius is within the tolerance of 1: deviations neither decay nor grow "
+        "appreciably; integrators without feedback and undamped oscillations look like this.",
+    ),
+    Rule(
+        "COH304",
+        "loop-unstable-alone",
+        E,
+        "A loop is unstable on its own.",
+        "With every other actuator held at the operating point, this loop's closed loop is "
+        "unstable: its gain or delay is wrong regardless of the others.",
+    ),
+    Rule(
+        "COH305",
+        "no-operating-point",
+        W,
+        "No equilibrium was found at nominal input.",
+        "Simulation from the initial state did not settle and the root solve did not converge; "
+        "linear analysis needs an operating point.",
+    ),
+    Rule(
+        "COH306",
+        "multiple-equilibria",
+        W,
+        "Different starting points settle at different equilibria.",
+        "The system has more than one operating point at nominal input; the linear verdict "
+        "holds near the one analysed.",
+    ),
+    Rule(
+        "COH307",
+        "corner-operating-point",
+        N,
+        "The operating point sits on a saturation, deadband or cooldown corner.",
+        "A nonlinearity switches at the operating point; the linear verdict is local only.",
+    ),
+    Rule(
+        "COH308",
+        "small-gain-margin",
+        W,
+        "A loop's gain margin is small.",
+        "Scaling the loop's gain by a small factor makes the coupled system unstable.",
+    ),
+    Rule(
+        "COH309",
+        "small-delay-margin",
+        W,
+        "A loop's delay margin is small.",
+        "A few extra ticks of measurement delay make the coupled system unstable.",
+    ),
+    Rule(
+        "COH310",
+        "pairing-problem",
+        W,
+        "The relative gain array advises against this pairing.",
+        "A negative or very large relative gain means the loop's actuator works against, or "
+        "is dominated by, the other loops at steady state.",
+    ),
+    Rule(
+        "COH311",
+        "niederlinski",
+        W,
+        "The Niederlinski index is negative.",
+        "The pairing is unstable under integral control for any tuning of the loops "
+        "(Niederlinski 1971).",
+    ),
+    Rule(
+        "COH312",
+        "timescale-overlap",
+        W,
+        "Loops sharing a resource run at comparable speeds.",
+        "Loops that act on one resource should be separated in time scale (commonly 5-10x); "
+        "comparable periods let them chase each other.",
+    ),
     # --- COH4xx: coupling and conflicts --------------------------------------------------
-    Rule("COH401", "objective-conflict", E, "One loop's action makes another loop's objective worse beyond its tolerance.",
-         "A witness state and input exist at which loop A's action, compared with A holding its "
-         "actuator, worsens loop B's objective by more than B's tolerance within k ticks."),
-    Rule("COH402", "regional-conflict", W, "Two loops conflict only in part of the operating range.",
-         "The loops are aligned around the operating point and conflict in the region the "
-         "witness shows."),
-    Rule("COH403", "influence-cycle", N, "Loops influence each other in a cycle.",
-         "A cycle of influence through shared states and signal paths; cycles are where "
-         "coupling-induced instability and cascades live."),
+    Rule(
+        "COH401",
+        "objective-conflict",
+        E,
+        "One loop's action makes another loop's objective worse beyond its tolerance.",
+        "A witness state and input exist at which loop A's action, compared with A holding its "
+        "actuator, worsens loop B's objective by more than B's tolerance within k ticks.",
+    ),
+    Rule(
+        "COH402",
+        "regional-conflict",
+        W,
+        "Two loops conflict only in part of the operating range.",
+        "The loops are aligned around the operating point and conflict in the region the "
+        "witness shows.",
+    ),
+    Rule(
+        "COH403",
+        "influence-cycle",
+        N,
+        "Loops influence each other in a cycle.",
+        "A cycle of influence through shared states and signal paths; cycles are where "
+        "coupling-induced instability and cascades live.",
+    ),
     # --- COH5xx: bounded properties and equilibria ---------------------------------------
-    Rule("COH501", "always-violated", E, "A bounded safety requirement is violated.",
-         "There is an admissible input sequence under which `always φ` fails within the "
-         "horizon; the trace shows it."),
-    Rule("COH502", "response-violated", E, "A bounded response requirement is violated.",
-         "After the trigger, the response does not happen within the stated time."),
-    Rule("COH503", "flapping", E, "An actuator reverses direction too often.",
-         "Within the window, the actuator changes direction more times than the requirement "
-         "allows: the loop flaps, commonly from measurement lag without stabilization."),
-    Rule("COH504", "bad-equilibrium", E, "A self-sustaining state violates an objective at nominal input.",
-         "A fixed point at nominal input where an objective is violated (metastable failure); "
-         "the finding gives the trigger that carries the system there."),
-    Rule("COH505", "bound-clipped", W, "A state reaches its declared bound in the nominal scenario.",
-         "The state's next value falls outside its range and is saturated; the spec's bounds "
-         "are doing work the model does not explain."),
-    Rule("COH506", "objective-violated", W, "An objective is violated in the nominal scenario.",
-         "Simulating the nominal scenario, a `keep` objective fails beyond its tolerance."),
-    Rule("COH507", "non-finite", E, "Simulation produced a value that is not finite.",
-         "A division by zero, a log of a non-positive number or an overflow; the model is "
-         "undefined there."),
+    Rule(
+        "COH501",
+        "always-violated",
+        E,
+        "A bounded safety requirement is violated.",
+        "There is an admissible input sequence under which `always φ` fails within the "
+        "horizon; the trace shows it.",
+    ),
+    Rule(
+        "COH502",
+        "response-violated",
+        E,
+        "A bounded response requirement is violated.",
+        "After the trigger, the response does not happen within the stated time.",
+    ),
+    Rule(
+        "COH503",
+        "flapping",
+        E,
+        "An actuator reverses direction too often.",
+        "Within the window, the actuator changes direction more times than the requirement "
+        "allows: the loop flaps, commonly from measurement lag without stabilization.",
+    ),
+    Rule(
+        "COH504",
+        "bad-equilibrium",
+        E,
+        "A self-sustaining state violates an objective at nominal input.",
+        "A fixed point at nominal input where an objective is violated (metastable failure); "
+        "the finding gives the trigger that carries the system there.",
+    ),
+    Rule(
+        "COH505",
+        "bound-clipped",
+        W,
+        "A state reaches its declared bound in the nominal scenario.",
+        "The state's next value falls outside its range and is saturated; the spec's bounds "
+        "are doing work the model does not explain.",
+    ),
+    Rule(
+        "COH506",
+        "objective-violated",
+        W,
+        "An objective is violated in the nominal scenario.",
+        "Simulating the nominal scenario, a `keep` objective fails beyond its tolerance.",
+    ),
+    Rule(
+        "COH507",
+        "non-finite",
+        E,
+        "Simulation produced a value that is not finite.",
+        "A division by zero, a log of a non-positive number or an overflow; the model is "
+        "undefined there.",
+    ),
     # --- COH9xx: inconclusive and internal -----------------------------------------------
-    Rule("COH901", "solver-unknown", W, "The solver could not decide.",
-         "Z3 returned unknown (resource limit, incompleteness of nonlinear arithmetic); the "
-         "requirement is neither proved nor falsified. Unknown never counts as a pass."),
-    Rule("COH902", "spurious-trace", N, "A solver trace did not reproduce in simulation.",
-         "A candidate counterexample from the over-approximation was replayed and did not "
-         "violate the requirement; it is not a finding."),
-    Rule("COH903", "internal-error", E, "An internal error in an analysis.",
-         "A bug in coherence; please report it with the spec."),
-    Rule("COH904", "analysis-skipped", N, "An analysis did not run.",
-         "The analysis was not applicable or was disabled."),
+    Rule(
+        "COH901",
+        "solver-unknown",
+        W,
+        "The solver could not decide.",
+        "Z3 returned unknown (resource limit, incompleteness of nonlinear arithmetic); the "
+        "requirement is neither proved nor falsified. Unknown never counts as a pass.",
+    ),
+    Rule(
+        "COH902",
+        "spurious-trace",
+        N,
+        "A solver trace did not reproduce in simulation.",
+        "A candidate counterexample from the over-approximation was replayed and did not "
+        "violate the requirement; it is not a finding.",
+    ),
+    Rule(
+        "COH903",
+        "internal-error",
+        E,
+        "An internal error in an analysis.",
+        "A bug in coherence; please report it with the spec.",
+    ),
+    Rule(
+        "COH904",
+        "analysis-skipped",
+        N,
+        "An analysis did not run.",
+        "The analysis was not applicable or was disabled.",
+    ),
 )
 
 

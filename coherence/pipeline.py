@@ -15,7 +15,7 @@ from coherence import __version__
 from coherence.compile import CompileResult, compile_source, read_source
 from coherence.diagnostics import CoherenceError, Diagnostic
 from coherence.ir.nodes import TransitionSystem
-from coherence.results import AnalysisResult, Finding, FileReport, RunReport, SystemReport
+from coherence.results import AnalysisResult, FileReport, Finding, RunReport, SystemReport
 
 Analysis = Callable[[TransitionSystem], AnalysisResult]
 
@@ -40,8 +40,10 @@ def find_specs(paths: Sequence[str]) -> list[Path]:
         if path.is_dir():
             found = sorted(path.rglob("*.coh"))
             if not found:
-                raise CoherenceError(f"no `*.coh` spec files under `{p}`",
-                                     "pass spec files, or a directory that contains some")
+                raise CoherenceError(
+                    f"no `*.coh` spec files under `{p}`",
+                    "pass spec files, or a directory that contains some",
+                )
             out += found
         else:
             out.append(path)
@@ -49,9 +51,13 @@ def find_specs(paths: Sequence[str]) -> list[Path]:
 
 
 def _internal(analysis: str, ts: TransitionSystem, exc: BaseException) -> AnalysisResult:
-    f = Finding("COH903", f"the {analysis} analysis failed: {type(exc).__name__}: {exc}", ts.span,
-                help="this is a bug in coherence; please report it with the spec",
-                key=f"internal:{analysis}")
+    f = Finding(
+        "COH903",
+        f"the {analysis} analysis failed: {type(exc).__name__}: {exc}",
+        ts.span,
+        help="this is a bug in coherence; please report it with the spec",
+        key=f"internal:{analysis}",
+    )
     return AnalysisResult(analysis, (f,))
 
 
@@ -74,6 +80,7 @@ def analyses_for(options: CheckOptions) -> list[tuple[str, Analysis]]:
         except ImportError:
             pass
         else:
+
             def run_smt(ts: TransitionSystem) -> AnalysisResult:
                 kwargs: dict[str, object] = {"mode": options.mode}
                 if options.horizon is not None:
@@ -99,7 +106,9 @@ def analyse_system(ts: TransitionSystem, analyses: list[tuple[str, Analysis]]) -
 
             r = replace(r, seconds=time.perf_counter() - start)
         results.append(r)
-    return SystemReport(ts.name, ts.path, ts.span, tuple(results), tuple(lp.name for lp in ts.loops))
+    return SystemReport(
+        ts.name, ts.path, ts.span, tuple(results), tuple(lp.name for lp in ts.loops)
+    )
 
 
 def check_file(path: Path, options: CheckOptions, lint_only: bool = False) -> FileReport:
@@ -114,8 +123,9 @@ def check_file(path: Path, options: CheckOptions, lint_only: bool = False) -> Fi
     return FileReport(str(path), result.diagnostics, tuple(systems), src.text)
 
 
-def check_paths(paths: Sequence[str], options: CheckOptions | None = None,
-                lint_only: bool = False) -> RunReport:
+def check_paths(
+    paths: Sequence[str], options: CheckOptions | None = None, lint_only: bool = False
+) -> RunReport:
     """Check every spec under ``paths``.
 
     >>> report = check_paths(["specs/seed/tipping_point.coh"], CheckOptions(linear=False, smt=False))

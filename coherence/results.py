@@ -92,8 +92,9 @@ class Finding:
         return (self.span.path, self.span.line, self.span.column, self.code, self.message)
 
     def as_diagnostic(self) -> Diagnostic:
-        return Diagnostic(self.code, self.message, self.span, self.severity, "", self.notes,
-                          self.help)
+        return Diagnostic(
+            self.code, self.message, self.span, self.severity, "", self.notes, self.help
+        )
 
     @staticmethod
     def from_diagnostic(d: Diagnostic, key: str = "") -> Finding:

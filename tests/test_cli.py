@@ -42,8 +42,10 @@ def test_fail_level_and_exit_zero() -> None:
 
 def test_warning_fails_only_at_warning_level(tmp_path: Path) -> None:
     spec = tmp_path / "w.coh"
-    spec.write_text("system w { tick 1s state a in [0, 9] init 0\n"
-                    "loop p { actuates a by 1 } loop q { actuates a by 1 } }")
+    spec.write_text(
+        "system w { tick 1s state a in [0, 9] init 0\n"
+        "loop p { actuates a by 1 } loop q { actuates a by 1 } }"
+    )
     assert cli("lint", str(spec))[0] == 0
     assert cli("lint", str(spec), "--fail-level", "warning")[0] == 1
 
@@ -76,7 +78,7 @@ def test_check_json_is_valid_and_versioned() -> None:
 
 
 def test_check_text_report_ends_with_a_verdict() -> None:
-    code, out, _ = cli("check", TIPPING, "--no-linear", "--no-smt", "--color", "never")
+    _code, out, _ = cli("check", TIPPING, "--no-linear", "--no-smt", "--color", "never")
     assert "control coherence:" in out
     assert "1 file, 1 system analysed" in out
 
@@ -92,9 +94,22 @@ def test_rules_and_explain() -> None:
 
 def test_simulate_writes_csv_and_json(tmp_path: Path) -> None:
     csv_path, json_path = tmp_path / "t.csv", tmp_path / "t.json"
-    code, out, _ = cli("simulate", TIPPING, "--scenario", "nominal", "--scenario",
-                       "burst:demand=140@10s+60s", "--ticks", "120", "--csv", str(csv_path),
-                       "--json", str(json_path), "--color", "never")
+    code, out, _ = cli(
+        "simulate",
+        TIPPING,
+        "--scenario",
+        "nominal",
+        "--scenario",
+        "burst:demand=140@10s+60s",
+        "--ticks",
+        "120",
+        "--csv",
+        str(csv_path),
+        "--json",
+        str(json_path),
+        "--color",
+        "never",
+    )
     assert code == 0
     assert "scenario burst:demand=140@10s+60s" in out
     rows = list(csv.DictReader(csv_path.open()))
@@ -106,7 +121,9 @@ def test_simulate_writes_csv_and_json(tmp_path: Path) -> None:
     assert doc["scenarios"][1]["series"]["demand"]["values"][70] == 100
 
 
-@pytest.mark.parametrize("scenario", ["step:nothere=3@1", "burst:demand=500@1+2", "weird", "step:demand=120@1.5"])
+@pytest.mark.parametrize(
+    "scenario", ["step:nothere=3@1", "burst:demand=500@1+2", "weird", "step:demand=120@1.5"]
+)
 def test_bad_scenarios_are_usage_errors(scenario: str) -> None:
     code, _, err = cli("simulate", TIPPING, "--scenario", scenario)
     assert code == 2 and err.startswith("error:")
@@ -115,10 +132,20 @@ def test_bad_scenarios_are_usage_errors(scenario: str) -> None:
 def test_simulate_csv_scenario(tmp_path: Path) -> None:
     data = tmp_path / "in.csv"
     data.write_text("tick,demand\n0,100\n5,130\n")
-    code, out, _ = cli("simulate", TIPPING, "--scenario", f"csv:{data}", "--ticks", "20",
-                       "--json", str(tmp_path / "o.json"))
+    code, _out, _ = cli(
+        "simulate",
+        TIPPING,
+        "--scenario",
+        f"csv:{data}",
+        "--ticks",
+        "20",
+        "--json",
+        str(tmp_path / "o.json"),
+    )
     assert code == 0
-    values = json.loads((tmp_path / "o.json").read_text())["scenarios"][0]["series"]["demand"]["values"]
+    values = json.loads((tmp_path / "o.json").read_text())["scenarios"][0]["series"]["demand"][
+        "values"
+    ]
     assert values[:7] == [100, 100, 100, 100, 100, 130, 130]
 
 

@@ -62,11 +62,14 @@ def test_reserved_words_are_not_names() -> None:
 
 
 def test_durations_in_every_unit() -> None:
-    r = compile_text("d.coh", """system d { tick 500ms
+    r = compile_text(
+        "d.coh",
+        """system d { tick 500ms
       state a in [0, 10] init 0
       loop x { every 1min actuates a by 1 }
       loop y { every 3 ticks actuates a by 1 }
-      loop z { every 1.5s phase 1s actuates a by 1 } }""")
+      loop z { every 1.5s phase 1s actuates a by 1 } }""",
+    )
     assert r.ok
     ts = r.systems[0]
     assert [lp.period for lp in ts.loops] == [120, 3, 3]
@@ -76,8 +79,15 @@ def test_durations_in_every_unit() -> None:
 
 @pytest.mark.parametrize(
     ("text", "scale", "dim"),
-    [("req/s", 1.0, "req/s"), ("$/h", 1 / 3600, "$/s"), ("ms", 1e-3, "s"), ("%", 0.01, "1"),
-     ("GiB", 1024.0**3, "B"), ("tok/s^2", 1.0, "tok/s^2"), ("kW", 1000.0, "W")],
+    [
+        ("req/s", 1.0, "req/s"),
+        ("$/h", 1 / 3600, "$/s"),
+        ("ms", 1e-3, "s"),
+        ("%", 0.01, "1"),
+        ("GiB", 1024.0**3, "B"),
+        ("tok/s^2", 1.0, "tok/s^2"),
+        ("kW", 1000.0, "W"),
+    ],
 )
 def test_unit_table(text: str, scale: float, dim: str) -> None:
     u = UnitTable.new().parse(text)
@@ -92,27 +102,91 @@ def test_unknown_unit_suggests_a_close_one() -> None:
 
 
 def test_declared_units() -> None:
-    r = compile_text("u.coh", """system u { tick 1s unit euro unit keuro = 1000 euro
+    r = compile_text(
+        "u.coh",
+        """system u { tick 1s unit euro unit keuro = 1000 euro
       param budget = 2 keuro/h
       state spend : euro/h in [0, 100000] init 0
-      loop l { actuates spend to budget } }""")
+      loop l { actuates spend to budget } }""",
+    )
     assert r.ok, [d.message for d in r.diagnostics]
     assert r.systems[0].param("budget").value == pytest.approx(2000 / 3600)
 
 
 # ---- robustness: no input, however malformed, produces a traceback ------------------------
 
-TOKENS = st.sampled_from([
-    "system", "s", "{", "}", "tick", "1s", "state", "x", ":", "req/s", "in", "[", "0", ",", "10",
-    "]", "init", "let", "=", "+", "-", "*", "/", "(", ")", "loop", "every", "actuates", "to", "by",
-    "senses", "delay", "window", "require", "always", "for", "ticks", "objective", "keep", "<=",
-    "minimize", "if", "then", "else", "max", "3", "0.5", "%", "next", "input", "nominal", "param",
-    "\n", "#", "\"doc\"", "@", "cooldown", "stabilize", "down", "rate", "up", "when", "and",
-])
+TOKENS = st.sampled_from(
+    [
+        "system",
+        "s",
+        "{",
+        "}",
+        "tick",
+        "1s",
+        "state",
+        "x",
+        ":",
+        "req/s",
+        "in",
+        "[",
+        "0",
+        ",",
+        "10",
+        "]",
+        "init",
+        "let",
+        "=",
+        "+",
+        "-",
+        "*",
+        "/",
+        "(",
+        ")",
+        "loop",
+        "every",
+        "actuates",
+        "to",
+        "by",
+        "senses",
+        "delay",
+        "window",
+        "require",
+        "always",
+        "for",
+        "ticks",
+        "objective",
+        "keep",
+        "<=",
+        "minimize",
+        "if",
+        "then",
+        "else",
+        "max",
+        "3",
+        "0.5",
+        "%",
+        "next",
+        "input",
+        "nominal",
+        "param",
+        "\n",
+        "#",
+        '"doc"',
+        "@",
+        "cooldown",
+        "stabilize",
+        "down",
+        "rate",
+        "up",
+        "when",
+        "and",
+    ]
+)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(st.lists(TOKENS, max_size=60))
 def test_token_soup_never_crashes(tokens: list[str]) -> None:
     result = compile_text("fuzz.coh", " ".join(tokens))

@@ -24,9 +24,11 @@ def test_ir_dump_golden(path: Path, golden) -> None:  # type: ignore[no-untyped-
 
 
 def test_small_system_dump_golden(golden) -> None:  # type: ignore[no-untyped-def]
-    ts = system("input u : 1 in [0, 10] nominal 1\n state r : replica integer in [1, 9] init 2\n"
-                "loop hpa { every 2s cooldown 4s stabilize down 6s senses u delay 1s window 2s "
-                "rate up 100% down 1 replica deadband 0.5 replica actuates r to ceil(r * u) }")
+    ts = system(
+        "input u : 1 in [0, 10] nominal 1\n state r : replica integer in [1, 9] init 2\n"
+        "loop hpa { every 2s cooldown 4s stabilize down 6s senses u delay 1s window 2s "
+        "rate up 100% down 1 replica deadband 0.5 replica actuates r to ceil(r * u) }"
+    )
     golden.check("ir/small.txt", dump(ts))
 
 
@@ -69,8 +71,10 @@ def test_gain_parameter_scales_the_change() -> None:
 def test_extra_delay_shifts_the_sensed_signal() -> None:
     import numpy as np
 
-    ts = system("input u : 1 in [0, 100] nominal 0\n state a in [0, 100] init 0\n"
-                "loop l { senses u delay 1s actuates a to u }")
+    ts = system(
+        "input u : 1 in [0, 100] nominal 0\n state a in [0, 100] init 0\n"
+        "loop l { senses u delay 1s actuates a to u }"
+    )
     inputs = np.array([[[1.0], [2.0], [3.0], [4.0], [5.0]]])
     base = simulate(ts, 5, inputs=inputs).state("a")[0].tolist()
     more = simulate(with_extra_delay(ts, "l", 2), 5, inputs=inputs).state("a")[0].tolist()

@@ -13,21 +13,27 @@ U = "input u : 1 in [0, 100] nominal 0"
 
 def test_measurement_delay_is_an_exact_shift() -> None:
     # a(t+1) = u(t-2); the registers start full of u(0) = 1
-    tr = run(f"{U}\n state a in [-1000, 1000] init 0\n loop l {{ every 1s senses u delay 2s actuates a to u }}",
-             {"u": [1, 2, 3, 4, 5, 6]})
+    tr = run(
+        f"{U}\n state a in [-1000, 1000] init 0\n loop l {{ every 1s senses u delay 2s actuates a to u }}",
+        {"u": [1, 2, 3, 4, 5, 6]},
+    )
     assert tr.state("a")[0].tolist() == [0, 1, 1, 1, 2, 3, 4]
 
 
 def test_averaging_window_is_an_exact_mean() -> None:
-    tr = run(f"{U}\n state a in [-1000, 1000] init 0\n loop l {{ senses u window 3s actuates a to u }}",
-             {"u": [3, 6, 9, 12]})
+    tr = run(
+        f"{U}\n state a in [-1000, 1000] init 0\n loop l {{ senses u window 3s actuates a to u }}",
+        {"u": [3, 6, 9, 12]},
+    )
     assert tr.state("a")[0].tolist() == [0, 3, 4, 6, 9]
 
 
 def test_delay_and_window_together() -> None:
     # sensed(t) = mean(u(t-1), u(t-2))
-    tr = run(f"{U}\n state a in [-1000, 1000] init 0\n loop l {{ senses u delay 1s window 2s actuates a to u }}",
-             {"u": [2, 4, 8, 16, 32]})
+    tr = run(
+        f"{U}\n state a in [-1000, 1000] init 0\n loop l {{ senses u delay 1s window 2s actuates a to u }}",
+        {"u": [2, 4, 8, 16, 32]},
+    )
     assert tr.state("a")[0].tolist() == [0, 2, 2, 3, 6, 12]
 
 
@@ -48,7 +54,9 @@ def test_loop_limit_saturates_before_the_state_bound() -> None:
 
 
 def test_integer_states_round_half_up() -> None:
-    tr = run("state r : replica integer in [1, 10] init 1\n loop l { actuates r to r * 1.6 }", ticks=5)
+    tr = run(
+        "state r : replica integer in [1, 10] init 1\n loop l { actuates r to r * 1.6 }", ticks=5
+    )
     # 1 -> round(1.6)=2 -> round(3.2)=3 -> round(4.8)=5 -> 8 -> min(12.8, 10) = 10
     assert tr.state("r")[0].tolist() == [1, 2, 3, 5, 8, 10]
 
@@ -59,23 +67,29 @@ def test_plant_integer_state_is_rounded() -> None:
 
 
 def test_cooldown_blocks_actions_after_a_change() -> None:
-    tr = run("state a in [0, 100] init 0\n loop l { every 1s cooldown 3s actuates a by 1 }", ticks=7)
+    tr = run(
+        "state a in [0, 100] init 0\n loop l { every 1s cooldown 3s actuates a by 1 }", ticks=7
+    )
     assert tr.state("a")[0].tolist() == [0, 1, 1, 1, 2, 2, 2, 3]
 
 
 def test_hpa_scale_down_stabilization_window() -> None:
     # recommendations d; scale down only to the highest recommendation of the last 3 ticks
-    body = ("input d : replica in [0, 20] nominal 10\n"
-            "state r : replica integer in [1, 20] init 10\n"
-            "loop hpa { every 1s stabilize down 3s actuates r to d }")
+    body = (
+        "input d : replica in [0, 20] nominal 10\n"
+        "state r : replica integer in [1, 20] init 10\n"
+        "loop hpa { every 1s stabilize down 3s actuates r to d }"
+    )
     tr = run(body, {"d": [10, 4, 6, 2, 2, 2, 2]})
     assert tr.state("r")[0].tolist() == [10, 10, 10, 10, 6, 6, 2, 2]
 
 
 def test_scale_up_is_not_delayed_by_a_down_window() -> None:
-    body = ("input d : replica in [0, 20] nominal 10\n"
-            "state r : replica integer in [1, 20] init 10\n"
-            "loop hpa { stabilize down 3s actuates r to d }")
+    body = (
+        "input d : replica in [0, 20] nominal 10\n"
+        "state r : replica integer in [1, 20] init 10\n"
+        "loop hpa { stabilize down 3s actuates r to d }"
+    )
     tr = run(body, {"d": [15, 15, 3]})
     assert tr.state("r")[0].tolist() == [10, 15, 15, 15]
 
@@ -117,16 +131,20 @@ def test_shared_actuator_changes_add_up() -> None:
 
 
 def test_plant_update_uses_lets_and_tick() -> None:
-    body = ("input arrivals : req/s in [0, 100] nominal 10\n param cap = 4 req/s\n"
-            "state q : req in [0, 1000] init 0\n let net = arrivals - cap\n"
-            "next q = max(0, q + net * tick)")
+    body = (
+        "input arrivals : req/s in [0, 100] nominal 10\n param cap = 4 req/s\n"
+        "state q : req in [0, 1000] init 0\n let net = arrivals - cap\n"
+        "next q = max(0, q + net * tick)"
+    )
     tr = run(body, ticks=3)
     assert tr.state("q")[0].tolist() == [0, 6, 12, 18]
 
 
 def test_units_convert_exactly() -> None:
-    body = ("param budget = 900 $/h\n state spend : $/h in [0, 10000] init 0\n"
-            "loop l { every 1min actuates spend to budget * 2 }")
+    body = (
+        "param budget = 900 $/h\n state spend : $/h in [0, 10000] init 0\n"
+        "loop l { every 1min actuates spend to budget * 2 }"
+    )
     ts = system(body)
     tr = simulate(ts, 2)
     assert tr.state("spend")[0, 1] == pytest.approx(0.5)  # $/s inside, 1800 $/h shown
@@ -134,7 +152,9 @@ def test_units_convert_exactly() -> None:
 
 
 def test_scenarios_are_vectorised_and_independent() -> None:
-    ts = system(f"{U}\n state a in [-1000, 1000] init 0\n loop l {{ senses u delay 1s actuates a to u }}")
+    ts = system(
+        f"{U}\n state a in [-1000, 1000] init 0\n loop l {{ senses u delay 1s actuates a to u }}"
+    )
     inputs = np.array([[[1.0], [2.0], [3.0]], [[5.0], [6.0], [7.0]]])
     both = simulate(ts, 3, inputs=inputs)
     for s in range(2):
@@ -144,19 +164,24 @@ def test_scenarios_are_vectorised_and_independent() -> None:
 
 def test_parameter_samples_are_vectorised() -> None:
     ts = system("param k = 1\n state a in [0, 100] init 0\n loop l { actuates a by k }")
-    tr = simulate(ts, 2, params={"k": np.array([1.0, 2.0, 3.0])}, scenarios=3,
-                  inputs=np.zeros((3, 2, 0)))
+    tr = simulate(
+        ts, 2, params={"k": np.array([1.0, 2.0, 3.0])}, scenarios=3, inputs=np.zeros((3, 2, 0))
+    )
     assert tr.state("a")[:, -1].tolist() == [2, 4, 6]
 
 
 def test_initial_state_override_including_registers() -> None:
-    ts = system(f"{U}\n state a in [-1000, 1000] init 0\n loop l {{ senses u delay 2s actuates a to u }}")
+    ts = system(
+        f"{U}\n state a in [-1000, 1000] init 0\n loop l {{ senses u delay 2s actuates a to u }}"
+    )
     tr = simulate(ts, 2, init={"a": 5, "l.u.r2": 9})
     # r2 holds u(t-2): overridden to 9; r1 starts from u(0) = 0
     assert tr.state("a")[0].tolist() == [5, 9, 0]
 
 
 def test_non_finite_values_are_kept_not_raised() -> None:
-    ts = system("state a in [-inf, inf] init 1\n next a = a / 0".replace("-inf, inf", "-1000, 1000"))
+    ts = system(
+        "state a in [-inf, inf] init 1\n next a = a / 0".replace("-inf, inf", "-1000, 1000")
+    )
     tr = simulate(ts, 2)
     assert np.isclose(tr.state("a")[0, 1], 1000)  # +inf clamps to the bound

@@ -14,7 +14,7 @@ _NOSPAN = Span.unknown()
 
 
 def _span() -> Span:
-    return field(default=_NOSPAN, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default=_NOSPAN, compare=False, repr=False)
 
 
 # ---- expressions ---------------------------------------------------------------------------
@@ -270,8 +270,16 @@ class Require:
 
 
 SysItem = (
-    TickDecl | UnitDecl | InputDecl | ParamDecl | StateDecl | LetDecl | NextDecl | LoopDecl
-    | Objective | Require
+    TickDecl
+    | UnitDecl
+    | InputDecl
+    | ParamDecl
+    | StateDecl
+    | LetDecl
+    | NextDecl
+    | LoopDecl
+    | Objective
+    | Require
 )
 
 

@@ -125,8 +125,16 @@ class _Checker:
         self.recovered = bool(broken) or "<syntax>" in broken
 
     # ---- reporting
-    def error(self, code: str, message: str, span: Span, label: str = "", help: str = "",
-              notes: tuple[str, ...] = (), severity: Severity | None = None) -> None:
+    def error(
+        self,
+        code: str,
+        message: str,
+        span: Span,
+        label: str = "",
+        help: str = "",
+        notes: tuple[str, ...] = (),
+        severity: Severity | None = None,
+    ) -> None:
         self.diags.append(Diagnostic(code, message, span, severity, label, notes, help))
 
     # ---- units and quantities
@@ -142,8 +150,13 @@ class _Checker:
             return Unit(self.tick, TIME)
         return u
 
-    def quantity(self, num: ast.Num, default: Unit | None = None, want: Dim | None = None,
-                 what: str = "value") -> float:
+    def quantity(
+        self,
+        num: ast.Num,
+        default: Unit | None = None,
+        want: Dim | None = None,
+        what: str = "value",
+    ) -> float:
         """Canonical value of a literal; a bare number takes ``default``'s unit."""
         if num.unit is None:
             u = default or Unit(1.0, DIMENSIONLESS)
@@ -155,7 +168,8 @@ class _Checker:
                 f"the {what} must be {_tname(want)}, not {_tname(u.dim)}",
                 num.span,
                 label=f"this is {_tname(u.dim)}",
-                help=f"write it with a unit of dimension {want}" if not want.dimensionless
+                help=f"write it with a unit of dimension {want}"
+                if not want.dimensionless
                 else "write a plain number or a percentage",
             )
         return num.value * u.scale
@@ -173,13 +187,24 @@ class _Checker:
                 help=f"the tick is {self.tick:g}s; use a multiple of it",
             )
         if n < 0 or (n == 0 and not allow_zero):
-            self.error("COH213", f"the {what} must be {'non-negative' if allow_zero else 'positive'}",
-                       num.span)
+            self.error(
+                "COH213",
+                f"the {what} must be {'non-negative' if allow_zero else 'positive'}",
+                num.span,
+            )
         return max(n, 0)
 
     # ---- declarations
-    def declare(self, name: str, kind: str, dim: Dim, unit: str, scale: float, span: Span,
-                owner: str | None = None) -> None:
+    def declare(
+        self,
+        name: str,
+        kind: str,
+        dim: Dim,
+        unit: str,
+        scale: float,
+        span: Span,
+        owner: str | None = None,
+    ) -> None:
         if name in self.symbols:
             prev = self.symbols[name]
             self.error(
@@ -197,8 +222,12 @@ class _Checker:
         items = self.system.items
         ticks = [i for i in items if isinstance(i, ast.TickDecl)]
         if not ticks:
-            self.error("COH214", f"system `{self.system.name}` does not declare its tick",
-                       self.system.name_span, help="add `tick 1s` (or the step you want)")
+            self.error(
+                "COH214",
+                f"system `{self.system.name}` does not declare its tick",
+                self.system.name_span,
+                help="add `tick 1s` (or the step you want)",
+            )
         else:
             t = ticks[0]
             self.tick = self.quantity(t.duration, want=TIME, what="tick")
@@ -226,7 +255,8 @@ class _Checker:
         loops = [self._loop(lp) for lp in loops_ast]
         self._loop_names(loops_ast)
         global_objs = [
-            self._objective(o, None, i) for i, o in enumerate(i for i in items if isinstance(i, ast.Objective))
+            self._objective(o, None, i)
+            for i, o in enumerate(i for i in items if isinstance(i, ast.Objective))
         ]
         objectives = [o for lp in loops for o in lp.objectives] + [o for o in global_objs if o]
         self._objective_names(objectives)
@@ -236,8 +266,17 @@ class _Checker:
         if any(d.level == Severity.ERROR for d in self.diags):
             return None
         return Checked(
-            self.system, self.tick, self.symbols, inputs, params, states, lets, nexts, loops,
-            objectives, reqs,
+            self.system,
+            self.tick,
+            self.symbols,
+            inputs,
+            params,
+            states,
+            lets,
+            nexts,
+            loops,
+            objectives,
+            reqs,
         )
 
     def _unit_decl(self, d: ast.UnitDecl) -> None:
@@ -254,8 +293,12 @@ class _Checker:
         lo = self.quantity(rng.lo, unit, unit.dim, f"lower bound of {what}")
         hi = self.quantity(rng.hi, unit, unit.dim, f"upper bound of {what}")
         if lo > hi:
-            self.error("COH212", f"the range of {what} is empty: {_show_num(rng.lo)} > {_show_num(rng.hi)}",
-                       rng.span, help="write the range as `[lo, hi]` with lo <= hi")
+            self.error(
+                "COH212",
+                f"the range of {what} is empty: {_show_num(rng.lo)} > {_show_num(rng.hi)}",
+                rng.span,
+                help="write the range as `[lo, hi]` with lo <= hi",
+            )
         return lo, hi
 
     def _input(self, d: ast.InputDecl) -> ir.InputVar:
@@ -263,9 +306,13 @@ class _Checker:
         lo, hi = self._range(d.range, u, f"input `{d.name}`")
         nominal = self.quantity(d.nominal, u, u.dim, "nominal value")
         if lo <= hi and not lo <= nominal <= hi:
-            self.error("COH205", f"the nominal value of `{d.name}` lies outside its range",
-                       d.nominal.span, label="outside the range",
-                       help=f"choose a value in [{_show_num(d.range.lo)}, {_show_num(d.range.hi)}]")
+            self.error(
+                "COH205",
+                f"the nominal value of `{d.name}` lies outside its range",
+                d.nominal.span,
+                label="outside the range",
+                help=f"choose a value in [{_show_num(d.range.lo)}, {_show_num(d.range.hi)}]",
+            )
         self.declare(d.name, "input", u.dim, d.unit or "1", u.scale, d.name_span)
         return ir.InputVar(d.name, lo, hi, nominal, d.unit or "1", u.scale, d.span)
 
@@ -296,8 +343,9 @@ class _Checker:
             if d.range is not None:
                 lo, hi = self._range(d.range, Unit(scale, dim), f"parameter `{d.name}`")
                 if lo <= hi and not lo <= value <= hi:
-                    self.error("COH205", f"the value of `{d.name}` lies outside its range",
-                               d.value.span)
+                    self.error(
+                        "COH205", f"the value of `{d.name}` lies outside its range", d.value.span
+                    )
             self.declare(d.name, "param", dim, unit_text, scale, d.name_span)
             self.param_values[d.name] = value
             out.append(ir.ParamVar(d.name, value, lo, hi, unit_text, scale, False, d.span))
@@ -308,20 +356,30 @@ class _Checker:
         lo, hi = self._range(d.range, u, f"state `{d.name}`")
         init = self.quantity(d.init, u, u.dim, "initial value")
         if lo <= hi and not lo <= init <= hi:
-            self.error("COH205", f"the initial value of `{d.name}` lies outside its range",
-                       d.init.span, label="outside the range",
-                       help=f"choose a value in [{_show_num(d.range.lo)}, {_show_num(d.range.hi)}]")
+            self.error(
+                "COH205",
+                f"the initial value of `{d.name}` lies outside its range",
+                d.init.span,
+                label="outside the range",
+                help=f"choose a value in [{_show_num(d.range.lo)}, {_show_num(d.range.hi)}]",
+            )
         if d.integer:
             if any(abs(v - round(v)) > 1e-9 for v in (init,)):
-                self.error("COH217", f"integer state `{d.name}` has a fractional initial value",
-                           d.init.span, severity=Severity.ERROR)
+                self.error(
+                    "COH217",
+                    f"integer state `{d.name}` has a fractional initial value",
+                    d.init.span,
+                    severity=Severity.ERROR,
+                )
             lo, hi = math.ceil(lo - 1e-9), math.floor(hi + 1e-9)
         self.declare(d.name, "state", u.dim, d.unit or "1", u.scale, d.name_span)
         return d, float(lo), float(hi), init
 
     def _lets(self, decls: list[ast.LetDecl]) -> list[ir.Let]:
         names = {d.name for d in decls}
-        deps: dict[str, set[str]] = {d.name: {n for n in _names(d.value) if n in names} for d in decls}
+        deps: dict[str, set[str]] = {
+            d.name: {n for n in _names(d.value) if n in names} for d in decls
+        }
         order: list[str] = []
         state: dict[str, int] = {}
         by_name = {d.name: d for d in decls}
@@ -330,10 +388,14 @@ class _Checker:
             if state.get(n) in (2, 3):
                 return
             if state.get(n) == 1:
-                cyc = stack[stack.index(n):] + [n]
+                cyc = [*stack[stack.index(n) :], n]
                 d = by_name[n]
-                self.error("COH203", "`let` definitions form a cycle: " + " -> ".join(cyc),
-                           d.name_span, help="make one of them a state with a `next` update")
+                self.error(
+                    "COH203",
+                    "`let` definitions form a cycle: " + " -> ".join(cyc),
+                    d.name_span,
+                    help="make one of them a state with a `next` update",
+                )
                 return
             state[n] = 1
             for m in sorted(deps[n]):
@@ -390,8 +452,12 @@ class _Checker:
                     self._undefined(d.name, d.name_span, "a state")
                 continue
             if sym.kind != "state":
-                self.error("COH215", f"`next` updates states; `{d.name}` is {_article(sym.kind)}",
-                           d.name_span, help="declare it with `state`")
+                self.error(
+                    "COH215",
+                    f"`next` updates states; `{d.name}` is {_article(sym.kind)}",
+                    d.name_span,
+                    help="declare it with `state`",
+                )
                 continue
             if d.name in out:
                 self.error("COH202", f"state `{d.name}` has two `next` updates", d.span)
@@ -405,9 +471,15 @@ class _Checker:
         seen: dict[str, Span] = {}
         for item in lp.items:
             key = type(item).__name__ + (item.kind if isinstance(item, ast.LoopClause) else "")
-            if key in seen and not isinstance(item, (ast.Sense, ast.Actuate, ast.Objective, ast.Stabilize)):
-                self.error("COH219", f"loop `{lp.name}` repeats a clause", item.span,
-                           notes=(f"first at {seen[key]}",))
+            if key in seen and not isinstance(
+                item, (ast.Sense, ast.Actuate, ast.Objective, ast.Stabilize)
+            ):
+                self.error(
+                    "COH219",
+                    f"loop `{lp.name}` repeats a clause",
+                    item.span,
+                    notes=(f"first at {seen[key]}",),
+                )
             seen.setdefault(key, item.span)
         # senses first: they define the loop's view of the world
         self.scope_sensed = {}
@@ -435,8 +507,13 @@ class _Checker:
                 case ast.Guard(cond):
                     e, t = self.expr(cond)
                     if not isinstance(t, _Bool):
-                        self.error("COH216", "`when` needs a condition", cond.span,
-                                   label=f"this is {_tname(t)}", help="compare it: `when x > 0.5`")
+                        self.error(
+                            "COH216",
+                            "`when` needs a condition",
+                            cond.span,
+                            label=f"this is {_tname(t)}",
+                            help="compare it: `when x > 0.5`",
+                        )
                     c.guard = e
                 case ast.Stabilize(direction, window):
                     n = self.duration_ticks(window, "stabilization window")
@@ -445,11 +522,19 @@ class _Checker:
                     if direction in ("up", "both"):
                         c.stabilize_up = n
         if c.phase >= c.period and c.period > 0:
-            self.error("COH213", f"the phase of loop `{lp.name}` must be less than its period",
-                       phase_span, help=f"the loop acts every {c.period} ticks; use a phase below that")
+            self.error(
+                "COH213",
+                f"the phase of loop `{lp.name}` must be less than its period",
+                phase_span,
+                help=f"the loop acts every {c.period} ticks; use a phase below that",
+            )
         if not any(isinstance(i, ast.Actuate) for i in lp.items) and not self.recovered:
-            self.error("COH215", f"loop `{lp.name}` actuates nothing", lp.name_span,
-                       help="add `actuates STATE to EXPR` or `actuates STATE by EXPR`")
+            self.error(
+                "COH215",
+                f"loop `{lp.name}` actuates nothing",
+                lp.name_span,
+                help="add `actuates STATE to EXPR` or `actuates STATE by EXPR`",
+            )
         act_unit = self._actuator_unit(c)
         for item in lp.items:
             if isinstance(item, ast.LoopClause) and item.kind == "deadband" and act_unit:
@@ -462,8 +547,12 @@ class _Checker:
         if (c.stabilize_up or c.stabilize_down) and c.period:
             for n, label in ((c.stabilize_up, "up"), (c.stabilize_down, "down")):
                 if n % c.period:
-                    self.error("COH209", f"the {label} stabilization window is not a whole number of periods",
-                               lp.name_span, help=f"the loop acts every {c.period} ticks")
+                    self.error(
+                        "COH209",
+                        f"the {label} stabilization window is not a whole number of periods",
+                        lp.name_span,
+                        help=f"the loop acts every {c.period} ticks",
+                    )
         self.scope_sensed = {}
         for i, o in enumerate(item for item in lp.items if isinstance(item, ast.Objective)):
             obj = self._objective(o, lp.name, i)
@@ -501,8 +590,12 @@ class _Checker:
             if isinstance(s.expr, ast.Name):
                 alias = s.expr.name
             else:
-                self.error("COH215", "a sensed expression needs a name", s.expr.span,
-                           help="write `senses EXPR as NAME` and use NAME in the control law")
+                self.error(
+                    "COH215",
+                    "a sensed expression needs a name",
+                    s.expr.span,
+                    help="write `senses EXPR as NAME` and use NAME in the control law",
+                )
                 return
         delay = self.duration_ticks(s.delay, "delay") if s.delay else 0
         window = self.duration_ticks(s.window, "window", allow_zero=False) if s.window else 1
@@ -522,8 +615,12 @@ class _Checker:
                 self._undefined(a.state, a.name_span, "a state")
             return
         if sym.kind != "state":
-            self.error("COH215", f"a loop actuates states; `{a.state}` is {_article(sym.kind)}",
-                       a.name_span, help="declare what the loop sets with `state`")
+            self.error(
+                "COH215",
+                f"a loop actuates states; `{a.state}` is {_article(sym.kind)}",
+                a.name_span,
+                help="declare what the loop sets with `state`",
+            )
             return
         if any(x[0] == a.state for x in c.actions):
             self.error("COH202", f"loop `{c.decl.name}` actuates `{a.state}` twice", a.span)
@@ -536,15 +633,23 @@ class _Checker:
         seen: dict[str, Span] = {}
         for lp in loops:
             if lp.name in seen:
-                self.error("COH202", f"loop `{lp.name}` is declared twice", lp.name_span,
-                           notes=(f"first declared at {seen[lp.name]}",))
+                self.error(
+                    "COH202",
+                    f"loop `{lp.name}` is declared twice",
+                    lp.name_span,
+                    notes=(f"first declared at {seen[lp.name]}",),
+                )
             seen[lp.name] = lp.name_span
 
     def _objective(self, o: ast.Objective, owner: str | None, index: int) -> ir.ObjectiveIR | None:
         e, t = self.expr(o.expr)
         if isinstance(t, _Bool):
-            self.error("COH216", "an objective is a number, not a condition", o.expr.span,
-                       help="to require a condition, write `objective keep A <= B`")
+            self.error(
+                "COH216",
+                "an objective is a number, not a condition",
+                o.expr.span,
+                help="to require a condition, write `objective keep A <= B`",
+            )
             return None
         if isinstance(t, _Any):
             t = DIMENSIONLESS
@@ -567,7 +672,9 @@ class _Checker:
             if tol < 0:
                 self.error("COH213", "a tolerance must be non-negative", o.tolerance.span)
         unit, scale = self._display(o.expr, t)
-        return ir.ObjectiveIR(name, owner, o.kind, e, o.cmp, bound, tol, relative, unit, scale, o.span)
+        return ir.ObjectiveIR(
+            name, owner, o.kind, e, o.cmp, bound, tol, relative, unit, scale, o.span
+        )
 
     def _display(self, e: ast.Expr, t: Dim) -> tuple[str, float]:
         if isinstance(e, ast.Name) and e.name in self.symbols:
@@ -579,8 +686,12 @@ class _Checker:
         seen: dict[str, Span] = {}
         for o in objectives:
             if o.name in seen:
-                self.error("COH202", f"objective `{o.name}` is declared twice", o.span,
-                           help="name it: `objective minimize NAME = EXPR`")
+                self.error(
+                    "COH202",
+                    f"objective `{o.name}` is declared twice",
+                    o.span,
+                    help="name it: `objective minimize NAME = EXPR`",
+                )
             seen[o.name] = o.span
 
     def _require(self, r: ast.Require) -> ir.Requirement | None:
@@ -592,8 +703,14 @@ class _Checker:
             cond, t = self.expr(r.cond)
             self._want_bool(r.cond, t)
             horizon = self.duration_ticks(r.horizon, "horizon", allow_zero=False)
-            return ir.Requirement("always", cond=cond, horizon=horizon, inputs=r.inputs or "free",
-                                  text=text, span=r.span)
+            return ir.Requirement(
+                "always",
+                cond=cond,
+                horizon=horizon,
+                inputs=r.inputs or "free",
+                text=text,
+                span=r.span,
+            )
         if r.kind == "response":
             assert r.cond is not None and r.trigger is not None and r.within is not None
             trig, tt = self.expr(r.trigger)
@@ -601,9 +718,21 @@ class _Checker:
             cond, t = self.expr(r.cond)
             self._want_bool(r.cond, t)
             within = self.duration_ticks(r.within, "response time")
-            horizon = self.duration_ticks(r.horizon, "horizon", False) if r.horizon else max(2 * within, within + 10)
-            return ir.Requirement("response", cond=cond, trigger=trig, within=within, horizon=horizon,
-                                  inputs=r.inputs or "free", text=text, span=r.span)
+            horizon = (
+                self.duration_ticks(r.horizon, "horizon", False)
+                if r.horizon
+                else max(2 * within, within + 10)
+            )
+            return ir.Requirement(
+                "response",
+                cond=cond,
+                trigger=trig,
+                within=within,
+                horizon=horizon,
+                inputs=r.inputs or "free",
+                text=text,
+                span=r.span,
+            )
         if r.kind == "flapping":
             assert r.state is not None and r.within is not None
             sym = self.symbols.get(r.state)
@@ -611,55 +740,94 @@ class _Checker:
                 self._undefined(r.state, r.span, "a state")
                 return None
             if sym.kind != "state":
-                self.error("COH215", f"`no flapping of` names a state; `{r.state}` is {_article(sym.kind)}", r.span)
+                self.error(
+                    "COH215",
+                    f"`no flapping of` names a state; `{r.state}` is {_article(sym.kind)}",
+                    r.span,
+                )
                 return None
             window = self.duration_ticks(r.within, "flapping window", allow_zero=False)
             horizon = self.duration_ticks(r.horizon, "horizon", False) if r.horizon else 2 * window
-            return ir.Requirement("flapping", state=r.state, within=window, horizon=max(horizon, window),
-                                  max_reversals=2 if r.max_reversals is None else r.max_reversals,
-                                  text=text, span=r.span)
+            return ir.Requirement(
+                "flapping",
+                state=r.state,
+                within=window,
+                horizon=max(horizon, window),
+                max_reversals=2 if r.max_reversals is None else r.max_reversals,
+                text=text,
+                span=r.span,
+            )
         return None
 
     def _want_bool(self, e: ast.Expr, t: Type) -> None:
         if not isinstance(t, _Bool):
-            self.error("COH216", "a condition is needed here", e.span, label=f"this is {_tname(t)}",
-                       help="compare it, for example `latency <= 2s`")
+            self.error(
+                "COH216",
+                "a condition is needed here",
+                e.span,
+                label=f"this is {_tname(t)}",
+                help="compare it, for example `latency <= 2s`",
+            )
 
-    def _state_updates(self, states: list[tuple[ast.StateDecl, float, float, float]],
-                       nexts: dict[str, ir.Expr], loops: list[CheckedLoop]) -> None:
+    def _state_updates(
+        self,
+        states: list[tuple[ast.StateDecl, float, float, float]],
+        nexts: dict[str, ir.Expr],
+        loops: list[CheckedLoop],
+    ) -> None:
         actuated: dict[str, list[tuple[str, Span]]] = {}
         for lp in loops:
             for st, _mode, _law, span in lp.actions:
                 actuated.setdefault(st, []).append((lp.decl.name, span))
         for d, *_ in states:
             if d.name in nexts and d.name in actuated:
-                self.error("COH210", f"state `{d.name}` has a `next` update and is actuated by "
-                           f"loop `{actuated[d.name][0][0]}`", actuated[d.name][0][1],
-                           help="a state is either plant (next) or actuated by loops")
+                self.error(
+                    "COH210",
+                    f"state `{d.name}` has a `next` update and is actuated by "
+                    f"loop `{actuated[d.name][0][0]}`",
+                    actuated[d.name][0][1],
+                    help="a state is either plant (next) or actuated by loops",
+                )
             elif d.name not in nexts and d.name not in actuated and not self.recovered:
-                self.error("COH204", f"state `{d.name}` has no update and no actuator", d.name_span,
-                           help=f"add `next {d.name} = ...`, actuate it from a loop, or make it a `param`")
+                self.error(
+                    "COH204",
+                    f"state `{d.name}` has no update and no actuator",
+                    d.name_span,
+                    help=f"add `next {d.name} = ...`, actuate it from a loop, or make it a `param`",
+                )
             users = actuated.get(d.name, [])
             if len(users) > 1:
                 names = ", ".join(f"`{u}`" for u, _ in users)
-                self.error("COH206", f"state `{d.name}` is actuated by {len(users)} loops: {names}",
-                           users[1][1], label="second actuator",
-                           notes=("on a tick where several loops act, their changes add up",),
-                           help="make sure the loops do not fight; the coupling analysis checks them")
+                self.error(
+                    "COH206",
+                    f"state `{d.name}` is actuated by {len(users)} loops: {names}",
+                    users[1][1],
+                    label="second actuator",
+                    notes=("on a tick where several loops act, their changes add up",),
+                    help="make sure the loops do not fight; the coupling analysis checks them",
+                )
 
-    def _unused(self, inputs: list[ir.InputVar], params: list[ir.ParamVar], lets: list[ir.Let]) -> None:
-        for decl in [*inputs, *params, *lets]:
+    def _unused(
+        self, inputs: list[ir.InputVar], params: list[ir.ParamVar], lets: list[ir.Let]
+    ) -> None:
+        decls: list[ir.InputVar | ir.ParamVar | ir.Let] = [*inputs, *params, *lets]
+        for decl in decls:
             if decl.name not in self.reads:
                 sym = self.symbols.get(decl.name)
                 kind = sym.kind if sym else "declaration"
-                self.error("COH218", f"{kind} `{decl.name}` is never used",
-                           sym.span if sym else decl.span)
+                self.error(
+                    "COH218", f"{kind} `{decl.name}` is never used", sym.span if sym else decl.span
+                )
 
     # ---- expressions
     def _undefined(self, name: str, span: Span, what: str = "") -> None:
         cands = sorted(set(self.symbols) | set(self.scope_sensed))
         close = difflib.get_close_matches(name, cands, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else "declare it with `param`, `input`, `state` or `let`"
+        hint = (
+            f"did you mean `{close[0]}`?"
+            if close
+            else "declare it with `param`, `input`, `state` or `let`"
+        )
         self.error("COH201", f"unknown name `{name}`", span, label="not declared", help=hint)
 
     def _mismatch(self, span: Span, want: Type, got: Type, what: str) -> None:
@@ -679,8 +847,13 @@ class _Checker:
             return
         if want != got:
             if isinstance(want, Dim) and isinstance(got, Dim) and got.dimensionless:
-                self.error("COH207", f"{what} must be {_tname(want)}, but this is {_tname(got)}",
-                           span, label="no unit", help=f"write the unit, for example `1 {want}`")
+                self.error(
+                    "COH207",
+                    f"{what} must be {_tname(want)}, but this is {_tname(got)}",
+                    span,
+                    label="no unit",
+                    help=f"write the unit, for example `1 {want}`",
+                )
                 return
             self._mismatch(span, want, got, what)
 
@@ -713,8 +886,12 @@ class _ExprTyper:
                         ck._undefined(name, span)
                     return ir.Const(0.0, span), ANY
                 if self.only_params and sym.kind != "param":
-                    ck.error("COH215", f"a parameter's value may only use numbers and other parameters; "
-                             f"`{name}` is {_article(sym.kind)}", span)
+                    ck.error(
+                        "COH215",
+                        f"a parameter's value may only use numbers and other parameters; "
+                        f"`{name}` is {_article(sym.kind)}",
+                        span,
+                    )
                 ck.reads.add(name)
                 return ir.Var(name, span), (BOOL if sym.kind == "bool" else sym.dim)
             case ast.Neg(arg, span):
@@ -727,7 +904,9 @@ class _ExprTyper:
                 self._num(left, ta)
                 self._num(right, tb)
                 if op in ("+", "-"):
-                    return ir.Binary(op, a, b, span), self._unify(e, ta, tb, "add" if op == "+" else "subtract")
+                    return ir.Binary(op, a, b, span), self._unify(
+                        e, ta, tb, "add" if op == "+" else "subtract"
+                    )
                 if isinstance(ta, _Any) or isinstance(tb, _Any):
                     return ir.Binary(op, a, b, span), ANY
                 assert isinstance(ta, Dim) and isinstance(tb, Dim)
@@ -767,13 +946,22 @@ class _ExprTyper:
 
     def _num(self, e: ast.Expr, t: Type) -> None:
         if isinstance(t, _Bool):
-            self.ck.error("COH216", "a number is needed here, not a condition", e.span,
-                          label="this is a condition")
+            self.ck.error(
+                "COH216",
+                "a number is needed here, not a condition",
+                e.span,
+                label="this is a condition",
+            )
 
     def _bool(self, e: ast.Expr, t: Type) -> None:
         if not isinstance(t, _Bool):
-            self.ck.error("COH216", "a condition is needed here", e.span, label=f"this is {_tname(t)}",
-                          help="compare it, for example `x > 0`")
+            self.ck.error(
+                "COH216",
+                "a condition is needed here",
+                e.span,
+                label=f"this is {_tname(t)}",
+                help="compare it, for example `x > 0`",
+            )
 
     def _unify(self, e: ast.Expr, ta: Type, tb: Type, verb: str) -> Type:
         if isinstance(ta, _Bool) or isinstance(tb, _Bool):
@@ -798,46 +986,68 @@ class _ExprTyper:
         self._num(base, ta)
         self._num(exponent, tb)
         if isinstance(tb, Dim) and not tb.dimensionless:
-            self.ck.error("COH207", "an exponent must be dimensionless", exponent.span,
-                          label=f"this is {_tname(tb)}")
+            self.ck.error(
+                "COH207",
+                "an exponent must be dimensionless",
+                exponent.span,
+                label=f"this is {_tname(tb)}",
+            )
         if isinstance(ta, Dim) and not ta.dimensionless:
             const = _const_value(exponent)
             if const is None:
-                self.ck.error("COH207", "a quantity with a unit can only be raised to a constant power",
-                              span, help="divide by a reference value to make it dimensionless first")
+                self.ck.error(
+                    "COH207",
+                    "a quantity with a unit can only be raised to a constant power",
+                    span,
+                    help="divide by a reference value to make it dimensionless first",
+                )
                 return ir.Binary("^", a, b, span), ta
             return ir.Binary("^", a, b, span), ta ** Fraction(const).limit_denominator(1000)
         return ir.Binary("^", a, b, span), ta if isinstance(ta, Dim) else DIMENSIONLESS
 
-    def _call(self, fn: str, args: tuple[ast.Expr, ...], span: Span, fn_span: Span) -> tuple[ir.Expr, Type]:
+    def _call(
+        self, fn: str, args: tuple[ast.Expr, ...], span: Span, fn_span: Span
+    ) -> tuple[ir.Expr, Type]:
         ck = self.ck
         if fn not in FUNCTION_ARITY:
             close = difflib.get_close_matches(fn, list(FUNCTION_ARITY), n=1)
-            ck.error("COH211", f"unknown function `{fn}`", fn_span, label="not a function",
-                     help=f"did you mean `{close[0]}`?" if close else
-                     "the functions are " + ", ".join(sorted(FUNCTION_ARITY)))
+            ck.error(
+                "COH211",
+                f"unknown function `{fn}`",
+                fn_span,
+                label="not a function",
+                help=f"did you mean `{close[0]}`?"
+                if close
+                else "the functions are " + ", ".join(sorted(FUNCTION_ARITY)),
+            )
             for a in args:
                 self.visit(a)
             return ir.Const(0.0, span), ANY
         lo, hi = FUNCTION_ARITY[fn]
         if not lo <= len(args) <= hi:
             want = f"{lo}" if lo == hi else f"at least {lo}"
-            ck.error("COH211", f"`{fn}` takes {want} argument{'s' if lo != 1 else ''}, not {len(args)}", span)
+            ck.error(
+                "COH211",
+                f"`{fn}` takes {want} argument{'s' if lo != 1 else ''}, not {len(args)}",
+                span,
+            )
             return ir.Const(0.0, span), ANY
         if fn == "pow":
             return self._pow(args[0], args[1], span)
         typed = [self.visit(a) for a in args]
-        for a, (_, t) in zip(args, typed, strict=True):
-            self._num(a, t)
+        for a, (_, ta) in zip(args, typed, strict=True):
+            self._num(a, ta)
         exprs = tuple(x for x, _ in typed)
         types = [t for _, t in typed]
         if fn in ("min", "max", "clamp"):
-            t: Type = types[0]
+            joined: Type = types[0]
             for other in types[1:]:
-                t = self._unify(ast.Call(fn, args, span), t, other, f"take the {fn} of")
+                joined = self._unify(ast.Call(fn, args, span), joined, other, f"take the {fn} of")
             if fn == "clamp":
-                return ir.Call("min", (ir.Call("max", (exprs[0], exprs[1]), span), exprs[2]), span), t
-            return ir.Call(fn, exprs, span), t
+                return ir.Call(
+                    "min", (ir.Call("max", (exprs[0], exprs[1]), span), exprs[2]), span
+                ), joined
+            return ir.Call(fn, exprs, span), joined
         if fn in ("abs", "ceil", "floor", "round"):
             return ir.Call(fn, exprs, span), types[0]
         if fn == "sqrt":
@@ -845,9 +1055,13 @@ class _ExprTyper:
             return ir.Call(fn, exprs, span), (t0 ** Fraction(1, 2) if isinstance(t0, Dim) else t0)
         # exp, log
         if isinstance(types[0], Dim) and not types[0].dimensionless:
-            ck.error("COH207", f"`{fn}` needs a dimensionless argument", args[0].span,
-                     label=f"this is {_tname(types[0])}",
-                     help="divide by a reference value of the same unit first")
+            ck.error(
+                "COH207",
+                f"`{fn}` needs a dimensionless argument",
+                args[0].span,
+                label=f"this is {_tname(types[0])}",
+                help="divide by a reference value of the same unit first",
+            )
         return ir.Call(fn, exprs, span), DIMENSIONLESS
 
 
@@ -865,7 +1079,7 @@ def _dim_hint(a: Type, b: Type) -> str:
         ratio = a / b
         if ratio == TIME:
             return f"multiply the {b} side by a duration (for example `tick`), or divide the other by one"
-        if ratio == TIME ** -1:
+        if ratio == TIME**-1:
             return f"divide the {b} side by a duration, or multiply the other by one"
         return f"both sides need the same dimension; they differ by a factor of ({ratio})"
     return "both sides must have the same dimension"
@@ -904,8 +1118,15 @@ def _scale_of(e: ast.Expr, units: UnitTable, tick: float) -> float:
 
 
 def _article(kind: str) -> str:
-    return {"input": "an input", "param": "a parameter", "state": "a state", "let": "a `let`",
-            "bool": "a condition", "loop": "a loop", "sensed": "a sensed value"}.get(kind, kind)
+    return {
+        "input": "an input",
+        "param": "a parameter",
+        "state": "a state",
+        "let": "a `let`",
+        "bool": "a condition",
+        "loop": "a loop",
+        "sensed": "a sensed value",
+    }.get(kind, kind)
 
 
 def _show_num(n: ast.Num) -> str:
@@ -918,7 +1139,9 @@ def _req_text(r: ast.Require) -> str:
     return format_require(r)
 
 
-def check_system(system: ast.System, broken: frozenset[str] = frozenset()) -> tuple[Checked | None, list[Diagnostic]]:
+def check_system(
+    system: ast.System, broken: frozenset[str] = frozenset()
+) -> tuple[Checked | None, list[Diagnostic]]:
     """Check one system; returns the checked form (None if it has errors) and diagnostics."""
     ck = _Checker(system, broken)
     checked = ck.run()

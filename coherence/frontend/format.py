@@ -43,7 +43,9 @@ def format_expr(e: ast.Expr, parent: int = 0) -> str:
         case ast.Call(fn, args):
             return f"{fn}({', '.join(format_expr(a) for a in args)})"
         case ast.Ite(c, a, b):
-            return _wrap(f"if {format_expr(c)} then {format_expr(a)} else {format_expr(b)}", 0, parent)
+            return _wrap(
+                f"if {format_expr(c)} then {format_expr(a)} else {format_expr(b)}", 0, parent
+            )
     raise AssertionError(e)
 
 
@@ -69,8 +71,10 @@ def format_require(r: ast.Require) -> str:
     if r.kind == "response":
         assert r.cond is not None and r.trigger is not None and r.within is not None
         h = f" for {_num(r.horizon)}" if r.horizon else ""
-        return (f"require after {format_expr(r.trigger)} then {format_expr(r.cond)} "
-                f"within {_num(r.within)}{h}{tail}")
+        return (
+            f"require after {format_expr(r.trigger)} then {format_expr(r.cond)} "
+            f"within {_num(r.within)}{h}{tail}"
+        )
     assert r.within is not None
     m = f" max {r.max_reversals}" if r.max_reversals is not None else ""
     h = f" for {_num(r.horizon)}" if r.horizon else ""
@@ -82,7 +86,9 @@ def _objective(o: ast.Objective) -> str:
     tol = f" tolerance {_num(o.tolerance)}" if o.tolerance else ""
     if o.kind == "keep":
         assert o.bound is not None
-        return f"objective keep {name}{format_expr(o.expr, 5)} {o.cmp} {format_expr(o.bound, 5)}{tol}"
+        return (
+            f"objective keep {name}{format_expr(o.expr, 5)} {o.cmp} {format_expr(o.bound, 5)}{tol}"
+        )
     return f"objective {o.kind} {name}{format_expr(o.expr)}{tol}"
 
 
@@ -139,8 +145,8 @@ def format_item(i: ast.SysItem) -> list[str]:
         case ast.NextDecl(name, value):
             return [f"next {name} = {format_expr(value)}"]
         case ast.LoopDecl(name, doc, items):
-            d = f' "{doc}"' if doc else ""
-            return [f"loop {name}{d} {{", *("  " + _loop_item(x) for x in items), "}"]
+            head = f' "{doc}"' if doc else ""
+            return [f"loop {name}{head} {{", *("  " + _loop_item(x) for x in items), "}"]
         case ast.Objective():
             return [_objective(i)]
         case ast.Require():

@@ -25,15 +25,67 @@ from coherence.source import SourceFile, Span
 MAX_SYNTAX_ERRORS = 20
 
 STATEMENT_KEYWORDS = (
-    "system", "tick", "unit", "input", "param", "state", "let", "next", "loop", "objective",
-    "require", "every", "phase", "senses", "actuates", "limit", "rate", "deadband", "cooldown",
-    "stabilize", "when",
+    "system",
+    "tick",
+    "unit",
+    "input",
+    "param",
+    "state",
+    "let",
+    "next",
+    "loop",
+    "objective",
+    "require",
+    "every",
+    "phase",
+    "senses",
+    "actuates",
+    "limit",
+    "rate",
+    "deadband",
+    "cooldown",
+    "stabilize",
+    "when",
 )
-KEYWORDS = STATEMENT_KEYWORDS + (
-    "tolerance", "in", "init", "nominal", "integer", "to", "by", "as", "delay", "window",
-    "minimize", "maximize", "keep", "stable", "coherent", "always", "for", "after", "then",
-    "within", "no", "flapping", "of", "max", "bad", "equilibrium", "inputs", "held", "free",
-    "if", "else", "and", "or", "not", "up", "down", "ticks",
+KEYWORDS = (
+    *STATEMENT_KEYWORDS,
+    "tolerance",
+    "in",
+    "init",
+    "nominal",
+    "integer",
+    "to",
+    "by",
+    "as",
+    "delay",
+    "window",
+    "minimize",
+    "maximize",
+    "keep",
+    "stable",
+    "coherent",
+    "always",
+    "for",
+    "after",
+    "then",
+    "within",
+    "no",
+    "flapping",
+    "of",
+    "max",
+    "bad",
+    "equilibrium",
+    "inputs",
+    "held",
+    "free",
+    "if",
+    "else",
+    "and",
+    "or",
+    "not",
+    "up",
+    "down",
+    "ticks",
 )
 
 _FRIENDLY = {
@@ -99,7 +151,8 @@ def _keyword_boundary(tok: Token) -> Token:
 def _parser() -> Lark:
     probe = Lark(grammar_text(), parser="lalr", lexer="contextual")
     keyword_terms = [
-        t.name for t in probe.terminals
+        t.name
+        for t in probe.terminals
         if t.pattern.type == "str" and str(t.pattern.value).isalpha()
     ]
     return Lark(
@@ -324,7 +377,13 @@ class _ToAst(Transformer[Token, Any]):
         trigger, cond, within, horizon, mode = items
         return (
             "response",
-            {"trigger": trigger, "cond": cond, "within": within, "horizon": horizon, "inputs": mode},
+            {
+                "trigger": trigger,
+                "cond": cond,
+                "within": within,
+                "horizon": horizon,
+                "inputs": mode,
+            },
         )
 
     def req_flapping(self, items: list[Any]) -> tuple[str, dict[str, Any]]:
@@ -438,7 +497,8 @@ def _token_text(tok: Token) -> str:
 def _syntax_diagnostic(err: UnexpectedInput, source: SourceFile) -> Diagnostic:
     path = source.path
     if isinstance(err, UnexpectedCharacters):
-        ch = source.text[err.pos_in_stream] if err.pos_in_stream < len(source.text) else "?"
+        pos = err.pos_in_stream or 0
+        ch = source.text[pos] if pos < len(source.text) else "?"
         span = source.span_at(err.line, err.column)
         help_ = "strings are written in double quotes" if ch in "'`" else ""
         return Diagnostic(
@@ -571,11 +631,15 @@ def parse_source(source: SourceFile) -> tuple[ast.Module, tuple[Diagnostic, ...]
             if isinstance(err, _KeywordPrefix):
                 tok = err.token
                 start = tok.start_pos or 0
-                diags.append(Diagnostic(
-                    "COH101", f"unexpected `{err.word}`",
-                    source.offset_to_span(start, start + len(err.word)),
-                    label="not a keyword here",
-                    help=f"did you mean `{tok}`?"))
+                diags.append(
+                    Diagnostic(
+                        "COH101",
+                        f"unexpected `{err.word}`",
+                        source.offset_to_span(start, start + len(err.word)),
+                        label="not a keyword here",
+                        help=f"did you mean `{tok}`?",
+                    )
+                )
                 offset = start
                 if offset in seen_offsets or len(diags) >= MAX_SYNTAX_ERRORS:
                     return ast.Module(source.path, ()), tuple(diags), frozenset(broken)

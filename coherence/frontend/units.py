@@ -36,7 +36,7 @@ class Dim:
         return Dim(tuple(sorted((k, v) for k, v in acc.items() if v)))
 
     def __truediv__(self, other: Dim) -> Dim:
-        return self * other ** -1
+        return self * other**-1
 
     def __pow__(self, p: int | Fraction) -> Dim:
         return Dim(tuple((k, v * Fraction(p)) for k, v in self.exps if v * Fraction(p)))

@@ -26,7 +26,22 @@ from coherence.ir.nodes import (
 )
 
 __all__ = [
-    "Action", "Binary", "Call", "Const", "Expr", "InputVar", "Ite", "Let", "LoopIR",
-    "ObjectiveIR", "ParamVar", "Phase", "Requirement", "Sensor", "StateVar", "TransitionSystem",
-    "Unary", "Var",
+    "Action",
+    "Binary",
+    "Call",
+    "Const",
+    "Expr",
+    "InputVar",
+    "Ite",
+    "Let",
+    "LoopIR",
+    "ObjectiveIR",
+    "ParamVar",
+    "Phase",
+    "Requirement",
+    "Sensor",
+    "StateVar",
+    "TransitionSystem",
+    "Unary",
+    "Var",
 ]

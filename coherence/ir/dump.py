@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from coherence.ir.nodes import Binary, Call, Const, Expr, Ite, Phase, TransitionSystem, Unary, Var
 
-_PREC = {"or": 1, "and": 2, "<": 4, "<=": 4, ">": 4, ">=": 4, "==": 4, "!=": 4, "+": 5, "-": 5,
-         "*": 6, "/": 6, "^": 8}
+_PREC = {
+    "or": 1,
+    "and": 2,
+    "<": 4,
+    "<=": 4,
+    ">": 4,
+    ">=": 4,
+    "==": 4,
+    "!=": 4,
+    "+": 5,
+    "-": 5,
+    "*": 6,
+    "/": 6,
+    "^": 8,
+}
 
 
 def fmt_num(v: float) -> str:
@@ -36,7 +49,9 @@ def format_expr(e: Expr, parent: int = 0) -> str:
         case Call(fn, args):
             return f"{fn}({', '.join(format_expr(a) for a in args)})"
         case Ite(c, a, b):
-            return _wrap(f"if {format_expr(c)} then {format_expr(a)} else {format_expr(b)}", 0, parent)
+            return _wrap(
+                f"if {format_expr(c)} then {format_expr(a)} else {format_expr(b)}", 0, parent
+            )
         case Phase(period, offset):
             return f"phase({period}, {offset})"
     raise AssertionError(e)
@@ -50,8 +65,10 @@ def dump(ts: TransitionSystem) -> str:
     """The canonical dump: declarations in order, one per line."""
     out = [f"system {ts.name}", f"  tick {fmt_num(ts.tick)}s  hyperperiod {ts.hyperperiod}"]
     for u in ts.inputs:
-        out.append(f"  input {u.name} [{fmt_num(u.lo)}, {fmt_num(u.hi)}] nominal {fmt_num(u.nominal)}"
-                   f"  ({u.unit})")
+        out.append(
+            f"  input {u.name} [{fmt_num(u.lo)}, {fmt_num(u.hi)}] nominal {fmt_num(u.nominal)}"
+            f"  ({u.unit})"
+        )
     for p in ts.params:
         rng = f" in [{fmt_num(p.lo)}, {fmt_num(p.hi)}]" if p.lo != p.hi and not p.internal else ""
         tag = "  internal" if p.internal else ""
@@ -65,11 +82,15 @@ def dump(ts: TransitionSystem) -> str:
         owner = f"  [{d.owner}]" if d.owner else ""
         out.append(f"  let {d.name} = {format_expr(d.expr)}{owner}")
     for lp in ts.loops:
-        out.append(f"  loop {lp.name} period {lp.period} phase {lp.phase} fires {lp.fires}"
-                   f" cooldown {lp.cooldown}")
+        out.append(
+            f"  loop {lp.name} period {lp.period} phase {lp.phase} fires {lp.fires}"
+            f" cooldown {lp.cooldown}"
+        )
         for sn in lp.sensors:
-            out.append(f"    senses {sn.alias} = {format_expr(sn.signal)} delay {sn.delay}"
-                       f" window {sn.window}")
+            out.append(
+                f"    senses {sn.alias} = {format_expr(sn.signal)} delay {sn.delay}"
+                f" window {sn.window}"
+            )
         for a in lp.actions:
             out.append(f"    actuates {a.state} {a.mode} {format_expr(a.law)}")
     for o in ts.objectives:

@@ -19,7 +19,9 @@ implicit step and every backend applies it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
+from coherence.frontend.ast import StateDecl
 from coherence.frontend.check import Checked, CheckedLoop
 from coherence.ir import nodes as ir
 from coherence.ir.nodes import Binary, Call, Const, Expr, Ite, Phase, Unary, Var
@@ -88,19 +90,39 @@ def lower(checked: Checked) -> ir.TransitionSystem:
                 update = _add(update, delta)
             kind = "actuator"
         states.append(
-            ir.StateVar(d.name, kind, lo, hi, Const(init, d.init.span), update, d.integer, None,
-                        sym.unit, sym.scale, d.span)
+            ir.StateVar(
+                d.name,
+                kind,
+                lo,
+                hi,
+                Const(init, d.init.span),
+                update,
+                d.integer,
+                None,
+                sym.unit,
+                sym.scale,
+                d.span,
+            )
         )
     states += owned
     return ir.TransitionSystem(
-        sys_.name, sys_.doc, sys_.span.path, checked.tick, tuple(checked.inputs), tuple(params),
-        tuple(states), tuple(lets), tuple(loops), tuple(checked.objectives),
-        tuple(checked.requirements), sys_.span,
+        sys_.name,
+        sys_.doc,
+        sys_.span.path,
+        checked.tick,
+        tuple(checked.inputs),
+        tuple(params),
+        tuple(states),
+        tuple(lets),
+        tuple(loops),
+        tuple(checked.objectives),
+        tuple(checked.requirements),
+        sys_.span,
     )
 
 
 def _lower_loop(
-    c: CheckedLoop, checked: Checked, decls: dict[str, tuple[object, float, float, float]]
+    c: CheckedLoop, checked: Checked, decls: Mapping[str, tuple[StateDecl, float, float, float]]
 ) -> tuple[ir.LoopIR, list[ir.StateVar], list[ir.Let], list[ir.ParamVar], dict[str, list[Expr]]]:
     name = c.decl.name
     span = c.decl.span
@@ -111,9 +133,13 @@ def _lower_loop(
     for alias, signal, delay, window, sspan, dim in c.sensors:
         sensor, regs, sensed = build_sensor(name, alias, signal, delay, window, sspan)
         src = checked.symbols.get(alias)
-        unit, scale = (src.unit, src.scale) if src is not None and src.dim == dim else (str(dim), 1.0)
+        unit, scale = (
+            (src.unit, src.scale) if src is not None and src.dim == dim else (str(dim), 1.0)
+        )
         states += [
-            ir.StateVar(r.name, r.kind, r.lo, r.hi, r.init, r.update, False, name, unit, scale, sspan)
+            ir.StateVar(
+                r.name, r.kind, r.lo, r.hi, r.init, r.update, False, name, unit, scale, sspan
+            )
             for r in regs
         ]
         lets.append(ir.Let(sensed.name, sensed.expr, unit, scale, name, sspan))
@@ -137,7 +163,7 @@ def _lower_loop(
     for state, mode, law, aspan in c.actions:
         _d, lo, hi, init = decls[state]
         sym = checked.symbols[state]
-        integer = bool(getattr(_d, "integer", False))
+        integer = _d.integer
         a = Var(state)
         prefix = f"{name}.{state}"
         gain = f"{prefix}.gain"
@@ -153,9 +179,22 @@ def _lower_loop(
             for k, h in enumerate(history):
                 prev: Expr = Var(f"{prefix}.rec") if k == 0 else Var(history[k - 1])
                 upd = prev if c.period == 1 else Ite(phase, prev, Var(h))
-                states.append(ir.StateVar(h, "history", lo, hi, Const(init), upd, False, name,
-                                          sym.unit, sym.scale, aspan))
-            recs: list[Expr] = [Var(f"{prefix}.rec")] + [Var(h) for h in history]
+                states.append(
+                    ir.StateVar(
+                        h,
+                        "history",
+                        lo,
+                        hi,
+                        Const(init),
+                        upd,
+                        False,
+                        name,
+                        sym.unit,
+                        sym.scale,
+                        aspan,
+                    )
+                )
+            recs: list[Expr] = [Var(f"{prefix}.rec"), *(Var(h) for h in history)]
             up_rec = Call("min", tuple(recs[:n_up])) if n_up > 1 else recs[0]
             down_rec = Call("max", tuple(recs[:n_down])) if n_down > 1 else recs[0]
             target = Call("min", (Call("max", (a, up_rec)), down_rec))
@@ -191,17 +230,45 @@ def _lower_loop(
         contrib.setdefault(state, []).append(
             Ite(Var(changes), _sub(Var(target_name), a), Const(0.0), aspan)
         )
-        actions.append(ir.Action(state, mode, law, target_name, changes, gain, tuple(history), aspan))
+        actions.append(
+            ir.Action(state, mode, law, target_name, changes, gain, tuple(history), aspan)
+        )
 
     if cooldown_state:
         cd = Var(cooldown_state)
-        upd = Ite(_or(change_flags), Const(float(c.cooldown - 1)),
-                  Call("max", (_sub(cd, Const(1.0)), Const(0.0))))
-        states.append(ir.StateVar(cooldown_state, "cooldown", 0.0, float(c.cooldown), Const(0.0), upd,
-                                  True, name, "ticks", checked.tick, span))
+        upd = Ite(
+            _or(change_flags),
+            Const(float(c.cooldown - 1)),
+            Call("max", (_sub(cd, Const(1.0)), Const(0.0))),
+        )
+        states.append(
+            ir.StateVar(
+                cooldown_state,
+                "cooldown",
+                0.0,
+                float(c.cooldown),
+                Const(0.0),
+                upd,
+                True,
+                name,
+                "ticks",
+                checked.tick,
+                span,
+            )
+        )
     loop = ir.LoopIR(
-        name, c.decl.doc, c.period, c.phase, tuple(sensors), tuple(actions), fires, c.cooldown,
-        cooldown_state, tuple(s.name for s in states), tuple(o.name for o in c.objectives), span,
+        name,
+        c.decl.doc,
+        c.period,
+        c.phase,
+        tuple(sensors),
+        tuple(actions),
+        fires,
+        c.cooldown,
+        cooldown_state,
+        tuple(s.name for s in states),
+        tuple(o.name for o in c.objectives),
+        span,
     )
     return loop, states, lets, params, contrib
 
@@ -220,7 +287,9 @@ def build_sensor(
     for k, reg in enumerate(names):
         upd: Expr = signal if k == 0 else Var(names[k - 1])
         regs.append(ir.StateVar(reg, "sensor", -INF, INF, signal, upd, False, loop))
-    taps: list[Expr] = [signal if j == 0 else Var(names[j - 1]) for j in range(delay, delay + window)]
+    taps: list[Expr] = [
+        signal if j == 0 else Var(names[j - 1]) for j in range(delay, delay + window)
+    ]
     total = taps[0]
     for t in taps[1:]:
         total = _add(total, t)

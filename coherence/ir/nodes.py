@@ -27,7 +27,7 @@ _NOSPAN = Span.unknown()
 
 
 def _span() -> Span:
-    return field(default=_NOSPAN, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default=_NOSPAN, compare=False, repr=False)
 
 
 # ---- expressions ---------------------------------------------------------------------------

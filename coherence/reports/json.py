@@ -12,8 +12,13 @@ SCHEMA_VERSION = "1"
 
 def _span(f: Finding) -> dict[str, Any]:
     s = f.span
-    return {"path": s.path, "line": s.line, "column": s.column, "end_line": s.end_line,
-            "end_column": s.end_column}
+    return {
+        "path": s.path,
+        "line": s.line,
+        "column": s.column,
+        "end_line": s.end_line,
+        "end_column": s.end_column,
+    }
 
 
 def _trace(t: TraceView) -> dict[str, Any]:
@@ -22,8 +27,16 @@ def _trace(t: TraceView) -> dict[str, Any]:
         "columns": list(t.columns),
         "violation_tick": t.violation_tick,
         "replayed": t.replayed,
-        "steps": [{"tick": s.tick, "time": s.time, "values": list(s.values), "events": list(s.events),
-                   "violated": s.violated} for s in t.steps],
+        "steps": [
+            {
+                "tick": s.tick,
+                "time": s.time,
+                "values": list(s.values),
+                "events": list(s.events),
+                "violated": s.violated,
+            }
+            for s in t.steps
+        ],
     }
 
 
@@ -62,14 +75,23 @@ def report_json(report: RunReport) -> dict[str, Any]:
                         "coherence": s.coherence.value,
                         "findings": [finding_json(f) for f in s.findings],
                         "verdicts": [
-                            {"requirement": v.requirement, "kind": v.kind, "status": v.status.value,
-                             "analysis": v.analysis, "depth": v.depth, "reason": v.reason,
-                             "line": v.span.line}
+                            {
+                                "requirement": v.requirement,
+                                "kind": v.kind,
+                                "status": v.status.value,
+                                "analysis": v.analysis,
+                                "depth": v.depth,
+                                "reason": v.reason,
+                                "line": v.span.line,
+                            }
                             for v in s.verdicts
                         ],
                         "analyses": [
-                            {"analysis": a.analysis, "tables": [_table(t) for t in a.tables],
-                             "data": dict(a.data)}
+                            {
+                                "analysis": a.analysis,
+                                "tables": [_table(t) for t in a.tables],
+                                "data": dict(a.data),
+                            }
                             for a in s.analyses
                         ],
                     }

@@ -13,7 +13,16 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from coherence.diagnostics import Severity, render
-from coherence.results import Cell, Coherence, FileReport, Finding, RunReport, SystemReport, Table, TraceView
+from coherence.results import (
+    Cell,
+    Coherence,
+    FileReport,
+    Finding,
+    RunReport,
+    SystemReport,
+    Table,
+    TraceView,
+)
 from coherence.source import SourceFile
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.NOTE: "bold cyan"}
@@ -104,7 +113,9 @@ def render_trace(console: Console, view: TraceView) -> None:
     console.print(Text("; ".join(notes), style="dim"))
 
 
-def render_finding(console: Console, f: Finding, source: SourceFile | None, traces: bool = True) -> None:
+def render_finding(
+    console: Console, f: Finding, source: SourceFile | None, traces: bool = True
+) -> None:
     text = render(f.as_diagnostic(), source)
     head, _, rest = text.partition("\n")
     console.print(Text(head, style=_STYLE[f.level]))
@@ -115,7 +126,9 @@ def render_finding(console: Console, f: Finding, source: SourceFile | None, trac
     console.print()
 
 
-def render_system(console: Console, s: SystemReport, source: SourceFile | None, verbose: bool) -> None:
+def render_system(
+    console: Console, s: SystemReport, source: SourceFile | None, verbose: bool
+) -> None:
     console.rule(Text(f"system {s.name}  ({s.path})", style="bold"), align="left")
     for a in s.analyses:
         for t in a.tables:
@@ -127,18 +140,29 @@ def render_system(console: Console, s: SystemReport, source: SourceFile | None, 
             rt.add_column(c)
         for v in s.verdicts:
             detail = v.reason or (f"depth {v.depth}" if v.depth is not None else "")
-            style = "green" if v.status.passed else ("red" if v.status.value == "falsified" else "magenta")
+            style = (
+                "green"
+                if v.status.passed
+                else ("red" if v.status.value == "falsified" else "magenta")
+            )
             rt.add_row(v.requirement, Text(v.status.value, style=style), v.analysis, detail)
         console.print(rt)
     for f in s.findings:
         render_finding(console, f, source)
     verdict = s.coherence
-    console.print(Text.assemble("control coherence: ", (verdict.value.upper(), _VERDICT_STYLE[verdict])))
+    console.print(
+        Text.assemble("control coherence: ", (verdict.value.upper(), _VERDICT_STYLE[verdict]))
+    )
     console.print()
 
 
-def render_report(report: RunReport, stream: TextIO, verbose: bool = False,
-                  color: bool | None = None, width: int | None = None) -> None:
+def render_report(
+    report: RunReport,
+    stream: TextIO,
+    verbose: bool = False,
+    color: bool | None = None,
+    width: int | None = None,
+) -> None:
     console = make_console(stream, color, width)
     counts = {Severity.ERROR: 0, Severity.WARNING: 0, Severity.NOTE: 0}
     for fr in report.files:
@@ -150,9 +174,11 @@ def render_report(report: RunReport, stream: TextIO, verbose: bool = False,
         for f in fr.findings:
             counts[f.level] += 1
     nsys = sum(len(fr.systems) for fr in report.files)
-    summary = (f"{len(report.files)} file{'s' if len(report.files) != 1 else ''}, {nsys} system"
-               f"{'s' if nsys != 1 else ''} analysed: {counts[Severity.ERROR]} errors, "
-               f"{counts[Severity.WARNING]} warnings, {counts[Severity.NOTE]} notes")
+    summary = (
+        f"{len(report.files)} file{'s' if len(report.files) != 1 else ''}, {nsys} system"
+        f"{'s' if nsys != 1 else ''} analysed: {counts[Severity.ERROR]} errors, "
+        f"{counts[Severity.WARNING]} warnings, {counts[Severity.NOTE]} notes"
+    )
     console.print(Text(summary, style="bold"))
 
 

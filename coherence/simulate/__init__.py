@@ -5,6 +5,12 @@ from coherence.simulate.requirements import check_requirement, objective_violati
 from coherence.simulate.view import trace_view
 
 __all__ = [
-    "Compiled", "Trace", "check_requirement", "compile_system", "evaluate",
-    "objective_violations", "simulate", "trace_view",
+    "Compiled",
+    "Trace",
+    "check_requirement",
+    "compile_system",
+    "evaluate",
+    "objective_violations",
+    "simulate",
+    "trace_view",
 ]

@@ -80,7 +80,7 @@ def compile_expr(e: Expr) -> Fn:
             fc, fa, fb = compile_expr(c), compile_expr(a), compile_expr(b)
             return lambda env: np.where(fc(env), fa(env), fb(env))
         case Phase(period, offset):
-            return lambda env: int(env["__t"]) % period == offset  # type: ignore[call-overload]
+            return lambda env: int(env["__t"]) % period == offset
     raise ValueError(f"cannot compile {e!r}")
 
 

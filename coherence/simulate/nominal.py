@@ -35,8 +35,16 @@ def summary_table(ts: TransitionSystem, trace: Trace, scenario: int = 0, title: 
         when = "" if first is None else f"clamped at t={first * ts.tick:g}s"
         if not np.isfinite(x).all():
             when = f"non-finite at t={int(np.argmax(~np.isfinite(x))) * ts.tick:g}s"
-        rows.append((s.name, s.unit, show(float(np.nanmin(x)), s.scale), show(float(np.nanmax(x)), s.scale),
-                     show(float(x[-1]), s.scale), when))
+        rows.append(
+            (
+                s.name,
+                s.unit,
+                show(float(np.nanmin(x)), s.scale),
+                show(float(np.nanmax(x)), s.scale),
+                show(float(x[-1]), s.scale),
+                when,
+            )
+        )
     viol = objective_violations(ts, trace)
     from coherence.simulate.engine import evaluate
 
@@ -46,10 +54,21 @@ def summary_table(ts: TransitionSystem, trace: Trace, scenario: int = 0, title: 
         if o.name in viol and viol[o.name][scenario] >= 0:
             when = f"violated at t={int(viol[o.name][scenario]) * ts.tick:g}s"
         label = f"{o.name} ({o.kind})"
-        rows.append((label, o.unit, show(float(np.nanmin(v)), o.scale), show(float(np.nanmax(v)), o.scale),
-                     show(float(v[-1]), o.scale), when))
-    return Table(title or f"Simulation: {trace.ticks} ticks ({trace.ticks * ts.tick:g}s)",
-                 ("name", "unit", "min", "max", "final", "violation"), tuple(rows))
+        rows.append(
+            (
+                label,
+                o.unit,
+                show(float(np.nanmin(v)), o.scale),
+                show(float(np.nanmax(v)), o.scale),
+                show(float(v[-1]), o.scale),
+                when,
+            )
+        )
+    return Table(
+        title or f"Simulation: {trace.ticks} ticks ({trace.ticks * ts.tick:g}s)",
+        ("name", "unit", "min", "max", "final", "violation"),
+        tuple(rows),
+    )
 
 
 def nominal_analysis(ts: TransitionSystem, ticks: int | None = None) -> AnalysisResult:
@@ -61,11 +80,18 @@ def nominal_analysis(ts: TransitionSystem, ticks: int | None = None) -> Analysis
     for i, s in enumerate(ts.states):
         if not finite[i]:
             t = int(np.argmax(~np.isfinite(trace.states[0, :, i])))
-            findings.append(Finding(
-                "COH507", f"`{s.name}` becomes non-finite at t={t * ts.tick:g}s in the nominal scenario",
-                s.span, help="look for a division by zero or a log of a non-positive value",
-                trace=trace_view(ts, trace, title="nominal scenario", violation_tick=max(t - 1, 0)),
-                key=f"nonfinite:{s.name}"))
+            findings.append(
+                Finding(
+                    "COH507",
+                    f"`{s.name}` becomes non-finite at t={t * ts.tick:g}s in the nominal scenario",
+                    s.span,
+                    help="look for a division by zero or a log of a non-positive value",
+                    trace=trace_view(
+                        ts, trace, title="nominal scenario", violation_tick=max(t - 1, 0)
+                    ),
+                    key=f"nonfinite:{s.name}",
+                )
+            )
     for i, s in enumerate(ts.states):
         if s.kind != "plant" or not finite[i]:
             continue
@@ -74,22 +100,31 @@ def nominal_analysis(ts: TransitionSystem, ticks: int | None = None) -> Analysis
             t = int(np.argmax(clip))
             x = trace.states[0, t + 1, i]
             side = "upper" if abs(x - s.hi) <= abs(x - s.lo) else "lower"
-            findings.append(Finding(
-                "COH505",
-                f"`{s.name}` is clamped at its {side} bound ({show(x, s.scale)} {s.unit}) at "
-                f"t={t * ts.tick:g}s in the nominal scenario",
-                s.span,
-                help="the model relies on the declared range here; model the limit explicitly "
-                "(e.g. `max(0, ...)`) or widen the range",
-                key=f"clipped:{s.name}:{side}"))
+            findings.append(
+                Finding(
+                    "COH505",
+                    f"`{s.name}` is clamped at its {side} bound ({show(x, s.scale)} {s.unit}) at "
+                    f"t={t * ts.tick:g}s in the nominal scenario",
+                    s.span,
+                    help="the model relies on the declared range here; model the limit explicitly "
+                    "(e.g. `max(0, ...)`) or widen the range",
+                    key=f"clipped:{s.name}:{side}",
+                )
+            )
     for name, first in sorted(objective_violations(ts, trace).items()):
         if first[0] >= 0:
             o = ts.objective(name)
             t = int(first[0])
-            findings.append(Finding(
-                "COH506", f"objective `{name}` is violated at t={t * ts.tick:g}s in the nominal scenario",
-                o.span, trace=trace_view(ts, trace, title="nominal scenario", violation_tick=t),
-                key=f"objective:{name}"))
+            findings.append(
+                Finding(
+                    "COH506",
+                    f"objective `{name}` is violated at t={t * ts.tick:g}s in the nominal scenario",
+                    o.span,
+                    trace=trace_view(ts, trace, title="nominal scenario", violation_tick=t),
+                    key=f"objective:{name}",
+                )
+            )
     table = summary_table(ts, trace, title=f"Nominal scenario: {n} ticks ({n * ts.tick:g}s)")
-    return AnalysisResult("simulate", tuple(findings), (), (table,),
-                          (("ticks", n),), time.perf_counter() - start)
+    return AnalysisResult(
+        "simulate", tuple(findings), (), (table,), (("ticks", n),), time.perf_counter() - start
+    )

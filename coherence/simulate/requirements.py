@@ -75,7 +75,9 @@ def check_flapping(req: Requirement, trace: Trace) -> IntArray:
     x = trace.state(req.state)[:, : h + 1]
     rev = reversals(x).astype(np.int64)
     w = req.within
-    csum = np.concatenate([np.zeros((rev.shape[0], 1), dtype=np.int64), np.cumsum(rev, axis=1)], axis=1)
+    csum = np.concatenate(
+        [np.zeros((rev.shape[0], 1), dtype=np.int64), np.cumsum(rev, axis=1)], axis=1
+    )
     S, T = rev.shape
     out = np.full(S, -1, dtype=np.int64)
     for s in range(S):

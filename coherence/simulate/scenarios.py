@@ -57,7 +57,7 @@ def _ticks(value: str, unit: str, tick: float, text: str) -> int:
 
 def build_inputs(ts: TransitionSystem, scenario: str, ticks: int) -> Array:
     """Input values [T, n_inputs] (canonical units) for one scenario text."""
-    base = nominal_inputs(ts, ticks)[0]
+    base: Array = np.array(nominal_inputs(ts, ticks)[0], dtype=float)
     text = scenario.strip()
     if text in ("", "nominal"):
         return base
@@ -125,7 +125,9 @@ def _from_csv(ts: TransitionSystem, path: Path, ticks: int, base: Array) -> Arra
     cols = [c for c in rows[0] if c != "tick"]
     unknown = [c for c in cols if c not in names]
     if unknown:
-        raise CoherenceError(f"{path}: unknown input column `{unknown[0]}`", f"inputs: {', '.join(names)}")
+        raise CoherenceError(
+            f"{path}: unknown input column `{unknown[0]}`", f"inputs: {', '.join(names)}"
+        )
     for i, row in enumerate(rows):
         t = i
         if "tick" in row:
@@ -140,7 +142,9 @@ def _from_csv(ts: TransitionSystem, path: Path, ticks: int, base: Array) -> Arra
             try:
                 base[t:, j] = float(row[c]) * ts.inputs[j].scale
             except ValueError:
-                raise CoherenceError(f"{path}:{i + 2}: `{row[c]}` is not a number (column {c})") from None
+                raise CoherenceError(
+                    f"{path}:{i + 2}: `{row[c]}` is not a number (column {c})"
+                ) from None
     return base
 
 

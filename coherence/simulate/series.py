@@ -28,8 +28,14 @@ def write_series(trace: Trace, scenarios: list[str], path: str, fmt: str) -> Non
                 for s, name in enumerate(scenarios):
                     data = [trace.series(n)[s] / sc for n, _, sc in cols]
                     for t in range(trace.ticks):
-                        w.writerow([name, t, f"{t * trace.ts.tick:g}",
-                                    *(f"{float(col[t]):.9g}" for col in data)])
+                        w.writerow(
+                            [
+                                name,
+                                t,
+                                f"{t * trace.ts.tick:g}",
+                                *(f"{float(col[t]):.9g}" for col in data),
+                            ]
+                        )
         else:
             doc = {
                 "system": trace.ts.name,
@@ -46,6 +52,8 @@ def write_series(trace: Trace, scenarios: list[str], path: str, fmt: str) -> Non
                     for s, name in enumerate(scenarios)
                 ],
             }
-            Path(path).write_text(json.dumps(doc, indent=1, allow_nan=True) + "\n", encoding="utf-8")
+            Path(path).write_text(
+                json.dumps(doc, indent=1, allow_nan=True) + "\n", encoding="utf-8"
+            )
     except OSError as e:
         raise CoherenceError(f"cannot write `{path}`: {e.strerror}") from None
