@@ -1,0 +1,974 @@
+"""The encoder: IR expressions and unrolled runs of a transition system as Z3 terms.
+
+One encoder serves every formal analysis (BMC, k-induction, conflict witnesses, equilibria).
+It reads the transition system of :mod:`coherence.ir.nodes` with the simulator's meaning:
+lets in order, then every state update, each clamped to its ``[lo, hi]``; ``Phase`` true on
+ticks ``t`` with ``t % period == offset``; ``round(x) = floor(x + 1/2)``.
+
+- Numbers are Z3 reals; states marked integer whose update is integral by construction are Z3
+  integers. ``min``/``max``/``abs``/``if``/saturations/deadbands are ``If`` terms, ``floor`` is
+  ``ToInt`` (``ceil(x) = -floor(-x)``), booleans are Z3 booleans (a number used as a condition
+  means ``!= 0``, a condition used as a number is 1 or 0).
+- Every term carries an :class:`~coherence.smt.intervals.Interval` bound, propagated from the
+  declared ranges (and, from the initial state, tick by tick). Comparisons, ``min`` and
+  ``max`` that the bounds decide are folded away.
+- Nonlinear terms: in ``exact`` mode products and quotients stay nonlinear (Z3's nonlinear
+  real arithmetic), ``sqrt`` and ``x ^ (p/q)`` become auxiliary variables (``y >= 0,
+  y^q = x^p``). In ``overapprox`` mode each product ``x*y`` becomes an auxiliary variable
+  bounded by its McCormick envelope over the interval bounds of ``x`` and ``y``, a quotient
+  ``x/y`` an auxiliary ``q`` with the envelope of ``q*y = x``, and convex or concave functions
+  are bounded by secants and tangents: linear arithmetic only. ``exp`` and ``log`` use those
+  bounds in both modes (Z3 has no exact theory for them); the encoder then marks itself
+  ``relaxed`` and every answer it gives is a candidate that replay must confirm.
+- Operations that the simulator would turn into ``inf``/``nan`` (division by zero, ``log`` of a
+  non-positive number, ``sqrt`` of a negative one, ``exp`` overflow) are recorded as
+  *undefinedness* conditions of their tick; the engines count them as failures to prove.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import z3
+
+from coherence.ir.nodes import (
+    Binary,
+    Call,
+    Const,
+    Expr,
+    Ite,
+    Phase,
+    StateVar,
+    TransitionSystem,
+    Unary,
+    Var,
+)
+from coherence.smt.intervals import INF, Interval
+
+Term = Any  # z3 terms are untyped
+EXACT = "exact"
+OVERAPPROX = "overapprox"
+
+
+class EncodeError(Exception):
+    """An expression the encoder cannot express (reported as unknown with this reason)."""
+
+
+def rational(v: float) -> Fraction:
+    """The rational a spec constant denotes: the shortest decimal that reads back as ``v``."""
+    if not math.isfinite(v):
+        raise EncodeError(f"the constant {v} is not finite")
+    return Fraction(repr(v))
+
+
+def q_down(x: float) -> Fraction:
+    """A short rational at or below ``x`` (exact, rounded outward on a binary grid)."""
+    if x == 0.0:
+        return Fraction(0)
+    _, e = math.frexp(x)
+    m = 2 ** max(0, 40 - e) if e < 40 else 1
+    return Fraction(math.floor(x * m), m)
+
+
+def q_up(x: float) -> Fraction:
+    return -q_down(-x)
+
+
+def real(fr: Fraction | int | float) -> Term:
+    if isinstance(fr, float):
+        fr = rational(fr)
+    fr = Fraction(fr)
+    return z3.RealVal(f"{fr.numerator}/{fr.denominator}") if fr.denominator != 1 else z3.RealVal(
+        str(fr.numerator)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Num:
+    """A numeric term, its sound bounds, and its value when it is a constant."""
+
+    term: Term
+    iv: Interval
+    const: Fraction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cond:
+    """A boolean term and its value when the bounds decide it."""
+
+    term: Term
+    value: bool | None = None
+
+
+Value = Num | Cond
+
+TRUE = Cond(z3.BoolVal(True), True)
+FALSE = Cond(z3.BoolVal(False), False)
+
+
+def const(v: Fraction | float | int) -> Num:
+    fr = rational(v) if isinstance(v, float) else Fraction(v)
+    f = float(fr)
+    return Num(real(fr), Interval(f, f) if float(Fraction(f)) == f and Fraction(f) == fr
+               else Interval(math.nextafter(f, -INF), math.nextafter(f, INF)), fr)
+
+
+def cond_of(v: bool) -> Cond:
+    return TRUE if v else FALSE
+
+
+@dataclass(slots=True)
+class Frame:
+    """The values of one tick of an unrolled run (states, inputs, params, lets)."""
+
+    index: int  # ticks since the start of the run
+    tick: int | Term  # the absolute tick (a Z3 integer when the phase is symbolic)
+    values: dict[str, Value]
+    undefined: list[Term] = field(default_factory=list)
+    lets_done: bool = False
+
+
+class Encoder:
+    """Turns IR expressions into Z3 terms; collects the side constraints it needs.
+
+    ``mode`` is ``exact`` or ``overapprox``. ``constraints`` accumulates definitions of
+    auxiliary variables and bounds; :meth:`drain` hands the new ones to a solver.
+    """
+
+    def __init__(self, ts: TransitionSystem, mode: str = EXACT, tag: str = "") -> None:
+        if mode not in (EXACT, OVERAPPROX):
+            raise ValueError(f"unknown mode {mode!r}")
+        self.ts = ts
+        self.mode = mode
+        self.tag = tag
+        self.constraints: list[Term] = []
+        self.nonlinear = False  # exact nonlinear terms were produced
+        self.relaxed = False  # some term is only bounded, not defined exactly
+        self.relaxed_ops: set[str] = set()
+        self._count = 0
+
+    # ---- bookkeeping ------------------------------------------------------------------------
+    def drain(self) -> list[Term]:
+        out, self.constraints = self.constraints, []
+        return out
+
+    def fresh(self, hint: str, iv: Interval, integer: bool = False) -> Num:
+        """A new variable bounded by ``iv``."""
+        self._count += 1
+        name = f"{self.tag}{hint}#{self._count}"
+        if integer:
+            v = z3.Int(name)
+            term = z3.ToReal(v)
+            if math.isfinite(iv.lo):
+                self.constraints.append(v >= math.ceil(iv.lo - 1e-9))
+            if math.isfinite(iv.hi):
+                self.constraints.append(v <= math.floor(iv.hi + 1e-9))
+        else:
+            term = z3.Real(name)
+            self.bound(term, iv)
+        return Num(term, iv)
+
+    def named(self, name: str, iv: Interval, integer: bool = False) -> Num:
+        """A variable with a readable name (states, inputs, params), bounded by ``iv``."""
+        full = f"{self.tag}{name}"
+        if integer:
+            v = z3.Int(full)
+            if math.isfinite(iv.lo):
+                self.constraints.append(v >= math.ceil(iv.lo - 1e-9))
+            if math.isfinite(iv.hi):
+                self.constraints.append(v <= math.floor(iv.hi + 1e-9))
+            return Num(z3.ToReal(v), iv)
+        term = z3.Real(full)
+        self.bound(term, iv)
+        return Num(term, iv)
+
+    def bound(self, term: Term, iv: Interval) -> None:
+        if math.isfinite(iv.lo):
+            self.constraints.append(term >= real(q_down(iv.lo)))
+        if math.isfinite(iv.hi):
+            self.constraints.append(term <= real(q_up(iv.hi)))
+
+    def _relax(self, op: str) -> None:
+        self.relaxed = True
+        self.relaxed_ops.add(op)
+
+    # ---- conversions ------------------------------------------------------------------------
+    @staticmethod
+    def num(v: Value) -> Num:
+        if isinstance(v, Num):
+            return v
+        if v.value is not None:
+            return const(1 if v.value else 0)
+        return Num(z3.If(v.term, z3.RealVal(1), z3.RealVal(0)), Interval(0.0, 1.0))
+
+    @staticmethod
+    def cond(v: Value) -> Cond:
+        if isinstance(v, Cond):
+            return v
+        if v.const is not None:
+            return cond_of(v.const != 0)
+        if v.iv.excludes_zero():
+            return TRUE
+        if v.iv.lo == 0.0 and v.iv.hi == 0.0:
+            return FALSE
+        return Cond(v.term != 0)
+
+    # ---- expressions ------------------------------------------------------------------------
+    def expr(self, e: Expr, frame: Frame) -> Value:
+        match e:
+            case Const(v):
+                return const(v)
+            case Var(name):
+                try:
+                    return frame.values[name]
+                except KeyError:
+                    raise EncodeError(f"no value for `{name}`") from None
+            case Unary("neg", a):
+                return self.neg(self.num(self.expr(a, frame)))
+            case Unary(_, a):
+                return self.not_(self.cond(self.expr(a, frame)))
+            case Binary("and", a, b):
+                return self.and_([self.cond(self.expr(a, frame)), self.cond(self.expr(b, frame))])
+            case Binary("or", a, b):
+                return self.or_([self.cond(self.expr(a, frame)), self.cond(self.expr(b, frame))])
+            case Binary(op, a, b) if op in ("<", "<=", ">", ">=", "==", "!="):
+                return self.compare(op, self.num(self.expr(a, frame)), self.num(self.expr(b, frame)))
+            case Binary(op, a, b):
+                x, y = self.num(self.expr(a, frame)), self.num(self.expr(b, frame))
+                if op == "+":
+                    return self.add(x, y)
+                if op == "-":
+                    return self.sub(x, y)
+                if op == "*":
+                    return self.mul(x, y)
+                if op == "/":
+                    return self.div(x, y, frame)
+                if op == "^":
+                    return self.power(x, y, frame)
+                raise EncodeError(f"unknown operator {op}")
+            case Call(fn, args):
+                vals = [self.num(self.expr(a, frame)) for a in args]
+                return self.call(fn, vals, frame)
+            case Ite(c, a, b):
+                cv = self.cond(self.expr(c, frame))
+                if cv.value is True:
+                    return self.expr(a, frame)
+                if cv.value is False:
+                    return self.expr(b, frame)
+                return self.ite(cv, self.expr(a, frame), self.expr(b, frame))
+            case Phase(period, offset):
+                if isinstance(frame.tick, int):
+                    return cond_of(frame.tick % period == offset)
+                return Cond(frame.tick % period == offset)
+        raise EncodeError(f"cannot encode {e!r}")
+
+    # ---- arithmetic -------------------------------------------------------------------------
+    @staticmethod
+    def neg(x: Num) -> Num:
+        if x.const is not None:
+            return const(-x.const)
+        return Num(-x.term, -x.iv)
+
+    @staticmethod
+    def add(x: Num, y: Num) -> Num:
+        if x.const is not None and y.const is not None:
+            return const(x.const + y.const)
+        if x.const == 0:
+            return y
+        if y.const == 0:
+            return x
+        return Num(x.term + y.term, x.iv + y.iv)
+
+    def sub(self, x: Num, y: Num) -> Num:
+        return self.add(x, self.neg(y))
+
+    @staticmethod
+    def scale(c: Fraction, x: Num) -> Num:
+        if c == 0:
+            return const(0)
+        if c == 1:
+            return x
+        if x.const is not None:
+            return const(c * x.const)
+        return Num(real(c) * x.term, const(c).iv * x.iv)
+
+    def mul(self, x: Num, y: Num) -> Num:
+        if x.const is not None:
+            return self.scale(x.const, y)
+        if y.const is not None:
+            return self.scale(y.const, x)
+        if z3.eq(x.term, y.term):
+            return self.square(x)
+        iv = x.iv * y.iv
+        if self.mode == EXACT:
+            self.nonlinear = True
+            return Num(x.term * y.term, iv)
+        self._relax("*")
+        w = self.fresh("mul", iv)
+        self._mccormick(w.term, x, y)
+        return w
+
+    def _mccormick(self, w: Term, x: Num, y: Num) -> None:
+        """McCormick (1976) envelope of ``w = x * y`` over the box of their bounds."""
+        xl, xu, yl, yu = x.iv.lo, x.iv.hi, y.iv.lo, y.iv.hi
+        c = self.constraints
+        if math.isfinite(xl) and math.isfinite(yl):
+            a, b = real(q_down(xl)), real(q_down(yl))
+            c.append(w >= a * y.term + x.term * b - a * b)
+        if math.isfinite(xu) and math.isfinite(yu):
+            a, b = real(q_up(xu)), real(q_up(yu))
+            c.append(w >= a * y.term + x.term * b - a * b)
+        if math.isfinite(xu) and math.isfinite(yl):
+            a, b = real(q_up(xu)), real(q_down(yl))
+            c.append(w <= a * y.term + x.term * b - a * b)
+        if math.isfinite(xl) and math.isfinite(yu):
+            a, b = real(q_down(xl)), real(q_up(yu))
+            c.append(w <= a * y.term + x.term * b - a * b)
+
+    def square(self, x: Num) -> Num:
+        iv = (x.iv * x.iv).meet(Interval(0.0, INF))
+        if self.mode == EXACT:
+            self.nonlinear = True
+            return Num(x.term * x.term, iv)
+        self._relax("^")
+        w = self.fresh("sq", iv)
+        self._convex(w, x, lambda v: v * v, lambda v: 2 * v, convex=True)
+        return w
+
+    def div(self, x: Num, y: Num, frame: Frame) -> Num:
+        if y.const is not None:
+            if y.const == 0:
+                frame.undefined.append(z3.BoolVal(True))
+                return self.fresh("div0", Interval.top())
+            return self.scale(1 / y.const, x)
+        if not y.iv.excludes_zero():
+            frame.undefined.append(y.term == 0)
+        iv = x.iv / y.iv
+        if self.mode == EXACT:
+            self.nonlinear = True
+            return Num(x.term / y.term, iv)
+        self._relax("/")
+        q = self.fresh("div", iv)
+        if y.iv.excludes_zero():
+            # q = x / y  <=>  q * y = x  (y != 0): the envelope of the product q * y is x
+            self._mccormick(x.term, q, y)
+        return q
+
+    def power(self, x: Num, y: Num, frame: Frame) -> Num:
+        if y.const is None:
+            # a variable exponent: only the interval of exp(y * log x) bounds it
+            self._relax("^")
+            if x.iv.lo <= 0:
+                frame.undefined.append(x.term < 0)
+            iv = (y.iv * x.iv.log()).exp() if x.iv.lo > 0 else Interval.top()
+            return self.fresh("pow", iv)
+        c = y.const
+        if c == 0:
+            return const(1)
+        if c == 1:
+            return x
+        if c.denominator == 1 and 2 <= c <= 8:
+            out = x
+            for _ in range(int(c) - 1):
+                out = self.mul(out, x)
+            return out
+        if c.denominator == 1 and c < 0:
+            return self.div(const(1), self.power(x, const(-c), frame), frame)
+        if c == Fraction(1, 2):
+            return self.call("sqrt", [x], frame)
+        # a fractional power: defined for x >= 0 (x = 0 needs c > 0)
+        if x.iv.lo < 0 or (x.iv.lo <= 0 and c < 0):
+            frame.undefined.append(x.term < 0 if c > 0 else x.term <= 0)
+        dom = x.iv.meet(Interval(0.0, INF))
+        iv = dom.power(float(c))
+        cf = float(c)
+        if self.mode == EXACT and c > 0 and c.denominator <= 4 and c.numerator <= 8:
+            self.nonlinear = True
+            w = self.fresh("pow", iv)
+            lhs = w.term ** c.denominator
+            rhs = x.term ** c.numerator
+            self.constraints.append(w.term >= 0)
+            self.constraints.append(z3.Implies(x.term >= 0, lhs == rhs))
+            return w
+        self._relax("^")
+        w = self.fresh("pow", iv)
+        convex = cf > 1 or cf < 0
+        self._convex(w, x, lambda v: float(v**cf), lambda v: cf * float(v ** (cf - 1)), convex,
+                     domain=Interval(0.0 if cf > 0 else 1e-300, INF))
+        return w
+
+    def call(self, fn: str, args: list[Num], frame: Frame) -> Num:
+        if fn == "min":
+            out = args[0]
+            for a in args[1:]:
+                out = self.minimum(out, a)
+            return out
+        if fn == "max":
+            out = args[0]
+            for a in args[1:]:
+                out = self.maximum(out, a)
+            return out
+        (x,) = args
+        if fn == "abs":
+            if x.const is not None:
+                return const(abs(x.const))
+            if x.iv.lo >= 0:
+                return x
+            if x.iv.hi <= 0:
+                return self.neg(x)
+            return Num(z3.If(x.term >= 0, x.term, -x.term), x.iv.abs())
+        if fn == "floor":
+            return self.floor(x)
+        if fn == "ceil":
+            return self.neg(self.floor(self.neg(x)))
+        if fn == "round":
+            return self.floor(self.add(x, const(Fraction(1, 2))))
+        if fn == "sqrt":
+            return self.sqrt(x, frame)
+        if fn == "exp":
+            return self.exp(x, frame)
+        if fn == "log":
+            return self.log(x, frame)
+        raise EncodeError(f"unknown function `{fn}`")
+
+    @staticmethod
+    def floor(x: Num) -> Num:
+        if x.const is not None:
+            return const(math.floor(x.const))
+        iv = x.iv.floor()
+        if iv.finite and iv.lo == iv.hi:
+            return const(Fraction(int(iv.lo)))
+        return Num(z3.ToReal(z3.ToInt(x.term)), iv)
+
+    def minimum(self, x: Num, y: Num) -> Num:
+        if x.const is not None and y.const is not None:
+            return const(min(x.const, y.const))
+        if x.iv.hi <= y.iv.lo:
+            return x
+        if y.iv.hi <= x.iv.lo:
+            return y
+        return Num(z3.If(x.term <= y.term, x.term, y.term), x.iv.minimum(y.iv))
+
+    def maximum(self, x: Num, y: Num) -> Num:
+        if x.const is not None and y.const is not None:
+            return const(max(x.const, y.const))
+        if x.iv.lo >= y.iv.hi:
+            return x
+        if y.iv.lo >= x.iv.hi:
+            return y
+        return Num(z3.If(x.term >= y.term, x.term, y.term), x.iv.maximum(y.iv))
+
+    def sqrt(self, x: Num, frame: Frame) -> Num:
+        if x.const is not None and x.const >= 0:
+            r = math.isqrt(x.const.numerator), math.isqrt(x.const.denominator)
+            if Fraction(r[0] ** 2, r[1] ** 2) == x.const:
+                return const(Fraction(r[0], r[1]))
+        if x.iv.lo < 0:
+            frame.undefined.append(x.term < 0)
+        iv = x.iv.sqrt()
+        w = self.fresh("sqrt", iv)
+        self.constraints.append(w.term >= 0)
+        if self.mode == EXACT:
+            self.nonlinear = True
+            self.constraints.append(z3.Implies(x.term >= 0, w.term * w.term == x.term))
+            return w
+        self._relax("sqrt")
+        self._convex(w, x, math.sqrt, lambda v: 0.5 / math.sqrt(v), convex=False,
+                     domain=Interval(0.0, INF))
+        return w
+
+    def exp(self, x: Num, frame: Frame) -> Num:
+        self._relax("exp")
+        if x.iv.hi > 709.0:
+            frame.undefined.append(x.term > 709)
+        w = self.fresh("exp", x.iv.exp())
+        self._convex(w, x, lambda v: math.exp(min(v, 709.0)), lambda v: math.exp(min(v, 709.0)),
+                     convex=True)
+        return w
+
+    def log(self, x: Num, frame: Frame) -> Num:
+        self._relax("log")
+        if x.iv.lo <= 0:
+            frame.undefined.append(x.term <= 0)
+        w = self.fresh("log", x.iv.log())
+        self._convex(w, x, math.log, lambda v: 1.0 / v, convex=False,
+                     domain=Interval(1e-300, INF))
+        return w
+
+    def _convex(
+        self,
+        w: Num,
+        x: Num,
+        f: Callable[[float], float],
+        df: Callable[[float], float],
+        convex: bool,
+        domain: Interval | None = None,
+    ) -> None:
+        """Secant and tangent bounds of ``w = f(x)`` for convex (or concave) ``f``.
+
+        Tangents bound a convex function from below everywhere on its domain; the secant over
+        ``[lo, hi]`` bounds it from above there (reversed for concave). Float evaluation of
+        ``f`` and ``f'`` is made safe by loosening each line by a relative 1e-9 plus the
+        slope error times the width of the box. Constraints apply where ``x`` lies in the
+        domain of ``f`` (elsewhere the tick is undefined anyway).
+        """
+        dom = domain or Interval.top()
+        box = x.iv.meet(dom)
+        if box.empty:
+            return
+        guard = z3.And(x.term >= real(q_down(dom.lo)) if math.isfinite(dom.lo) else True,
+                       x.term <= real(q_up(dom.hi)) if math.isfinite(dom.hi) else True)
+        lo, hi = box.lo, box.hi
+        points: list[float] = []
+        if math.isfinite(lo) and math.isfinite(hi):
+            points = [lo + (hi - lo) * k / 4 for k in range(5)]
+        elif math.isfinite(lo):
+            points = [lo, lo + 1.0, lo + 10.0, lo + 100.0]
+        elif math.isfinite(hi):
+            points = [hi, hi - 1.0, hi - 10.0, hi - 100.0]
+        else:
+            points = [-10.0, -1.0, 0.0, 1.0, 10.0]
+        width = (hi - lo) if math.isfinite(hi - lo) else INF
+        lines: list[Term] = []
+        for p in points:
+            if not dom.contains(p):
+                continue
+            try:
+                fp, sp = f(p), df(p)
+            except (ValueError, ZeroDivisionError, OverflowError):
+                continue
+            if not (math.isfinite(fp) and math.isfinite(sp)):
+                continue
+            slack = abs(fp) * 1e-9 + 1e-12 + (abs(sp) * 1e-9 + 1e-15) * (
+                width if math.isfinite(width) else 0.0
+            )
+            if not math.isfinite(width) and abs(sp) > 0:
+                # an unbounded box: the slope error grows without bound; skip this line
+                continue
+            line = real(rational(fp)) + real(rational(sp)) * (x.term - real(rational(p)))
+            if convex:
+                lines.append(w.term >= line - real(q_up(slack)))
+            else:
+                lines.append(w.term <= line + real(q_up(slack)))
+        if math.isfinite(lo) and math.isfinite(hi) and hi > lo:
+            try:
+                flo, fhi = f(lo), f(hi)
+            except (ValueError, ZeroDivisionError, OverflowError):
+                flo = fhi = math.nan
+            if math.isfinite(flo) and math.isfinite(fhi):
+                slope = (fhi - flo) / (hi - lo)
+                slack = (abs(flo) + abs(fhi)) * 1e-9 + 1e-12 + abs(slope) * 1e-9 * (hi - lo)
+                line = real(rational(flo)) + real(rational(slope)) * (x.term - real(rational(lo)))
+                if convex:
+                    lines.append(w.term <= line + real(q_up(slack)))
+                else:
+                    lines.append(w.term >= line - real(q_up(slack)))
+        if lines:
+            self.constraints.append(z3.Implies(guard, z3.And(*lines)))
+
+    # ---- conditions -------------------------------------------------------------------------
+    @staticmethod
+    def compare(op: str, x: Num, y: Num, margin: Fraction = Fraction(0)) -> Cond:
+        """``x op y``; with ``margin > 0`` the comparison must hold with that much room."""
+        if x.const is not None and y.const is not None and margin == 0:
+            a, b = x.const, y.const
+            return cond_of({"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b,
+                            "!=": a != b}[op])
+        xl, xu, yl, yu = x.iv.lo, x.iv.hi, y.iv.lo, y.iv.hi
+        m = float(margin)
+        if op in ("<", "<="):
+            if xu + m < yl:
+                return TRUE
+            if xl + m > yu or (op == "<" and xl + m >= yu):
+                return FALSE
+            if margin:
+                return Cond(x.term + real(margin) <= y.term)
+            return Cond(x.term < y.term if op == "<" else x.term <= y.term)
+        if op in (">", ">="):
+            if xl > yu + m:
+                return TRUE
+            if xu < yl + m or (op == ">" and xu <= yl + m):
+                return FALSE
+            if margin:
+                return Cond(x.term >= y.term + real(margin))
+            return Cond(x.term > y.term if op == ">" else x.term >= y.term)
+        if op == "==":
+            if xu < yl or yu < xl:
+                return FALSE
+            return Cond(x.term == y.term)
+        if xu + m < yl or yu + m < xl:
+            return TRUE
+        if margin:
+            d = x.term - y.term
+            return Cond(z3.Or(d >= real(margin), d <= -real(margin)))
+        return Cond(x.term != y.term)
+
+    @staticmethod
+    def not_(c: Cond) -> Cond:
+        if c.value is not None:
+            return cond_of(not c.value)
+        return Cond(z3.Not(c.term))
+
+    @staticmethod
+    def and_(parts: Iterable[Cond]) -> Cond:
+        terms = []
+        for p in parts:
+            if p.value is False:
+                return FALSE
+            if p.value is None:
+                terms.append(p.term)
+        if not terms:
+            return TRUE
+        return Cond(terms[0] if len(terms) == 1 else z3.And(*terms))
+
+    @staticmethod
+    def or_(parts: Iterable[Cond]) -> Cond:
+        terms = []
+        for p in parts:
+            if p.value is True:
+                return TRUE
+            if p.value is None:
+                terms.append(p.term)
+        if not terms:
+            return FALSE
+        return Cond(terms[0] if len(terms) == 1 else z3.Or(*terms))
+
+    def ite(self, c: Cond, a: Value, b: Value) -> Value:
+        if isinstance(a, Cond) and isinstance(b, Cond):
+            if a.value is not None and a.value == b.value:
+                return a
+            return Cond(z3.If(c.term, a.term, b.term))
+        x, y = self.num(a), self.num(b)
+        if x.const is not None and x.const == y.const:
+            return x
+        return Num(z3.If(c.term, x.term, y.term), x.iv.hull(y.iv))
+
+    def robust(self, e: Expr, frame: Frame, margin: Fraction, positive: bool = True) -> Cond:
+        """``e`` (or its negation) holding with ``margin`` of room in every comparison.
+
+        With ``margin = 0`` this is exactly ``e`` (or ``not e``). The encoding of a violation
+        uses a small positive margin first, so a counterexample the solver finds survives the
+        float rounding of the replay.
+        """
+        match e:
+            case Unary("not", a):
+                return self.robust(a, frame, margin, not positive)
+            case Binary("and", a, b) | Binary("or", a, b):
+                parts = [self.robust(a, frame, margin, positive),
+                         self.robust(b, frame, margin, positive)]
+                conj = (e.op == "and") == positive
+                return self.and_(parts) if conj else self.or_(parts)
+            case Binary(op, a, b) if op in ("<", "<=", ">", ">=", "==", "!="):
+                if not positive:
+                    op = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}[op]
+                x, y = self.num(self.expr(a, frame)), self.num(self.expr(b, frame))
+                return self.compare(op, x, y, margin)
+        c = self.cond(self.expr(e, frame))
+        return c if positive else self.not_(c)
+
+
+# ---- unrolled runs ------------------------------------------------------------------------
+
+
+def integral(e: Expr, states: Mapping[str, StateVar], ints: set[str]) -> bool:
+    """Whether ``e`` takes whole values whenever the states in ``ints`` do (syntactically)."""
+    match e:
+        case Const(v):
+            return float(v).is_integer()
+        case Var(name):
+            return name in ints
+        case Unary("neg", a):
+            return integral(a, states, ints)
+        case Binary(op, a, b) if op in ("+", "-", "*"):
+            return integral(a, states, ints) and integral(b, states, ints)
+        case Call(fn, _) if fn in ("floor", "ceil", "round"):
+            return True
+        case Call(fn, args) if fn in ("min", "max", "abs"):
+            return all(integral(a, states, ints) for a in args)
+        case Ite(_, a, b):
+            return integral(a, states, ints) and integral(b, states, ints)
+    return False
+
+
+def integer_states(ts: TransitionSystem) -> set[str]:
+    """States encoded as Z3 integers: marked integer, whole bounds and init, integral update.
+
+    Lets are not followed (a let is taken as non-integral), so the answer is conservative.
+    """
+    by_name = {s.name: s for s in ts.states}
+    cands = {
+        s.name
+        for s in ts.states
+        if s.integer
+        and isinstance(s.init, Const)
+        and float(s.init.value).is_integer()
+        and all(math.isinf(b) or float(b).is_integer() for b in (s.lo, s.hi))
+    }
+    changed = True
+    while changed:
+        changed = False
+        for name in sorted(cands):
+            upd = by_name[name].update
+            if not integral(_inline_lets(upd, ts, cands), by_name, cands):
+                cands.discard(name)
+                changed = True
+    return cands
+
+
+def _inline_lets(e: Expr, ts: TransitionSystem, ints: set[str], depth: int = 0) -> Expr:
+    """Replace lets by their definitions (bounded depth) so integrality can be seen through."""
+    if depth > 8:
+        return e
+    match e:
+        case Var(name) if name not in ints:
+            for d in ts.lets:
+                if d.name == name:
+                    return _inline_lets(d.expr, ts, ints, depth + 1)
+            return e
+        case Unary(op, a):
+            return Unary(op, _inline_lets(a, ts, ints, depth))
+        case Binary(op, a, b):
+            return Binary(op, _inline_lets(a, ts, ints, depth), _inline_lets(b, ts, ints, depth))
+        case Call(fn, args):
+            return Call(fn, tuple(_inline_lets(a, ts, ints, depth) for a in args))
+        case Ite(c, a, b):
+            return Ite(c, _inline_lets(a, ts, ints, depth), _inline_lets(b, ts, ints, depth))
+    return e
+
+
+class Inputs:
+    """The inputs of a run, tick by tick: ``free`` (a variable per tick within its range),
+    ``held`` (one variable per input for the whole run), ``nominal`` (the nominal values) or
+    ``fixed`` (given values). Shared by the copies of a run that must see the same inputs."""
+
+    def __init__(
+        self,
+        enc: Encoder,
+        ts: TransitionSystem,
+        mode: str = "free",
+        fixed: Mapping[str, Iterable[float]] | None = None,
+    ) -> None:
+        self.enc = enc
+        self.ts = ts
+        self.mode = mode
+        self.fixed = {k: list(v) for k, v in (fixed or {}).items()}
+        self._ticks: list[dict[str, Num]] = []
+        self._held: dict[str, Num] = {}
+
+    def at(self, t: int) -> dict[str, Num]:
+        while len(self._ticks) <= t:
+            self._ticks.append(self._make(len(self._ticks)))
+        return self._ticks[t]
+
+    def _make(self, t: int) -> dict[str, Num]:
+        out: dict[str, Num] = {}
+        for u in self.ts.inputs:
+            rng = Interval(u.lo, u.hi)
+            if self.mode == "nominal" or u.lo == u.hi:
+                out[u.name] = const(u.nominal if u.lo != u.hi else u.lo)
+            elif self.mode == "fixed":
+                out[u.name] = const(self.fixed[u.name][t])
+            elif self.mode == "held":
+                if u.name not in self._held:
+                    self._held[u.name] = self.enc.named(u.name, rng)
+                out[u.name] = self._held[u.name]
+            else:
+                out[u.name] = self.enc.named(f"{u.name}@{t}", rng)
+        return out
+
+
+def param_values(enc: Encoder, ts: TransitionSystem, free: bool = True) -> dict[str, Num]:
+    """Parameters: uncertain ones (``lo < hi``, not internal) free in their range when ``free``,
+    every other one its value."""
+    out: dict[str, Num] = {}
+    for p in ts.params:
+        if free and not p.internal and p.lo < p.hi:
+            out[p.name] = enc.named(p.name, Interval(p.lo, p.hi))
+        else:
+            out[p.name] = const(p.value)
+    return out
+
+
+def signal_ranges(ts: TransitionSystem, params: Mapping[str, Num]) -> dict[str, Interval]:
+    """Sound ranges of every register (the interval of its signal over the declared ranges).
+
+    Registers hold past values of a sensed signal; every such value is the signal evaluated at
+    some state within the declared bounds and inputs within their ranges, so it lies in the
+    interval evaluation of the signal over those ranges.
+    """
+    enc = Encoder(ts, OVERAPPROX, tag="__ranges__")
+    frame = Frame(0, 0, {})
+    frame.values.update(params)
+    for u in ts.inputs:
+        frame.values[u.name] = Num(z3.RealVal(0), Interval(u.lo, u.hi))
+    for s in ts.states:
+        frame.values[s.name] = Num(z3.RealVal(0), Interval(s.lo, s.hi))
+    sensor_names = {r for lp in ts.loops for sn in lp.sensors for r in sn.registers}
+    out: dict[str, Interval] = {}
+    try:
+        for d in ts.lets:
+            frame.values[d.name] = enc.expr(d.expr, frame)
+    except EncodeError:
+        return {r: Interval.top() for r in sensor_names}
+    for lp in ts.loops:
+        for sn in lp.sensors:
+            try:
+                v = enc.expr(sn.signal, frame)
+            except EncodeError:
+                v = Num(z3.RealVal(0), Interval.top())
+            iv = enc.num(v).iv
+            for r in sn.registers:
+                out[r] = iv
+    return out
+
+
+class Path:
+    """An unrolled run of a transition system, built one tick at a time.
+
+    ``start`` is ``"init"`` (the declared initial state, registers filled from the signals'
+    tick-0 values as the simulator does) or a mapping from every state name to its value at
+    the start (free variables for induction and witnesses). ``phase`` is the absolute tick of
+    the start: an int, or a Z3 integer term for a symbolic phase.
+    """
+
+    def __init__(
+        self,
+        enc: Encoder,
+        params: Mapping[str, Num],
+        inputs: Inputs,
+        start: str | Mapping[str, Num] = "init",
+        phase: int | Term = 0,
+        ints: set[str] | None = None,
+    ) -> None:
+        self.enc = enc
+        self.ts = enc.ts
+        self.params = dict(params)
+        self.inputs = inputs
+        self.phase = phase
+        self.ints = integer_states(self.ts) if ints is None else ints
+        self.frames: list[Frame] = []
+        f0 = self._frame(0)
+        if isinstance(start, str):
+            if start != "init":
+                raise ValueError(start)
+            self._initial(f0)
+        else:
+            for s in self.ts.states:
+                f0.values[s.name] = start[s.name]
+        self.frames.append(f0)
+
+    def _frame(self, index: int) -> Frame:
+        tick: int | Term = (
+            self.phase + index if isinstance(self.phase, int) else self.phase + index
+        )
+        f = Frame(index, tick, {})
+        f.values.update(self.params)
+        f.values.update(self.inputs.at(index))
+        return f
+
+    def _initial(self, f0: Frame) -> None:
+        enc = self.enc
+        pending = []
+        for s in self.ts.states:
+            if isinstance(s.init, Const):
+                f0.values[s.name] = const(s.init.value)
+            else:
+                pending.append(s)
+        if pending:
+            for d in self.ts.lets:
+                if d.owner is None:
+                    f0.values[d.name] = enc.expr(d.expr, f0)
+            for s in pending:
+                f0.values[s.name] = enc.num(enc.expr(s.init, f0))
+
+    @property
+    def depth(self) -> int:
+        """The last tick whose states exist."""
+        return len(self.frames) - 1
+
+    def lets(self, t: int) -> Frame:
+        """Frame ``t`` with its lets computed (extending the run as needed)."""
+        while self.depth < t:
+            self.extend()
+        f = self.frames[t]
+        if not f.lets_done:
+            for d in self.ts.lets:
+                if d.name not in f.values:
+                    f.values[d.name] = self.enc.expr(d.expr, f)
+            f.lets_done = True
+        return f
+
+    def extend(self) -> Frame:
+        """Add the next tick: every state's update, clamped to its range."""
+        t = self.depth
+        f = self.lets(t)
+        nxt = self._frame(t + 1)
+        enc = self.enc
+        for s in self.ts.states:
+            u = enc.num(enc.expr(s.update, f))
+            if math.isfinite(s.lo):
+                u = enc.maximum(u, const(s.lo))
+            if math.isfinite(s.hi):
+                u = enc.minimum(u, const(s.hi))
+            iv = u.iv.meet(Interval(s.lo, s.hi))
+            if s.name in self.ints:
+                iv = Interval(math.ceil(iv.lo) if math.isfinite(iv.lo) else iv.lo,
+                              math.floor(iv.hi) if math.isfinite(iv.hi) else iv.hi)
+            if iv.empty:  # float noise at a bound; the exact term is still right
+                iv = u.iv
+            if u.const is not None or z3.is_const(u.term) or s.kind == "sensor":
+                nxt.values[s.name] = Num(u.term, iv, u.const)
+                continue
+            v = enc.named(f"{s.name}@{t + 1}", iv, integer=s.name in self.ints)
+            enc.constraints.append(v.term == u.term)
+            nxt.values[s.name] = v
+        self.frames.append(nxt)
+        return nxt
+
+    def value(self, t: int, name: str) -> Value:
+        f = self.frames[t] if t <= self.depth else self.lets(t)
+        if name not in f.values:
+            f = self.lets(t)
+        return f.values[name]
+
+    def holds(self, e: Expr, t: int, margin: Fraction = Fraction(0), positive: bool = True) -> Cond:
+        """``e`` (or its negation) at tick ``t`` of the run."""
+        return self.enc.robust(e, self.lets(t), margin, positive)
+
+    def undefined(self, ticks: Iterable[int]) -> Cond:
+        terms = [u for t in ticks for u in self.frames[t].undefined]
+        return self.enc.or_([Cond(u) for u in terms])
+
+    def state_terms(self, t: int) -> dict[str, Num]:
+        f = self.frames[t]
+        out = {}
+        for s in self.ts.states:
+            v = f.values[s.name]
+            assert isinstance(v, Num)
+            out[s.name] = v
+        return out
+
+
+def free_start(
+    enc: Encoder,
+    ts: TransitionSystem,
+    params: Mapping[str, Num],
+    ints: set[str],
+    box: Mapping[str, Interval] | None = None,
+) -> dict[str, Num]:
+    """Every state a variable: declared states within their ranges (or ``box``), registers
+    within the range of their signal, integer states integral."""
+    regs = signal_ranges(ts, params)
+    out: dict[str, Num] = {}
+    for s in ts.states:
+        iv = Interval(s.lo, s.hi)
+        if s.name in regs:
+            iv = regs[s.name].meet(iv)
+        if box is not None and s.name in box:
+            iv = box[s.name].meet(iv)
+        out[s.name] = enc.named(f"{s.name}@0", iv, integer=s.name in ints)
+    return out
