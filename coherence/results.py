@@ -39,8 +39,9 @@ class TraceStep:
     tick: int
     time: float
     values: tuple[float, ...]  # one per TraceView column
-    events: tuple[str, ...]  # "router sensed latency=3.1 s, set slow_share 0.05 -> 0.1"
+    events: tuple[str, ...]  # "router saw latency=3.1 s; set slow_share 0.05 -> 0.1"
     violated: bool = False
+    significant: bool = False  # a loop moved an actuator by more than 1% of its scale
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,7 @@ def select_steps(view: TraceView) -> tuple[list[int], int]:
     keep = {0, len(steps) - 1}
     if view.violation_tick is not None:
         keep |= {i for i, s in enumerate(steps) if abs(s.tick - view.violation_tick) <= 2}
-    eventful = [i for i, s in enumerate(steps) if any("set" in e for e in s.events)]
+    eventful = [i for i, s in enumerate(steps) if s.significant]
     for i in reversed(eventful):
         if len(keep) >= MAX_TRACE_ROWS:
             break
@@ -91,19 +91,37 @@ def select_steps(view: TraceView) -> tuple[list[int], int]:
     return chosen, len(steps) - len(chosen)
 
 
-def render_trace(console: Console, view: TraceView) -> None:
-    rt = RichTable(title=view.title, title_justify="left", header_style="bold")
-    rt.add_column("t")
-    for c in view.columns:
-        rt.add_column(c, justify="right")
-    rt.add_column("loops")
+def trace_lines(view: TraceView) -> list[tuple[str, bool]]:
+    """The trace as a log: one line per shown tick with the values that changed, then what
+    each loop saw and set. Returns (line, is_violation) pairs; width-independent."""
     chosen, left_out = select_steps(view)
+    lines: list[tuple[str, bool]] = []
+    shown: dict[str, str] = {}
+    previous = -1
     for i in chosen:
         s = view.steps[i]
-        style = "bold red" if s.violated else None
-        time = f"{s.time:g}s" + (" ◀" if s.violated else "")
-        rt.add_row(time, *(fmt_cell(v) for v in s.values), "\n".join(s.events), style=style)
-    console.print(rt)
+        if previous >= 0 and i != previous + 1:
+            lines.append((f"  ... {i - previous - 1} ticks", False))
+        previous = i
+        parts = []
+        for col, v in zip(view.columns, s.values, strict=True):
+            text = fmt_cell(v)
+            if shown.get(col) != text:
+                name, _, unit = col.partition(" [")
+                unit = unit.rstrip("]")
+                parts.append(f"{name}={text}" + ("" if unit in ("", "1") else f" {unit}"))
+                shown[col] = text
+        marker = "  <-- violated" if s.violated else ""
+        lines.append((f"t={s.time:g}s  " + ("  ".join(parts) or "(no change)") + marker, s.violated))
+        lines += [(f"    {e}", s.violated) for e in s.events]
+    return lines
+
+
+def render_trace(console: Console, view: TraceView) -> None:
+    console.print(Text(view.title, style="bold"))
+    for line, violated in trace_lines(view):
+        console.print(Text(line, style="bold red" if violated else ""), soft_wrap=True)
+    _, left_out = select_steps(view)
     notes = []
     if left_out:
         notes.append(f"{left_out} uneventful ticks not shown")

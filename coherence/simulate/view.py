@@ -30,6 +30,10 @@ def user_columns(ts: TransitionSystem) -> list[tuple[str, str, float, str]]:
     return cols
 
 
+def _unit(unit: str) -> str:
+    return "" if unit in ("1", "bool") else f" {unit}"
+
+
 def trace_view(
     ts: TransitionSystem,
     trace: Trace,
@@ -52,8 +56,10 @@ def trace_view(
             if d.name == name:
                 scale = d.scale
         cols.append((label, "series", scale, name))
+    seen_exprs = []
     for o in ts.objectives:
-        if o.kind == "keep" and o.bound is not None and not any(c[3] == o.name for c in cols):
+        if o.kind == "keep" and o.bound is not None and o.expr not in seen_exprs:
+            seen_exprs.append(o.expr)
             cols.append((f"{o.name} [{o.unit}]", "objective", o.scale, o.name))
     series = {}
     for _, kind, _, name in cols:
@@ -69,11 +75,13 @@ def trace_view(
     steps = []
     for t in range(end + 1):
         events: list[str] = []
+        significant = False
         for lp in ts.loops:
             if not trace.let(lp.fires)[scenario, t]:
                 continue
             sensed = ", ".join(
                 f"{sn.alias}={show(trace.let(sn.name)[scenario, t], ts.let(sn.name).scale)}"
+                + _unit(ts.let(sn.name).unit)
                 for sn in lp.sensors
             )
             sets = []
@@ -83,6 +91,10 @@ def trace_view(
                     old = trace.state(a.state)[scenario, t]
                     new = trace.let(a.target)[scenario, t]
                     sets.append(f"{a.state} {show(old, st.scale)} -> {show(new, st.scale)}")
+                    span = max(abs(old), abs(new), 1e-12)
+                    if st.hi > st.lo and st.hi - st.lo < float("inf"):
+                        span = st.hi - st.lo
+                    significant |= abs(new - old) > 0.01 * span
             if sets or sensed:
                 text = lp.name
                 if sensed:
@@ -90,7 +102,9 @@ def trace_view(
                 text += ("; set " + ", ".join(sets)) if sets else "; held"
                 events.append(text)
         values = tuple(float(series[c[3]][t]) / (c[2] or 1.0) for c in cols)
-        steps.append(TraceStep(t, t * ts.tick, values, tuple(events), t == violation_tick))
+        steps.append(
+            TraceStep(t, t * ts.tick, values, tuple(events), t == violation_tick, significant)
+        )
     return TraceView(
         title or f"{ts.name}: {fmt_num(trace.ticks)} ticks",
         tuple(c[0] for c in cols),

@@ -67,11 +67,11 @@ def rational(v: float) -> Fraction:
 
 def q_down(x: float) -> Fraction:
     """A short rational at or below ``x`` (exact, rounded outward on a binary grid)."""
-    if x == 0.0:
-        return Fraction(0)
+    if abs(x) < 1e-30:  # tiny values: round outward to 0 or -1e-30
+        return Fraction(0) if x >= 0 else Fraction(-1, 10**30)
     _, e = math.frexp(x)
-    m = 2 ** max(0, 40 - e) if e < 40 else 1
-    return Fraction(math.floor(x * m), m)
+    shift = max(0, 40 - e)
+    return Fraction(math.floor(math.ldexp(x, shift)), 2**shift)
 
 
 def q_up(x: float) -> Fraction:
@@ -111,10 +111,20 @@ FALSE = Cond(z3.BoolVal(False), False)
 
 
 def const(v: Fraction | float | int) -> Num:
+    """A constant term; its interval is the float point, or the two floats around it."""
     fr = rational(v) if isinstance(v, float) else Fraction(v)
     f = float(fr)
-    return Num(real(fr), Interval(f, f) if float(Fraction(f)) == f and Fraction(f) == fr
-               else Interval(math.nextafter(f, -INF), math.nextafter(f, INF)), fr)
+    iv = Interval(f, f) if Fraction(f) == fr else Interval(
+        math.nextafter(f, -INF), math.nextafter(f, INF)
+    )
+    return Num(real(fr), iv, fr)
+
+
+def _ipow(term: Term, n: int) -> Term:
+    out = term
+    for _ in range(n - 1):
+        out = out * term
+    return out
 
 
 def cond_of(v: bool) -> Cond:
@@ -389,8 +399,8 @@ class Encoder:
         if self.mode == EXACT and c > 0 and c.denominator <= 4 and c.numerator <= 8:
             self.nonlinear = True
             w = self.fresh("pow", iv)
-            lhs = w.term ** c.denominator
-            rhs = x.term ** c.numerator
+            lhs = _ipow(w.term, c.denominator)
+            rhs = _ipow(x.term, c.numerator)
             self.constraints.append(w.term >= 0)
             self.constraints.append(z3.Implies(x.term >= 0, lhs == rhs))
             return w
@@ -580,22 +590,22 @@ class Encoder:
                             "!=": a != b}[op])
         xl, xu, yl, yu = x.iv.lo, x.iv.hi, y.iv.lo, y.iv.hi
         m = float(margin)
-        if op in ("<", "<="):
-            if xu + m < yl:
-                return TRUE
-            if xl + m > yu or (op == "<" and xl + m >= yu):
-                return FALSE
-            if margin:
-                return Cond(x.term + real(margin) <= y.term)
-            return Cond(x.term < y.term if op == "<" else x.term <= y.term)
         if op in (">", ">="):
-            if xl > yu + m:
+            op = "<" if op == ">" else "<="
+            x, y = y, x
+            xl, xu, yl, yu = yl, yu, xl, xu
+        if op in ("<", "<="):
+            if margin:  # x + m <= y
+                if xu + m < yl:
+                    return TRUE
+                if xl + m > yu:
+                    return FALSE
+                return Cond(x.term + real(margin) <= y.term)
+            if xu < yl or (op == "<=" and xu <= yl):
                 return TRUE
-            if xu < yl + m or (op == ">" and xu <= yl + m):
+            if xl > yu or (op == "<" and xl >= yu):
                 return FALSE
-            if margin:
-                return Cond(x.term >= y.term + real(margin))
-            return Cond(x.term > y.term if op == ">" else x.term >= y.term)
+            return Cond(x.term < y.term if op == "<" else x.term <= y.term)
         if op == "==":
             if xu < yl or yu < xl:
                 return FALSE
@@ -800,13 +810,13 @@ def signal_ranges(ts: TransitionSystem, params: Mapping[str, Num]) -> dict[str, 
     some state within the declared bounds and inputs within their ranges, so it lies in the
     interval evaluation of the signal over those ranges.
     """
-    enc = Encoder(ts, OVERAPPROX, tag="__ranges__")
-    frame = Frame(0, 0, {})
+    enc = Encoder(ts, OVERAPPROX, tag="__ranges__.")
+    frame = Frame(0, z3.Int("__ranges__.tick"), {})  # any tick: phases undecided
     frame.values.update(params)
     for u in ts.inputs:
-        frame.values[u.name] = Num(z3.RealVal(0), Interval(u.lo, u.hi))
+        frame.values[u.name] = Num(z3.Real(f"__ranges__.{u.name}"), Interval(u.lo, u.hi))
     for s in ts.states:
-        frame.values[s.name] = Num(z3.RealVal(0), Interval(s.lo, s.hi))
+        frame.values[s.name] = Num(z3.Real(f"__ranges__.{s.name}"), Interval(s.lo, s.hi))
     sensor_names = {r for lp in ts.loops for sn in lp.sensors for r in sn.registers}
     out: dict[str, Interval] = {}
     try:
@@ -862,10 +872,7 @@ class Path:
         self.frames.append(f0)
 
     def _frame(self, index: int) -> Frame:
-        tick: int | Term = (
-            self.phase + index if isinstance(self.phase, int) else self.phase + index
-        )
-        f = Frame(index, tick, {})
+        f = Frame(index, self.phase + index, {})
         f.values.update(self.params)
         f.values.update(self.inputs.at(index))
         return f
