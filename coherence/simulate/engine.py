@@ -62,6 +62,12 @@ def compile_expr(e: Expr) -> Fn:
         case Unary(_, a):
             fa = compile_expr(a)
             return lambda env: np.logical_not(fa(env))
+        case Binary("+", _, _):
+            terms = [compile_expr(t) for t in _sum_terms(e)]
+            if len(terms) > 2:
+                return lambda env: _reduce(np.add, [g(env) for g in terms])
+            fl, fr = terms
+            return lambda env: np.add(fl(env), fr(env))
         case Binary(op, left, right):
             f = _ARITH[op]
             fl, fr = compile_expr(left), compile_expr(right)
@@ -84,6 +90,16 @@ def compile_expr(e: Expr) -> Fn:
     raise ValueError(f"cannot compile {e!r}")
 
 
+def _sum_terms(e: Expr) -> list[Expr]:
+    """The terms of a left-nested chain of additions (long window sums stay shallow)."""
+    terms: list[Expr] = []
+    while isinstance(e, Binary) and e.op == "+":
+        terms.append(e.right)
+        e = e.left
+    terms.append(e)
+    return terms[::-1]
+
+
 def _reduce(f: Callable[[Value, Value], Value], vals: list[Value]) -> Value:
     out = vals[0]
     for v in vals[1:]:
@@ -97,18 +113,33 @@ class Compiled:
 
     ts: TransitionSystem
     lets: tuple[tuple[str, Fn], ...]
-    updates: tuple[Fn, ...]
+    updates: tuple[tuple[int, Fn], ...]  # (state index, update) for states that compute
+    shift_dst: NDArray[np.intp]  # states whose update copies another state (registers)
+    shift_src: NDArray[np.intp]
     inits: tuple[Fn, ...]
     user_lets: tuple[tuple[str, Fn], ...]
 
 
 def compile_system(ts: TransitionSystem) -> Compiled:
+    """Compile every expression once; shift registers become one vectorised copy per tick."""
     lets = tuple((d.name, compile_expr(d.expr)) for d in ts.lets)
     user = tuple((d.name, f) for d, (_, f) in zip(ts.lets, lets, strict=True) if d.owner is None)
+    index = {s.name: i for i, s in enumerate(ts.states)}
+    updates: list[tuple[int, Fn]] = []
+    dst: list[int] = []
+    src: list[int] = []
+    for i, s in enumerate(ts.states):
+        if isinstance(s.update, Var) and s.update.name in index:
+            dst.append(i)
+            src.append(index[s.update.name])
+        else:
+            updates.append((i, compile_expr(s.update)))
     return Compiled(
         ts,
         lets,
-        tuple(compile_expr(s.update) for s in ts.states),
+        tuple(updates),
+        np.array(dst, dtype=np.intp),
+        np.array(src, dtype=np.intp),
         tuple(compile_expr(s.init) for s in ts.states),
         user,
     )
@@ -254,22 +285,25 @@ def simulate(
         states[:, 0, i] = env[s.name]
 
     names = system.state_names
+    raw = np.empty((S, n))
     for t in range(ticks):
         env = {"__t": t}
         env.update(pvals)
         for j, u in enumerate(system.inputs):
             env[u.name] = inputs[:, t, j]
+        current = states[:, t, :]
         for i, name in enumerate(names):
-            env[name] = states[:, t, i]
+            env[name] = current[:, i]
         with np.errstate(all="ignore"):
             for k, (name, f) in enumerate(comp.lets):
                 v = f(env)
                 env[name] = v
-                lets[:, t, k] = _as_array(v, S)
-            for i, f in enumerate(comp.updates):
-                raw = _as_array(f(env), S)
-                states[:, t + 1, i] = np.clip(raw, lo[i], hi[i])
-                clipped[:, t, i] = (raw < lo[i]) | (raw > hi[i])
+                lets[:, t, k] = v
+            raw[:, comp.shift_dst] = current[:, comp.shift_src]
+            for i, f in comp.updates:
+                raw[:, i] = f(env)
+            states[:, t + 1, :] = np.clip(raw, lo, hi)
+            clipped[:, t, :] = (raw < lo) | (raw > hi)
     return Trace(system, states, inputs[:, :ticks, :], lets, clipped, pvals)
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: commands that measure, kept in the repository (not timed assertions)."""
