@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", metavar="FILE", help="write the time series as JSON")
     s.add_argument("--color", choices=("auto", "always", "never"), default="auto")
 
+    v = sub.add_parser("validate", help="compare a spec's assumed plant with a calibration profile")
+    v.add_argument("spec", metavar="SPEC")
+    v.add_argument("--profile", action="append", default=[], metavar="NAME=PATH",
+                   help="use this profile file for the spec's profile NAME (repeatable)")
+    v.add_argument("--no-linear", action="store_true", help="skip the linear analysis")
+    v.add_argument("--no-smt", action="store_true", help="skip the formal (Z3) analysis")
+    v.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+
     sub.add_parser("rules", help="list every diagnostic code")
     e = sub.add_parser("explain", help="explain a diagnostic code")
     e.add_argument("code")
@@ -214,6 +222,43 @@ def cmd_simulate(args: argparse.Namespace, stdout: TextIO) -> int:
     return EXIT_FINDINGS if violated else EXIT_OK
 
 
+def cmd_validate(args: argparse.Namespace, stdout: TextIO) -> int:
+    from coherence.compile import compile_source, read_source
+    from coherence.diagnostics import Diagnostic, render
+    from coherence.pipeline import CheckOptions
+    from coherence.reports.text import make_console, render_table
+    from coherence.validate import validate_system
+
+    overrides: dict[str, str] = {}
+    for item in args.profile:
+        name, eq, path = item.partition("=")
+        if not eq or not name or not path:
+            raise CoherenceError(f"`--profile {item}`: write NAME=PATH",
+                                 "NAME is the profile's name in the spec")
+        overrides[name] = path
+    src = read_source(args.spec)
+    if isinstance(src, Diagnostic):
+        raise CoherenceError(src.message, src.help)
+    result = compile_source(src, overrides)
+    if not result.ok:
+        text = "\n\n".join(render(d, result.source) for d in result.diagnostics
+                            if d.level == Severity.ERROR)
+        raise CoherenceError(f"`{args.spec}` has errors:\n\n{text}", "run `coherence lint` on it")
+    bound = [ts for ts in result.systems if ts.bindings]
+    if not bound:
+        raise CoherenceError(f"`{args.spec}` binds no parameter to a calibration profile",
+                             "bind one: `param step_base = 12 ms from h100.step_time(1)`")
+    console = make_console(stdout, _color(args))
+    changed = False
+    opts = CheckOptions(linear=not args.no_linear, smt=not args.no_smt)
+    for ts in bound:
+        v = validate_system(ts, opts)
+        render_table(console, v.bindings_table())
+        render_table(console, v.changes_table())
+        changed |= bool(v.changes)
+    return EXIT_FINDINGS if changed else EXIT_OK
+
+
 def cmd_rules(stdout: TextIO) -> int:
     for code in sorted(REGISTRY):
         r = REGISTRY[code]
@@ -290,6 +335,8 @@ def main(
             return cmd_check(args, out, lint=args.command == "lint")
         if args.command == "simulate":
             return cmd_simulate(args, out)
+        if args.command == "validate":
+            return cmd_validate(args, out)
         if args.command == "rules":
             return cmd_rules(out)
         if args.command == "explain":

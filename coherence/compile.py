@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,8 +62,13 @@ def read_source(path: str | Path) -> SourceFile | Diagnostic:
     return SourceFile(str(path), text)
 
 
-def compile_source(source: SourceFile) -> CompileResult:
-    """Parse, check and lower every system of a source file."""
+def compile_source(
+    source: SourceFile, profile_paths: Mapping[str, str] | None = None
+) -> CompileResult:
+    """Parse, check and lower every system of a source file.
+
+    ``profile_paths`` overrides the paths of calibration profiles the spec declares.
+    """
     module, diags, broken = parse_source(source)
     all_diags: list[Diagnostic] = list(diags)
     systems: list[TransitionSystem] = []
@@ -73,7 +79,9 @@ def compile_source(source: SourceFile) -> CompileResult:
                 Diagnostic("COH202", f"system `{system.name}` is declared twice", system.name_span)
             )
         names.add(system.name)
-        checked, sdiags = check_system(system, broken | ({"<syntax>"} if diags else set()))
+        checked, sdiags = check_system(
+            system, broken | ({"<syntax>"} if diags else set()), profile_paths
+        )
         all_diags += sdiags
         if checked is not None and not diags:
             systems.append(lower(checked))

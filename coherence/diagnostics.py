@@ -257,6 +257,11 @@ REGISTRY: dict[str, Rule] = _rules(
         "A construct is declared in a way that contradicts itself.",
         "For example two `every` clauses in one loop, or a requirement whose horizon is zero.",
     ),
+    Rule("COH222", "bad-profile", E, "A calibration profile cannot be loaded.",
+         "`profile NAME = \"PATH\"` names a JSON profile written by `coherence calibrate`; the "
+         "file must exist (relative to the spec) and match the profile schema.",
+         example='profile h100 = "profiles/h100.json"',
+         fix="Measure one with `coherence calibrate --out PATH`, or correct the path."),
     # --- COH3xx: stability (linear analysis) ----------------------------------------------
     Rule(
         "COH301",

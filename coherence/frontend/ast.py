@@ -101,7 +101,17 @@ class Ite:
     span: Span = _span()
 
 
-Expr = Num | Name | TickRef | Neg | BinOp | Pow | Compare | BoolOp | Not | Call | Ite
+@dataclass(frozen=True, slots=True)
+class ProfileCall:
+    """A plant function measured by a calibration profile: ``h100.step_time(batch)``."""
+
+    profile: str
+    fn: str
+    args: tuple[Expr, ...]
+    span: Span = _span()
+
+
+Expr = Num | Name | TickRef | Neg | BinOp | Pow | Compare | BoolOp | Not | Call | Ite | ProfileCall
 
 
 # ---- declarations --------------------------------------------------------------------------
@@ -139,11 +149,32 @@ class InputDecl:
 
 
 @dataclass(frozen=True, slots=True)
+class Bind:
+    """``from PROFILE.KEY`` or ``from PROFILE.FUNCTION(ARGS)``: where a parameter is measured."""
+
+    profile: str
+    key: str
+    args: tuple[Num, ...] | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileDecl:
+    """``profile NAME = "path.json"``: a calibration profile, path relative to the spec."""
+
+    name: str
+    path: str
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class ParamDecl:
     name: str
     unit: str | None
     value: Expr
     range: Range | None
+    bind: Bind | None = None
     span: Span = _span()
     name_span: Span = _span()
 
@@ -272,6 +303,7 @@ class Require:
 SysItem = (
     TickDecl
     | UnitDecl
+    | ProfileDecl
     | InputDecl
     | ParamDecl
     | StateDecl

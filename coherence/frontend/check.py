@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -107,10 +107,17 @@ class Checked:
     loops: list[CheckedLoop]
     objectives: list[ir.ObjectiveIR]
     requirements: list[ir.Requirement]
+    bindings: list[ir.Binding] = field(default_factory=list)
 
 
 class _Checker:
-    def __init__(self, system: ast.System, broken: frozenset[str]) -> None:
+    def __init__(
+        self,
+        system: ast.System,
+        broken: frozenset[str],
+        profile_paths: Mapping[str, str] | None = None,
+    ) -> None:
+        self.profile_paths = dict(profile_paths or {})
         self.system = system
         self.path = system.span.path
         self.diags: list[Diagnostic] = []
@@ -121,6 +128,9 @@ class _Checker:
         self.param_values: dict[str, float] = {}
         self.scope_sensed: dict[str, Symbol] = {}
         self.reads: set[str] = set()
+        self.profiles: dict[str, object | None] = {}
+        self.profile_errors: dict[str, str] = {}
+        self.bindings: list[ir.Binding] = []
         # after syntax recovery some statements are gone: skip checks for what is missing
         self.recovered = bool(broken) or "<syntax>" in broken
 
@@ -239,6 +249,8 @@ class _Checker:
         for item in items:
             if isinstance(item, ast.UnitDecl):
                 self._unit_decl(item)
+            elif isinstance(item, ast.ProfileDecl):
+                self._profile_decl(item)
         inputs = [self._input(i) for i in items if isinstance(i, ast.InputDecl)]
         params = self._params([i for i in items if isinstance(i, ast.ParamDecl)])
         states = [self._state(i) for i in items if isinstance(i, ast.StateDecl)]
@@ -277,6 +289,85 @@ class _Checker:
             loops,
             objectives,
             reqs,
+            self.bindings,
+        )
+
+    def _profile_decl(self, d: ast.ProfileDecl) -> None:
+        from pathlib import Path
+
+        from coherence.frontend import profiles
+
+        if d.name in self.profiles:
+            self.error("COH202", f"profile `{d.name}` is declared twice", d.name_span)
+            return
+        base = Path(self.path).parent
+        path = Path(self.profile_paths[d.name]) if d.name in self.profile_paths else base / d.path
+        try:
+            self.profiles[d.name] = profiles.LoadedProfile(d.name, str(path), profiles.load(path))
+        except Exception as exc:  # ProfileError, OSError: reported, never raised
+            # Bound parameters keep their assumed values without the profile, so a missing
+            # profile is a note here; a plant function that needs it is an error where used.
+            self.profiles[d.name] = None
+            self.profile_errors[d.name] = str(exc)
+            self.error(
+                "COH222",
+                f"cannot load calibration profile `{d.path}`: {exc}",
+                d.span,
+                severity=Severity.NOTE,
+                help="bound parameters keep the values the spec assumes; measure a "
+                "profile with `coherence calibrate --out PATH` (relative to the spec)",
+            )
+
+    def _profile(self, name: str, span: Span) -> object | None:
+        if name not in self.profiles:
+            known = ", ".join(sorted(self.profiles)) or "none declared"
+            self.error(
+                "COH201",
+                f"unknown profile `{name}`",
+                span,
+                help=f'declare it: `profile {name} = "PATH.json"` (profiles: {known})',
+            )
+            return None
+        loaded = self.profiles[name]
+        return None if loaded is None else loaded.profile  # type: ignore[attr-defined]
+
+    def _bind(self, d: ast.ParamDecl, value: float, dim: Dim, unit_text: str, scale: float) -> None:
+        from coherence.frontend import profiles
+
+        b = d.bind
+        assert b is not None
+        prof = self._profile(b.profile, b.span)
+        spec = profiles.PROFILE_FUNCTIONS.get(b.key) or profiles.PROFILE_KEYS.get(b.key)
+        if spec is None:
+            names = ", ".join(sorted([*profiles.PROFILE_FUNCTIONS, *profiles.PROFILE_KEYS]))
+            self.error("COH201", f"a profile has no `{b.key}`", b.span, help=f"use one of: {names}")
+            return
+        if spec[0] != dim:
+            self._mismatch(b.span, dim, spec[0], f"`{b.key}` bound to `{d.name}`")
+            return
+        if prof is None:
+            return
+        args = tuple(a.value for a in b.args or ())
+        try:
+            measured = profiles.key_value(prof, b.key, args)
+        except (ValueError, KeyError) as exc:
+            self.error("COH213", f"cannot evaluate `{b.profile}.{b.key}`: {exc}", b.span)
+            return
+        argtext = f"({', '.join(f'{a:g}' for a in args)})" if b.args else ""
+        loaded = self.profiles[b.profile]
+        path = getattr(loaded, "path", "")
+        self.bindings.append(
+            ir.Binding(
+                d.name,
+                b.profile,
+                path,
+                f"{b.profile}.{b.key}{argtext}",
+                value,
+                measured,
+                unit_text,
+                scale,
+                d.span,
+            )
         )
 
     def _unit_decl(self, d: ast.UnitDecl) -> None:
@@ -348,6 +439,8 @@ class _Checker:
                     )
             self.declare(d.name, "param", dim, unit_text, scale, d.name_span)
             self.param_values[d.name] = value
+            if d.bind is not None:
+                self._bind(d, value, dim, unit_text, scale)
             out.append(ir.ParamVar(d.name, value, lo, hi, unit_text, scale, False, d.span))
         return out
 
@@ -942,7 +1035,55 @@ class _ExprTyper:
                 return ir.Ite(c, a, b, span), self._unify(e, ta, tb, "choose between")
             case ast.Call(fn, args, span, fn_span):
                 return self._call(fn, args, span, fn_span)
+            case ast.ProfileCall(profile, fn, args, span):
+                return self._profile_call(profile, fn, args, span)
         raise AssertionError(f"unknown expression {e!r}")
+
+    def _profile_call(
+        self, profile: str, fn: str, args: tuple[ast.Expr, ...], span: Span
+    ) -> tuple[ir.Expr, Type]:
+        from coherence.frontend import profiles
+
+        typed = [self.visit(a) for a in args]
+        prof = self.ck._profile(profile, span)
+        if fn not in profiles.PROFILE_FUNCTIONS:
+            names = ", ".join(sorted(profiles.PROFILE_FUNCTIONS))
+            self.ck.error(
+                "COH211",
+                f"a profile has no function `{fn}`",
+                span,
+                help=f"profile functions: {names}",
+            )
+            return ir.Const(0.0, span), ANY
+        dim = profiles.PROFILE_FUNCTIONS[fn][0]
+        if len(args) != 1:
+            self.ck.error(
+                "COH211",
+                f"`{profile}.{fn}` takes 1 argument (the batch size), not {len(args)}",
+                span,
+            )
+            return ir.Const(0.0, span), dim
+        arg, t = typed[0]
+        self._num(args[0], t)
+        if isinstance(t, Dim) and not t.dimensionless:
+            self.ck.error(
+                "COH207",
+                f"`{profile}.{fn}` takes a batch size (a plain number)",
+                args[0].span,
+                label=f"this is {_tname(t)}",
+            )
+        if prof is None:
+            if profile in self.ck.profile_errors:
+                self.ck.error(
+                    "COH222",
+                    f"`{profile}.{fn}` needs calibration profile `{profile}`, "
+                    "which could not be loaded",
+                    span,
+                    notes=(self.ck.profile_errors[profile],),
+                    help="a plant function has no assumed value to fall back on",
+                )
+            return ir.Const(0.0, span), dim
+        return profiles.pwl(prof, fn, arg), dim
 
     def _num(self, e: ast.Expr, t: Type) -> None:
         if isinstance(t, _Bool):
@@ -1098,7 +1239,7 @@ def _names(e: ast.Expr) -> Iterator[str]:
             yield from _names(c)
             yield from _names(a)
             yield from _names(b)
-        case ast.Call(_, args):
+        case ast.Call(_, args) | ast.ProfileCall(_, _, args):
             for a in args:
                 yield from _names(a)
 
@@ -1140,9 +1281,14 @@ def _req_text(r: ast.Require) -> str:
 
 
 def check_system(
-    system: ast.System, broken: frozenset[str] = frozenset()
+    system: ast.System,
+    broken: frozenset[str] = frozenset(),
+    profile_paths: Mapping[str, str] | None = None,
 ) -> tuple[Checked | None, list[Diagnostic]]:
-    """Check one system; returns the checked form (None if it has errors) and diagnostics."""
-    ck = _Checker(system, broken)
+    """Check one system; returns the checked form (None if it has errors) and diagnostics.
+
+    ``profile_paths`` overrides the path of named calibration profiles.
+    """
+    ck = _Checker(system, broken, profile_paths)
     checked = ck.run()
     return checked, ck.diags

@@ -42,6 +42,8 @@ def format_expr(e: ast.Expr, parent: int = 0) -> str:
             return _wrap(f"not {format_expr(arg, _PREC['not'])}", _PREC["not"], parent)
         case ast.Call(fn, args):
             return f"{fn}({', '.join(format_expr(a) for a in args)})"
+        case ast.ProfileCall(profile, fn, args):
+            return f"{profile}.{fn}({', '.join(format_expr(a) for a in args)})"
         case ast.Ite(c, a, b):
             return _wrap(
                 f"if {format_expr(c)} then {format_expr(a)} else {format_expr(b)}", 0, parent
@@ -133,9 +135,16 @@ def format_item(i: ast.SysItem) -> list[str]:
             return [f"unit {name}" + (f" = {_num(definition)}" if definition else "")]
         case ast.InputDecl(name, unit, rng, nominal):
             return [f"input {name}{_ann(unit)} in {_range(rng)} nominal {_num(nominal)}"]
-        case ast.ParamDecl(name, unit, value, rng):
+        case ast.ParamDecl(name, unit, value, rng, bind):
             r = f" in {_range(rng)}" if rng else ""
-            return [f"param {name}{_ann(unit)} = {format_expr(value)}{r}"]
+            b = ""
+            if bind is not None:
+                b = f" from {bind.profile}.{bind.key}"
+                if bind.args is not None:
+                    b += f"({', '.join(_num(a) for a in bind.args)})"
+            return [f"param {name}{_ann(unit)} = {format_expr(value)}{r}{b}"]
+        case ast.ProfileDecl(name, path):
+            return [f'profile {name} = "{path}"']
         case ast.StateDecl(name, unit, integer, rng, init):
             ann = _ann(unit) if unit else (" : 1" if integer else "")
             integer_kw = " integer" if integer else ""

@@ -28,6 +28,7 @@ STATEMENT_KEYWORDS = (
     "system",
     "tick",
     "unit",
+    "profile",
     "input",
     "param",
     "state",
@@ -86,6 +87,7 @@ KEYWORDS = (
     "up",
     "down",
     "ticks",
+    "from",
 )
 
 _FRIENDLY = {
@@ -221,8 +223,31 @@ class _ToAst(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def param_decl(self, meta: Any, items: list[Any]) -> ast.ParamDecl:
-        name, unit, value, rng = items
-        return ast.ParamDecl(str(name), unit, value, rng, self.sp(meta), _tsp(self.path, name))
+        name, unit, value, rng, bind = items
+        return ast.ParamDecl(
+            str(name), unit, value, rng, bind, self.sp(meta), _tsp(self.path, name)
+        )
+
+    @v_args(meta=True)
+    def bind(self, meta: Any, items: list[Any]) -> ast.Bind:
+        profile, key, *args = items
+        values: tuple[ast.Num, ...] | None = None
+        if args:
+            values = tuple(a for a in args if a is not None)
+        return ast.Bind(str(profile), str(key), values, self.sp(meta))
+
+    @v_args(meta=True)
+    def profile_decl(self, meta: Any, items: list[Any]) -> ast.ProfileDecl:
+        name, path = items
+        return ast.ProfileDecl(
+            str(name), _unquote(path) or "", self.sp(meta), _tsp(self.path, name)
+        )
+
+    @v_args(meta=True)
+    def profile_call(self, meta: Any, items: list[Any]) -> ast.ProfileCall:
+        profile, fn, *args = items
+        real = tuple(a for a in args if a is not None)
+        return ast.ProfileCall(str(profile), str(fn), real, self.sp(meta))
 
     @v_args(meta=True)
     def state_decl(self, meta: Any, items: list[Any]) -> ast.StateDecl:
@@ -648,8 +673,10 @@ def parse_source(source: SourceFile) -> tuple[ast.Module, tuple[Diagnostic, ...]
                 if declared:
                     broken.add(declared)
                 continue
-            diags.append(_syntax_diagnostic(err, source))
             offset = _offset_of(err, text)
+            if offset in seen_offsets:
+                return ast.Module(source.path, ()), tuple(diags), frozenset(broken)
+            diags.append(_syntax_diagnostic(err, source))
             if (
                 len(diags) >= MAX_SYNTAX_ERRORS
                 or offset in seen_offsets

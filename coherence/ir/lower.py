@@ -118,6 +118,7 @@ def lower(checked: Checked) -> ir.TransitionSystem:
         tuple(checked.objectives),
         tuple(checked.requirements),
         sys_.span,
+        tuple(checked.bindings),
     )
 
 

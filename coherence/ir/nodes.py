@@ -284,6 +284,25 @@ class Requirement:
 
 
 @dataclass(frozen=True, slots=True)
+class Binding:
+    """A parameter bound to a calibration profile: what the spec assumes and what was measured.
+
+    Analyses use ``assumed`` (the parameter's value); ``coherence validate`` substitutes
+    ``measured`` and re-runs them.
+    """
+
+    param: str
+    profile: str
+    path: str
+    source: str  # "h100.step_time(1)"
+    assumed: float
+    measured: float
+    unit: str = "1"
+    scale: float = 1.0
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class TransitionSystem:
     """One spec system, lowered. Lets are in evaluation order; states in a fixed order."""
 
@@ -299,6 +318,7 @@ class TransitionSystem:
     objectives: tuple[ObjectiveIR, ...]
     requirements: tuple[Requirement, ...]
     span: Span = _span()
+    bindings: tuple[Binding, ...] = ()
 
     @property
     def hyperperiod(self) -> int:

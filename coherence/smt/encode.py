@@ -87,13 +87,28 @@ def real(fr: Fraction | int | float) -> Term:
     )
 
 
+Lin = tuple[Fraction, tuple[tuple[int, Fraction], ...]]  # c0 + sum(coef * atom)
+
+
 @dataclass(frozen=True, slots=True)
 class Num:
-    """A numeric term, its sound bounds, and its value when it is a constant."""
+    """A numeric term, its sound bounds, and its value when it is a constant.
+
+    ``lin`` is the term as an affine form over the encoder's atoms (variables and opaque
+    subterms): bounds of sums are evaluated on it, so ``x + (t - x)`` is bounded like ``t``
+    (interval arithmetic alone would widen it at every tick). ``alts`` keeps an ``If`` open
+    (condition, then, else) so that sums and scalings distribute into its branches.
+    """
 
     term: Term
     iv: Interval
     const: Fraction | None = None
+    lin: Lin | None = None
+    alts: tuple[Term, Num, Num] | None = None
+
+    @property
+    def leaves(self) -> int:
+        return 1 if self.alts is None else self.alts[1].leaves + self.alts[2].leaves
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +132,7 @@ def const(v: Fraction | float | int) -> Num:
     iv = Interval(f, f) if Fraction(f) == fr else Interval(
         math.nextafter(f, -INF), math.nextafter(f, INF)
     )
-    return Num(real(fr), iv, fr)
+    return Num(real(fr), iv, fr, (fr, ()))
 
 
 def _ipow(term: Term, n: int) -> Term:
@@ -160,27 +175,24 @@ class Encoder:
         self.relaxed = False  # some term is only bounded, not defined exactly
         self.relaxed_ops: set[str] = set()
         self._count = 0
+        self.atoms: list[Interval] = []
+        self.atom_terms: list[Term] = []
 
     # ---- bookkeeping ------------------------------------------------------------------------
     def drain(self) -> list[Term]:
         out, self.constraints = self.constraints, []
         return out
 
+    def atom(self, term: Term, iv: Interval, alts: tuple[Term, Num, Num] | None = None) -> Num:
+        """An opaque term: a new atom of the affine forms."""
+        self.atoms.append(iv)
+        self.atom_terms.append(term)
+        return Num(term, iv, None, (Fraction(0), ((len(self.atoms) - 1, Fraction(1)),)), alts)
+
     def fresh(self, hint: str, iv: Interval, integer: bool = False) -> Num:
-        """A new variable bounded by ``iv``."""
+        """A new auxiliary variable bounded by ``iv``."""
         self._count += 1
-        name = f"{self.tag}{hint}#{self._count}"
-        if integer:
-            v = z3.Int(name)
-            term = z3.ToReal(v)
-            if math.isfinite(iv.lo):
-                self.constraints.append(v >= math.ceil(iv.lo - 1e-9))
-            if math.isfinite(iv.hi):
-                self.constraints.append(v <= math.floor(iv.hi + 1e-9))
-        else:
-            term = z3.Real(name)
-            self.bound(term, iv)
-        return Num(term, iv)
+        return self.named(f"{hint}#{self._count}", iv, integer)
 
     def named(self, name: str, iv: Interval, integer: bool = False) -> Num:
         """A variable with a readable name (states, inputs, params), bounded by ``iv``."""
@@ -191,10 +203,27 @@ class Encoder:
                 self.constraints.append(v >= math.ceil(iv.lo - 1e-9))
             if math.isfinite(iv.hi):
                 self.constraints.append(v <= math.floor(iv.hi + 1e-9))
-            return Num(z3.ToReal(v), iv)
+            return self.atom(z3.ToReal(v), iv)
         term = z3.Real(full)
         self.bound(term, iv)
-        return Num(term, iv)
+        return self.atom(term, iv)
+
+    def lin_iv(self, lin: Lin) -> Interval:
+        out = const(lin[0]).iv
+        for aid, c in lin[1]:
+            out = out + const(c).iv * self.atoms[aid]
+        return out
+
+    @staticmethod
+    def lin_add(a: Lin, b: Lin) -> Lin:
+        coefs = dict(a[1])
+        for k, c in b[1]:
+            coefs[k] = coefs.get(k, Fraction(0)) + c
+        return (a[0] + b[0], tuple(sorted((k, c) for k, c in coefs.items() if c != 0)))
+
+    @staticmethod
+    def lin_scale(c: Fraction, a: Lin) -> Lin:
+        return (c * a[0], tuple((k, c * v) for k, v in a[1]))
 
     def bound(self, term: Term, iv: Interval) -> None:
         if math.isfinite(iv.lo):
@@ -207,13 +236,14 @@ class Encoder:
         self.relaxed_ops.add(op)
 
     # ---- conversions ------------------------------------------------------------------------
-    @staticmethod
-    def num(v: Value) -> Num:
+    def num(self, v: Value) -> Num:
         if isinstance(v, Num):
             return v
         if v.value is not None:
             return const(1 if v.value else 0)
-        return Num(z3.If(v.term, z3.RealVal(1), z3.RealVal(0)), Interval(0.0, 1.0))
+        one, zero = const(1), const(0)
+        return self.atom(z3.If(v.term, one.term, zero.term), Interval(0.0, 1.0),
+                         (v.term, one, zero))
 
     @staticmethod
     def cond(v: Value) -> Cond:
@@ -277,34 +307,64 @@ class Encoder:
         raise EncodeError(f"cannot encode {e!r}")
 
     # ---- arithmetic -------------------------------------------------------------------------
-    @staticmethod
-    def neg(x: Num) -> Num:
-        if x.const is not None:
-            return const(-x.const)
-        return Num(-x.term, -x.iv)
+    def neg(self, x: Num) -> Num:
+        return self.scale(Fraction(-1), x)
 
-    @staticmethod
-    def add(x: Num, y: Num) -> Num:
+    def add(self, x: Num, y: Num) -> Num:
         if x.const is not None and y.const is not None:
             return const(x.const + y.const)
         if x.const == 0:
             return y
         if y.const == 0:
             return x
-        return Num(x.term + y.term, x.iv + y.iv)
+        # distribute into an open If (x + If(c, a, b) = If(c, x + a, x + b)), while small
+        if y.alts is not None and x.leaves * y.leaves <= 8:
+            c, a, b = y.alts
+            return self._open_ite(c, self.add(x, a), self.add(x, b))
+        if x.alts is not None and x.leaves * y.leaves <= 8:
+            c, a, b = x.alts
+            return self._open_ite(c, self.add(a, y), self.add(b, y))
+        iv = x.iv + y.iv
+        if x.lin is not None and y.lin is not None:
+            lin = self.lin_add(x.lin, y.lin)
+            if not lin[1]:
+                return const(lin[0])
+            iv = iv.meet(self.lin_iv(lin))
+            return Num(self.lin_term(lin), iv, None, lin)
+        return Num(x.term + y.term, iv)
+
+    def lin_term(self, lin: Lin) -> Term:
+        """The term of an affine form (cancellations done: ``x + (t - x)`` is ``t``)."""
+        parts = []
+        for k, c in lin[1]:
+            t = self.atom_terms[k]
+            parts.append(t if c == 1 else -t if c == -1 else real(c) * t)
+        if lin[0] != 0:
+            parts.append(real(lin[0]))
+        return parts[0] if len(parts) == 1 else z3.Sum(*parts)
 
     def sub(self, x: Num, y: Num) -> Num:
         return self.add(x, self.neg(y))
 
-    @staticmethod
-    def scale(c: Fraction, x: Num) -> Num:
+    def scale(self, c: Fraction, x: Num) -> Num:
         if c == 0:
             return const(0)
         if c == 1:
             return x
         if x.const is not None:
             return const(c * x.const)
-        return Num(real(c) * x.term, const(c).iv * x.iv)
+        if x.alts is not None:
+            cond, a, b = x.alts
+            return self._open_ite(cond, self.scale(c, a), self.scale(c, b))
+        lin = None if x.lin is None else self.lin_scale(c, x.lin)
+        term = -x.term if c == -1 else real(c) * x.term
+        return Num(term, const(c).iv * x.iv, None, lin)
+
+    def _open_ite(self, c: Term, a: Num, b: Num) -> Num:
+        """``If(c, a, b)`` kept open for distribution, and an atom for affine forms."""
+        if a.const is not None and a.const == b.const:
+            return a
+        return self.atom(z3.If(c, a.term, b.term), a.iv.hull(b.iv), (c, a, b))
 
     def mul(self, x: Num, y: Num) -> Num:
         if x.const is not None:
@@ -316,7 +376,7 @@ class Encoder:
         iv = x.iv * y.iv
         if self.mode == EXACT:
             self.nonlinear = True
-            return Num(x.term * y.term, iv)
+            return self.atom(x.term * y.term, iv)
         self._relax("*")
         w = self.fresh("mul", iv)
         self._mccormick(w.term, x, y)
@@ -343,7 +403,7 @@ class Encoder:
         iv = (x.iv * x.iv).meet(Interval(0.0, INF))
         if self.mode == EXACT:
             self.nonlinear = True
-            return Num(x.term * x.term, iv)
+            return self.atom(x.term * x.term, iv)
         self._relax("^")
         w = self.fresh("sq", iv)
         self._convex(w, x, lambda v: v * v, lambda v: 2 * v, convex=True)
@@ -360,7 +420,7 @@ class Encoder:
         iv = x.iv / y.iv
         if self.mode == EXACT:
             self.nonlinear = True
-            return Num(x.term / y.term, iv)
+            return self.atom(x.term / y.term, iv)
         self._relax("/")
         q = self.fresh("div", iv)
         if y.iv.excludes_zero():
@@ -430,7 +490,8 @@ class Encoder:
                 return x
             if x.iv.hi <= 0:
                 return self.neg(x)
-            return Num(z3.If(x.term >= 0, x.term, -x.term), x.iv.abs())
+            m = self._open_ite(x.term >= 0, x, self.neg(x))
+            return Num(m.term, m.iv.meet(x.iv.abs()), None, m.lin, m.alts)
         if fn == "floor":
             return self.floor(x)
         if fn == "ceil":
@@ -445,14 +506,13 @@ class Encoder:
             return self.log(x, frame)
         raise EncodeError(f"unknown function `{fn}`")
 
-    @staticmethod
-    def floor(x: Num) -> Num:
+    def floor(self, x: Num) -> Num:
         if x.const is not None:
             return const(math.floor(x.const))
         iv = x.iv.floor()
         if iv.finite and iv.lo == iv.hi:
             return const(Fraction(int(iv.lo)))
-        return Num(z3.ToReal(z3.ToInt(x.term)), iv)
+        return self.atom(z3.ToReal(z3.ToInt(x.term)), iv)
 
     def minimum(self, x: Num, y: Num) -> Num:
         if x.const is not None and y.const is not None:
@@ -461,7 +521,8 @@ class Encoder:
             return x
         if y.iv.hi <= x.iv.lo:
             return y
-        return Num(z3.If(x.term <= y.term, x.term, y.term), x.iv.minimum(y.iv))
+        m = self._open_ite(x.term <= y.term, x, y)
+        return Num(m.term, m.iv.meet(x.iv.minimum(y.iv)), None, m.lin, m.alts)
 
     def maximum(self, x: Num, y: Num) -> Num:
         if x.const is not None and y.const is not None:
@@ -470,7 +531,8 @@ class Encoder:
             return x
         if y.iv.lo >= x.iv.hi:
             return y
-        return Num(z3.If(x.term >= y.term, x.term, y.term), x.iv.maximum(y.iv))
+        m = self._open_ite(x.term >= y.term, x, y)
+        return Num(m.term, m.iv.meet(x.iv.maximum(y.iv)), None, m.lin, m.alts)
 
     def sqrt(self, x: Num, frame: Frame) -> Num:
         if x.const is not None and x.const >= 0:
@@ -652,10 +714,7 @@ class Encoder:
             if a.value is not None and a.value == b.value:
                 return a
             return Cond(z3.If(c.term, a.term, b.term))
-        x, y = self.num(a), self.num(b)
-        if x.const is not None and x.const == y.const:
-            return x
-        return Num(z3.If(c.term, x.term, y.term), x.iv.hull(y.iv))
+        return self._open_ite(c.term, self.num(a), self.num(b))
 
     def robust(self, e: Expr, frame: Frame, margin: Fraction, positive: bool = True) -> Cond:
         """``e`` (or its negation) holding with ``margin`` of room in every comparison.
@@ -814,9 +873,9 @@ def signal_ranges(ts: TransitionSystem, params: Mapping[str, Num]) -> dict[str, 
     frame = Frame(0, z3.Int("__ranges__.tick"), {})  # any tick: phases undecided
     frame.values.update(params)
     for u in ts.inputs:
-        frame.values[u.name] = Num(z3.Real(f"__ranges__.{u.name}"), Interval(u.lo, u.hi))
+        frame.values[u.name] = enc.atom(z3.Real(f"__ranges__.{u.name}"), Interval(u.lo, u.hi))
     for s in ts.states:
-        frame.values[s.name] = Num(z3.Real(f"__ranges__.{s.name}"), Interval(s.lo, s.hi))
+        frame.values[s.name] = enc.atom(z3.Real(f"__ranges__.{s.name}"), Interval(s.lo, s.hi))
     sensor_names = {r for lp in ts.loops for sn in lp.sensors for r in sn.registers}
     out: dict[str, Interval] = {}
     try:
@@ -928,7 +987,7 @@ class Path:
             if iv.empty:  # float noise at a bound; the exact term is still right
                 iv = u.iv
             if u.const is not None or z3.is_const(u.term) or s.kind == "sensor":
-                nxt.values[s.name] = Num(u.term, iv, u.const)
+                nxt.values[s.name] = Num(u.term, iv, u.const, u.lin, u.alts)
                 continue
             v = enc.named(f"{s.name}@{t + 1}", iv, integer=s.name in self.ints)
             enc.constraints.append(v.term == u.term)

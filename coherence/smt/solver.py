@@ -104,7 +104,7 @@ def check(
         return Answer(Outcome.UNSAT, "", None, used)
     if res is not None:
         reason = solver.reason_unknown() or "unknown"
-        if reason == "max. resource limit exceeded":
+        if reason in ("max. resource limit exceeded", "canceled", "resource limits reached"):
             reason = f"resource limit exceeded (rlimit {rlimit})"
     if stats is not None:
         stats.unknown += 1
