@@ -1,0 +1,52 @@
+"""Options of the formal analysis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODES = ("exact", "overapprox", "auto")
+
+
+@dataclass(frozen=True, slots=True)
+class SmtOptions:
+    """How hard and how the formal analysis looks.
+
+    - ``horizon``: the deepest tick BMC unrolls to; ``None`` checks each requirement over its
+      own horizon (``for N ticks``). A smaller cap gives ``holds`` to that depth only.
+    - ``mode``: ``exact`` (nonlinear real arithmetic), ``overapprox`` (linear envelopes:
+      an ``unsat`` is a proof, a ``sat`` a candidate for replay) or ``auto`` (over-approximation
+      first, exact on its candidates and unknowns).
+    - ``rlimit``: Z3's deterministic resource limit for each solver call.
+    - ``conflict_depth``: ticks ``k`` a conflict witness may take; ``None``: the longer of the
+      two loops' periods + 1.
+    - ``induction_depth``: the largest ``k`` tried by k-induction; ``None``: the hyperperiod
+      + 1, at least 2, at most 24.
+    - ``margin``: room (canonical units) a counterexample's violated comparison must have,
+      so that it survives float rounding in replay; tried before the exact boundary.
+    - ``patterns``: before the solver, simulate structured input patterns (corners, steps,
+      bursts, square waves, seeded random): a deep counterexample the solver would need many
+      ticks of nonlinear arithmetic to reach is often one of them. Their traces are simulator
+      traces like any other.
+    - ``seed``: the seed of the random patterns.
+    - ``settle``: ticks simulated at nominal input to reach the operating point.
+    - ``analyses``: which of ``requirements``, ``conflicts``, ``equilibria`` run.
+    """
+
+    horizon: int | None = None
+    mode: str = "auto"
+    rlimit: int = 4_000_000
+    conflict_depth: int | None = None
+    induction_depth: int | None = None
+    margin: float = 1e-6
+    patterns: bool = True
+    seed: int = 0
+    settle: int | None = None
+    analyses: tuple[str, ...] = ("requirements", "conflicts", "equilibria")
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.rlimit <= 0:
+            raise ValueError("rlimit must be positive")
+        if self.horizon is not None and self.horizon < 1:
+            raise ValueError("horizon must be at least 1")
