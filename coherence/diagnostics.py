@@ -241,7 +241,8 @@ REGISTRY: dict[str, Rule] = _rules(
         "integer-bounds",
         W,
         "An integer state has bounds or an initial value that are not whole numbers.",
-        "Integer states (replicas) take whole values; their bounds are rounded inwards.",
+        "Integer states (replicas) take whole values. Fractional bounds are rounded inwards "
+        "(a warning); a fractional initial value is an error.",
     ),
     Rule(
         "COH218",
@@ -255,7 +256,31 @@ REGISTRY: dict[str, Rule] = _rules(
         "inconsistent-declaration",
         E,
         "A construct is declared in a way that contradicts itself.",
-        "For example two `every` clauses in one loop, or a requirement whose horizon is zero.",
+        "For example two `every` clauses in one loop, a tick declared twice, or one `limit`, "
+        "`rate` or `deadband` clause shaping actuators of different dimensions.",
+    ),
+    Rule(
+        "COH220",
+        "suppression-without-reason",
+        E,
+        "An inline suppression does not say why the finding is accepted.",
+        "`# coherence: ignore[CODE] reason` silences a finding on its own line or on the line "
+        "after it, and must name the codes it silences and give a reason, so that a reviewer "
+        "can judge it. A suppression without a reason, or without codes, silences nothing.",
+        example="queue_limit = 500  # coherence: ignore[COH505]",
+        fix="Name the codes and add the reason: "
+        "`# coherence: ignore[COH505] the bound models admission control`.",
+    ),
+    Rule(
+        "COH221",
+        "unused-suppression",
+        W,
+        "An inline suppression silences nothing.",
+        "No finding with the named codes starts on the suppression's line (or, for a comment "
+        "on a line of its own, on the next line of the spec). The finding was fixed or moved, "
+        "or the code is wrong. Only judged for codes that the run could have reported.",
+        example="# coherence: ignore[COH506] latency is allowed to exceed the SLO at start",
+        fix="Remove the suppression, or move it next to the finding it is meant for.",
     ),
     Rule("COH222", "bad-profile", E, "A calibration profile cannot be loaded.",
          "`profile NAME = \"PATH\"` names a JSON profile written by `coherence calibrate`; the "

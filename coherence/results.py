@@ -78,6 +78,7 @@ class Finding:
     trace: TraceView | None = None
     data: tuple[tuple[str, Any], ...] = ()
     key: str = ""  # what the finding is about, independent of lines (e.g. "router,cost_controller")
+    label: str = ""  # the text beside the caret
 
     @property
     def level(self) -> Severity:
@@ -94,12 +95,21 @@ class Finding:
 
     def as_diagnostic(self) -> Diagnostic:
         return Diagnostic(
-            self.code, self.message, self.span, self.severity, "", self.notes, self.help
+            self.code, self.message, self.span, self.severity, self.label, self.notes, self.help
         )
 
     @staticmethod
     def from_diagnostic(d: Diagnostic, key: str = "") -> Finding:
-        return Finding(d.code, d.message, d.span, d.severity, d.notes, d.help, key=key or d.message)
+        return Finding(
+            d.code,
+            d.message,
+            d.span,
+            d.severity,
+            d.notes,
+            d.help,
+            key=key or d.message,
+            label=d.label,
+        )
 
 
 @dataclass(frozen=True, slots=True)

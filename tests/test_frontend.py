@@ -246,3 +246,69 @@ def test_generated_valid_specs_parse_and_lower(text: str) -> None:
     module, _ = parse(text)
     again, diags = parse(format_module(module))
     assert not diags and again.systems == module.systems
+
+
+# ---- regressions found in review -------------------------------------------------------------
+
+
+def codes(text: str) -> set[str]:
+    return {d.code for d in compile_text("r.coh", text).diagnostics}
+
+
+def test_a_sensor_sees_the_world_not_the_loops_other_sensed_values() -> None:
+    from coherence.simulate.engine import simulate
+
+    r = compile_text(
+        "s.coh",
+        """system s { tick 1s input u : 1 in [0, 10] nominal 2
+      state a in [0, 100] init 0
+      loop l { senses u delay 1s senses u * 2 as v delay 1s actuates a to v } }""",
+    )
+    assert r.ok
+    assert simulate(r.systems[0], 3).state("a")[0].tolist() == [0, 4, 4, 4]
+
+
+def test_one_shaping_clause_cannot_span_dimensions() -> None:
+    assert "COH219" in codes("""system s { tick 1s state a : s in [0, 9] init 0
+      state b : req in [0, 9] init 0
+      loop l { limit [0, 5] actuates a by 1 s actuates b by 1 req } }""")
+
+
+def test_negative_initial_and_nominal_values() -> None:
+    r = compile_text(
+        "n.coh",
+        """system s { tick 1s input u : 1 in [-5, 5] nominal -1
+      state y in [-10, 10] init -5 next y = y + u }""",
+    )
+    assert r.ok
+    assert r.systems[0].state("y").init.value == -5  # type: ignore[union-attr]
+
+
+def test_declared_unit_cannot_shadow_a_built_in() -> None:
+    assert "COH202" in codes(
+        "system s { tick 1s unit h = 1 s state y in [0, 1] init 0 next y = y }"
+    )
+
+
+def test_units_may_contain_digits_and_precede_the_tick() -> None:
+    r = compile_text(
+        "u.coh",
+        """system s { tick 2 blink unit blink = 500 ms unit H100
+      param n = 8 H100 state y : H100 in [0, 100] init 0 next y = y + n }""",
+    )
+    assert r.ok, [d.message for d in r.diagnostics]
+    assert r.systems[0].tick == 1.0
+
+
+def test_reversal_count_is_whole() -> None:
+    assert "COH213" in codes("""system s { tick 1s state y in [0, 9] init 0
+      loop l { actuates y by 1 } require no flapping of y max 2.5 within 10s }""")
+
+
+def test_computed_parameter_range_reads_in_a_declared_unit() -> None:
+    r = compile_text(
+        "p.coh",
+        """system s { tick 1s param budget = 900 $/h
+      param b = 2 * budget in [1600, 2000] state y in [0, 1] init 0 next y = y * b / b }""",
+    )
+    assert r.ok, [d.message for d in r.diagnostics]

@@ -295,7 +295,7 @@ class Require:
     within: Num | None = None
     horizon: Num | None = None
     state: str | None = None
-    max_reversals: int | None = None
+    max_reversals: float | None = None
     inputs: str | None = None  # held | free
     span: Span = _span()
 

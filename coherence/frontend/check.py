@@ -230,6 +230,11 @@ class _Checker:
 
     def run(self) -> Checked | None:
         items = self.system.items
+        for item in items:
+            if isinstance(item, ast.UnitDecl):
+                self._unit_decl(item)
+            elif isinstance(item, ast.ProfileDecl):
+                self._profile_decl(item)
         ticks = [i for i in items if isinstance(i, ast.TickDecl)]
         if not ticks:
             self.error(
@@ -246,11 +251,6 @@ class _Checker:
                 self.tick = 1.0
             for extra in ticks[1:]:
                 self.error("COH219", "the tick is declared twice", extra.span)
-        for item in items:
-            if isinstance(item, ast.UnitDecl):
-                self._unit_decl(item)
-            elif isinstance(item, ast.ProfileDecl):
-                self._profile_decl(item)
         inputs = [self._input(i) for i in items if isinstance(i, ast.InputDecl)]
         params = self._params([i for i in items if isinstance(i, ast.ParamDecl)])
         states = [self._state(i) for i in items if isinstance(i, ast.StateDecl)]
@@ -371,8 +371,16 @@ class _Checker:
         )
 
     def _unit_decl(self, d: ast.UnitDecl) -> None:
-        if self.units.lookup(d.name) is not None and d.name in self.units.declared:
+        if d.name in self.units.declared:
             self.error("COH202", f"unit `{d.name}` is declared twice", d.name_span)
+            return
+        if self.units.lookup(d.name) is not None:
+            self.error(
+                "COH202",
+                f"`{d.name}` is a built-in unit",
+                d.name_span,
+                help="choose another name for the declared unit",
+            )
             return
         if d.definition is None:
             self.units.declared[d.name] = Unit(1.0, Dim.base(d.name))
@@ -428,8 +436,13 @@ class _Checker:
             except EvalError as e:
                 self.error("COH213", f"cannot compute parameter `{d.name}`: {e}", d.value.span)
                 value = 0.0
-            unit_text = d.unit or _unit_text_of(d.value) or str(dim)
-            scale = ann.scale if ann else _scale_of(d.value, self.units, self.tick)
+            if ann is not None:
+                unit_text, scale = d.unit or str(dim), ann.scale
+            elif isinstance(d.value, ast.Num):
+                unit_text = d.value.unit or str(dim)
+                scale = _scale_of(d.value, self.units, self.tick)
+            else:  # computed: shown (and bare range bounds read) in a declared unit of its dimension
+                unit_text, scale = self._display_unit(dim)
             lo = hi = value
             if d.range is not None:
                 lo, hi = self._range(d.range, Unit(scale, dim), f"parameter `{d.name}`")
@@ -457,6 +470,13 @@ class _Checker:
                 help=f"choose a value in [{_show_num(d.range.lo)}, {_show_num(d.range.hi)}]",
             )
         if d.integer:
+            if any(abs(v - round(v)) > 1e-9 for v in (lo, hi) if math.isfinite(v)):
+                self.error(
+                    "COH217",
+                    f"the bounds of integer state `{d.name}` are rounded inwards",
+                    d.range.span,
+                    help="write whole-number bounds",
+                )
             if any(abs(v - round(v)) > 1e-9 for v in (init,)):
                 self.error(
                     "COH217",
@@ -629,6 +649,22 @@ class _Checker:
                 help="add `actuates STATE to EXPR` or `actuates STATE by EXPR`",
             )
         act_unit = self._actuator_unit(c)
+        shaping = [
+            i
+            for i in lp.items
+            if isinstance(i, (ast.LimitClause, ast.RateLimit))
+            or (isinstance(i, ast.LoopClause) and i.kind == "deadband")
+        ]
+        dims = {self.symbols[a[0]].dim for a in c.actions if a[0] in self.symbols}
+        if shaping and len(dims) > 1:
+            self.error(
+                "COH219",
+                f"loop `{lp.name}` shapes actuators of different dimensions with one clause",
+                shaping[0].span,
+                notes=("`limit`, `rate` and `deadband` apply to every action of the loop",),
+                help="split the loop into one loop per actuator",
+            )
+            act_unit = None
         for item in lp.items:
             if isinstance(item, ast.LoopClause) and item.kind == "deadband" and act_unit:
                 c.deadband = self.quantity(item.value, act_unit, act_unit.dim, "deadband")
@@ -672,7 +708,10 @@ class _Checker:
         return (value, False)
 
     def _sense(self, c: CheckedLoop, s: ast.Sense) -> None:
+        # a loop senses the world: its other sensed values are not in scope here
+        own, self.scope_sensed = self.scope_sensed, {}
         e, t = self.expr(s.expr)
+        self.scope_sensed = own
         if isinstance(t, _Bool):
             self.error("COH216", "a loop senses a number, not a condition", s.expr.span)
             return
@@ -839,6 +878,13 @@ class _Checker:
                     r.span,
                 )
                 return None
+            if r.max_reversals is not None and r.max_reversals != int(r.max_reversals):
+                self.error(
+                    "COH213",
+                    f"`max {r.max_reversals:g}`: a number of reversals is whole",
+                    r.span,
+                    help="write a whole number, for example `max 2`",
+                )
             window = self.duration_ticks(r.within, "flapping window", allow_zero=False)
             horizon = self.duration_ticks(r.horizon, "horizon", False) if r.horizon else 2 * window
             return ir.Requirement(
@@ -846,7 +892,7 @@ class _Checker:
                 state=r.state,
                 within=window,
                 horizon=max(horizon, window),
-                max_reversals=2 if r.max_reversals is None else r.max_reversals,
+                max_reversals=2 if r.max_reversals is None else int(r.max_reversals),
                 text=text,
                 span=r.span,
             )
@@ -997,9 +1043,12 @@ class _ExprTyper:
                 self._num(left, ta)
                 self._num(right, tb)
                 if op in ("+", "-"):
-                    return ir.Binary(op, a, b, span), self._unify(
-                        e, ta, tb, "add" if op == "+" else "subtract"
-                    )
+                    verb = "add" if op == "+" else "subtract"
+                    if self._bare_number_hint(e, left, ta, right, tb, verb):
+                        return ir.Binary(op, a, b, span), ta if isinstance(
+                            ta, Dim
+                        ) and not ta.dimensionless else tb
+                    return ir.Binary(op, a, b, span), self._unify(e, ta, tb, verb)
                 if isinstance(ta, _Any) or isinstance(tb, _Any):
                     return ir.Binary(op, a, b, span), ANY
                 assert isinstance(ta, Dim) and isinstance(tb, Dim)
@@ -1011,7 +1060,8 @@ class _ExprTyper:
                 b, tb = self.visit(right)
                 self._num(left, ta)
                 self._num(right, tb)
-                self._unify(e, ta, tb, "compare")
+                if not self._bare_number_hint(e, left, ta, right, tb, "compare"):
+                    self._unify(e, ta, tb, "compare")
                 return ir.Binary(op, a, b, span), BOOL
             case ast.BoolOp(op, left, right, span):
                 a, ta = self.visit(left)
@@ -1103,6 +1153,30 @@ class _ExprTyper:
                 label=f"this is {_tname(t)}",
                 help="compare it, for example `x > 0`",
             )
+
+    def _bare_number_hint(
+        self, e: ast.Expr, left: ast.Expr, ta: Type, right: ast.Expr, tb: Type, verb: str
+    ) -> bool:
+        """A plain number against a quantity: say which unit to write. True if reported."""
+        for num, tn, other in ((left, ta, tb), (right, tb, ta)):
+            if (
+                isinstance(num, ast.Num)
+                and num.unit is None
+                and num.value != 0
+                and isinstance(tn, Dim)
+                and tn.dimensionless
+                and isinstance(other, Dim)
+                and not other.dimensionless
+            ):
+                self.ck.error(
+                    "COH207",
+                    f"cannot {verb} a plain number and {_tname(other)}",
+                    e.span,
+                    label="no unit on this number" if num is left else "",
+                    help=f"write the unit: `{num.value:g} {other}`",
+                )
+                return True
+        return False
 
     def _unify(self, e: ast.Expr, ta: Type, tb: Type, verb: str) -> Type:
         if isinstance(ta, _Bool) or isinstance(tb, _Bool):

@@ -78,7 +78,7 @@ def format_require(r: ast.Require) -> str:
             f"within {_num(r.within)}{h}{tail}"
         )
     assert r.within is not None
-    m = f" max {r.max_reversals}" if r.max_reversals is not None else ""
+    m = f" max {r.max_reversals:g}" if r.max_reversals is not None else ""
     h = f" for {_num(r.horizon)}" if r.horizon else ""
     return f"require no flapping of {r.state}{m} within {_num(r.within)}{h}"
 

@@ -417,7 +417,7 @@ class _ToAst(Transformer[Token, Any]):
             "flapping",
             {
                 "state": str(name),
-                "max_reversals": None if count is None else int(float(count)),
+                "max_reversals": None if count is None else float(count),
                 "within": within,
                 "horizon": horizon,
             },

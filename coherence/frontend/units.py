@@ -108,7 +108,7 @@ _BUILTIN: dict[str, Unit] = {
 
 BUILTIN_UNIT_NAMES = tuple(sorted(_BUILTIN))
 
-_PART = re.compile(r"^(\$|%|[A-Za-z_]+)(?:\^(-?[0-9]+))?$")
+_PART = re.compile(r"^(\$|%|[A-Za-z_][A-Za-z_0-9]*)(?:\^(-?[0-9]+))?$")
 
 
 class UnitError(Exception):

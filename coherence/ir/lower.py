@@ -253,7 +253,7 @@ def _lower_loop(
                 True,
                 name,
                 "ticks",
-                checked.tick,
+                1.0,
                 span,
             )
         )
