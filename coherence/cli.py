@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     c = sub.add_parser("check", help="parse, check and analyse specs (files or directories)")
-    c.add_argument("paths", nargs="+", metavar="PATH")
+    c.add_argument(
+        "paths", nargs="*", metavar="PATH", help="specs or directories (default: `paths` in config)"
+    )
     _output_args(c)
     c.add_argument("--no-linear", action="store_true", help="skip the linear analysis")
     c.add_argument("--no-smt", action="store_true", help="skip the formal (Z3) analysis")
@@ -44,15 +46,49 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--mode",
         choices=("auto", "exact", "overapprox"),
-        default="auto",
-        help="nonlinear arithmetic: exact, sound over-approximation, or auto",
+        default=None,
+        help="nonlinear arithmetic: exact, sound over-approximation, or auto (the default)",
     )
     c.add_argument("--rlimit", type=_positive_int, help="Z3 resource limit per query")
     c.add_argument("-v", "--verbose", action="store_true", help="show every table")
 
     lint = sub.add_parser("lint", help="parse and semantic checks only (fast, for pre-commit)")
-    lint.add_argument("paths", nargs="+", metavar="PATH")
+    lint.add_argument(
+        "paths", nargs="*", metavar="PATH", help="specs or directories (default: `paths` in config)"
+    )
     _output_args(lint)
+
+    df = sub.add_parser("diff", help="compare two versions of a spec: verdicts, numbers, findings")
+    df.add_argument("old", metavar="OLD", help="the old spec (or the spec, with --rev)")
+    df.add_argument("new", metavar="NEW", nargs="?", help="the new spec")
+    df.add_argument(
+        "--rev", metavar="GITREV", help="compare SPEC at this git revision with the working copy"
+    )
+    df.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    df.add_argument("--no-linear", action="store_true", help="skip the linear analysis")
+    df.add_argument("--no-smt", action="store_true", help="skip the formal (Z3) analysis")
+    df.add_argument("--ticks", type=_positive_int, help="ticks of the nominal simulation")
+    df.add_argument("--horizon", type=_positive_int, help="BMC horizon override (ticks)")
+    df.add_argument("--rlimit", type=_positive_int, help="Z3 resource limit per query")
+    df.add_argument("--exit-zero", action="store_true", help="exit 0 even on a regression")
+    df.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    _config_args(df)
+
+    pl = sub.add_parser("plot", help="draw the coupling graph, a simulated trace, or the poles")
+    pl.add_argument("spec", metavar="SPEC")
+    pl.add_argument("--kind", choices=("coupling", "trace", "poles"), default="coupling")
+    pl.add_argument(
+        "--out", required=True, metavar="FILE", help=".svg/.png (Matplotlib), .dot/.mmd (coupling)"
+    )
+    pl.add_argument("--system", help="the system to draw when the file has several")
+    pl.add_argument("--ticks", type=_positive_int, help="ticks to simulate (--kind trace)")
+    pl.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="SCENARIO",
+        help="scenarios to simulate (--kind trace); as for `coherence simulate`",
+    )
 
     s = sub.add_parser("simulate", help="simulate a spec under input scenarios")
     s.add_argument("spec", metavar="SPEC")
@@ -72,13 +108,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="compare a spec's assumed plant with a calibration profile")
     v.add_argument("spec", metavar="SPEC")
-    v.add_argument("--profile", action="append", default=[], metavar="NAME=PATH",
-                   help="use this profile file for the spec's profile NAME (repeatable)")
+    v.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="use this profile file for the spec's profile NAME (repeatable)",
+    )
     v.add_argument("--no-linear", action="store_true", help="skip the linear analysis")
     v.add_argument("--no-smt", action="store_true", help="skip the formal (Z3) analysis")
     v.add_argument("--color", choices=("auto", "always", "never"), default="auto")
 
-    sub.add_parser("rules", help="list every diagnostic code")
+    r = sub.add_parser("rules", help="list every diagnostic code")
+    r.add_argument(
+        "--format",
+        choices=("text", "markdown"),
+        default="text",
+        help="markdown: the rule catalog (docs/rules.md)",
+    )
     e = sub.add_parser("explain", help="explain a diagnostic code")
     e.add_argument("code")
 
@@ -87,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fmt", help="print a spec in canonical layout")
     f.add_argument("spec")
+
+    imp = sub.add_parser("import", help="turn HPA, KEDA or Knative autoscaling YAML into a spec")
+    from coherence.importers import add_arguments as add_import_arguments
+
+    add_import_arguments(imp)
 
     cal = sub.add_parser("calibrate", help="measure plant parameters on this machine's hardware")
     try:
@@ -109,63 +161,61 @@ def _positive_int(text: str) -> int:
 
 
 def _output_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    from coherence.reports import FORMATS
+
+    p.add_argument("--format", choices=tuple(FORMATS), default="text", help="report format")
+    p.add_argument(
+        "--output",
+        action="append",
+        metavar="FORMAT=PATH",
+        help="also write the report in FORMAT to PATH (repeatable): --output sarif=out.sarif",
+    )
     p.add_argument(
         "--fail-level",
         choices=("error", "warning", "note"),
-        default="error",
-        help="the lowest severity that fails the run (error)",
+        default=None,
+        help="the lowest severity that fails the run (config `fail-level`, else error)",
     )
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument(
+        "--select",
+        action="append",
+        metavar="CODES",
+        help="report only these code prefixes (comma-separated; COH3 = every COH3xx)",
+    )
+    p.add_argument(
+        "--ignore", action="append", metavar="CODES", help="do not report these code prefixes"
+    )
+    p.add_argument(
+        "--baseline", metavar="FILE", help="do not fail on the known findings listed in FILE"
+    )
+    p.add_argument(
+        "--write-baseline", metavar="FILE", help="write today's findings to FILE as the baseline"
+    )
+    p.add_argument(
+        "--no-baseline", action="store_true", help="ignore the baseline set in the configuration"
+    )
+    _config_args(p)
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", metavar="FILE", help="configuration file (default: found from the cwd up)"
+    )
+    p.add_argument("--isolated", action="store_true", help="ignore every configuration file")
 
 
 def _color(args: argparse.Namespace) -> bool | None:
     return {"auto": None, "always": True, "never": False}[args.color]
 
 
-def _exit_for(report: object, args: argparse.Namespace) -> int:
-    from coherence.results import RunReport
+def cmd_check(
+    args: argparse.Namespace, stdout: TextIO, lint: bool = False, stderr: TextIO | None = None
+) -> int:
+    from coherence.reports.command import run_check
 
-    assert isinstance(report, RunReport)
-    if any(f.code == "COH100" for f in report.findings):
-        return EXIT_ERROR
-    if args.exit_zero:
-        return EXIT_OK
-    worst = report.worst()
-    if worst is not None and worst >= Severity.parse(args.fail_level):
-        return EXIT_FINDINGS
-    return EXIT_OK
-
-
-def cmd_check(args: argparse.Namespace, stdout: TextIO, lint: bool = False) -> int:
-    from coherence.pipeline import CheckOptions, check_paths
-
-    if lint:
-        report = check_paths(args.paths, lint_only=True)
-    else:
-        opts = CheckOptions(
-            linear=not args.no_linear,
-            smt=not args.no_smt,
-            ticks=args.ticks,
-            horizon=args.horizon,
-            mode=args.mode,
-            rlimit=args.rlimit,
-        )
-        report = check_paths(args.paths, opts)
-    if args.format == "json":
-        from coherence.reports.json import write_json
-
-        write_json(report, stdout)
-    elif lint:
-        from coherence.reports.text import render_lint
-
-        render_lint(report, stdout, _color(args))
-    else:
-        from coherence.reports.text import render_report
-
-        render_report(report, stdout, verbose=args.verbose, color=_color(args))
-    return _exit_for(report, args)
+    return run_check(args, stdout, stderr or sys.stderr, lint=lint)
 
 
 def _load_one(path: str, system: str | None = None):  # type: ignore[no-untyped-def]
@@ -233,21 +283,25 @@ def cmd_validate(args: argparse.Namespace, stdout: TextIO) -> int:
     for item in args.profile:
         name, eq, path = item.partition("=")
         if not eq or not name or not path:
-            raise CoherenceError(f"`--profile {item}`: write NAME=PATH",
-                                 "NAME is the profile's name in the spec")
+            raise CoherenceError(
+                f"`--profile {item}`: write NAME=PATH", "NAME is the profile's name in the spec"
+            )
         overrides[name] = path
     src = read_source(args.spec)
     if isinstance(src, Diagnostic):
         raise CoherenceError(src.message, src.help)
     result = compile_source(src, overrides)
     if not result.ok:
-        text = "\n\n".join(render(d, result.source) for d in result.diagnostics
-                            if d.level == Severity.ERROR)
+        text = "\n\n".join(
+            render(d, result.source) for d in result.diagnostics if d.level == Severity.ERROR
+        )
         raise CoherenceError(f"`{args.spec}` has errors:\n\n{text}", "run `coherence lint` on it")
     bound = [ts for ts in result.systems if ts.bindings]
     if not bound:
-        raise CoherenceError(f"`{args.spec}` binds no parameter to a calibration profile",
-                             "bind one: `param step_base = 12 ms from h100.step_time(1)`")
+        raise CoherenceError(
+            f"`{args.spec}` binds no parameter to a calibration profile",
+            "bind one: `param step_base = 12 ms from h100.step_time(1)`",
+        )
     console = make_console(stdout, _color(args))
     changed = False
     opts = CheckOptions(linear=not args.no_linear, smt=not args.no_smt)
@@ -259,7 +313,12 @@ def cmd_validate(args: argparse.Namespace, stdout: TextIO) -> int:
     return EXIT_FINDINGS if changed else EXIT_OK
 
 
-def cmd_rules(stdout: TextIO) -> int:
+def cmd_rules(stdout: TextIO, fmt: str = "text") -> int:
+    if fmt == "markdown":
+        from coherence.reports.rules import rules_markdown
+
+        stdout.write(rules_markdown())
+        return EXIT_OK
     for code in sorted(REGISTRY):
         r = REGISTRY[code]
         stdout.write(f"{code}  {r.severity!s:<8} {r.name:<30} {r.summary}\n")
@@ -332,19 +391,31 @@ def main(
             parser.print_help(out)
             return EXIT_ERROR
         if args.command in ("check", "lint"):
-            return cmd_check(args, out, lint=args.command == "lint")
+            return cmd_check(args, out, lint=args.command == "lint", stderr=err)
+        if args.command == "diff":
+            from coherence.diff import run_diff
+
+            return run_diff(args, out, err)
+        if args.command == "plot":
+            from coherence.plot import run_plot
+
+            return run_plot(args, out, err)
         if args.command == "simulate":
             return cmd_simulate(args, out)
         if args.command == "validate":
             return cmd_validate(args, out)
         if args.command == "rules":
-            return cmd_rules(out)
+            return cmd_rules(out, args.format)
         if args.command == "explain":
             return cmd_explain(args.code, out)
         if args.command == "ir":
             return cmd_ir(args, out)
         if args.command == "fmt":
             return cmd_fmt(args, out)
+        if args.command == "import":
+            from coherence.importers import run as run_import
+
+            return run_import(args, out, err)
         if args.command == "calibrate":
             from coherence.calibrate import command as calibrate_command
 

@@ -49,7 +49,7 @@ class LinearOptions:
     """COH309 when fewer than this many extra ticks of delay keep the system stable."""
     gain_range: tuple[float, float] = (0.01, 100.0)
     """Smallest and largest gain factor tried; margins beyond are reported as open-ended."""
-    gain_rtol: float = 1e-3
+    gain_rtol: float = 1e-2
     """Relative precision of the gain-margin bisection."""
     max_extra_delay: int = 64
     """Largest extra delay (ticks) tried for delay margins."""
@@ -69,6 +69,8 @@ class LinearOptions:
     # --- interaction -------------------------------------------------------------------------
     timescale_ratio: float = 5.0
     """COH312 when loops that share a state run at periods closer than this ratio."""
+    timescale_one_way: bool = False
+    """COH312 also for one-way pairs (one loop actuates what the other senses, not back)."""
     rga_max: float = 10.0
     """COH310 when a paired relative gain is negative or above this value."""
     interaction_limit: int = 200

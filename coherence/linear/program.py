@@ -32,9 +32,9 @@ from coherence.ir.nodes import (
     Var,
 )
 from coherence.linear.structure import Structure
+from coherence.simulate.engine import Env, Fn
 
 Array = NDArray[np.float64]
-Fn = Callable[[dict[str, object]], object]
 
 KIND_CODE = {"state": "s", "input": "i", "param": "q", "let": "l"}
 
@@ -133,6 +133,8 @@ class Group:
     consts: list[tuple[float, ...]]
     phases: list[tuple[tuple[int, int], ...]]
     items: list[int]  # item index (lets 0..m-1, updates m..m+n-1)
+    fn: Fn | None = None  # the template's evaluator, set by freeze()
+    names: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = ((), (), ())
     # frozen arrays, filled by freeze()
     out_arr: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     var_arr: NDArray[np.intp] = field(default_factory=lambda: np.zeros((0, 0), dtype=np.intp))
@@ -143,6 +145,12 @@ class Group:
     def freeze(self) -> None:
         k = len(self.outputs)
         t = self.template
+        self.fn = value_fn(t)
+        self.names = (
+            t.var_names,
+            tuple(f"c{k}" for k in range(t.n_consts)),
+            tuple(f"p{k}" for k in range(t.n_phases)),
+        )
         self.out_arr = np.asarray(self.outputs, dtype=np.intp)
         self.var_arr = np.asarray(self.var_slots, dtype=np.intp).reshape(k, t.n_vars)
         self.const_arr = np.asarray(self.consts, dtype=float).reshape(k, t.n_consts)
@@ -150,16 +158,21 @@ class Group:
         self.period_arr = ph[:, :, 0]
         self.offset_arr = ph[:, :, 1]
 
-    def env(self, vals: Array, tick: int) -> dict[str, object]:
+    def evaluate(self, vals: Array, tick: int) -> object:
+        assert self.fn is not None
+        return self.fn(self.env(vals, tick))
+
+    def env(self, vals: Array, tick: int) -> Env:
         """Placeholder values for every instance; ``vals`` is [S, slots]."""
-        t = self.template
-        env: dict[str, object] = {}
-        for j, name in enumerate(t.var_names):
-            env[name] = vals[:, self.var_arr[:, j]]
-        for j in range(t.n_consts):
-            env[f"c{j}"] = self.const_arr[:, j]
-        for j in range(t.n_phases):
-            env[f"p{j}"] = (tick % self.period_arr[:, j]) == self.offset_arr[:, j]
+        var_names, const_names, phase_names = self.names
+        env: Env = {}
+        gathered = vals[:, self.var_arr]  # [S, instances, variables]: one gather
+        for j, name in enumerate(var_names):
+            env[name] = gathered[:, :, j]
+        for j, name in enumerate(const_names):
+            env[name] = self.const_arr[:, j]
+        for j, name in enumerate(phase_names):
+            env[name] = (tick % self.period_arr[:, j]) == self.offset_arr[:, j]
         return env
 
 
@@ -175,8 +188,13 @@ class Program:
         ts: TransitionSystem,
         st: Structure,
         overrides: Mapping[str, Expr] | None = None,
+        share: Program | None = None,
     ) -> None:
         self.ts = ts
+        # canonical forms of expressions another program of the same system already has
+        self._canon: dict[
+            int, tuple[Template, tuple[str, ...], tuple[float, ...], tuple[tuple[int, int], ...]]
+        ] = share._canon if share is not None else {}
         self.st = st
         overrides = overrides or {}
         self.n = len(ts.states)
@@ -239,7 +257,11 @@ class Program:
     def _add(
         self, e: Expr, item: int, out: int, wave: int, groups: dict[tuple[int, Expr], Group]
     ) -> Group:
-        t, names, consts, phases = canonicalize(e, self.kind_code.__getitem__)
+        hit = self._canon.get(id(e))
+        if hit is None:
+            hit = canonicalize(e, self.kind_code.__getitem__)
+            self._canon[id(e)] = hit
+        t, names, consts, phases = hit
         self.item_template.append(t)
         self.item_vars.append(names)
         self.item_consts.append(consts)
@@ -273,7 +295,7 @@ class Program:
         with np.errstate(all="ignore"):
             for wave in self.let_waves:
                 for g in wave:
-                    out = value_fn(g.template)(g.env(vals, tick))
+                    out = g.evaluate(vals, tick)
                     vals[:, g.out_arr] = np.broadcast_to(
                         np.asarray(out, dtype=float), (vals.shape[0], len(g.outputs))
                     )
@@ -283,7 +305,7 @@ class Program:
         raw = np.empty((vals.shape[0], self.n))
         with np.errstate(all="ignore"):
             for g in self.update_groups:
-                out = value_fn(g.template)(g.env(vals, tick))
+                out = g.evaluate(vals, tick)
                 raw[:, g.out_arr] = np.broadcast_to(
                     np.asarray(out, dtype=float), (vals.shape[0], len(g.outputs))
                 )
@@ -351,8 +373,8 @@ class Program:
         return [(d.name, compile_expr(d.expr)) for d in self.ts.lets if d.owner is None]
 
 
-def _env(p: Program, vals: Array) -> dict[str, object]:
-    env: dict[str, object] = {"__t": 0}
+def _env(p: Program, vals: Array) -> Env:
+    env: Env = {"__t": 0}
     for i, name in enumerate(p.slot_names):
         env[name] = vals[:, i]
     return env
@@ -365,12 +387,13 @@ def _vars(e: Expr) -> set[str]:
 
 
 def state_scale(states: Sequence[StateVar], x: Array) -> Array:
-    """A per-state scale for residuals and tie tests: the range if finite, else |x| (>= 1)."""
+    """A per-state scale for residuals and distances: the largest magnitude the state takes
+    in ``x`` ([..., n]), at least min(its range, 1) (at least 1 if unbounded)."""
     out = np.empty(len(states))
     for i, s in enumerate(states):
         rng = s.hi - s.lo
-        if np.isfinite(rng) and rng > 0:
-            out[i] = rng
-        else:
-            out[i] = max(1.0, float(np.max(np.abs(x[..., i]))) if x.size else 1.0)
+        floor = min(rng, 1.0) if np.isfinite(rng) and rng > 0 else 1.0
+        vals = np.abs(x[..., i]) if x.size else np.zeros(1)
+        big = float(np.max(vals[np.isfinite(vals)], initial=0.0))
+        out[i] = max(big, floor)
     return out

@@ -198,8 +198,9 @@ class Structure:
                     p = parent[path[-1]]
                     assert p is not None
                     path.append(p)
-                return tuple(self._display(x) for x in reversed(path) if x == state or not
-                             _internal(x))
+                return tuple(
+                    self._display(x) for x in reversed(path) if x == state or not _internal(x)
+                )
             for m in sorted(dependents.get(n, ())):
                 if m not in parent:
                     parent[m] = n
@@ -235,9 +236,7 @@ class Structure:
                 touch.setdefault(s, set()).add(lp)
             for s in self.reads[lp]:
                 touch.setdefault(s, set()).add(lp)
-        shared = tuple(
-            (s, tuple(sorted(v))) for s, v in sorted(touch.items()) if len(v) > 1
-        )
+        shared = tuple((s, tuple(sorted(v))) for s, v in sorted(touch.items()) if len(v) > 1)
         return Topology(
             loops,
             tuple((x, tuple(sorted(self.reads[x]))) for x in loops),

@@ -1,1 +1,72 @@
-"""Reports: render a RunReport; they never compute."""
+"""Reports: render a run; they never compute.
+
+Every format renders the same :class:`~coherence.suppress.Triaged` run (a
+:class:`~coherence.results.RunReport` after selection and suppression, with the suppressed
+findings beside it) and knows nothing about any particular analysis: findings, verdicts,
+tables, traces and data are rendered generically.
+
+=========  =====================================================================
+text       the terminal report (Rich; plain when NO_COLOR is set or not a TTY)
+json       versioned JSON, schema in ``coherence/schemas/report-1.schema.json``
+sarif      SARIF 2.1.0 for code scanning (GitHub, VS Code SARIF viewer)
+junit      JUnit XML: a test case per requirement verdict and per file's findings
+github     GitHub Actions workflow commands (``::error file=...``)
+markdown   a summary for a CI job page, with the coupling graph in Mermaid
+=========  =====================================================================
+
+>>> sorted(FORMATS)
+['github', 'json', 'junit', 'markdown', 'sarif', 'text']
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Protocol, TextIO
+
+from coherence.diagnostics import Severity
+from coherence.results import RunReport
+from coherence.suppress import Triaged, as_triaged
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOptions:
+    """How to render: the same for every format (each uses what applies to it)."""
+
+    verbose: bool = False
+    color: bool | None = None  # None: auto (NO_COLOR, TTY)
+    width: int | None = None
+    fail_level: Severity = Severity.ERROR  # what counts as a failure (junit, markdown)
+    lint: bool = False  # a `coherence lint` run: front-end diagnostics only
+
+
+class Renderer(Protocol):
+    def __call__(self, run: Triaged, stream: TextIO, options: RenderOptions) -> None: ...
+
+
+# format name -> module that defines ``write(run, stream, options)``
+FORMATS: dict[str, str] = {
+    "text": "coherence.reports.text",
+    "json": "coherence.reports.json",
+    "sarif": "coherence.reports.sarif",
+    "junit": "coherence.reports.junit",
+    "github": "coherence.reports.github",
+    "markdown": "coherence.reports.markdown",
+}
+
+
+def renderer(fmt: str) -> Renderer:
+    """The ``write`` function of a format (imported on first use)."""
+    module = importlib.import_module(FORMATS[fmt])
+    write: Renderer = module.write
+    return write
+
+
+def render(
+    fmt: str,
+    run: RunReport | Triaged,
+    stream: TextIO,
+    options: RenderOptions | None = None,
+) -> None:
+    """Render a run in one of :data:`FORMATS`."""
+    renderer(fmt)(as_triaged(run), stream, options or RenderOptions())

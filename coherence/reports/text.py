@@ -6,7 +6,7 @@ Honours NO_COLOR and plain output when stdout is not a terminal.
 from __future__ import annotations
 
 import os
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.table import Table as RichTable
@@ -25,6 +25,10 @@ from coherence.results import (
 )
 from coherence.source import SourceFile
 
+if TYPE_CHECKING:
+    from coherence.reports import RenderOptions
+    from coherence.suppress import Triaged
+
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.NOTE: "bold cyan"}
 _VERDICT_STYLE = {
     Coherence.COHERENT: "bold green",
@@ -33,6 +37,8 @@ _VERDICT_STYLE = {
     Coherence.INCONCLUSIVE: "bold magenta",
 }
 MAX_TRACE_ROWS = 40
+# analyses whose tables are details: shown with --verbose only
+DETAIL_ANALYSES = ("simulate", "topology")
 
 
 def make_console(stream: TextIO, color: bool | None = None, width: int | None = None) -> Console:
@@ -64,11 +70,11 @@ def fmt_cell(c: Cell) -> str:
 
 
 def render_table(console: Console, t: Table) -> None:
-    rt = RichTable(title=t.title, title_justify="left", show_lines=False, header_style="bold")
+    rt = RichTable(title=Text(t.title), title_justify="left", show_lines=False, header_style="bold")
     for c in t.columns:
-        rt.add_column(c)
+        rt.add_column(Text(c))  # Text, not markup: "[s]" in a header is a unit, not a style
     for row in t.rows:
-        rt.add_row(*(fmt_cell(c) for c in row))
+        rt.add_row(*(Text(fmt_cell(c)) for c in row))
     console.print(rt)
     if t.note:
         console.print(Text(t.note, style="dim"))
@@ -94,7 +100,7 @@ def select_steps(view: TraceView) -> tuple[list[int], int]:
 def trace_lines(view: TraceView) -> list[tuple[str, bool]]:
     """The trace as a log: one line per shown tick with the values that changed, then what
     each loop saw and set. Returns (line, is_violation) pairs; width-independent."""
-    chosen, left_out = select_steps(view)
+    chosen, _ = select_steps(view)
     lines: list[tuple[str, bool]] = []
     shown: dict[str, str] = {}
     previous = -1
@@ -112,7 +118,9 @@ def trace_lines(view: TraceView) -> list[tuple[str, bool]]:
                 parts.append(f"{name}={text}" + ("" if unit in ("", "1") else f" {unit}"))
                 shown[col] = text
         marker = "  <-- violated" if s.violated else ""
-        lines.append((f"t={s.time:g}s  " + ("  ".join(parts) or "(no change)") + marker, s.violated))
+        lines.append(
+            (f"t={s.time:g}s  " + ("  ".join(parts) or "(no change)") + marker, s.violated)
+        )
         lines += [(f"    {e}", s.violated) for e in s.events]
     return lines
 
@@ -150,7 +158,7 @@ def render_system(
     console.rule(Text(f"system {s.name}  ({s.path})", style="bold"), align="left")
     for a in s.analyses:
         for t in a.tables:
-            if verbose or a.analysis != "simulate":
+            if verbose or a.analysis not in DETAIL_ANALYSES:
                 render_table(console, t)
     if s.verdicts:
         rt = RichTable(title="Requirements", title_justify="left", header_style="bold")
@@ -163,7 +171,12 @@ def render_system(
                 if v.status.passed
                 else ("red" if v.status.value == "falsified" else "magenta")
             )
-            rt.add_row(v.requirement, Text(v.status.value, style=style), v.analysis, detail)
+            rt.add_row(
+                Text(v.requirement),
+                Text(v.status.value, style=style),
+                Text(v.analysis),
+                Text(detail),
+            )
         console.print(rt)
     for f in s.findings:
         render_finding(console, f, source)
@@ -180,6 +193,7 @@ def render_report(
     verbose: bool = False,
     color: bool | None = None,
     width: int | None = None,
+    suppressed: int = 0,
 ) -> None:
     console = make_console(stream, color, width)
     counts = {Severity.ERROR: 0, Severity.WARNING: 0, Severity.NOTE: 0}
@@ -197,10 +211,14 @@ def render_report(
         f"{'s' if nsys != 1 else ''} analysed: {counts[Severity.ERROR]} errors, "
         f"{counts[Severity.WARNING]} warnings, {counts[Severity.NOTE]} notes"
     )
+    if suppressed:
+        summary += f" ({suppressed} suppressed)"
     console.print(Text(summary, style="bold"))
 
 
-def render_lint(report: RunReport, stream: TextIO, color: bool | None = None) -> None:
+def render_lint(
+    report: RunReport, stream: TextIO, color: bool | None = None, suppressed: int = 0
+) -> None:
     console = make_console(stream, color)
     n = 0
     for fr in report.files:
@@ -208,7 +226,21 @@ def render_lint(report: RunReport, stream: TextIO, color: bool | None = None) ->
         for d in fr.diagnostics:
             render_finding(console, Finding.from_diagnostic(d), source)
             n += 1
-    console.print(Text(f"{len(report.files)} files checked, {n} diagnostics", style="bold"))
+    summary = f"{len(report.files)} files checked, {n} diagnostics"
+    if suppressed:
+        summary += f" ({suppressed} suppressed)"
+    console.print(Text(summary, style="bold"))
+
+
+def write(run: Triaged, stream: TextIO, options: RenderOptions) -> None:
+    """The text format of the report registry: suppressed findings are counted, not shown."""
+    n = len(run.suppressed)
+    if options.lint:
+        render_lint(run.report, stream, options.color, suppressed=n)
+    else:
+        render_report(
+            run.report, stream, options.verbose, options.color, options.width, suppressed=n
+        )
 
 
 def render_file_summary(fr: FileReport) -> str:

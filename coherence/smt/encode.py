@@ -69,9 +69,12 @@ def q_down(x: float) -> Fraction:
     """A short rational at or below ``x`` (exact, rounded outward on a binary grid)."""
     if abs(x) < 1e-30:  # tiny values: round outward to 0 or -1e-30
         return Fraction(0) if x >= 0 else Fraction(-1, 10**30)
-    _, e = math.frexp(x)
-    shift = max(0, 40 - e)
-    return Fraction(math.floor(math.ldexp(x, shift)), 2**shift)
+    if x == math.floor(x) and abs(x) < 2**53:
+        return Fraction(int(x))
+    # 4 significant decimal digits, rounded down (exactly: the float is converted exactly)
+    e = math.floor(math.log10(abs(x))) - 3
+    unit = Fraction(10) ** e
+    return math.floor(Fraction(x) / unit) * unit
 
 
 def q_up(x: float) -> Fraction:
@@ -121,6 +124,115 @@ class Cond:
 
 Value = Num | Cond
 
+
+@dataclass(slots=True)
+class Relaxation:
+    """A nonlinear term the over-approximation only bounds: ``w = x * y`` or ``w = f(x)``."""
+
+    kind: str  # product | function
+    w: Term
+    x: Num
+    y: Num | None = None
+    f: Callable[[float], float] | None = None
+    df: Callable[[float], float] | None = None
+    convex: bool = True
+    domain: Interval | None = None
+    splits: int = 0
+
+
+def mccormick(w: Term, x: Term, y: Term, bx: Interval, by: Interval) -> list[Term]:
+    """McCormick (1976) envelope of ``w = x * y`` over the box ``bx`` x ``by``.
+
+    Valid for every point of the box; the box's ends are rounded outward to short rationals
+    (a bigger box keeps the envelope valid) and infinite ends drop their inequalities.
+    """
+    out: list[Term] = []
+    xl, xu, yl, yu = bx.lo, bx.hi, by.lo, by.hi
+    if math.isfinite(xl) and math.isfinite(yl):
+        a, b = real(q_down(xl)), real(q_down(yl))
+        out.append(w >= a * y + x * b - a * b)
+    if math.isfinite(xu) and math.isfinite(yu):
+        a, b = real(q_up(xu)), real(q_up(yu))
+        out.append(w >= a * y + x * b - a * b)
+    if math.isfinite(xu) and math.isfinite(yl):
+        a, b = real(q_up(xu)), real(q_down(yl))
+        out.append(w <= a * y + x * b - a * b)
+    if math.isfinite(xl) and math.isfinite(yu):
+        a, b = real(q_down(xl)), real(q_up(yu))
+        out.append(w <= a * y + x * b - a * b)
+    return out
+
+
+def in_box(x: Term, b: Interval) -> list[Term]:
+    out = []
+    if math.isfinite(b.lo):
+        out.append(x >= real(q_down(b.lo)))
+    if math.isfinite(b.hi):
+        out.append(x <= real(q_up(b.hi)))
+    return out
+
+
+def in_domain(x: Term, dom: Interval) -> Term:
+    parts = in_box(x, dom)
+    return z3.And(*parts) if parts else z3.BoolVal(True)
+
+
+def _split(b: Interval, at: float) -> list[Interval]:
+    if b.lo < at < b.hi:
+        return [Interval(b.lo, at), Interval(at, b.hi)]
+    return [b]
+
+
+def tangent(
+    w: Term,
+    x: Term,
+    f: Callable[[float], float],
+    df: Callable[[float], float],
+    convex: bool,
+    p: float,
+    box: Interval,
+    dom: Interval,
+) -> list[Term]:
+    """The tangent of ``f`` at ``p``: below a convex ``f`` (above a concave one) everywhere.
+
+    Float evaluation of ``f(p)`` and ``f'(p)`` is made safe by loosening the line by a
+    relative 1e-9 plus the slope's error times the width of the box.
+    """
+    if not dom.contains(p) or not math.isfinite(p):
+        return []
+    try:
+        fp, sp = f(p), df(p)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return []
+    width = box.hi - box.lo
+    if not (math.isfinite(fp) and math.isfinite(sp) and math.isfinite(width)):
+        return []
+    slack = abs(fp) * 1e-9 + 1e-12 + (abs(sp) * 1e-9 + 1e-15) * (width + abs(p - box.lo))
+    line = real(rational(fp)) + real(rational(sp)) * (x - real(rational(p)))
+    if convex:
+        return [w >= line - real(q_up(slack))]
+    return [w <= line + real(q_up(slack))]
+
+
+def secant(
+    w: Term, x: Term, f: Callable[[float], float], convex: bool, lo: float, hi: float
+) -> list[Term]:
+    """The chord of ``f`` over ``[lo, hi]``: above a convex ``f`` there (below a concave)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return []
+    try:
+        flo, fhi = f(lo), f(hi)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return []
+    if not (math.isfinite(flo) and math.isfinite(fhi)):
+        return []
+    slope = (fhi - flo) / (hi - lo)
+    slack = (abs(flo) + abs(fhi)) * 1e-9 + 1e-12 + abs(slope) * 1e-9 * (hi - lo)
+    line = real(rational(flo)) + real(rational(slope)) * (x - real(rational(lo)))
+    if convex:
+        return [w <= line + real(q_up(slack))]
+    return [w >= line - real(q_up(slack))]
+
 TRUE = Cond(z3.BoolVal(True), True)
 FALSE = Cond(z3.BoolVal(False), False)
 
@@ -146,12 +258,51 @@ def cond_of(v: bool) -> Cond:
     return TRUE if v else FALSE
 
 
+class SymbolicPhase:
+    """An unknown start tick within the hyperperiod, as one boolean per possible phase.
+
+    ``Phase(p, o)`` at ``index`` ticks after the start is the disjunction of the start phases
+    ``j`` with ``(j + index) % p == o``: plain propositional logic, no integer ``mod``.
+    """
+
+    def __init__(self, name: str, hyperperiod: int) -> None:
+        self.hyperperiod = hyperperiod
+        self.select = [z3.Bool(f"{name}={j}") for j in range(hyperperiod)]
+
+    def constraints(self) -> list[Term]:
+        """Exactly one phase."""
+        sel = self.select
+        return [z3.Or(*sel)] + [
+            z3.Not(z3.And(sel[i], sel[j])) for i in range(len(sel)) for j in range(i)
+        ]
+
+    def at(self, index: int, period: int, offset: int) -> Cond:
+        hits = [j for j in range(self.hyperperiod) if (j + index) % period == offset]
+        if len(hits) == self.hyperperiod:
+            return TRUE
+        if not hits:
+            return FALSE
+        return Cond(z3.Or(*[self.select[j] for j in hits]))
+
+    def value(self, model: Any) -> int:
+        for j, b in enumerate(self.select):
+            if z3.is_true(model.eval(b, model_completion=True)):
+                return j
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolicTick:
+    phase: SymbolicPhase
+    index: int
+
+
 @dataclass(slots=True)
 class Frame:
     """The values of one tick of an unrolled run (states, inputs, params, lets)."""
 
     index: int  # ticks since the start of the run
-    tick: int | Term  # the absolute tick (a Z3 integer when the phase is symbolic)
+    tick: int | SymbolicTick | None  # the absolute tick; None: any tick (phases unknown)
     values: dict[str, Value]
     undefined: list[Term] = field(default_factory=list)
     lets_done: bool = False
@@ -176,6 +327,7 @@ class Encoder:
         self.relaxed_ops: set[str] = set()
         self._count = 0
         self.atoms: list[Interval] = []
+        self.relaxations: list[Relaxation] = []
         self.atom_terms: list[Term] = []
 
     # ---- bookkeeping ------------------------------------------------------------------------
@@ -303,7 +455,10 @@ class Encoder:
             case Phase(period, offset):
                 if isinstance(frame.tick, int):
                     return cond_of(frame.tick % period == offset)
-                return Cond(frame.tick % period == offset)
+                if isinstance(frame.tick, SymbolicTick):
+                    return frame.tick.phase.at(frame.tick.index, period, offset)
+                self._count += 1
+                return Cond(z3.Bool(f"{self.tag}phase?#{self._count}"))
         raise EncodeError(f"cannot encode {e!r}")
 
     # ---- arithmetic -------------------------------------------------------------------------
@@ -379,25 +534,13 @@ class Encoder:
             return self.atom(x.term * y.term, iv)
         self._relax("*")
         w = self.fresh("mul", iv)
-        self._mccormick(w.term, x, y)
+        self._product(w.term, x, y)
         return w
 
-    def _mccormick(self, w: Term, x: Num, y: Num) -> None:
-        """McCormick (1976) envelope of ``w = x * y`` over the box of their bounds."""
-        xl, xu, yl, yu = x.iv.lo, x.iv.hi, y.iv.lo, y.iv.hi
-        c = self.constraints
-        if math.isfinite(xl) and math.isfinite(yl):
-            a, b = real(q_down(xl)), real(q_down(yl))
-            c.append(w >= a * y.term + x.term * b - a * b)
-        if math.isfinite(xu) and math.isfinite(yu):
-            a, b = real(q_up(xu)), real(q_up(yu))
-            c.append(w >= a * y.term + x.term * b - a * b)
-        if math.isfinite(xu) and math.isfinite(yl):
-            a, b = real(q_up(xu)), real(q_down(yl))
-            c.append(w <= a * y.term + x.term * b - a * b)
-        if math.isfinite(xl) and math.isfinite(yu):
-            a, b = real(q_down(xl)), real(q_up(yu))
-            c.append(w <= a * y.term + x.term * b - a * b)
+    def _product(self, w: Term, x: Num, y: Num) -> None:
+        """Relax ``w = x * y``: its McCormick envelope, remembered for refinement."""
+        self.constraints += mccormick(w, x.term, y.term, x.iv, y.iv)
+        self.relaxations.append(Relaxation("product", w, x, y))
 
     def square(self, x: Num) -> Num:
         iv = (x.iv * x.iv).meet(Interval(0.0, INF))
@@ -425,7 +568,7 @@ class Encoder:
         q = self.fresh("div", iv)
         if y.iv.excludes_zero():
             # q = x / y  <=>  q * y = x  (y != 0): the envelope of the product q * y is x
-            self._mccormick(x.term, q, y)
+            self._product(x.term, q, y)
         return q
 
     def power(self, x: Num, y: Num, frame: Frame) -> Num:
@@ -472,16 +615,8 @@ class Encoder:
         return w
 
     def call(self, fn: str, args: list[Num], frame: Frame) -> Num:
-        if fn == "min":
-            out = args[0]
-            for a in args[1:]:
-                out = self.minimum(out, a)
-            return out
-        if fn == "max":
-            out = args[0]
-            for a in args[1:]:
-                out = self.maximum(out, a)
-            return out
+        if fn in ("min", "max"):
+            return self.extremum(fn, args)
         (x,) = args
         if fn == "abs":
             if x.const is not None:
@@ -513,6 +648,43 @@ class Encoder:
         if iv.finite and iv.lo == iv.hi:
             return const(Fraction(int(iv.lo)))
         return self.atom(z3.ToReal(z3.ToInt(x.term)), iv)
+
+    def extremum(self, fn: str, args: list[Num]) -> Num:
+        """``min``/``max`` of several terms. Arguments the bounds rule out are dropped; three
+        or more that remain become one variable ``m`` with ``m >= a_i`` (``<=`` for min) for
+        every ``i`` and ``m = a_i`` for some ``i``: the same value as the nested ``If`` chain,
+        but the solver sees ``m >= a_i`` directly instead of splitting cases to find it."""
+        pick = self.maximum if fn == "max" else self.minimum
+        live: list[Num] = []
+        for a in args:
+            dominated = any(
+                (b.iv.lo >= a.iv.hi if fn == "max" else b.iv.hi <= a.iv.lo) for b in live
+            )
+            if dominated:
+                continue
+            live = [
+                b for b in live if not (a.iv.lo >= b.iv.hi if fn == "max" else a.iv.hi <= b.iv.lo)
+            ]
+            live.append(a)
+        consts = [a for a in live if a.const is not None]
+        if len(consts) > 1:
+            folded = consts[0]
+            for c in consts[1:]:
+                folded = pick(folded, c)
+            live = [a for a in live if a.const is None] + [folded]
+        if len(live) <= 2:
+            out = live[0]
+            for a in live[1:]:
+                out = pick(out, a)
+            return out
+        iv = live[0].iv
+        for a in live[1:]:
+            iv = iv.maximum(a.iv) if fn == "max" else iv.minimum(a.iv)
+        m = self.fresh(fn, iv)
+        for a in live:
+            self.constraints.append(m.term >= a.term if fn == "max" else m.term <= a.term)
+        self.constraints.append(z3.Or(*[m.term == a.term for a in live]))
+        return m
 
     def minimum(self, x: Num, y: Num) -> Num:
         if x.const is not None and y.const is not None:
@@ -592,8 +764,6 @@ class Encoder:
         box = x.iv.meet(dom)
         if box.empty:
             return
-        guard = z3.And(x.term >= real(q_down(dom.lo)) if math.isfinite(dom.lo) else True,
-                       x.term <= real(q_up(dom.hi)) if math.isfinite(dom.hi) else True)
         lo, hi = box.lo, box.hi
         points: list[float] = []
         if math.isfinite(lo) and math.isfinite(hi):
@@ -604,43 +774,71 @@ class Encoder:
             points = [hi, hi - 1.0, hi - 10.0, hi - 100.0]
         else:
             points = [-10.0, -1.0, 0.0, 1.0, 10.0]
-        width = (hi - lo) if math.isfinite(hi - lo) else INF
-        lines: list[Term] = []
-        for p in points:
-            if not dom.contains(p):
-                continue
-            try:
-                fp, sp = f(p), df(p)
-            except (ValueError, ZeroDivisionError, OverflowError):
-                continue
-            if not (math.isfinite(fp) and math.isfinite(sp)):
-                continue
-            slack = abs(fp) * 1e-9 + 1e-12 + (abs(sp) * 1e-9 + 1e-15) * (
-                width if math.isfinite(width) else 0.0
-            )
-            if not math.isfinite(width) and abs(sp) > 0:
-                # an unbounded box: the slope error grows without bound; skip this line
-                continue
-            line = real(rational(fp)) + real(rational(sp)) * (x.term - real(rational(p)))
-            if convex:
-                lines.append(w.term >= line - real(q_up(slack)))
-            else:
-                lines.append(w.term <= line + real(q_up(slack)))
-        if math.isfinite(lo) and math.isfinite(hi) and hi > lo:
-            try:
-                flo, fhi = f(lo), f(hi)
-            except (ValueError, ZeroDivisionError, OverflowError):
-                flo = fhi = math.nan
-            if math.isfinite(flo) and math.isfinite(fhi):
-                slope = (fhi - flo) / (hi - lo)
-                slack = (abs(flo) + abs(fhi)) * 1e-9 + 1e-12 + abs(slope) * 1e-9 * (hi - lo)
-                line = real(rational(flo)) + real(rational(slope)) * (x.term - real(rational(lo)))
-                if convex:
-                    lines.append(w.term <= line + real(q_up(slack)))
-                else:
-                    lines.append(w.term >= line - real(q_up(slack)))
+        lines = [t for p in points for t in tangent(w.term, x.term, f, df, convex, p, box, dom)]
+        lines += secant(w.term, x.term, f, convex, lo, hi)
         if lines:
-            self.constraints.append(z3.Implies(guard, z3.And(*lines)))
+            self.constraints.append(z3.Implies(in_domain(x.term, dom), z3.And(*lines)))
+        self.relaxations.append(Relaxation("function", w.term, x, None, f, df, convex, dom))
+
+    def refine(self, model: Any, limit: int = 6) -> int:
+        """Tighten the relaxations a spurious model exploits; returns how many were refined.
+
+        A product ``w = x*y`` whose model value is off is split at the model's ``x`` and
+        ``y`` into four boxes, each with its own McCormick envelope (a disjunction: sound,
+        as the boxes cover the whole box). A convex or concave function gets a tangent at
+        the model's ``x`` and the secant split there. Each relaxation is refined at most
+        ``limit`` times.
+        """
+        from coherence.smt.solver import to_float
+
+        def val(t: Term) -> float:
+            return to_float(model.eval(t, model_completion=True))
+
+        done = 0
+        for r in self.relaxations:
+            if r.splits >= limit:
+                continue
+            try:
+                xm, wm = val(r.x.term), val(r.w)
+                ym = val(r.y.term) if r.y is not None else 0.0
+            except (ValueError, z3.Z3Exception):
+                continue
+            if r.kind == "product":
+                assert r.y is not None
+                if abs(wm - xm * ym) <= 1e-9 * (1 + abs(wm)):
+                    continue
+                boxes = []
+                for bx in _split(r.x.iv, xm):
+                    for by in _split(r.y.iv, ym):
+                        cons = [*in_box(r.x.term, bx), *in_box(r.y.term, by)]
+                        cons += mccormick(r.w, r.x.term, r.y.term, bx, by)
+                        boxes.append(z3.And(*cons))
+                if len(boxes) < 2:
+                    continue
+                self.constraints.append(z3.Or(*boxes))
+            else:
+                assert r.f is not None and r.df is not None and r.domain is not None
+                try:
+                    fx = r.f(xm)
+                except (ValueError, ZeroDivisionError, OverflowError):
+                    continue
+                if not math.isfinite(fx) or abs(wm - fx) <= 1e-9 * (1 + abs(fx)):
+                    continue
+                box = r.x.iv.meet(r.domain)
+                lines = tangent(r.w, r.x.term, r.f, r.df, r.convex, xm, box, r.domain)
+                parts = []
+                for b in _split(box, xm):
+                    sec = secant(r.w, r.x.term, r.f, r.convex, b.lo, b.hi)
+                    parts.append(z3.And(*in_box(r.x.term, b), *sec))
+                if len(parts) >= 2:
+                    lines.append(z3.Or(*parts))
+                if not lines:
+                    continue
+                self.constraints.append(z3.Implies(in_domain(r.x.term, r.domain),
+                                                   z3.And(*lines)))
+            r.splits += 1
+            done += 1
+        return done
 
     # ---- conditions -------------------------------------------------------------------------
     @staticmethod
@@ -870,7 +1068,7 @@ def signal_ranges(ts: TransitionSystem, params: Mapping[str, Num]) -> dict[str, 
     interval evaluation of the signal over those ranges.
     """
     enc = Encoder(ts, OVERAPPROX, tag="__ranges__.")
-    frame = Frame(0, z3.Int("__ranges__.tick"), {})  # any tick: phases undecided
+    frame = Frame(0, None, {})  # any tick: phases undecided
     frame.values.update(params)
     for u in ts.inputs:
         frame.values[u.name] = enc.atom(z3.Real(f"__ranges__.{u.name}"), Interval(u.lo, u.hi))
@@ -901,7 +1099,8 @@ class Path:
     ``start`` is ``"init"`` (the declared initial state, registers filled from the signals'
     tick-0 values as the simulator does) or a mapping from every state name to its value at
     the start (free variables for induction and witnesses). ``phase`` is the absolute tick of
-    the start: an int, or a Z3 integer term for a symbolic phase.
+    the start: an int, or a :class:`SymbolicPhase`. ``system`` runs a variant of the encoder's
+    system (the counterfactual of a conflict query) and ``prefix`` keeps its variables apart.
     """
 
     def __init__(
@@ -910,11 +1109,16 @@ class Path:
         params: Mapping[str, Num],
         inputs: Inputs,
         start: str | Mapping[str, Num] = "init",
-        phase: int | Term = 0,
+        phase: int | SymbolicPhase = 0,
         ints: set[str] | None = None,
+        system: TransitionSystem | None = None,
+        prefix: str = "",
     ) -> None:
+        from coherence.smt.simplify import for_solver
+
         self.enc = enc
-        self.ts = enc.ts
+        self.ts = for_solver(system or enc.ts)
+        self.prefix = prefix
         self.params = dict(params)
         self.inputs = inputs
         self.phase = phase
@@ -931,7 +1135,9 @@ class Path:
         self.frames.append(f0)
 
     def _frame(self, index: int) -> Frame:
-        f = Frame(index, self.phase + index, {})
+        tick = (self.phase + index if isinstance(self.phase, int)
+                else SymbolicTick(self.phase, index))
+        f = Frame(index, tick, {})
         f.values.update(self.params)
         f.values.update(self.inputs.at(index))
         return f
@@ -989,7 +1195,7 @@ class Path:
             if u.const is not None or z3.is_const(u.term) or s.kind == "sensor":
                 nxt.values[s.name] = Num(u.term, iv, u.const, u.lin, u.alts)
                 continue
-            v = enc.named(f"{s.name}@{t + 1}", iv, integer=s.name in self.ints)
+            v = enc.named(f"{self.prefix}{s.name}@{t + 1}", iv, integer=s.name in self.ints)
             enc.constraints.append(v.term == u.term)
             nxt.values[s.name] = v
         self.frames.append(nxt)

@@ -17,10 +17,13 @@ class SmtOptions:
       an ``unsat`` is a proof, a ``sat`` a candidate for replay) or ``auto`` (over-approximation
       first, exact on its candidates and unknowns).
     - ``rlimit``: Z3's deterministic resource limit for each solver call.
+    - ``budget``: the rlimit one requirement's BMC may spend over all its calls.
+    - ``refinements``: how many times a spurious over-approximate candidate is refined
+      (its relaxations split where the candidate cheats) before exact arithmetic is asked.
     - ``conflict_depth``: ticks ``k`` a conflict witness may take; ``None``: the longer of the
       two loops' periods + 1.
     - ``induction_depth``: the largest ``k`` tried by k-induction; ``None``: the hyperperiod
-      + 1, at least 2, at most 24.
+      + 1, at least 2, at most 12 (and the whole attempt spends at most twice ``rlimit``).
     - ``margin``: room (canonical units) a counterexample's violated comparison must have,
       so that it survives float rounding in replay; tried before the exact boundary.
     - ``patterns``: before the solver, simulate structured input patterns (corners, steps,
@@ -30,11 +33,15 @@ class SmtOptions:
     - ``seed``: the seed of the random patterns.
     - ``settle``: ticks simulated at nominal input to reach the operating point.
     - ``analyses``: which of ``requirements``, ``conflicts``, ``equilibria`` run.
+    - ``cycles``: report the influence cycles between loops as COH403 notes (they are
+      always listed in the result's data).
     """
 
     horizon: int | None = None
     mode: str = "auto"
-    rlimit: int = 4_000_000
+    rlimit: int = 2_000_000
+    budget: int = 20_000_000
+    refinements: int = 8
     conflict_depth: int | None = None
     induction_depth: int | None = None
     margin: float = 1e-6
@@ -42,6 +49,7 @@ class SmtOptions:
     seed: int = 0
     settle: int | None = None
     analyses: tuple[str, ...] = ("requirements", "conflicts", "equilibria")
+    cycles: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

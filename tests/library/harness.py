@@ -29,12 +29,21 @@ ANALYSES = ("simulate", "linear", "smt")
 TRACE_KINDS = ("always", "response", "flapping")
 
 
-def load_manifest() -> dict[str, dict[str, Any]]:
+def _load_toml() -> dict[str, Any]:
     with MANIFEST.open("rb") as fh:
-        data = tomllib.load(fh)
-    specs = data.get("specs", {})
+        return tomllib.load(fh)
+
+
+def load_manifest() -> dict[str, dict[str, Any]]:
+    """The per-spec tables of the manifest, keyed by path relative to specs/."""
+    specs = _load_toml().get("specs", {})
     assert isinstance(specs, dict)
     return specs
+
+
+def reconciled() -> set[str]:
+    """The analyses whose expectations have been checked against their implementation."""
+    return set(_load_toml().get("manifest", {}).get("reconciled", ["simulate"]))
 
 
 def library_specs() -> list[str]:

@@ -1,0 +1,311 @@
+"""Stability margins of each loop in the coupled system, and loop-set variants.
+
+Gain margin: every gain parameter of the loop (``<loop>.<state>.gain``, see
+:func:`coherence.ir.transform.loop_gain_params`) is scaled by a factor f, the others left as
+they are, and the spectral radius of the lifted coupled system is evaluated; a scan in steps
+of 2 from f = 1 outwards, then bisection (in log f) to ``rtol``, finds the factors where the
+system first goes unstable below and above 1. Reported as factors: "x0.2 .. x3.4".
+
+Delay margin: every sensor of the loop is delayed by e more ticks (exactly: e shift registers
+at the sensed value, as :func:`coherence.ir.transform.with_extra_delay` does), scanning
+e = 1, 2, 4, ... then bisecting: the largest extra delay that keeps the coupled system
+stable, in ticks and seconds. "n/a" for loops that sense nothing.
+
+Both are evaluated on the loop-structured linearization (:class:`~.linearize.LoopModel`): a
+variant is a few replaced rows, and only the blocks of the monodromy those rows reach are
+solved again (:meth:`~.spectrum.Spectrum.variant_radius`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sps
+from numpy.typing import NDArray
+
+from coherence.linear.linearize import LoopModel
+from coherence.linear.spectrum import Spectrum, radius_of
+
+
+@dataclass(frozen=True, slots=True)
+class Margin:
+    """A loop's margins. ``gain_low``/``gain_high``: the factors at which the coupled system
+    goes unstable (None: stable over the whole searched range); ``delay``: the largest extra
+    delay in ticks that keeps it stable (None: the loop senses nothing); ``delay_open``: no
+    instability up to the largest delay tried."""
+
+    loop: str
+    gain_low: float | None
+    gain_high: float | None
+    gain_range: tuple[float, float]
+    delay: int | None
+    delay_open: bool
+    tick: float
+
+    @property
+    def gain_text(self) -> str:
+        lo = (
+            f"x{_fmt(self.gain_low)}"
+            if self.gain_low is not None
+            else (f"<x{_fmt(self.gain_range[0])}")
+        )
+        hi = (
+            f"x{_fmt(self.gain_high)}"
+            if self.gain_high is not None
+            else (f">x{_fmt(self.gain_range[1])}")
+        )
+        return f"{lo} .. {hi}"
+
+    @property
+    def delay_text(self) -> str:
+        if self.delay is None:
+            return "n/a"
+        more = "+" if self.delay_open else ""
+        return f"{self.delay}{more} ticks ({_fmt(self.delay * self.tick)}{more} s)"
+
+    def to_data(self) -> dict[str, object]:
+        return {
+            "gain_low": self.gain_low,
+            "gain_high": self.gain_high,
+            "gain_range": list(self.gain_range),
+            "delay_ticks": self.delay,
+            "delay_s": None if self.delay is None else self.delay * self.tick,
+            "delay_open": self.delay_open,
+        }
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}"
+
+
+class Variants:
+    """Spectral radii of variants of the coupled system (gains, delays) or of loop subsets
+    acting alone (relative to the system in which every loop holds)."""
+
+    def __init__(self, model: LoopModel, coupled: Spectrum, held: Spectrum | None) -> None:
+        self.model = model
+        self.coupled = coupled
+        self.held = held
+        self._local: dict[str, LocalLoop] = {}
+
+    def _per_tick(self, fn: Callable[[int], sps.csr_matrix]) -> list[sps.csr_matrix]:
+        """``fn(t)`` for every tick, computed once per distinct tick Jacobian."""
+        m = self.model
+        seen: dict[int, sps.csr_matrix] = {}
+        out = []
+        for t in range(m.H):
+            key = id(m.nominal[t])
+            hit = seen.get(key)
+            if hit is None:
+                hit = fn(t)
+                seen[key] = hit
+            out.append(hit)
+        return out
+
+    def local(self, loop: str) -> LocalLoop:
+        hit = self._local.get(loop)
+        if hit is None:
+            hit = LocalLoop(self, loop)
+            self._local[loop] = hit
+        return hit
+
+    def scaled(self, loop: str, factor: float) -> float:
+        """The coupled radius with the loop's gains times ``factor``."""
+        return self.local(loop).scaled(factor)
+
+    def delayed(self, loop: str, extra: int) -> float:
+        """The coupled radius with the loop's sensors ``extra`` ticks later."""
+        return self.local(loop).delayed(extra)
+
+    def only(self, loops: frozenset[str]) -> float:
+        """Only ``loops`` act, every other loop holds its actuators: the spectral radius of
+        the closed loop they form (the blocks their rows close a cycle through; the unit
+        multipliers of the held actuators elsewhere are not theirs)."""
+        assert self.held is not None
+        m = self.model
+        rows = m.loop_rows(sorted(loops))
+        if not rows:
+            return 0.0
+        mats = self._per_tick(lambda t: m.fast_rows(t, rows, active=loops))
+        return self.held.variant_radius(rows, mats)[1]
+
+
+class LocalLoop:
+    """One loop's rows in the coupled system, as dense matrices over the blocks they reach:
+    gain and delay variants of that loop are then small dense products."""
+
+    def __init__(self, variants: Variants, loop: str) -> None:
+        m = variants.model
+        sp = variants.coupled
+        self.loop = loop
+        rows = m.loop_rows([loop])
+        self.cuts = [c for c, lp in enumerate(m.sensor_loop) if lp == loop]
+        probe = variants._per_tick(lambda t: m.fast_rows(t, rows, factors={loop: 2.0}))
+        q1, other1, _ = sp.region(rows, probe)
+        qs = set(q1.tolist())
+        other = other1
+        if self.cuts:
+            probe_d = variants._per_tick(
+                lambda t: sps.vstack(
+                    [
+                        m.rows(t, rows, delays={loop: 1}),
+                        m.delay_rows(t, {loop: 1}, m.n)[1],
+                    ]
+                ).tocsr()
+            )
+            reg_rows = m.delay_rows(0, {loop: 1}, m.n)[0]
+            q2, other2, _ = sp.region(rows + reg_rows, probe_d)
+            qs |= {x for x in q2.tolist() if x < m.n}
+            other = max(other1, other2) if len(q2) else other1
+        self.q = np.array(sorted(x for x in qs if x < m.n), dtype=np.intp)
+        self.other = other
+        qpos = {int(x): i for i, x in enumerate(self.q)}
+        self.rpos = np.array([qpos[r] for r in rows if r in qpos], dtype=np.intp)
+        keep_rows = [r for r in rows if r in qpos]
+        self.ticks: list[int] = []
+        self.parts: dict[int, tuple[NDArray[np.float64], ...]] = {}
+        n = m.n
+        for t in range(m.H):
+            key = id(m.nominal[t])
+            self.ticks.append(key)
+            if key in self.parts:
+                continue
+            A = m.A(t)[self.q][:, self.q].toarray()
+            nom = m.fast_rows(t, keep_rows)
+            E = (m.fast_rows(t, keep_rows, factors={loop: 2.0}) - nom)[:, self.q].toarray()
+            if self.cuts:
+                ext = m.sensed_rows(t, keep_rows)
+                sig = m.nominal[t].sigma
+                mine = np.array(self.cuts, dtype=np.intp)
+                C = ext[:, n + mine].toarray()
+                S = sig[mine][:, self.q].toarray()
+                D = A[self.rpos] - C @ S
+            else:
+                C = np.zeros((len(keep_rows), 0))
+                S = np.zeros((0, len(self.q)))
+                D = A[self.rpos]
+            self.parts[key] = (A, E, D, C, S)
+
+    def scaled(self, factor: float) -> float:
+        subs: dict[int, NDArray[np.float64]] = {}
+        for key, (A, E, _, _, _) in self.parts.items():
+            B = A.copy()
+            B[self.rpos] += (factor - 1.0) * E
+            subs[key] = B
+        return max(self.other, radius_of([subs[k] for k in self.ticks]))
+
+    def delayed(self, extra: int) -> float:
+        if extra <= 0 or not self.cuts:
+            return self.scaled(1.0)
+        q = len(self.q)
+        k = len(self.cuts)
+        size = q + k * extra
+        subs: dict[int, NDArray[np.float64]] = {}
+        for key, (A, _, D, C, S) in self.parts.items():
+            B = np.zeros((size, size))
+            B[:q, :q] = A
+            B[self.rpos, :q] = D
+            for j in range(k):
+                first = q + j * extra
+                B[self.rpos, first + extra - 1] += C[:, j]
+                B[first, :q] = S[j]
+                for i in range(1, extra):
+                    B[first + i, first + i - 1] = 1.0
+            subs[key] = B
+        return max(self.other, radius_of([subs[k2] for k2 in self.ticks]))
+
+
+def _share(mats: list[sps.csr_matrix], m: LoopModel) -> list[sps.csr_matrix]:
+    """Reuse one matrix for ticks whose Jacobian is shared (fewer products to extract)."""
+    seen: dict[int, sps.csr_matrix] = {}
+    out = []
+    for t, a in enumerate(mats):
+        key = id(m.nominal[t])
+        out.append(seen.setdefault(key, a))
+    return out
+
+
+def gain_margin(
+    radius_at: object,
+    unstable_above: float,
+    lo: float,
+    hi: float,
+    rtol: float,
+) -> tuple[float | None, float | None]:
+    """The factors below and above 1 at which ``radius_at(f)`` first exceeds the threshold."""
+    f = radius_at  # a callable: factor -> spectral radius
+
+    def bad(x: float) -> bool:
+        return bool(f(x) > unstable_above)  # type: ignore[operator]
+
+    def search(direction: float, limit: float) -> float | None:
+        good = 1.0
+        x = 1.0
+        while True:
+            nxt = x * direction
+            if (direction > 1 and nxt > limit) or (direction < 1 and nxt < limit):
+                nxt = limit
+            if nxt == x:
+                return None
+            if bad(nxt):
+                a, b = good, nxt
+                while abs(math.log(b / a)) > math.log1p(rtol):
+                    mid = math.sqrt(a * b)
+                    if bad(mid):
+                        b = mid
+                    else:
+                        a = mid
+                return math.sqrt(a * b)
+            good = x = nxt
+
+    return search(0.5, lo), search(2.0, hi)
+
+
+def delay_margin(radius_at: object, unstable_above: float, max_extra: int) -> tuple[int, bool]:
+    """The largest extra delay (ticks) with ``radius_at(e)`` not above the threshold, and
+    whether no instability was found up to ``max_extra``."""
+    f = radius_at
+
+    def bad(e: int) -> bool:
+        return bool(f(e) > unstable_above)  # type: ignore[operator]
+
+    good = 0
+    e = 1
+    while e <= max_extra:
+        if bad(e):
+            lo, hi = good, e
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if bad(mid):
+                    hi = mid
+                else:
+                    lo = mid
+            return lo, False
+        good = e
+        e *= 2
+        if good < max_extra < e:
+            e = max_extra
+    return good, True
+
+
+def loop_margins(
+    variants: Variants,
+    loop: str,
+    tick: float,
+    unstable_above: float,
+    gain_range: tuple[float, float],
+    rtol: float,
+    max_extra: int,
+    has_sensors: Mapping[str, bool],
+) -> Margin:
+    lo, hi = gain_margin(
+        lambda x: variants.scaled(loop, x), unstable_above, gain_range[0], gain_range[1], rtol
+    )
+    delay: int | None = None
+    open_ = False
+    if has_sensors.get(loop, False):
+        delay, open_ = delay_margin(lambda e: variants.delayed(loop, e), unstable_above, max_extra)
+    return Margin(loop, lo, hi, gain_range, delay, open_, tick)

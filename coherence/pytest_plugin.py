@@ -1,0 +1,224 @@
+"""A pytest plugin: spec files as tests, one per requirement.
+
+Registered through the ``pytest11`` entry point ``coherence``, so installing coherence makes
+it available everywhere; collection is **opt-in**, so that a project's own test fixtures
+(``*.coh`` files with deliberate errors) are not collected by accident::
+
+    pytest --coherence specs/            # on the command line, or
+    [tool.pytest.ini_options]
+    coherence_specs = true               # in the project's configuration
+
+Each spec file gives a ``diagnostics`` item (fails on front-end errors that no inline
+suppression silences) and, per system, one item per requirement
+(``specs/fleet.coh::fleet::require stable``). A requirement item fails when an analysis or
+the simulator falsifies it (the failure shows the finding and its trace) or an analysis says
+unknown; it is skipped when nothing in this install can decide it. The analyses run once per
+system, with the options of ``[tool.coherence]`` (ticks, horizon, rlimit, mode, linear, smt);
+``--coherence-analyses simulate,linear`` or the ini option ``coherence_analyses`` choose them.
+
+The engine is imported only when a spec file is collected, so the plugin costs nothing in
+test runs that do not use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from coherence.ir.nodes import Requirement, TransitionSystem
+    from coherence.pipeline import CheckOptions
+    from coherence.results import SystemReport
+    from coherence.source import SourceFile
+    from coherence.strategies import Outcome
+
+ANALYSES = ("simulate", "linear", "smt")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("coherence", "coherence spec files")
+    group.addoption(
+        "--coherence",
+        action="store_true",
+        default=False,
+        help="collect *.coh spec files as tests: one per requirement",
+    )
+    group.addoption(
+        "--coherence-analyses",
+        default=None,
+        metavar="NAMES",
+        help="analyses for spec tests, comma-separated: simulate,linear,smt (default: all)",
+    )
+    parser.addini(
+        "coherence_specs", "collect *.coh spec files as tests (like --coherence)", type="bool"
+    )
+    parser.addini(
+        "coherence_analyses",
+        "analyses for spec tests: simulate linear smt (default: all available)",
+        type="args",
+    )
+
+
+def _enabled(config: pytest.Config) -> bool:
+    return bool(config.getoption("coherence") or config.getini("coherence_specs"))
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> SpecFile | None:
+    if file_path.suffix == ".coh" and _enabled(parent.config):
+        spec: SpecFile = SpecFile.from_parent(parent, path=file_path)
+        return spec
+    return None
+
+
+def _options(config: pytest.Config) -> CheckOptions:
+    from coherence.config import load_config
+    from coherence.pipeline import CheckOptions
+
+    project = load_config(start=Path(str(config.rootpath)))
+    chosen = config.getoption("coherence_analyses")
+    names = (
+        [n.strip() for n in chosen.split(",") if n.strip()]
+        if chosen
+        else list(config.getini("coherence_analyses") or ANALYSES)
+    )
+    unknown = [n for n in names if n not in ANALYSES]
+    if unknown:
+        raise pytest.UsageError(
+            f"unknown coherence analysis `{unknown[0]}`: choose from {', '.join(ANALYSES)}"
+        )
+    return CheckOptions(
+        simulate="simulate" in names,
+        linear="linear" in names and project.linear,
+        smt="smt" in names and project.smt,
+        ticks=project.ticks,
+        horizon=project.horizon,
+        mode=project.mode or "auto",
+        rlimit=project.rlimit,
+    )
+
+
+class SpecFailure(Exception):
+    """Raised by spec items; carries the text shown as the failure."""
+
+
+class SpecFile(pytest.File):
+    """A ``*.coh`` file: its diagnostics, then one collector per system."""
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        from coherence.compile import compile_source, read_source
+        from coherence.diagnostics import Diagnostic
+        from coherence.source import SourceFile
+
+        src = read_source(self.path)
+        if isinstance(src, Diagnostic):
+            yield DiagnosticsItem.from_parent(self, name="diagnostics", diagnostics=(src,))
+            return
+        try:  # findings name the spec as the project does: relative to the rootdir
+            shown = self.path.relative_to(self.config.rootpath).as_posix()
+        except ValueError:
+            shown = str(self.path)
+        result = compile_source(SourceFile(shown, src.text))
+        yield DiagnosticsItem.from_parent(
+            self, name="diagnostics", diagnostics=result.diagnostics, source=result.source
+        )
+        for ts in result.systems:
+            yield SystemCollector.from_parent(self, name=ts.name, ts=ts, source=result.source)
+
+
+class DiagnosticsItem(pytest.Item):
+    def __init__(
+        self, *, diagnostics: tuple[Any, ...], source: SourceFile | None = None, **kw: Any
+    ) -> None:
+        super().__init__(**kw)
+        self.diagnostics = diagnostics
+        self.source = source
+
+    def runtest(self) -> None:
+        from coherence.diagnostics import Severity
+        from coherence.reports._common import finding_text
+        from coherence.results import FileReport, RunReport
+        from coherence.suppress import front_end_only, triage
+
+        text = self.source.text if self.source is not None else ""
+        path = self.source.path if self.source is not None else str(self.path)
+        fr = FileReport(path, self.diagnostics, (), text)
+        shown = triage(RunReport((fr,)), judge=front_end_only).report.findings
+        errors = [f for f in shown if f.level == Severity.ERROR]
+        if errors:
+            raise SpecFailure("\n\n".join(finding_text(f, self.source) for f in errors))
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> str:
+        if isinstance(excinfo.value, SpecFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo, style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.path.name}: diagnostics"
+
+
+class SystemCollector(pytest.Collector):
+    """One system of a spec: its requirements; the analyses run once, on first use."""
+
+    def __init__(self, *, ts: TransitionSystem, source: SourceFile, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.ts = ts
+        self.source = source
+        self._report: SystemReport | None = None
+
+    def report(self) -> SystemReport:
+        if self._report is None:
+            from coherence.strategies import evaluate
+
+            self._report = evaluate(self.ts, _options(self.config))
+        return self._report
+
+    def collect(self) -> Iterator[pytest.Item]:
+        for req in self.ts.requirements:
+            yield RequirementItem.from_parent(self, name=req.text, requirement=req)
+
+
+class RequirementItem(pytest.Item):
+    def __init__(self, *, requirement: Requirement, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.requirement = requirement
+
+    @property
+    def system(self) -> SystemCollector:
+        parent = self.parent
+        assert isinstance(parent, SystemCollector)
+        return parent
+
+    def outcome(self) -> Outcome:
+        from coherence.strategies import requirement_outcome
+
+        return requirement_outcome(self.system.ts, self.requirement, self.system.report())
+
+    def runtest(self) -> None:
+        from coherence.results import Status
+        from coherence.strategies import explain
+
+        o = self.outcome()
+        if o.status in (Status.FALSIFIED, Status.UNKNOWN):
+            raise SpecFailure(explain(o, self.system.source))
+        if o.status == Status.SKIPPED:
+            pytest.skip(f"{o.requirement}: {o.reason}")
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> str:
+        if isinstance(excinfo.value, SpecFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo, style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        line = self.requirement.span.line
+        return self.path, line - 1 if line > 0 else None, f"{self.system.name}: {self.name}"

@@ -1,0 +1,170 @@
+"""The ``check`` and ``lint`` commands: configuration -> pipeline -> triage -> every output.
+
+This module orchestrates and decides the exit code; it computes no result itself. The
+pipeline (:mod:`coherence.pipeline`) analyses, :func:`coherence.plot.add_topology` adds each
+system's coupling table, :mod:`coherence.suppress` applies selection, inline suppressions and
+the baseline, and the renderers of :mod:`coherence.reports` write the report to stdout and to
+every ``--output FORMAT=PATH``.
+
+Exit codes: 2 when a file cannot be read (COH100) or for usage and configuration errors
+(raised as :class:`~coherence.diagnostics.CoherenceError`); otherwise 0 with ``--exit-zero``;
+otherwise 1 when a finding that is neither deselected nor suppressed is at or above the fail
+level, else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TextIO
+
+from coherence.config import Config, load_config
+from coherence.diagnostics import CoherenceError, Severity
+from coherence.reports import FORMATS, RenderOptions, render
+from coherence.results import RunReport
+from coherence.suppress import (
+    Judge,
+    Selection,
+    Triaged,
+    check_prefixes,
+    every_code,
+    front_end_only,
+    triage,
+)
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+FULL_ANALYSES = ("simulate", "linear", "smt")
+
+
+def project_config(args: argparse.Namespace) -> Config:
+    """``--config FILE``, nothing with ``--isolated``, else the file found from the cwd."""
+    if getattr(args, "isolated", False):
+        return Config()
+    explicit = getattr(args, "config", None)
+    return load_config(Path(explicit)) if explicit else load_config()
+
+
+def display_path(path: str) -> str:
+    """Spec paths as reports show them: relative to the cwd where possible, ``/``-separated.
+
+    Fingerprints include the path, so the same file must be named the same way every run.
+    """
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        except ValueError:
+            return p.as_posix()
+    return Path(os.path.normpath(p)).as_posix()
+
+
+def codes_option(values: list[str] | None, what: str) -> tuple[str, ...] | None:
+    """``--select COH3,COH5 --select COH901`` -> ("COH3", "COH5", "COH901")."""
+    if not values:
+        return None
+    codes = tuple(c.strip().upper() for v in values for c in v.split(",") if c.strip())
+    unknown = check_prefixes(codes)
+    if unknown:
+        raise CoherenceError(
+            f"{what} `{unknown[0]}` matches no diagnostic code", "see `coherence rules`"
+        )
+    return codes
+
+
+def outputs_option(values: list[str] | None) -> list[tuple[str, str]]:
+    """``--output sarif=results.sarif`` -> [("sarif", "results.sarif")]."""
+    out = []
+    for v in values or []:
+        fmt, sep, path = v.partition("=")
+        fmt = fmt.strip().lower()
+        if not sep or not path:
+            raise CoherenceError(
+                f"`--output {v}` is not FORMAT=PATH", "e.g. --output sarif=out.sarif"
+            )
+        if fmt not in FORMATS:
+            raise CoherenceError(f"unknown output format `{fmt}`", f"formats: {', '.join(FORMATS)}")
+        out.append((fmt, path))
+    return out
+
+
+def write_outputs(
+    run: Triaged, fmt: str, outputs: list[tuple[str, str]], stdout: TextIO, options: RenderOptions
+) -> None:
+    render(fmt, run, stdout, options)
+    plain = RenderOptions(options.verbose, False, options.width, options.fail_level, options.lint)
+    for out_fmt, path in outputs:
+        target = Path(path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("w", encoding="utf-8", newline="\n") as stream:
+                render(out_fmt, run, stream, plain)
+        except OSError as e:
+            raise CoherenceError(f"cannot write `{path}`: {e.strerror}") from None
+
+
+def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bool = False) -> int:
+    """``coherence check`` / ``coherence lint``; returns the exit code."""
+    from coherence.baseline import Baseline, from_findings, load_baseline, write_baseline
+    from coherence.pipeline import CheckOptions, analyses_for, check_paths
+
+    config = project_config(args)
+    paths = [display_path(p) for p in (args.paths or config.paths)]
+    if not paths:
+        raise CoherenceError(
+            "no spec paths given",
+            "pass spec files or directories, or set `paths` in [tool.coherence]",
+        )
+    outputs = outputs_option(args.output)
+    fail_level = Severity.parse(args.fail_level or config.fail_level)
+    selection = Selection(
+        codes_option(args.select, "--select") or config.select,
+        codes_option(args.ignore, "--ignore") or config.ignore,
+    )
+    judge: Judge
+    if lint:
+        report: RunReport = check_paths(paths, lint_only=True)
+        judge = front_end_only
+    else:
+        from coherence.plot import add_topology
+
+        options = CheckOptions(
+            linear=config.linear and not args.no_linear,
+            smt=config.smt and not args.no_smt,
+            ticks=args.ticks or config.ticks,
+            horizon=args.horizon or config.horizon,
+            mode=args.mode or config.mode or "auto",
+            rlimit=args.rlimit or config.rlimit,
+        )
+        report = add_topology(check_paths(paths, options))
+        complete = tuple(name for name, _ in analyses_for(options)) == FULL_ANALYSES
+        judge = every_code if complete else front_end_only
+
+    baseline: Baseline | None = None
+    if args.write_baseline:
+        before = triage(report, selection, None, judge)
+        baseline = from_findings(before.report.findings, args.write_baseline)
+        write_baseline(baseline)
+        stderr.write(
+            f"wrote {args.write_baseline}: {len(baseline.entries)} known finding"
+            f"{'' if len(baseline.entries) == 1 else 's'}\n"
+        )
+    elif not args.no_baseline and (args.baseline or config.baseline):
+        baseline = load_baseline(str(args.baseline or config.baseline))
+    run = triage(report, selection, baseline, judge)
+
+    color = {"auto": None, "always": True, "never": False}[args.color]
+    options_ = RenderOptions(
+        verbose=getattr(args, "verbose", False), color=color, fail_level=fail_level, lint=lint
+    )
+    write_outputs(run, args.format, outputs, stdout, options_)
+    return exit_code(report, run, fail_level, args.exit_zero)
+
+
+def exit_code(report: RunReport, run: Triaged, fail_level: Severity, exit_zero: bool) -> int:
+    if any(f.code == "COH100" for f in report.findings):
+        return EXIT_ERROR
+    if exit_zero:
+        return EXIT_OK
+    worst = run.report.worst()
+    return EXIT_FINDINGS if worst is not None and worst >= fail_level else EXIT_OK

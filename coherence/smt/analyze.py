@@ -1,0 +1,453 @@
+"""The formal analysis of one transition system: requirements, conflicts, bad equilibria.
+
+:func:`analyze` runs, for the requirements the spec states:
+
+- ``always`` / ``response`` / ``flapping``: bounded model checking from the initial state
+  (and k-induction for ``always``), :mod:`coherence.smt.bmc`;
+- ``coherent``: conflict witnesses for every coupled pair of loops,
+  :mod:`coherence.smt.conflicts` (the objective-alignment matrix is reported for every
+  system with two or more loops; findings only when the spec requires coherence);
+- ``no bad equilibrium``: fixed points that violate a keep-objective at nominal input and
+  the smallest trigger into them, :mod:`coherence.smt.equilibria`.
+
+Every trace in a finding is a simulator trace (the solver's scenario replayed, or a
+simulated input pattern); nothing the solver proposes is shown unless the simulator
+reproduced it. ``unknown`` is reported as COH901 and never passes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+from coherence.ir.dump import format_expr
+from coherence.ir.nodes import Requirement, TransitionSystem, Var
+from coherence.results import AnalysisResult, Cell, Finding, Status, Table, Verdict
+from coherence.simulate.engine import evaluate
+from coherence.simulate.view import show, trace_view
+from coherence.smt import bmc, conflicts, equilibria
+from coherence.smt.options import SmtOptions
+from coherence.smt.solver import SolverStats
+
+BOUNDED = ("always", "response", "flapping")
+CODES = {"always": "COH501", "response": "COH502", "flapping": "COH503"}
+
+
+def analyze(ts: TransitionSystem, options: SmtOptions | None = None) -> AnalysisResult:
+    """The formal analysis of ``ts``: verdicts, findings and tables.
+
+    >>> from coherence.compile import compile_text
+    >>> ts = compile_text("a.coh", "system s { tick 1s input u in [0, 1] nominal 0 "
+    ...                   "state x in [0, 10] init 0 next x = min(x + u, 5) "
+    ...                   "require always x <= 5 for 20 ticks }").systems[0]
+    >>> [(v.kind, v.status.value) for v in analyze(ts).verdicts]
+    [('always', 'proved')]
+    """
+    opts = options or SmtOptions()
+    start = time.perf_counter()
+    stats = SolverStats()
+    findings: list[Finding] = []
+    verdicts: list[Verdict] = []
+    rows: list[tuple[Cell, ...]] = []
+    tables: list[Table] = []
+    data: list[tuple[str, Any]] = [("mode", opts.mode), ("rlimit", opts.rlimit)]
+
+    if "requirements" in opts.analyses:
+        for req in ts.requirements:
+            if req.kind not in BOUNDED:
+                continue
+            res = bmc.check_bounded(ts, req, opts, stats)
+            v, fs = _bounded(ts, req, res, opts)
+            verdicts.append(v)
+            findings += fs
+            rows.append(_row(v))
+
+    coherent = [r for r in ts.requirements if r.kind == "coherent"]
+    if "conflicts" in opts.analyses and len(ts.loops) >= 2:
+        pairs = conflicts.check_all(ts, opts, stats)
+        tables.append(_matrix(ts, pairs))
+        cycles = conflicts.influence_cycles(ts)
+        data.append(("influence_cycles", tuple(" -> ".join((*c, c[0])) for c in cycles)))
+        if opts.cycles:
+            findings += _cycle_findings(ts, cycles)
+        for req in coherent:
+            v, fs = _coherent(ts, req, pairs)
+            verdicts.append(v)
+            findings += fs
+            rows.append(_row(v))
+
+    if "equilibria" in opts.analyses:
+        for req in ts.requirements:
+            if req.kind != "no_bad_equilibrium":
+                continue
+            eq = equilibria.find(ts, opts, stats)
+            v, fs = _equilibrium(ts, req, eq)
+            verdicts.append(v)
+            findings += fs
+            rows.append(_row(v))
+
+    if rows:
+        tables.insert(
+            0,
+            Table("Requirements (formal)", ("requirement", "status", "depth", "detail"),
+                  tuple(rows)),
+        )
+    data.append(("solver", (("calls", stats.calls), ("sat", stats.sat), ("unsat", stats.unsat),
+                            ("unknown", stats.unknown), ("rlimit", stats.rlimit))))
+    return AnalysisResult(
+        "smt",
+        tuple(sorted(findings, key=Finding.sort_key)),
+        tuple(verdicts),
+        tuple(tables),
+        tuple(data),
+        time.perf_counter() - start,
+    )
+
+
+# ---- bounded requirements -------------------------------------------------------------------
+
+
+def req_key(req: Requirement) -> str:
+    """A line-independent subject: ``always:latency<=10``, ``flapping:replicas``, ..."""
+    if req.kind == "always" and req.cond is not None:
+        return "always:" + format_expr(req.cond).replace(" ", "")
+    if req.kind == "response" and req.cond is not None and req.trigger is not None:
+        return ("response:" + format_expr(req.trigger).replace(" ", "") + "->"
+                + format_expr(req.cond).replace(" ", ""))
+    if req.kind == "flapping":
+        return f"flapping:{req.state}"
+    return req.kind
+
+
+def _text(req: Requirement) -> str:
+    return req.text.removeprefix("require ").strip() or req.kind
+
+
+def _row(v: Verdict) -> tuple[Cell, ...]:
+    return (v.requirement.removeprefix("require "), v.status.value, v.depth, v.reason)
+
+
+def _bounded(
+    ts: TransitionSystem, req: Requirement, res: bmc.Result, opts: SmtOptions
+) -> tuple[Verdict, list[Finding]]:
+    findings: list[Finding] = []
+    key = req_key(req)
+    reason = res.reason
+    codes: tuple[str, ...] = ()
+    if res.status is Status.FALSIFIED and res.cex is not None:
+        cex = res.cex
+        code = CODES[req.kind]
+        codes = (code,)
+        when = cex.tick * ts.tick
+        reason = f"violated at t={when:g}s ({cex.source})"
+        extra = _columns(ts, req)
+        note = ("inputs chosen by the solver within their ranges"
+                if cex.source.startswith("solver")
+                else "inputs from a simulated pattern within their ranges")
+        if req.inputs == "held":
+            note += ", held constant"
+        view = trace_view(cex.trace.ts, cex.trace, title=f"{ts.name}: {_text(req)}",
+                          violation_tick=cex.tick, extra=extra, inputs_note=note)
+        findings.append(
+            Finding(
+                code,
+                _violation_message(ts, req, cex),
+                req.span,
+                notes=(f"found by {cex.source}; replayed in the simulator",
+                       *_param_notes(ts, cex.scenario.params)),
+                help=_help(req),
+                trace=view,
+                data=(("tick", cex.tick), ("source", cex.source)),
+                key=key,
+            )
+        )
+    elif res.status is Status.UNKNOWN:
+        codes = ("COH901",)
+        findings.append(
+            Finding(
+                "COH901",
+                f"`{_text(req)}` could not be decided: {res.reason}",
+                req.span,
+                notes=(f"no violation in the first {res.depth} ticks",) + res.notes[:3],
+                help="raise the solver's rlimit (--rlimit) or lower the horizon; "
+                "unknown never counts as a pass",
+                key=f"unknown:{key}",
+            )
+        )
+        if res.spurious:
+            findings.append(
+                Finding(
+                    "COH902",
+                    f"{res.spurious} candidate counterexample(s) for `{_text(req)}` from the "
+                    "over-approximation did not reproduce in simulation",
+                    req.span,
+                    notes=res.notes[:3],
+                    key=f"spurious:{key}",
+                )
+            )
+    elif res.status is Status.PROVED:
+        reason = f"{res.induction_k}-inductive: holds for all time"
+    elif res.status is Status.HOLDS and not reason:
+        reason = f"no violation in {res.depth} ticks"
+    v = Verdict(req.text, req.kind, res.status, req.span, "smt", res.depth, reason, codes)
+    return v, findings
+
+
+def _columns(ts: TransitionSystem, req: Requirement) -> tuple[tuple[str, str], ...]:
+    """Extra trace columns: the lets a requirement reads."""
+    from coherence.smt.conflicts import names_in
+
+    names: set[str] = set()
+    for e in (req.cond, req.trigger):
+        if e is not None:
+            names |= names_in(e)
+    lets = {d.name: d for d in ts.lets}
+    out = []
+    for n in sorted(names):
+        if n in lets and lets[n].owner is None:
+            d = lets[n]
+            unit = "" if d.unit in ("1", "bool") else f" [{d.unit}]"
+            out.append((f"{n}{unit}", n))
+    return tuple(out)
+
+
+def _violation_message(ts: TransitionSystem, req: Requirement, cex: bmc.Counterexample) -> str:
+    t = cex.tick * ts.tick
+    if req.kind == "always":
+        return f"`{_text(req)}` is violated at t={t:g}s"
+    if req.kind == "response":
+        return f"`{_text(req)}`: no response by the deadline at t={t:g}s"
+    assert req.state is not None
+    st = ts.state(req.state)
+    x = cex.trace.state(req.state)[0, : cex.tick + 2]
+    lo, hi = show(float(x.min()), st.scale), show(float(x.max()), st.scale)
+    return (f"`{req.state}` flaps: more than {req.max_reversals} reversals within "
+            f"{req.within * ts.tick:g}s by t={t:g}s (between {lo} and {hi})")
+
+
+def _help(req: Requirement) -> str:
+    if req.kind == "flapping":
+        return "add a stabilization window (`stabilize down 300s`), a deadband or a cooldown"
+    if req.kind == "response":
+        return "the trace shows the trigger and the ticks in which the response did not come"
+    return "the trace shows the inputs and loop actions that lead to the violation"
+
+
+def _param_notes(ts: TransitionSystem, params: dict[str, float] | Any) -> tuple[str, ...]:
+    out = []
+    for p in ts.params:
+        if not p.internal and p.lo < p.hi and p.name in params:
+            out.append(f"uncertain parameter {p.name} = {show(params[p.name], p.scale)} {p.unit}")
+    return tuple(out)
+
+
+# ---- conflicts ------------------------------------------------------------------------------
+
+
+def _matrix(ts: TransitionSystem, pairs: list[conflicts.PairResult]) -> Table:
+    names = [lp.name for lp in ts.loops]
+    cell = {(p.actor, p.affected): p for p in pairs}
+    rows: list[tuple[Cell, ...]] = []
+    for a in names:
+        row: list[Cell] = [a]
+        for b in names:
+            if a == b:
+                row.append("-")
+                continue
+            p = cell[(a, b)]
+            text = p.verdict
+            if p.verdict in (conflicts.CONFLICT, conflicts.REGIONAL) and p.witness is not None:
+                text += f" ({p.witness.objective.split('.')[-1]}, t+{p.witness.tick})"
+            elif p.verdict == conflicts.ALIGNED:
+                text += f" (proved, k={p.depth})"
+            row.append(text)
+        rows.append(tuple(row))
+    note = ("row: the loop that acts; column: the loop whose objectives it may worsen. "
+            "aligned = no witness exists over the declared ranges within k ticks (a proof); "
+            "conflicting = a replayed witness near the operating point; conflicting in a "
+            "region = witnesses exist only away from it; uncoupled = no signal path within "
+            "k ticks")
+    return Table("Objective alignment", ("acts \\ affects", *names), tuple(rows), note)
+
+
+def _coherent(
+    ts: TransitionSystem, req: Requirement, pairs: list[conflicts.PairResult]
+) -> tuple[Verdict, list[Finding]]:
+    findings: list[Finding] = []
+    for p in pairs:
+        if p.verdict in (conflicts.CONFLICT, conflicts.REGIONAL) and p.witness is not None:
+            findings.append(_conflict_finding(ts, p))
+        elif p.verdict == conflicts.UNKNOWN:
+            findings.append(
+                Finding(
+                    "COH901",
+                    f"whether `{p.actor}` works against `{p.affected}` could not be decided: "
+                    f"{p.reason}",
+                    ts.loop(p.actor).span,
+                    related=(ts.loop(p.affected).span,),
+                    help="raise the solver's rlimit; unknown never counts as a pass",
+                    key=f"unknown:conflict:{p.actor}->{p.affected}",
+                )
+            )
+    verdicts = {p.verdict for p in pairs}
+    codes = tuple(sorted({f.code for f in findings}))
+    depth = max((p.depth for p in pairs), default=0)
+    if conflicts.CONFLICT in verdicts:
+        status, reason = Status.FALSIFIED, _pairs_text(pairs, conflicts.CONFLICT)
+    elif conflicts.UNKNOWN in verdicts:
+        status, reason = Status.UNKNOWN, _pairs_text(pairs, conflicts.UNKNOWN)
+    elif conflicts.REGIONAL in verdicts:
+        status = Status.HOLDS
+        reason = "conflicts only away from the operating point: " + _pairs_text(
+            pairs, conflicts.REGIONAL)
+    else:
+        status = Status.PROVED
+        n = sum(p.verdict == conflicts.ALIGNED for p in pairs)
+        reason = f"{n} coupled pair(s) proved aligned over the declared ranges"
+    return Verdict(req.text, req.kind, status, req.span, "smt", depth, reason, codes), findings
+
+
+def _pairs_text(pairs: list[conflicts.PairResult], verdict: str) -> str:
+    return ", ".join(f"{p.actor} -> {p.affected}" for p in pairs if p.verdict == verdict)
+
+
+def _conflict_finding(ts: TransitionSystem, p: conflicts.PairResult) -> Finding:
+    w = p.witness
+    assert w is not None
+    obj = ts.objective(w.objective)
+    acting = evaluate(obj.expr, w.acting)[0]
+    holding = evaluate(obj.expr, w.holding)[0]
+    t = w.tick
+    what = {"minimize": "raises", "maximize": "lowers", "keep": "worsens"}[obj.kind]
+    code = "COH401" if p.verdict == conflicts.CONFLICT else "COH402"
+    where = "" if p.verdict == conflicts.CONFLICT else " (only away from the operating point)"
+    msg = (f"`{p.actor}` works against `{p.affected}`: its action {what} "
+           f"`{obj.name}` beyond its tolerance within {t} tick{'s' if t != 1 else ''}{where}")
+    notes = [
+        f"at t+{t}: {obj.name} = {show(float(acting[t]), obj.scale)} when `{p.actor}` acts, "
+        f"{show(float(holding[t]), obj.scale)} when it holds"
+        + (f" (tolerance {obj.tolerance * 100:g}%)" if obj.relative
+           else f" (tolerance {show(obj.tolerance, obj.scale)})" if obj.tolerance else ""),
+        "coupled through " + ", ".join(f"`{n}`" for n in p.via[:4]),
+        "witness: a state within the declared bounds and inputs within their ranges, "
+        "replayed in the simulator with and without the action",
+    ]
+    if p.reason:
+        notes.append(p.reason)
+    if w.scenario.phase:
+        notes.append(f"tick 0 of the trace is tick {w.scenario.phase} of the hyperperiod")
+    extra: tuple[tuple[str, str], ...] = ()
+    if isinstance(obj.expr, Var):
+        extra = ((f"{obj.name} (acting)", obj.expr.name),)
+    view = trace_view(w.acting.ts, w.acting, title=f"{p.actor} acting; {p.affected}'s view",
+                      violation_tick=t, last_tick=t, extra=extra,
+                      inputs_note="start state and inputs chosen by the solver")
+    return Finding(
+        code,
+        msg,
+        ts.loop(p.actor).span,
+        notes=tuple(notes),
+        help=f"check that `{p.actor}` and `{p.affected}` want compatible things; separate their "
+        "time scales, or make one loop's law account for the other's objective",
+        related=(ts.loop(p.affected).span, obj.span),
+        trace=view,
+        data=(("holding", tuple(float(x) for x in holding[: t + 1])),
+              ("acting", tuple(float(x) for x in acting[: t + 1])),
+              ("operating_region", w.operating)),
+        key=f"conflict:{p.actor}->{p.affected}",
+    )
+
+
+def _cycle_findings(ts: TransitionSystem, cycles: list[tuple[str, ...]]) -> list[Finding]:
+    out = []
+    for c in cycles:
+        path = " -> ".join((*c, c[0]))
+        out.append(
+            Finding(
+                "COH403",
+                f"loops influence each other in a cycle: {path}",
+                ts.loop(c[0]).span,
+                related=tuple(ts.loop(n).span for n in c[1:]),
+                key=f"cycle:{path}",
+            )
+        )
+    return out
+
+
+# ---- bad equilibria -------------------------------------------------------------------------
+
+
+def _equilibrium(
+    ts: TransitionSystem, req: Requirement, eq: equilibria.EquilibriumResult
+) -> tuple[Verdict, list[Finding]]:
+    findings: list[Finding] = []
+    codes: tuple[str, ...] = ()
+    reason = eq.reason
+    if eq.status is Status.FALSIFIED and eq.state is not None:
+        obj = ts.objective(eq.objective)
+        codes = ("COH504",)
+        state = ", ".join(
+            f"{s.name} = {show(eq.state[s.name], s.scale)}"
+            for s in ts.states
+            if s.kind in ("plant", "actuator")
+        )
+        notes = [f"the self-sustaining state at nominal input: {state}"]
+        trig = eq.trigger
+        if trig is not None:
+            u = next(x for x in ts.inputs if x.name == trig.input)
+            notes.append(
+                f"trigger: {trig.input} at {show(trig.level, u.scale)} {u.unit} for "
+                f"{trig.ticks * ts.tick:g}s from the operating point, then nominal again: the "
+                "system stays there"
+            )
+            view = trace_view(
+                ts, trig.trace, title=f"{ts.name}: burst of {trig.input}, then nominal",
+                violation_tick=trig.violation_tick,
+                last_tick=min(trig.trace.ticks - 1,
+                              max(trig.violation_tick, trig.ticks) + 2 * ts.hyperperiod + 5),
+                inputs_note=f"{trig.input} burst for {trig.ticks} ticks, nominal afterwards",
+            )
+            reason = (f"`{obj.name}` violated at a self-sustaining state; trigger: {trig.input} "
+                      f"{show(trig.level, u.scale)} {u.unit} for {trig.ticks * ts.tick:g}s")
+        else:
+            notes.append("no burst of a single input within the search grid reaches it from "
+                         "the operating point")
+            assert eq.orbit is not None
+            view = trace_view(ts, eq.orbit, title=f"{ts.name}: nominal input from the bad state",
+                              violation_tick=0, last_tick=min(eq.orbit.ticks - 1,
+                                                              4 * ts.hyperperiod),
+                              inputs_note="nominal inputs")
+            reason = f"`{obj.name}` violated at a self-sustaining state"
+        findings.append(
+            Finding(
+                "COH504",
+                f"a self-sustaining state violates `{obj.name}` at nominal input "
+                "(metastable failure)",
+                req.span,
+                notes=tuple(notes),
+                help="bound the loop that sustains it (a retry budget, a cap, hysteresis) so the "
+                "overload cannot feed itself",
+                related=(obj.span,),
+                trace=view,
+                key=f"bad_equilibrium:{obj.name}",
+            )
+        )
+    elif eq.status is Status.UNKNOWN:
+        codes = ("COH901",)
+        findings.append(
+            Finding(
+                "COH901",
+                f"`{_text(req)}` could not be decided: {eq.reason}",
+                req.span,
+                notes=eq.notes[:3],
+                help="raise the solver's rlimit; unknown never counts as a pass",
+                key="unknown:bad_equilibrium",
+            )
+        )
+    v = Verdict(req.text, req.kind, eq.status, req.span, "smt", ts.hyperperiod, reason, codes)
+    return v, findings
+
+
+def with_options(options: SmtOptions | None, **changes: Any) -> SmtOptions:
+    return replace(options or SmtOptions(), **changes)

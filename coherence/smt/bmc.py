@@ -1,0 +1,594 @@
+"""Bounded model checking and k-induction of ``always``, ``response`` and ``flapping``.
+
+The violation of a requirement at depth ``d`` is encoded with exactly the trace semantics of
+:mod:`coherence.simulate.requirements`:
+
+- ``always φ``: ``not φ`` at tick ``d`` (``0 <= d < H``);
+- ``after τ then φ within N``: ``τ`` at ``d - N`` and ``not φ`` at every tick ``d-N .. d``
+  (``N <= d < H``), the tick the simulator reports being the deadline ``d``;
+- ``no flapping of x max r within W``: with ``δ(t) = x(t+1) - x(t)``, its sign (``> 1e-12``,
+  ``< -1e-12``, else 0) and the sign of the last non-zero ``δ`` before ``t``, a reversal at
+  ``t`` when both are non-zero and differ; violated at ``d`` when the ticks
+  ``max(0, d-W+1) .. d`` hold more than ``r`` reversals.
+
+BMC unrolls from the initial state in chunks of growing depth (1, 2, 4, ... ticks), asks for
+a violation anywhere in the new chunk, and replays every model in the simulator; a model that
+does not reproduce is never a finding. In ``auto`` mode a chunk goes to the linear
+over-approximation first (its ``unsat`` is a proof) and to exact arithmetic only when that
+finds a candidate that does not replay or gives up. k-induction proves an ``always``
+requirement for all time: the step runs from any state within the declared bounds (registers
+within their signal's range, integer states integral), any phase of the hyperperiod (a
+symbolic tick counter) and, when it helps, with the simple-path constraint between states of
+the same phase.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import z3
+
+from coherence.ir.nodes import Requirement, TransitionSystem
+from coherence.results import Status
+from coherence.simulate.engine import Trace, evaluate, simulate
+from coherence.simulate.requirements import check_requirement
+from coherence.smt.encode import (
+    EXACT,
+    FALSE,
+    OVERAPPROX,
+    Cond,
+    EncodeError,
+    Encoder,
+    Inputs,
+    Num,
+    Path,
+    SymbolicPhase,
+    const,
+    free_start,
+    integer_states,
+    param_values,
+)
+from coherence.smt.options import SmtOptions
+from coherence.smt.replay import Scenario, replay, scenario_from_model
+from coherence.smt.solver import Answer, Outcome, SolverStats, check, new_solver
+
+FLAP_EPS = Fraction(1, 10**12)  # the simulator's reversal threshold (requirements.reversals)
+
+
+@dataclass(frozen=True, slots=True)
+class Counterexample:
+    """A violation the simulator reproduced."""
+
+    trace: Trace
+    tick: int  # first failing tick, as coherence.simulate.requirements reports it
+    source: str  # who proposed it: "solver (exact)", "solver (over-approximation)", "patterns"
+    scenario: Scenario
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The status of one bounded requirement."""
+
+    status: Status
+    depth: int  # ticks established without a violation (from the initial state)
+    reason: str = ""
+    cex: Counterexample | None = None
+    notes: tuple[str, ...] = ()
+    spurious: int = 0  # candidates from a relaxed encoding that did not replay
+    induction_k: int | None = None
+
+
+def horizon_of(req: Requirement, options: SmtOptions) -> int:
+    h = max(1, req.horizon)
+    return min(h, options.horizon) if options.horizon else h
+
+
+# ---- one unrolling from the initial state ---------------------------------------------------
+
+
+class Run:
+    """An unrolling of the system from its initial state in one mode, with its own solver."""
+
+    def __init__(self, ts: TransitionSystem, req: Requirement, mode: str, stats: SolverStats):
+        self.ts = ts
+        self.req = req
+        self.mode = mode
+        self.stats = stats
+        self.enc = Encoder(ts, mode, tag=f"{mode[0]}.")
+        self.params = param_values(self.enc, ts)
+        self.inputs = Inputs(self.enc, ts, "held" if req.inputs == "held" else "free")
+        self.path = Path(self.enc, self.params, self.inputs)
+        self.solver = new_solver()
+        self.flap = Flapping(self.enc, self.path, req) if req.kind == "flapping" else None
+        self._bad: dict[tuple[int, Fraction], Cond] = {}
+        self._count = 0
+
+    def violation(self, d: int, margin: Fraction) -> Cond:
+        req, path, enc = self.req, self.path, self.enc
+        if req.kind == "always":
+            assert req.cond is not None
+            return path.holds(req.cond, d, margin, positive=False)
+        if req.kind == "response":
+            assert req.cond is not None and req.trigger is not None
+            n = req.within
+            if d < n:
+                return FALSE
+            parts = [path.holds(req.trigger, d - n, margin, positive=True)]
+            parts += [path.holds(req.cond, j, margin, positive=False) for j in range(d - n, d + 1)]
+            return enc.and_(parts)
+        assert self.flap is not None
+        return self.flap.violation(d)
+
+    def bad(self, d: int, margin: Fraction) -> Cond:
+        """A violation at depth ``d``, or an undefined operation on the way there."""
+        key = (d, margin)
+        if key not in self._bad:
+            parts = [self.violation(d, margin), self.path.undefined(range(self.path.depth + 1))]
+            self._bad[key] = self.enc.or_(parts)
+        return self._bad[key]
+
+    def query(self, d: int, margin: Fraction, rlimit: int) -> Answer:
+        """Is there a run with a violation at depth ``d``?"""
+        bad = self.bad(d, margin)
+        self.solver.add(*self.enc.drain())
+        if bad.value is False:
+            return Answer(Outcome.UNSAT, "decided by bounds")
+        self._count += 1
+        flag = z3.Bool(f"{self.enc.tag}bad?{self._count}")
+        self.solver.add(z3.Implies(flag, bad.term))
+        return check(self.solver, rlimit, [flag], stats=self.stats)
+
+    def safe(self, d: int) -> None:
+        """Record that no run violates at depth ``d`` (proved): later depths may use it."""
+        bad = self.bad(d, Fraction(0))
+        self.solver.add(*self.enc.drain())
+        if bad.value is not False:
+            self.solver.add(z3.Not(bad.term))
+
+    def scenario(self, model: Any, ticks: int) -> Scenario:
+        return scenario_from_model(model, self.path, ticks)
+
+    def undefined_in(self, model: Any) -> bool:
+        terms = [u for f in self.path.frames for u in f.undefined]
+        return any(z3.is_true(model.eval(u, model_completion=True)) for u in terms)
+
+
+class Flapping:
+    """The reversal counter of ``no flapping`` over an unrolled path, in propositional form.
+
+    ``up(t)``/``down(t)``: ``δ(t) > 1e-12`` / ``δ(t) < -1e-12``; ``last_up``/``last_down``: the
+    sign of the last non-zero ``δ`` before ``t``; a reversal is ``up and last_down`` or
+    ``down and last_up``; "more than r in a window" is a cardinality constraint.
+    """
+
+    def __init__(self, enc: Encoder, path: Path, req: Requirement) -> None:
+        assert req.state is not None
+        self.enc = enc
+        self.path = path
+        self.req = req
+        self.last: list[tuple[Cond, Cond]] = [(FALSE, FALSE)]
+        self.revs: list[Cond] = []
+
+    def _moves(self, t: int) -> tuple[Cond, Cond]:
+        assert self.req.state is not None
+        while self.path.depth < t + 1:
+            self.path.extend()
+        x0 = self.path.value(t, self.req.state)
+        x1 = self.path.value(t + 1, self.req.state)
+        assert isinstance(x0, Num) and isinstance(x1, Num)
+        d = self.enc.sub(x1, x0)
+        eps = const(FLAP_EPS)
+        return self.enc.compare(">", d, eps), self.enc.compare("<", d, self.enc.neg(eps))
+
+    def _latch(self, c: Cond, name: str) -> Cond:
+        if c.value is not None:
+            return c
+        v = z3.Bool(f"{self.enc.tag}{name}")
+        self.enc.constraints.append(v == c.term)
+        return Cond(v)
+
+    def rev(self, t: int) -> Cond:
+        enc = self.enc
+        while len(self.revs) <= t:
+            k = len(self.revs)
+            up, down = self._moves(k)
+            lu, ld = self.last[k]
+            r = enc.or_([enc.and_([up, ld]), enc.and_([down, lu])])
+            self.revs.append(self._latch(r, f"rev@{k}"))
+            nu = enc.or_([up, enc.and_([enc.not_(down), lu])])
+            nd = enc.or_([down, enc.and_([enc.not_(up), ld])])
+            self.last.append((self._latch(nu, f"lastup@{k + 1}"),
+                              self._latch(nd, f"lastdown@{k + 1}")))
+        return self.revs[t]
+
+    def violation(self, d: int) -> Cond:
+        w, r = self.req.within, self.req.max_reversals
+        flags = [self.rev(j) for j in range(max(0, d - w + 1), d + 1)]
+        known = sum(1 for f in flags if f.value is True)
+        open_ = [f.term for f in flags if f.value is None]
+        need = r + 1 - known
+        if need <= 0:
+            return Cond(z3.BoolVal(True), True)
+        if len(open_) < need:
+            return FALSE
+        return Cond(z3.AtLeast(*open_, need))
+
+
+# ---- replay ----------------------------------------------------------------------------------
+
+
+def confirm(ts: TransitionSystem, req: Requirement, sc: Scenario) -> tuple[Trace, int]:
+    """Replay a scenario and judge the requirement with the reference semantics."""
+    trace = replay(ts, sc)
+    fail = check_requirement(req, trace)
+    assert fail is not None
+    return trace, int(fail[0])
+
+
+# ---- input patterns --------------------------------------------------------------------------
+
+
+def pattern_inputs(ts: TransitionSystem, ticks: int, held: bool, seed: int) -> np.ndarray:
+    """Structured adversarial input sequences ``[S, ticks, n_inputs]`` within the ranges."""
+    n = len(ts.inputs)
+    lo = np.array([u.lo for u in ts.inputs])
+    hi = np.array([u.hi for u in ts.inputs])
+    nom = np.array([u.nominal for u in ts.inputs])
+    rng = np.random.default_rng(seed)
+    pats: list[np.ndarray] = []
+
+    def const_(v: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(v, (ticks, n)).copy()
+
+    for v in (nom, lo, hi):
+        pats.append(const_(v))
+    for j in range(min(n, 4)):
+        for side in (lo, hi):
+            v = nom.copy()
+            v[j] = side[j]
+            pats.append(const_(v))
+    if held:
+        for _ in range(8):
+            pats.append(const_(lo + (hi - lo) * rng.random(n)))
+        return np.stack(pats)
+    t = np.arange(ticks)[:, None]
+    for start in sorted({ticks // 10, ticks // 4, ticks // 2}):
+        for side in (hi, lo):
+            pats.append(np.where(t >= start, side, nom))
+    for width in (1, 2, 5, 10, 20, 50):
+        if width < ticks:
+            pats.append(np.where(t < width, hi, nom))
+            pats.append(np.where(t < width, lo, nom))
+    hyper = ts.hyperperiod
+    for half in sorted({1, 2, 3, 5, 8, 13, hyper, 2 * hyper, max(1, hyper // 2)}):
+        for shift in (0, half):
+            phase = ((t + shift) // half) % 2 == 0
+            pats.append(np.where(phase, hi, lo))
+    for _ in range(12):
+        pats.append(np.where(rng.random((ticks, n)) < 0.5, lo, hi))
+    for _ in range(12):
+        pats.append(lo + (hi - lo) * rng.random((ticks, n)))
+    return np.stack(pats)
+
+
+def param_settings(ts: TransitionSystem) -> list[dict[str, float]]:
+    """The parameter values patterns are tried with: as declared, then each uncertain range's
+    low and high ends together."""
+    unc = [p for p in ts.params if not p.internal and p.lo < p.hi]
+    out: list[dict[str, float]] = [{}]
+    if unc:
+        out.append({p.name: p.lo for p in unc})
+        out.append({p.name: p.hi for p in unc})
+    return out
+
+
+def falsify_by_patterns(
+    ts: TransitionSystem, req: Requirement, ticks: int, seed: int
+) -> Counterexample | None:
+    """Simulate the structured patterns; the earliest violation, replayed alone, or None."""
+    n_ticks = ticks if req.kind != "flapping" else ticks
+    if not ts.inputs and not any(p.lo < p.hi for p in ts.params if not p.internal):
+        pats = np.zeros((1, n_ticks, 0))
+    else:
+        pats = pattern_inputs(ts, n_ticks, req.inputs == "held", seed)
+    best: tuple[int, Scenario] | None = None
+    for setting in param_settings(ts):
+        with np.errstate(all="ignore"):
+            trace = simulate(ts, n_ticks, inputs=pats, params=setting or None)
+        fail = check_requirement(req, trace)
+        assert fail is not None
+        hits = np.flatnonzero(fail >= 0)
+        if hits.size == 0:
+            continue
+        s = int(hits[np.argmin(fail[hits])])
+        tick = int(fail[s])
+        if best is None or tick < best[0]:
+            params = {p.name: float(trace.params[p.name][s]) for p in ts.params}
+            init = {name: float(trace.states[s, 0, i]) for i, name in enumerate(ts.state_names)}
+            best = (tick, Scenario(pats[s].copy(), params, init))
+    if best is None:
+        return None
+    tick, sc = best
+    cut = min(sc.ticks, tick + 2)
+    sc = Scenario(sc.inputs[:cut], sc.params, sc.init)
+    trace, fail_tick = confirm(ts, req, sc)
+    if fail_tick < 0:  # cannot happen: the same simulator; kept as a guard
+        return None
+    return Counterexample(trace, fail_tick, "simulation of input patterns", sc)
+
+
+# ---- BMC --------------------------------------------------------------------------------------
+
+
+def modes_for(options: SmtOptions) -> list[str]:
+    if options.mode == "auto":
+        return [OVERAPPROX, EXACT]
+    return [options.mode]
+
+
+def bmc(
+    ts: TransitionSystem,
+    req: Requirement,
+    options: SmtOptions,
+    stats: SolverStats,
+    depth: int | None = None,
+) -> Result:
+    """Check ``req`` from the initial state for ``depth`` ticks (its horizon by default).
+
+    One query per depth ``d``: "a violation at ``d``". Each depth proved safe is asserted in
+    every solver, so deeper queries need not rediscover it (the standard strengthening of
+    incremental BMC). The whole check spends at most ``options.budget`` of rlimit.
+    """
+    horizon = depth if depth is not None else horizon_of(req, options)
+    capped = replace(req, horizon=horizon)
+    first = req.within if req.kind == "response" else 0
+    if horizon <= first:
+        return Result(Status.HOLDS, horizon, "the horizon is too short for any violation")
+    runs: dict[str, Run] = {}
+    margin = Fraction(options.margin).limit_denominator(10**12)
+    spurious = 0
+    notes: list[str] = []
+    budget = options.budget
+    for d in range(first, horizon):
+        reasons: list[str] = []
+        proved = False
+        for m in modes_for(options):
+            if m == EXACT and OVERAPPROX in runs and not runs[OVERAPPROX].enc.relaxed:
+                continue  # a linear system: both encodings are the same
+            if budget <= 0:
+                return Result(Status.UNKNOWN, d, f"the resource budget ({options.budget}) is "
+                              f"spent at depth {d}", None, tuple(notes), spurious)
+            try:
+                run = runs.get(m)
+                if run is None:
+                    run = runs[m] = Run(ts, req, m, stats)
+                    for k in range(first, d):
+                        run.safe(k)
+                ans = run.query(d, Fraction(0), min(options.rlimit, budget))
+            except EncodeError as exc:
+                return Result(Status.UNKNOWN, d, f"cannot encode the system: {exc}")
+            budget -= ans.rlimit_used
+            refined = 0
+            why = ""
+            while ans.sat:
+                cex, why = _judge(ts, capped, run, ans, d, margin, options)
+                if cex is not None:
+                    return Result(Status.FALSIFIED, cex.tick, "", cex, tuple(notes), spurious)
+                if not run.enc.relaxed:
+                    break
+                spurious += 1
+                # refine the relaxation where the spurious model cheats, and ask again
+                if refined >= options.refinements or budget <= 0:
+                    break
+                if run.enc.refine(ans.model) == 0:
+                    break
+                refined += 1
+                ans = run.query(d, Fraction(0), min(options.rlimit, budget))
+                budget -= ans.rlimit_used
+            if ans.unsat:
+                proved = True
+                break
+            if ans.unknown:
+                reasons.append(f"{_mode_name(m)}: {ans.reason}")
+                continue
+            if run.enc.relaxed:
+                notes.append(
+                    f"{_mode_name(m)} candidate at depth {d} did not replay "
+                    f"(after {refined} refinements): {why}"
+                )
+            reasons.append(f"{_mode_name(m)}: {why}")
+        if not proved:
+            reason = "; ".join(reasons) or "no solver could decide"
+            return Result(Status.UNKNOWN, d, f"depth {d}: {reason}", None, tuple(notes), spurious)
+        for run in runs.values():
+            run.safe(d)
+    why = ""
+    if horizon < max(1, req.horizon):
+        why = f"checked to depth {horizon} of the requirement's {req.horizon} ticks"
+    return Result(Status.HOLDS, horizon, why, None, tuple(notes), spurious)
+
+
+def _mode_name(mode: str) -> str:
+    return "over-approximation" if mode == OVERAPPROX else "exact arithmetic"
+
+
+def _judge(
+    ts: TransitionSystem,
+    req: Requirement,
+    run: Run,
+    ans: Answer,
+    d: int,
+    margin: Fraction,
+    options: SmtOptions,
+) -> tuple[Counterexample | None, str]:
+    """Replay a model; retry with a robustness margin when an exact model sits on a boundary."""
+    ticks = d + 1
+    sc = run.scenario(ans.model, ticks)
+    trace, tick = confirm(ts, req, sc)
+    source = f"solver ({_mode_name(run.mode)})"
+    if tick >= 0:
+        return Counterexample(trace, tick, source, sc), ""
+    if run.undefined_in(ans.model):
+        return None, "the model divides by zero (or takes log/sqrt out of domain) on the way"
+    if run.enc.relaxed:
+        return None, "the relaxation's candidate is spurious"
+    if margin > 0:
+        ans2 = run.query(d, margin, options.rlimit)
+        if ans2.sat:
+            sc2 = run.scenario(ans2.model, ticks)
+            trace2, tick2 = confirm(ts, req, sc2)
+            if tick2 >= 0:
+                return Counterexample(trace2, tick2, source, sc2), ""
+        if ans2.unsat:
+            return None, (
+                f"violations exist only within {float(margin):g} of the boundary, where float "
+                "rounding decides"
+            )
+    return None, "the exact model did not reproduce in float simulation"
+
+
+# ---- k-induction ----------------------------------------------------------------------------
+
+
+def induction_depth(ts: TransitionSystem, options: SmtOptions) -> int:
+    if options.induction_depth is not None:
+        return max(1, options.induction_depth)
+    return max(2, min(12, ts.hyperperiod + 1))
+
+
+def k_induction(
+    ts: TransitionSystem,
+    req: Requirement,
+    options: SmtOptions,
+    stats: SolverStats,
+    kmax: int | None = None,
+) -> tuple[int | None, str]:
+    """The smallest ``k <= kmax`` whose induction step holds, or None with the reason."""
+    assert req.kind == "always" and req.cond is not None
+    kmax = kmax or induction_depth(ts, options)
+    steps = [Step(ts, req, m, stats) for m in modes_for(options)]
+    reason = ""
+    budget = 2 * options.rlimit  # the whole attempt; a proof is a bonus, not a requirement
+    for k in range(1, kmax + 1):
+        for st in steps:
+            if st.mode == EXACT and steps[0] is not st and not steps[0].enc.relaxed:
+                continue
+            if budget <= 0:
+                return None, f"k-induction stopped at k={k}: its resource budget is spent"
+            try:
+                ans = st.query(k, min(options.rlimit, budget))
+            except EncodeError as exc:
+                return None, f"cannot encode the system: {exc}"
+            budget -= ans.rlimit_used
+            if ans.unsat:
+                return k, ""
+            if ans.unknown:
+                reason = f"k={k}, {_mode_name(st.mode)}: {ans.reason}"
+                continue
+            if st.real_step_counterexample(ans.model, k):
+                break  # the step really fails at this k: no other mode can prove it
+    return None, reason or f"not {kmax}-inductive"
+
+
+class Step:
+    """The induction step from any admissible state, in one mode, built incrementally."""
+
+    def __init__(self, ts: TransitionSystem, req: Requirement, mode: str, stats: SolverStats):
+        self.ts = ts
+        self.req = req
+        self.mode = mode
+        self.stats = stats
+        enc = Encoder(ts, mode, tag=f"k{mode[0]}.")
+        self.enc = enc
+        params = param_values(enc, ts)
+        ints = integer_states(ts)
+        start = free_start(enc, ts, params, ints)
+        h = ts.hyperperiod
+        self.phase = SymbolicPhase(f"{enc.tag}phase", h)
+        enc.constraints += self.phase.constraints()
+        inputs = Inputs(enc, ts, "held" if req.inputs == "held" else "free")
+        self.path = Path(enc, params, inputs, start, self.phase if h > 1 else 0, ints)
+        self.solver = new_solver()
+        self.assumed = 0  # ticks whose property is asserted
+
+    def query(self, k: int, rlimit: int) -> Answer:
+        """Assume the property at ticks 0..k-1; ask for a violation at tick k."""
+        req, path, enc = self.req, self.path, self.enc
+        assert req.cond is not None
+        h = self.ts.hyperperiod
+        while path.depth < k:
+            path.extend()
+        while self.assumed < k:
+            t = self.assumed
+            ok = enc.and_([path.holds(req.cond, t), enc.not_(path.undefined([t]))])
+            self.solver.add(ok.term)
+            for i in range(t):
+                if (t - i) % h == 0:  # simple path between states of the same phase
+                    self.solver.add(_differ(path, i, t))
+            self.assumed += 1
+        bad = enc.or_([path.holds(req.cond, k, positive=False), path.undefined([k])])
+        self.solver.add(*enc.drain())
+        if bad.value is False:
+            return Answer(Outcome.UNSAT, "decided by bounds")
+        self.solver.push()
+        self.solver.add(bad.term)
+        ans = check(self.solver, rlimit, stats=self.stats)
+        self.solver.pop()
+        return ans
+
+
+    def real_step_counterexample(self, model: Any, k: int) -> bool:
+        """Whether the simulator, run from the model's state, phase and inputs, shows the
+        property at ticks 0..k-1 and its violation at tick k."""
+        assert self.req.cond is not None
+        phase = self.phase.value(model) if not isinstance(self.path.phase, int) else 0
+        sc = scenario_from_model(model, self.path, k + 1, phase)
+        try:
+            trace = replay(self.ts, sc)
+            ok = evaluate(self.req.cond, trace)[0]
+        except (ValueError, KeyError, FloatingPointError):
+            return False
+        return bool(np.all(ok[:k] != 0) and ok[k] == 0)
+
+
+def _differ(path: Path, i: int, j: int) -> Any:
+    a, b = path.state_terms(i), path.state_terms(j)
+    diffs = [a[n].term != b[n].term for n in a if not z3.eq(a[n].term, b[n].term)]
+    return z3.Or(*diffs) if diffs else z3.BoolVal(False)
+
+
+# ---- one requirement -------------------------------------------------------------------------
+
+
+def check_bounded(
+    ts: TransitionSystem, req: Requirement, options: SmtOptions, stats: SolverStats
+) -> Result:
+    """The status of an always / response / flapping requirement."""
+    horizon = horizon_of(req, options)
+    capped = replace(req, horizon=horizon)
+    if options.patterns:
+        cex = falsify_by_patterns(ts, capped, horizon, options.seed)
+        if cex is not None:
+            return Result(Status.FALSIFIED, cex.tick, "", cex)
+    if req.kind == "always":
+        k, why = k_induction(ts, req, options, stats)
+        if k is not None:
+            base = bmc(ts, req, options, stats, depth=k)
+            if base.status is Status.HOLDS:
+                return Result(Status.PROVED, horizon, f"{k}-inductive", None, base.notes,
+                              base.spurious, k)
+            if base.status is Status.FALSIFIED:
+                return base
+        res = bmc(ts, req, options, stats)
+        if res.status is Status.HOLDS and why and not res.reason:
+            return res
+        return res
+    return bmc(ts, req, options, stats)
+
+
+def finite(x: float) -> bool:
+    return math.isfinite(x)

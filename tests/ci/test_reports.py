@@ -1,0 +1,245 @@
+"""Every output format: golden files, schema validity, and the details each format promises.
+
+Golden files live in tests/golden/reports/ (regenerate with ``pytest --update-golden``):
+each format on three specs checked with ``--no-smt --no-linear`` (deterministic), and on a
+synthetic run that uses every part of the result model (verdicts, tables, data, traces,
+suppressions), since the analyses that produce those are still being written.
+
+tests/data/sarif-2.1.0.json is the official OASIS schema, unchanged:
+oasis-tcs/sarif-spec, Schemata/sarif-schema-2.1.0.json at commit 0a8091f7d4057e57b6d8d9b56129e5f918747b34.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import jsonschema
+import pytest
+
+from coherence.diagnostics import REGISTRY, Severity
+from coherence.reports import FORMATS, RenderOptions, render
+from coherence.reports.github import escape_data, escape_property
+from coherence.reports.json import schema
+from coherence.results import RunReport
+from tests.ci import model
+from tests.ci.util import OVERLOAD, SARIF_SCHEMA, SUPPRESSED, TIPPING, cli, normalise
+
+SPECS = {"tipping_point": TIPPING, "overload": OVERLOAD, "suppressed": SUPPRESSED}
+SUFFIX = {
+    "text": "txt",
+    "json": "json",
+    "sarif": "sarif.json",
+    "junit": "junit.xml",
+    "github": "github.txt",
+    "markdown": "md",
+}
+
+
+def sarif_validator() -> jsonschema.Draft4Validator:
+    return jsonschema.Draft4Validator(json.loads(SARIF_SCHEMA.read_text(encoding="utf-8")))
+
+
+def report_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
+def rendered(fmt: str, run: Any, options: RenderOptions | None = None) -> str:
+    out = io.StringIO()
+    render(fmt, run, out, options or RenderOptions(color=False, width=100))
+    return out.getvalue()
+
+
+@pytest.mark.usefixtures("in_root")
+@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("name", list(SPECS))
+def test_golden_reports_of_specs(golden: Any, fmt: str, name: str) -> None:
+    code, out, err = cli("check", SPECS[name], "--no-smt", "--no-linear", "--format", fmt)
+    assert code in (0, 1), err
+    golden.check(f"reports/{name}.{SUFFIX[fmt]}", normalise(out))
+
+
+@pytest.mark.usefixtures("in_root")
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_golden_reports_of_the_synthetic_run(golden: Any, fmt: str) -> None:
+    options = RenderOptions(color=False, width=100, fail_level=Severity.WARNING)
+    golden.check(
+        f"reports/synthetic.{SUFFIX[fmt]}", normalise(rendered(fmt, model.triaged(), options))
+    )
+
+
+@pytest.mark.usefixtures("in_root")
+@pytest.mark.parametrize("name", list(SPECS))
+def test_sarif_is_valid_against_the_official_schema(name: str) -> None:
+    _, out, _ = cli("check", SPECS[name], "--no-smt", "--no-linear", "--format", "sarif")
+    sarif_validator().validate(json.loads(out))
+
+
+@pytest.mark.usefixtures("in_root")
+def test_synthetic_sarif_and_json_are_valid() -> None:
+    sarif_validator().validate(json.loads(rendered("sarif", model.triaged())))
+    report_validator().validate(json.loads(rendered("json", model.triaged())))
+
+
+@pytest.mark.usefixtures("in_root")
+@pytest.mark.parametrize("name", list(SPECS))
+def test_json_is_valid_against_its_schema(name: str) -> None:
+    _, out, _ = cli("check", SPECS[name], "--no-smt", "--no-linear", "--format", "json")
+    doc = json.loads(out)
+    report_validator().validate(doc)
+    assert doc["schema_version"] == "1"
+
+
+def test_the_json_schema_is_a_valid_schema_and_shipped_in_the_package() -> None:
+    jsonschema.Draft202012Validator.check_schema(schema())
+    assert schema()["properties"]["schema_version"]["const"] == "1"
+
+
+def test_the_vendored_sarif_schema_is_the_official_one() -> None:
+    doc = json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft4Validator.check_schema(doc)
+    assert doc["id"].endswith("/sarif-schema-2.1.0.json") and "oasis-open.org" in doc["id"]
+    assert doc["properties"]["version"]["enum"] == ["2.1.0"]
+
+
+@pytest.mark.usefixtures("in_root")
+def test_json_writes_non_finite_numbers_and_numpy_values_as_valid_json() -> None:
+    text = rendered("json", model.triaged())
+    doc = json.loads(text)  # strict: NaN / Infinity would not even be written
+    system = doc["files"][0]["systems"][0]
+    linear = next(a for a in system["analyses"] if a["analysis"] == "linear")
+    assert linear["data"]["eigenvalues"][0] == {"re": 0.5, "im": 0.5}
+    assert linear["data"]["open_loop_radius"] == "inf"
+    assert linear["data"]["participation"] == [0.63, 0.37]
+    assert linear["data"]["stable"] is True
+    assert linear["tables"][0]["rows"][1][1:3] == ["nan", "inf"]
+    trace = next(f for f in system["findings"] if f["code"] == "COH501")["trace"]
+    assert trace["steps"][2]["values"][2] == "inf" and trace["steps"][2]["violated"] is True
+
+
+@pytest.mark.usefixtures("in_root")
+def test_sarif_rules_are_the_whole_registry_in_code_order_with_help() -> None:
+    doc = json.loads(rendered("sarif", model.triaged()))
+    run = doc["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == sorted(REGISTRY)
+    r = next(r for r in rules if r["id"] == "COH207")
+    assert REGISTRY["COH207"].explanation in r["help"]["text"]
+    assert "Example:" in r["help"]["text"] and r["defaultConfiguration"]["level"] == "error"
+    for result in run["results"]:
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+
+
+@pytest.mark.usefixtures("in_root")
+def test_sarif_results_carry_fingerprints_traces_and_suppressions() -> None:
+    run = json.loads(rendered("sarif", model.triaged()))["runs"][0]
+    by_rule = {r["ruleId"]: r for r in run["results"]}
+    violated = by_rule["COH501"]
+    assert violated["partialFingerprints"]["coherence/v1"] == model.findings()[0].fingerprint
+    flow = violated["codeFlows"][0]["threadFlows"][0]["locations"]
+    assert len(flow) == 3 and flow[-1]["kinds"] == ["danger"]
+    assert len(violated["relatedLocations"]) == 2
+    assert "suppressions" not in violated
+    inline = by_rule["COH505"]["suppressions"][0]
+    assert inline == {
+        "kind": "inSource",
+        "status": "accepted",
+        "justification": "the bound models admission control",
+        "location": inline["location"],
+    }
+    assert by_rule["COH312"]["suppressions"][0]["kind"] == "external"
+    region = violated["locations"][0]["physicalLocation"]["region"]
+    assert (region["startLine"], region["startColumn"]) == (28, 3)
+
+
+def test_fingerprints_do_not_depend_on_lines() -> None:
+    f = model.findings()[0]
+    from dataclasses import replace
+
+    moved = replace(f, span=replace(f.span, line=f.span.line + 7, end_line=f.span.end_line + 7))
+    assert moved.fingerprint == f.fingerprint
+    renamed = replace(f, key="always:other")
+    assert renamed.fingerprint != f.fingerprint
+
+
+@pytest.mark.usefixtures("in_root")
+def test_junit_has_a_case_per_verdict_and_one_per_file() -> None:
+    options = RenderOptions(fail_level=Severity.ERROR)
+    root = ET.fromstring(rendered("junit", model.triaged(), options))
+    cases = root.findall(".//testcase")
+    names = [c.get("name") for c in cases]
+    assert names == [
+        "require stable [linear]",
+        "require always latency <= 60 s for 120 ticks [smt]",
+        "require stable [smt]",
+        "require no bad equilibrium [smt]",
+        "require coherent [smt]",
+        "findings",
+    ]
+    assert root.get("tests") == "6" and root.get("failures") == "2" and root.get("skipped") == "1"
+    falsified = cases[1].find("failure")
+    assert falsified is not None and falsified.get("type") == "COH501"
+    assert "<-- violated" in (falsified.text or "")  # the trace is in the failure text
+    unknown = cases[2].find("failure")
+    assert unknown is not None and unknown.get("message") == "unknown: resource limit"
+    # the remaining finding (COH303, a warning) does not fail at the error level
+    assert cases[-1].find("failure") is None
+
+
+@pytest.mark.usefixtures("in_root")
+def test_junit_findings_case_fails_at_the_fail_level() -> None:
+    xml = rendered("junit", model.triaged(), RenderOptions(fail_level=Severity.WARNING))
+    findings_case = ET.fromstring(xml).findall(".//testcase")[-1]
+    failure = findings_case.find("failure")
+    assert failure is not None and failure.get("type") == "COH303"
+
+
+@pytest.mark.usefixtures("in_root")
+def test_github_annotations_are_workflow_commands() -> None:
+    code, out, _ = cli("check", OVERLOAD, "--no-smt", "--no-linear", "--format", "github")
+    first = out.splitlines()[0]
+    assert first.startswith(
+        "::warning file=tests/ci/data/overload.coh,line=24,col=5,endLine=24,endColumn=34,"
+        "title=COH506::objective `autoscaler.latency` is violated"
+    )
+    assert out.splitlines()[-1].startswith("coherence: 1 file, 0 errors, 1 warning")
+    assert code == 0
+
+
+def test_github_escaping() -> None:
+    assert escape_data("50%\nnext\r") == "50%25%0Anext%0D"
+    assert escape_property("a:b,c") == "a%3Ab%2Cc"
+
+
+@pytest.mark.usefixtures("in_root")
+def test_markdown_draws_the_coupling_graph_in_mermaid() -> None:
+    _, out, _ = cli("check", TIPPING, "--no-smt", "--no-linear", "--format", "markdown")
+    assert "```mermaid\nflowchart LR" in out
+    assert 'n2(["router"])' in out and "==>|actuates|" in out
+    assert "| `tipping_point` | `specs/seed/tipping_point.coh` | COHERENT |" in out
+
+
+@pytest.mark.usefixtures("in_root")
+def test_text_hides_suppressed_findings_but_counts_them() -> None:
+    _, out, _ = cli("check", SUPPRESSED, "--no-smt", "--no-linear", "--color", "never")
+    assert "COH506" not in out and "spare" not in out
+    assert "(2 suppressed)" in out
+
+
+def test_text_honours_no_color_and_non_tty(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = model.triaged()
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.chdir(model.__file__.rsplit("/tests/", 1)[0])
+    plain = rendered("text", run, RenderOptions())  # a StringIO is not a terminal
+    assert "\x1b[" not in plain
+    forced = rendered("text", run, RenderOptions(color=True))
+    assert "\x1b[" in forced
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert "\x1b[" not in rendered("text", run, RenderOptions())
+
+
+def test_every_format_renders_an_empty_run() -> None:
+    for fmt in FORMATS:
+        assert isinstance(rendered(fmt, RunReport(())), str)
