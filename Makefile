@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 check: $(STAMP)
-	$(BIN)/coherence check specs
+	$(BIN)/coherence check specs --expect specs/manifest.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check coherence tests benchmarks

@@ -35,7 +35,6 @@ from typing import Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import least_squares, nnls
 
 from coherence.calibrate.errors import CalibrationError
 from coherence.calibrate.workload import Point, StepShape, point_features, step_features
@@ -354,6 +353,8 @@ def _nnls_relative(design: FloatArray, measured: FloatArray) -> FloatArray:
     weighted = design / measured[:, None]
     scale = np.linalg.norm(weighted, axis=0)
     scale[scale == 0.0] = 1.0
+    from scipy.optimize import nnls  # imported here: SciPy's optimizers are slow to import
+
     x, _ = nnls(weighted / scale, np.ones(len(measured)), maxiter=50 * design.shape[1])
     return np.asarray(x / scale, dtype=np.float64)
 
@@ -378,5 +379,7 @@ def _fit_max(train: Sequence[Point], measured: FloatArray, x0: FloatArray) -> Fl
         return np.asarray(pred / measured - 1.0, dtype=np.float64)
 
     fun: Callable[[FloatArray], FloatArray] = residual
+    from scipy.optimize import least_squares
+
     result = least_squares(fun, np.ones(3), bounds=(0.0, np.inf), method="trf")
     return np.asarray(result.x * unit, dtype=np.float64)

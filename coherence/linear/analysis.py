@@ -282,7 +282,7 @@ class _Analysis:
                 row = model.A(t)[a].tocoo()
                 keep = row.data != 0
                 cols, vals = row.col[keep], row.data[keep]
-                if len(cols) != 1 or cols[0] != a or vals[0] != 1.0:
+                if len(cols) != 1 or cols[0] != a or abs(vals[0] - 1.0) > 1e-12:
                     unit = False
                     break
             if unit:

@@ -57,7 +57,7 @@ import scipy.sparse as sps
 from numpy.typing import NDArray
 
 from coherence.ir.nodes import Binary, Call, Const, Expr, Ite, TransitionSystem, Unary, Var
-from coherence.linear.program import Array, Group, Program, state_scale
+from coherence.linear.program import Array, Group, Program
 from coherence.linear.structure import Structure
 from coherence.linear.symbolic import Derivatives, Node, derivatives
 
@@ -170,9 +170,9 @@ class Engine:
         self.actions = tuple((lp.name, a) for lp in ts.loops for a in lp.actions)
         self.rec_names = tuple(_rec_name(ts, a.target) for _, a in self.actions)
         self.cuts = self.s + len(self.actions)
-        sensed_col = {st.let_index[x]: self.n + j for j, x in enumerate(self.sensed)}
+        cut_col = {st.let_index[x]: self.n + j for j, x in enumerate(self.sensed)}
         for k, r in enumerate(self.rec_names):
-            sensed_col[st.let_index[r]] = self.n + self.s + k
+            cut_col[st.let_index[r]] = self.n + self.s + k
         self.rec_rows = np.array([st.let_index[r] for r in self.rec_names], np.intp)
         self.target_rows = np.array([st.let_index[a.target] for _, a in self.actions], np.intp)
         self.changes_slots = np.array(
@@ -191,7 +191,7 @@ class Engine:
                 let_idx = slots - p.let0
                 cut = np.array(
                     [
-                        bool(il) and int(li) in sensed_col
+                        bool(il) and int(li) in cut_col
                         for il, li in zip(is_let, let_idx, strict=True)
                     ],
                     dtype=bool,
@@ -203,14 +203,13 @@ class Engine:
                     mask = to_state | cut
                     cols = np.where(
                         cut,
-                        np.array([sensed_col.get(int(li), -1) for li in let_idx], np.intp),
+                        np.array([cut_col.get(int(li), -1) for li in let_idx], np.intp),
                         slots,
                     )
                     parts.append(_Part(base, j, mask, rows[mask], cols[mask]))
                 if to_let.any():
                     parts.append(_Part(base + 1, j, to_let, rows[to_let], let_idx[to_let]))
             self.groups.append((g, d, parts, is_update))
-        self.scale = state_scale(ts.states, np.zeros((1, self.n)))
         self.item_names = tuple(d.name for d in ts.lets) + tuple(ts.state_names)
 
     # ---- values at a tick -----------------------------------------------------------------

@@ -218,16 +218,6 @@ class LocalLoop:
         return max(self.other, radius_of([subs[k2] for k2 in self.ticks]))
 
 
-def _share(mats: list[sps.csr_matrix], m: LoopModel) -> list[sps.csr_matrix]:
-    """Reuse one matrix for ticks whose Jacobian is shared (fewer products to extract)."""
-    seen: dict[int, sps.csr_matrix] = {}
-    out = []
-    for t, a in enumerate(mats):
-        key = id(m.nominal[t])
-        out.append(seen.setdefault(key, a))
-    return out
-
-
 def gain_margin(
     radius_at: object,
     unstable_above: float,

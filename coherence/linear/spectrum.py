@@ -147,9 +147,6 @@ class Spectrum:
         lam = np.concatenate([self.eigs[k] for k in sorted(self.eigs)])
         return np.asarray(lam[np.argsort(-np.abs(lam), kind="stable")], dtype=complex)
 
-    def block_of(self, state: int) -> int:
-        return int(self.labels[state])
-
     # ---- modes ------------------------------------------------------------------------------
 
     def dominant(self, count: int, exclude: set[int] | None = None) -> list[tuple[complex, int]]:

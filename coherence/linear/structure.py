@@ -198,17 +198,12 @@ class Structure:
                     p = parent[path[-1]]
                     assert p is not None
                     path.append(p)
-                return tuple(
-                    self._display(x) for x in reversed(path) if x == state or not _internal(x)
-                )
+                return tuple(x for x in reversed(path) if x == state or not _internal(x))
             for m in sorted(dependents.get(n, ())):
                 if m not in parent:
                     parent[m] = n
                     todo.append(m)
         return (state,)
-
-    def _display(self, name: str) -> str:
-        return name
 
     def owner_label(self, i: int) -> str:
         return "+".join(self.owners[i])

@@ -158,7 +158,15 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
         verbose=getattr(args, "verbose", False), color=color, fail_level=fail_level, lint=lint
     )
     write_outputs(run, args.format, outputs, stdout, options_)
-    return exit_code(report, run, fail_level, args.exit_zero)
+    code = exit_code(report, run, fail_level, args.exit_zero)
+    if getattr(args, "expect", None) and code != EXIT_ERROR:
+        from coherence.expect import compare, expectation_table
+        from coherence.reports.text import make_console, render_table
+
+        items = compare(run.report, args.expect)
+        render_table(make_console(stdout, color), expectation_table(items))
+        return EXIT_OK if all(e.ok for e in items) else EXIT_FINDINGS
+    return code
 
 
 def exit_code(report: RunReport, run: Triaged, fail_level: Severity, exit_zero: bool) -> int:

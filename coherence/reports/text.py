@@ -144,9 +144,9 @@ def render_finding(
 ) -> None:
     text = render(f.as_diagnostic(), source)
     head, _, rest = text.partition("\n")
-    console.print(Text(head, style=_STYLE[f.level]))
-    if rest:
-        console.print(Text(rest))
+    console.print(Text(head, style=_STYLE[f.level]), soft_wrap=True)
+    if rest:  # never wrapped: wrapping would break the source line and its carets
+        console.print(Text(rest), soft_wrap=True)
     if traces and f.trace is not None:
         render_trace(console, f.trace)
     console.print()
