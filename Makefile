@@ -18,8 +18,8 @@ check: $(STAMP)
 	$(BIN)/coherence check specs --expect specs/manifest.toml
 
 lint: $(STAMP)
-	$(BIN)/ruff check coherence tests benchmarks
-	$(BIN)/ruff format --check coherence tests benchmarks
+	$(BIN)/ruff check coherence tests benchmarks examples
+	$(BIN)/ruff format --check coherence tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy coherence

@@ -85,10 +85,14 @@ def compare(report: RunReport, manifest: str | Path) -> list[Expectation]:
     return out
 
 
-def _compare_file(rel: str, fr: FileReport, entry: dict[str, Any],
-                  reconciled: set[str]) -> list[Expectation]:
-    out = [Expectation(rel, "lint", _codes(entry.get("lint", [])),
-                       _codes([d.code for d in fr.diagnostics]))]
+def _compare_file(
+    rel: str, fr: FileReport, entry: dict[str, Any], reconciled: set[str]
+) -> list[Expectation]:
+    out = [
+        Expectation(
+            rel, "lint", _codes(entry.get("lint", [])), _codes([d.code for d in fr.diagnostics])
+        )
+    ]
     ran: dict[str, list[str]] = {}
     for s in fr.systems:
         for a in s.analyses:
@@ -97,23 +101,33 @@ def _compare_file(rel: str, fr: FileReport, entry: dict[str, Any],
         if analysis in reconciled and analysis in entry:
             out.append(Expectation(rel, analysis, _codes(entry[analysis]), _codes(codes)))
     verdicts = entry.get("verdicts", {})
-    actual = {v.requirement.removeprefix("require ").strip(): v.status.value
-              for s in fr.systems for v in s.verdicts}
+    actual = {
+        v.requirement.removeprefix("require ").strip(): v.status.value
+        for s in fr.systems
+        for v in s.verdicts
+    }
     for req, want in sorted(verdicts.items()):
         if req not in actual:
             continue  # the analysis that decides it did not run
         got = actual[req]
         exp = str(want)
-        out.append(Expectation(rel, f"verdict: {req}", exp,
-                               _verdict_class(got) if exp == "pass" else got))
+        out.append(
+            Expectation(rel, f"verdict: {req}", exp, _verdict_class(got) if exp == "pass" else got)
+        )
     return out
 
 
 def expectation_table(items: list[Expectation]) -> Table:
-    rows = tuple((e.path, e.what, e.expected, e.actual, "ok" if e.ok else "DIFFERENT")
-                 for e in items if not e.ok)
+    rows = tuple(
+        (e.path, e.what, e.expected, e.actual, "ok" if e.ok else "DIFFERENT")
+        for e in items
+        if not e.ok
+    )
     n_bad = sum(not e.ok for e in items)
     files = len({e.path for e in items})
-    note = (f"{files} specs, {len(items)} expectations: all met" if not n_bad
-            else f"{files} specs, {len(items)} expectations: {n_bad} not met")
+    note = (
+        f"{files} specs, {len(items)} expectations: all met"
+        if not n_bad
+        else f"{files} specs, {len(items)} expectations: {n_bad} not met"
+    )
     return Table("Expected verdicts", ("spec", "what", "expected", "actual", ""), rows, note)

@@ -68,28 +68,22 @@ def analyses_for(options: CheckOptions) -> list[tuple[str, Analysis]]:
 
         chosen.append(("simulate", lambda ts: nominal_analysis(ts, options.ticks)))
     if options.linear:
-        try:
-            from coherence import linear
-        except ImportError:
-            pass
-        else:
-            chosen.append(("linear", lambda ts: linear.analyze(ts)))
+        import coherence.linear as linear
+
+        chosen.append(("linear", lambda ts: linear.analyze(ts)))
     if options.smt:
-        try:
-            from coherence import smt
-        except ImportError:
-            pass
-        else:
+        import coherence.smt as smt
 
-            def run_smt(ts: TransitionSystem) -> AnalysisResult:
-                kwargs: dict[str, object] = {"mode": options.mode}
-                if options.horizon is not None:
-                    kwargs["horizon"] = options.horizon
-                if options.rlimit is not None:
-                    kwargs["rlimit"] = options.rlimit
-                return smt.analyze(ts, smt.SmtOptions(**kwargs))  # type: ignore[arg-type]
+        def run_smt(ts: TransitionSystem) -> AnalysisResult:
+            base = smt.SmtOptions()
+            chosen_options = smt.SmtOptions(
+                horizon=options.horizon if options.horizon is not None else base.horizon,
+                mode=options.mode,
+                rlimit=options.rlimit if options.rlimit is not None else base.rlimit,
+            )
+            return smt.analyze(ts, chosen_options)
 
-            chosen.append(("smt", run_smt))
+        chosen.append(("smt", run_smt))
     return chosen
 
 
