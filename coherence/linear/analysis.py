@@ -18,6 +18,7 @@ The pipeline, each stage in its own module:
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -205,7 +206,7 @@ class _Analysis:
                 help,
                 related,
                 None,
-                tuple(sorted((data or {}).items())),
+                tuple(sorted((k, _frozen(v)) for k, v in (data or {}).items())),
                 key or ",".join(loops) or self.ts.name,
             )
         )
@@ -572,13 +573,11 @@ class _Analysis:
         cands = sorted(participants, key=order.__getitem__) or loops
         failing: list[tuple[tuple[str, ...], float]] = []
         for size in range(2, len(cands) + 1):
+            if size > 2 and math.comb(len(cands), size) > 200:
+                break  # too many sets: report the loops of the unstable modes together
             for combo in itertools.combinations(cands, size):
-                if any(set(f) <= set(combo) for f, _ in failing):
-                    continue
                 r = pairs.get(combo) if size == 2 else None
                 if r is None:
-                    if size > 2 and sum(1 for _ in itertools.combinations(cands, size)) > 200:
-                        break
                     r = variants.only(frozenset(combo))
                 if r > base:
                     failing.append((combo, r))
@@ -1055,6 +1054,15 @@ class _Analysis:
                 )
             )
         return tuple(out)
+
+
+def _frozen(v: Any) -> Any:
+    """A hashable copy of finding data (findings are frozen): lists and dicts to tuples."""
+    if isinstance(v, dict):
+        return tuple((k, _frozen(x)) for k, x in v.items())
+    if isinstance(v, list | tuple):
+        return tuple(_frozen(x) for x in v)
+    return v
 
 
 def _join(items: Sequence[str]) -> str:

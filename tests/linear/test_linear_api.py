@@ -110,3 +110,10 @@ def test_doctests(module: str) -> None:
     mod = importlib.import_module(f"coherence.linear.{module}")
     result = doctest.testmod(mod)
     assert result.failed == 0
+
+
+def test_findings_are_hashable(spec: Callable[[str], TransitionSystem]) -> None:
+    for name in ("fight", "shaped", "twin_integrators", "hpa"):
+        r = analyze(spec(name))
+        assert len(set(r.findings)) == len(r.findings)
+        json.dumps(dict(r.data))

@@ -134,3 +134,13 @@ def test_topology_of_the_tipping_point(
     assert ("cost_controller", "agent_retries") in topo.cycles
     assert topo.groups == (("cost_controller", "agent_retries"),)
     assert topo.to_data()["edges"][0]["via"]
+
+
+def test_smallest_failing_set_beyond_pairs(spec: Spec) -> None:
+    r = analyze(spec("triple"))
+    data = dict(r.data)
+    assert data["spectral_radius"] == pytest.approx(1.34)
+    assert all(p["radius"] == pytest.approx(0.82) for p in data["pairs"])
+    (f,) = [f for f in r.findings if f.code == "COH302"]
+    assert "`a`, `b` and `c` are each stable alone but unstable together" in f.message
+    assert len(f.related) == 2
