@@ -180,3 +180,38 @@ def test_to_law_gain_margin_scales_the_law(spec: Spec) -> None:
     margin = _data(spec("proportional"))["margins"]["p"]
     assert margin["gain_high"] == pytest.approx(2.5, rel=1e-4)
     assert margin["gain_low"] is None
+
+
+# ---- 1b. the textbook loop, with the control applied in the same tick ------------------------
+#
+# u(k) = u(k-1) + KI (r - y(k)),  y(k+1) = a y(k) + b u(k): a spec states the same-tick
+# feedthrough by writing the controller into the plant update (the next plant value reads the
+# new control value). With x = (y, u_prev): y' = (a - b KI) y + b u + b KI r, u' = u - KI y + KI r,
+# P(z) = z^2 - (1 + a - b KI) z + a, and Jury's conditions give, for |a| < 1, the familiar
+#     0 < b KI < 2 (1 + a)
+# (Åström & Wittenmark, Computer-Controlled Systems, 3rd ed., sec. 3.2 and example 3.5 style).
+
+TEXTBOOK = """system textbook {
+  tick 1s
+  param a = 0.5
+  param b = 2
+  param KI = 0.1
+  param r = 1
+  state y in [-1000000, 1000000] init 0
+  state u in [-1000000, 1000000] init 0
+  next u = u + KI * (r - y)
+  next y = a * y + b * (u + KI * (r - y))
+  require stable
+}
+"""
+
+
+@pytest.mark.parametrize(("a", "b"), [(0.5, 2.0), (0.0, 1.0), (-0.6, 0.5), (0.9, 3.0)])
+def test_textbook_integral_control_boundary(a: float, b: float) -> None:
+    from coherence.compile import compile_text
+
+    ts = compile_text("textbook.coh", TEXTBOOK).systems[0]
+    critical = 2 * (1 + a) / b
+    for factor, expected in ((0.99, Status.PROVED), (1.01, Status.FALSIFIED)):
+        variant = with_params(ts, {"a": a, "b": b, "KI": critical * factor})
+        assert _status(variant) == expected, (a, b, factor)
