@@ -18,7 +18,6 @@ reproduced it. ``unknown`` is reported as COH901 and never passes.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any
 
 from coherence.ir.dump import format_expr
@@ -28,12 +27,13 @@ from coherence.simulate.engine import evaluate
 from coherence.simulate.view import show, trace_view
 from coherence.smt import bmc, conflicts, equilibria
 from coherence.smt.options import SmtOptions
-from coherence.smt.solver import SolverStats
+from coherence.smt.solver import SolverStats, isolated
 
 BOUNDED = ("always", "response", "flapping")
 CODES = {"always": "COH501", "response": "COH502", "flapping": "COH503"}
 
 
+@isolated
 def analyze(ts: TransitionSystem, options: SmtOptions | None = None) -> AnalysisResult:
     """The formal analysis of ``ts``: verdicts, findings and tables.
 
@@ -64,7 +64,8 @@ def analyze(ts: TransitionSystem, options: SmtOptions | None = None) -> Analysis
             rows.append(_row(v))
 
     coherent = [r for r in ts.requirements if r.kind == "coherent"]
-    if "conflicts" in opts.analyses and len(ts.loops) >= 2:
+    has_global = any(o.owner is None for o in ts.objectives)
+    if "conflicts" in opts.analyses and (len(ts.loops) >= 2 or (ts.loops and has_global)):
         pairs = conflicts.check_all(ts, opts, stats)
         tables.append(_matrix(ts, pairs))
         cycles = conflicts.influence_cycles(ts)
@@ -90,11 +91,20 @@ def analyze(ts: TransitionSystem, options: SmtOptions | None = None) -> Analysis
     if rows:
         tables.insert(
             0,
-            Table("Requirements (formal)", ("requirement", "status", "depth", "detail"),
-                  tuple(rows)),
+            Table("Requirements", ("requirement", "status", "depth", "detail"), tuple(rows)),
         )
-    data.append(("solver", (("calls", stats.calls), ("sat", stats.sat), ("unsat", stats.unsat),
-                            ("unknown", stats.unknown), ("rlimit", stats.rlimit))))
+    data.append(
+        (
+            "solver",
+            (
+                ("calls", stats.calls),
+                ("sat", stats.sat),
+                ("unsat", stats.unsat),
+                ("unknown", stats.unknown),
+                ("rlimit", stats.rlimit),
+            ),
+        )
+    )
     return AnalysisResult(
         "smt",
         tuple(sorted(findings, key=Finding.sort_key)),
@@ -113,8 +123,12 @@ def req_key(req: Requirement) -> str:
     if req.kind == "always" and req.cond is not None:
         return "always:" + format_expr(req.cond).replace(" ", "")
     if req.kind == "response" and req.cond is not None and req.trigger is not None:
-        return ("response:" + format_expr(req.trigger).replace(" ", "") + "->"
-                + format_expr(req.cond).replace(" ", ""))
+        return (
+            "response:"
+            + format_expr(req.trigger).replace(" ", "")
+            + "->"
+            + format_expr(req.cond).replace(" ", "")
+        )
     if req.kind == "flapping":
         return f"flapping:{req.state}"
     return req.kind
@@ -142,20 +156,30 @@ def _bounded(
         when = cex.tick * ts.tick
         reason = f"violated at t={when:g}s ({cex.source})"
         extra = _columns(ts, req)
-        note = ("inputs chosen by the solver within their ranges"
-                if cex.source.startswith("solver")
-                else "inputs from a simulated pattern within their ranges")
+        note = (
+            "inputs chosen by the solver within their ranges"
+            if cex.source.startswith("solver")
+            else "inputs from a simulated pattern within their ranges"
+        )
         if req.inputs == "held":
             note += ", held constant"
-        view = trace_view(cex.trace.ts, cex.trace, title=f"{ts.name}: {_text(req)}",
-                          violation_tick=cex.tick, extra=extra, inputs_note=note)
+        view = trace_view(
+            cex.trace.ts,
+            cex.trace,
+            title=f"{ts.name}: {_text(req)}",
+            violation_tick=cex.tick,
+            extra=extra,
+            inputs_note=note,
+        )
         findings.append(
             Finding(
                 code,
                 _violation_message(ts, req, cex),
                 req.span,
-                notes=(f"found by {cex.source}; replayed in the simulator",
-                       *_param_notes(ts, cex.scenario.params)),
+                notes=(
+                    f"found by {cex.source}; replayed in the simulator",
+                    *_param_notes(ts, cex.scenario.params),
+                ),
                 help=_help(req),
                 trace=view,
                 data=(("tick", cex.tick), ("source", cex.source)),
@@ -169,7 +193,7 @@ def _bounded(
                 "COH901",
                 f"`{_text(req)}` could not be decided: {res.reason}",
                 req.span,
-                notes=(f"no violation in the first {res.depth} ticks",) + res.notes[:3],
+                notes=(f"no violation in the first {res.depth} ticks", *res.notes[:3]),
                 help="raise the solver's rlimit (--rlimit) or lower the horizon; "
                 "unknown never counts as a pass",
                 key=f"unknown:{key}",
@@ -222,8 +246,10 @@ def _violation_message(ts: TransitionSystem, req: Requirement, cex: bmc.Countere
     st = ts.state(req.state)
     x = cex.trace.state(req.state)[0, : cex.tick + 2]
     lo, hi = show(float(x.min()), st.scale), show(float(x.max()), st.scale)
-    return (f"`{req.state}` flaps: more than {req.max_reversals} reversals within "
-            f"{req.within * ts.tick:g}s by t={t:g}s (between {lo} and {hi})")
+    return (
+        f"`{req.state}` flaps: more than {req.max_reversals} reversals within "
+        f"{req.within * ts.tick:g}s by t={t:g}s (between {lo} and {hi})"
+    )
 
 
 def _help(req: Requirement) -> str:
@@ -247,11 +273,12 @@ def _param_notes(ts: TransitionSystem, params: dict[str, float] | Any) -> tuple[
 
 def _matrix(ts: TransitionSystem, pairs: list[conflicts.PairResult]) -> Table:
     names = [lp.name for lp in ts.loops]
+    cols = names + sorted({p.affected for p in pairs if p.affected == conflicts.GLOBAL})
     cell = {(p.actor, p.affected): p for p in pairs}
     rows: list[tuple[Cell, ...]] = []
     for a in names:
         row: list[Cell] = [a]
-        for b in names:
+        for b in cols:
             if a == b:
                 row.append("-")
                 continue
@@ -263,12 +290,14 @@ def _matrix(ts: TransitionSystem, pairs: list[conflicts.PairResult]) -> Table:
                 text += f" (proved, k={p.depth})"
             row.append(text)
         rows.append(tuple(row))
-    note = ("row: the loop that acts; column: the loop whose objectives it may worsen. "
-            "aligned = no witness exists over the declared ranges within k ticks (a proof); "
-            "conflicting = a replayed witness near the operating point; conflicting in a "
-            "region = witnesses exist only away from it; uncoupled = no signal path within "
-            "k ticks")
-    return Table("Objective alignment", ("acts \\ affects", *names), tuple(rows), note)
+    note = (
+        "row: the loop that acts; column: the loop whose objectives it may worsen. "
+        "aligned = no witness exists over the declared ranges within k ticks (a proof); "
+        "conflicting = a replayed witness near the operating point; conflicting in a "
+        "region = witnesses exist only away from it; uncoupled = no signal path within "
+        "k ticks"
+    )
+    return Table("Objective alignment", ("acts \\ affects", *cols), tuple(rows), note)
 
 
 def _coherent(
@@ -282,10 +311,10 @@ def _coherent(
             findings.append(
                 Finding(
                     "COH901",
-                    f"whether `{p.actor}` works against `{p.affected}` could not be decided: "
+                    f"whether `{p.actor}` works against {_who(p.affected)} could not be decided: "
                     f"{p.reason}",
                     ts.loop(p.actor).span,
-                    related=(ts.loop(p.affected).span,),
+                    related=_related(ts, p.affected),
                     help="raise the solver's rlimit; unknown never counts as a pass",
                     key=f"unknown:conflict:{p.actor}->{p.affected}",
                 )
@@ -300,12 +329,23 @@ def _coherent(
     elif conflicts.REGIONAL in verdicts:
         status = Status.HOLDS
         reason = "conflicts only away from the operating point: " + _pairs_text(
-            pairs, conflicts.REGIONAL)
+            pairs, conflicts.REGIONAL
+        )
     else:
         status = Status.PROVED
         n = sum(p.verdict == conflicts.ALIGNED for p in pairs)
         reason = f"{n} coupled pair(s) proved aligned over the declared ranges"
     return Verdict(req.text, req.kind, status, req.span, "smt", depth, reason, codes), findings
+
+
+def _related(ts: TransitionSystem, b: str) -> tuple[Any, ...]:
+    if b == conflicts.GLOBAL:
+        return tuple(o.span for o in ts.objectives if o.owner is None)
+    return (ts.loop(b).span,)
+
+
+def _who(b: str) -> str:
+    return "the spec's objectives" if b == conflicts.GLOBAL else f"`{b}`"
 
 
 def _pairs_text(pairs: list[conflicts.PairResult], verdict: str) -> str:
@@ -322,13 +362,20 @@ def _conflict_finding(ts: TransitionSystem, p: conflicts.PairResult) -> Finding:
     what = {"minimize": "raises", "maximize": "lowers", "keep": "worsens"}[obj.kind]
     code = "COH401" if p.verdict == conflicts.CONFLICT else "COH402"
     where = "" if p.verdict == conflicts.CONFLICT else " (only away from the operating point)"
-    msg = (f"`{p.actor}` works against `{p.affected}`: its action {what} "
-           f"`{obj.name}` beyond its tolerance within {t} tick{'s' if t != 1 else ''}{where}")
+    msg = (
+        f"`{p.actor}` works against {_who(p.affected)}: its action {what} "
+        f"`{obj.name}` beyond its tolerance within {t} tick{'s' if t != 1 else ''}{where}"
+    )
     notes = [
         f"at t+{t}: {obj.name} = {show(float(acting[t]), obj.scale)} when `{p.actor}` acts, "
         f"{show(float(holding[t]), obj.scale)} when it holds"
-        + (f" (tolerance {obj.tolerance * 100:g}%)" if obj.relative
-           else f" (tolerance {show(obj.tolerance, obj.scale)})" if obj.tolerance else ""),
+        + (
+            f" (tolerance {obj.tolerance * 100:g}%)"
+            if obj.relative
+            else f" (tolerance {show(obj.tolerance, obj.scale)})"
+            if obj.tolerance
+            else ""
+        ),
         "coupled through " + ", ".join(f"`{n}`" for n in p.via[:4]),
         "witness: a state within the declared bounds and inputs within their ranges, "
         "replayed in the simulator with and without the action",
@@ -340,21 +387,29 @@ def _conflict_finding(ts: TransitionSystem, p: conflicts.PairResult) -> Finding:
     extra: tuple[tuple[str, str], ...] = ()
     if isinstance(obj.expr, Var):
         extra = ((f"{obj.name} (acting)", obj.expr.name),)
-    view = trace_view(w.acting.ts, w.acting, title=f"{p.actor} acting; {p.affected}'s view",
-                      violation_tick=t, last_tick=t, extra=extra,
-                      inputs_note="start state and inputs chosen by the solver")
+    view = trace_view(
+        w.acting.ts,
+        w.acting,
+        title=f"{p.actor} acting; {obj.name} compared",
+        violation_tick=t,
+        last_tick=t,
+        extra=extra,
+        inputs_note="start state and inputs chosen by the solver",
+    )
     return Finding(
         code,
         msg,
         ts.loop(p.actor).span,
         notes=tuple(notes),
-        help=f"check that `{p.actor}` and `{p.affected}` want compatible things; separate their "
-        "time scales, or make one loop's law account for the other's objective",
-        related=(ts.loop(p.affected).span, obj.span),
+        help=f"check that `{p.actor}` and {_who(p.affected)} want compatible things; separate "
+        "their time scales, or make one loop's law account for the other's objective",
+        related=(*_related(ts, p.affected), obj.span),
         trace=view,
-        data=(("holding", tuple(float(x) for x in holding[: t + 1])),
-              ("acting", tuple(float(x) for x in acting[: t + 1])),
-              ("operating_region", w.operating)),
+        data=(
+            ("holding", tuple(float(x) for x in holding[: t + 1])),
+            ("acting", tuple(float(x) for x in acting[: t + 1])),
+            ("operating_region", w.operating),
+        ),
         key=f"conflict:{p.actor}->{p.affected}",
     )
 
@@ -402,22 +457,34 @@ def _equilibrium(
                 "system stays there"
             )
             view = trace_view(
-                ts, trig.trace, title=f"{ts.name}: burst of {trig.input}, then nominal",
+                ts,
+                trig.trace,
+                title=f"{ts.name}: burst of {trig.input}, then nominal",
                 violation_tick=trig.violation_tick,
-                last_tick=min(trig.trace.ticks - 1,
-                              max(trig.violation_tick, trig.ticks) + 2 * ts.hyperperiod + 5),
+                last_tick=min(
+                    trig.trace.ticks - 1,
+                    max(trig.violation_tick, trig.ticks) + 2 * ts.hyperperiod + 5,
+                ),
                 inputs_note=f"{trig.input} burst for {trig.ticks} ticks, nominal afterwards",
             )
-            reason = (f"`{obj.name}` violated at a self-sustaining state; trigger: {trig.input} "
-                      f"{show(trig.level, u.scale)} {u.unit} for {trig.ticks * ts.tick:g}s")
+            reason = (
+                f"`{obj.name}` violated at a self-sustaining state; trigger: {trig.input} "
+                f"{show(trig.level, u.scale)} {u.unit} for {trig.ticks * ts.tick:g}s"
+            )
         else:
-            notes.append("no burst of a single input within the search grid reaches it from "
-                         "the operating point")
+            notes.append(
+                "no burst of a single input within the search grid reaches it from "
+                "the operating point"
+            )
             assert eq.orbit is not None
-            view = trace_view(ts, eq.orbit, title=f"{ts.name}: nominal input from the bad state",
-                              violation_tick=0, last_tick=min(eq.orbit.ticks - 1,
-                                                              4 * ts.hyperperiod),
-                              inputs_note="nominal inputs")
+            view = trace_view(
+                ts,
+                eq.orbit,
+                title=f"{ts.name}: nominal input from the bad state",
+                violation_tick=0,
+                last_tick=min(eq.orbit.ticks - 1, 4 * ts.hyperperiod),
+                inputs_note="nominal inputs",
+            )
             reason = f"`{obj.name}` violated at a self-sustaining state"
         findings.append(
             Finding(
@@ -447,7 +514,3 @@ def _equilibrium(
         )
     v = Verdict(req.text, req.kind, eq.status, req.span, "smt", ts.hyperperiod, reason, codes)
     return v, findings
-
-
-def with_options(options: SmtOptions | None, **changes: Any) -> SmtOptions:
-    return replace(options or SmtOptions(), **changes)

@@ -11,20 +11,25 @@ The violation of a requirement at depth ``d`` is encoded with exactly the trace 
   ``t`` when both are non-zero and differ; violated at ``d`` when the ticks
   ``max(0, d-W+1) .. d`` hold more than ``r`` reversals.
 
-BMC unrolls from the initial state in chunks of growing depth (1, 2, 4, ... ticks), asks for
-a violation anywhere in the new chunk, and replays every model in the simulator; a model that
-does not reproduce is never a finding. In ``auto`` mode a chunk goes to the linear
-over-approximation first (its ``unsat`` is a proof) and to exact arithmetic only when that
-finds a candidate that does not replay or gives up. k-induction proves an ``always``
-requirement for all time: the step runs from any state within the declared bounds (registers
-within their signal's range, integer states integral), any phase of the hyperperiod (a
-symbolic tick counter) and, when it helps, with the simple-path constraint between states of
-the same phase.
+Before any solver, :func:`falsify_by_patterns` simulates structured input sequences
+(corners, steps, bursts, square waves, seeded random ones): deep violations that would take
+the solver a hundred ticks of nonlinear arithmetic are often found there, and what it finds
+is a simulator trace like any other. BMC then unrolls from the initial state one tick at a
+time and asks, per depth, for a violation there; a depth proved safe is asserted, so deeper
+queries build on it. Every model is replayed in the simulator; one that does not reproduce
+is never a finding. In ``auto`` mode a depth goes to the linear over-approximation first (its
+``unsat`` is a proof) and to exact arithmetic when that gives a candidate that does not
+replay or gives up; the mode that decided goes first at the next depth. A float-boundary
+model of the exact encoding is retried with a robustness margin.
+
+k-induction proves an ``always`` requirement for all time: the step runs from any state
+within the declared bounds (registers within their signal's range, integer states integral),
+any phase of the hyperperiod (one boolean per start phase) and with the simple-path
+constraint between states of the same phase; the base case is BMC to depth ``k - 1``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
@@ -38,7 +43,6 @@ from coherence.simulate.engine import Trace, evaluate, simulate
 from coherence.simulate.requirements import check_requirement
 from coherence.smt.encode import (
     EXACT,
-    FALSE,
     OVERAPPROX,
     Cond,
     EncodeError,
@@ -48,13 +52,23 @@ from coherence.smt.encode import (
     Path,
     SymbolicPhase,
     const,
+    false,
     free_start,
     integer_states,
     param_values,
+    true,
 )
 from coherence.smt.options import SmtOptions
 from coherence.smt.replay import Scenario, replay, scenario_from_model
-from coherence.smt.solver import Answer, Outcome, SolverStats, check, new_solver
+from coherence.smt.solver import (
+    Answer,
+    Outcome,
+    SolverStats,
+    check,
+    ctx,
+    isolated,
+    new_solver,
+)
 
 FLAP_EPS = Fraction(1, 10**12)  # the simulator's reversal threshold (requirements.reversals)
 
@@ -116,7 +130,7 @@ class Run:
             assert req.cond is not None and req.trigger is not None
             n = req.within
             if d < n:
-                return FALSE
+                return false()
             parts = [path.holds(req.trigger, d - n, margin, positive=True)]
             parts += [path.holds(req.cond, j, margin, positive=False) for j in range(d - n, d + 1)]
             return enc.and_(parts)
@@ -138,7 +152,7 @@ class Run:
         if bad.value is False:
             return Answer(Outcome.UNSAT, "decided by bounds")
         self._count += 1
-        flag = z3.Bool(f"{self.enc.tag}bad?{self._count}")
+        flag = z3.Bool(f"{self.enc.tag}bad?{self._count}", ctx())
         self.solver.add(z3.Implies(flag, bad.term))
         return check(self.solver, rlimit, [flag], stats=self.stats)
 
@@ -170,7 +184,7 @@ class Flapping:
         self.enc = enc
         self.path = path
         self.req = req
-        self.last: list[tuple[Cond, Cond]] = [(FALSE, FALSE)]
+        self.last: list[tuple[Cond, Cond]] = [(false(), false())]
         self.revs: list[Cond] = []
 
     def _moves(self, t: int) -> tuple[Cond, Cond]:
@@ -187,7 +201,7 @@ class Flapping:
     def _latch(self, c: Cond, name: str) -> Cond:
         if c.value is not None:
             return c
-        v = z3.Bool(f"{self.enc.tag}{name}")
+        v = z3.Bool(f"{self.enc.tag}{name}", ctx())
         self.enc.constraints.append(v == c.term)
         return Cond(v)
 
@@ -201,8 +215,9 @@ class Flapping:
             self.revs.append(self._latch(r, f"rev@{k}"))
             nu = enc.or_([up, enc.and_([enc.not_(down), lu])])
             nd = enc.or_([down, enc.and_([enc.not_(up), ld])])
-            self.last.append((self._latch(nu, f"lastup@{k + 1}"),
-                              self._latch(nd, f"lastdown@{k + 1}")))
+            self.last.append(
+                (self._latch(nu, f"lastup@{k + 1}"), self._latch(nd, f"lastdown@{k + 1}"))
+            )
         return self.revs[t]
 
     def violation(self, d: int) -> Cond:
@@ -212,9 +227,9 @@ class Flapping:
         open_ = [f.term for f in flags if f.value is None]
         need = r + 1 - known
         if need <= 0:
-            return Cond(z3.BoolVal(True), True)
+            return true()
         if len(open_) < need:
-            return FALSE
+            return false()
         return Cond(z3.AtLeast(*open_, need))
 
 
@@ -290,7 +305,7 @@ def falsify_by_patterns(
     ts: TransitionSystem, req: Requirement, ticks: int, seed: int
 ) -> Counterexample | None:
     """Simulate the structured patterns; the earliest violation, replayed alone, or None."""
-    n_ticks = ticks if req.kind != "flapping" else ticks
+    n_ticks = ticks
     if not ts.inputs and not any(p.lo < p.hi for p in ts.params if not p.internal):
         pats = np.zeros((1, n_ticks, 0))
     else:
@@ -330,6 +345,7 @@ def modes_for(options: SmtOptions) -> list[str]:
     return [options.mode]
 
 
+@isolated
 def bmc(
     ts: TransitionSystem,
     req: Requirement,
@@ -353,22 +369,36 @@ def bmc(
     spurious = 0
     notes: list[str] = []
     budget = options.budget
+    order = modes_for(options)
+    # in auto mode refinement is left to exact arithmetic; alone, the relaxation refines itself
+    refinements = options.refinements if options.mode == OVERAPPROX else 0
     for d in range(first, horizon):
         reasons: list[str] = []
         proved = False
-        for m in modes_for(options):
+        for m in list(order):
             if m == EXACT and OVERAPPROX in runs and not runs[OVERAPPROX].enc.relaxed:
                 continue  # a linear system: both encodings are the same
             if budget <= 0:
-                return Result(Status.UNKNOWN, d, f"the resource budget ({options.budget}) is "
-                              f"spent at depth {d}", None, tuple(notes), spurious)
+                return Result(
+                    Status.UNKNOWN,
+                    d,
+                    f"the resource budget ({options.budget}) is spent at depth {d}",
+                    None,
+                    tuple(notes),
+                    spurious,
+                )
+            limit = options.rlimit
+            if len(order) > 1 and m == OVERAPPROX and m == order[0]:
+                limit //= 2  # a first try: the relaxation decides quickly or not at all
             try:
                 run = runs.get(m)
                 if run is None:
                     run = runs[m] = Run(ts, req, m, stats)
                     for k in range(first, d):
                         run.safe(k)
-                ans = run.query(d, Fraction(0), min(options.rlimit, budget))
+                    if d > first:
+                        limit *= 2  # a run that starts late catches up on the depths before
+                ans = run.query(d, Fraction(0), min(limit, budget))
             except EncodeError as exc:
                 return Result(Status.UNKNOWN, d, f"cannot encode the system: {exc}")
             budget -= ans.rlimit_used
@@ -382,15 +412,15 @@ def bmc(
                     break
                 spurious += 1
                 # refine the relaxation where the spurious model cheats, and ask again
-                if refined >= options.refinements or budget <= 0:
-                    break
-                if run.enc.refine(ans.model) == 0:
+                if refined >= refinements or budget <= 0 or run.enc.refine(ans.model) == 0:
                     break
                 refined += 1
                 ans = run.query(d, Fraction(0), min(options.rlimit, budget))
                 budget -= ans.rlimit_used
             if ans.unsat:
                 proved = True
+                if m != order[0]:  # the mode that decided goes first from now on
+                    order = [m] + [x for x in order if x != m]
                 break
             if ans.unknown:
                 reasons.append(f"{_mode_name(m)}: {ans.reason}")
@@ -460,6 +490,7 @@ def induction_depth(ts: TransitionSystem, options: SmtOptions) -> int:
     return max(2, min(12, ts.hyperperiod + 1))
 
 
+@isolated
 def k_induction(
     ts: TransitionSystem,
     req: Requirement,
@@ -540,7 +571,6 @@ class Step:
         self.solver.pop()
         return ans
 
-
     def real_step_counterexample(self, model: Any, k: int) -> bool:
         """Whether the simulator, run from the model's state, phase and inputs, shows the
         property at ticks 0..k-1 and its violation at tick k."""
@@ -558,12 +588,13 @@ class Step:
 def _differ(path: Path, i: int, j: int) -> Any:
     a, b = path.state_terms(i), path.state_terms(j)
     diffs = [a[n].term != b[n].term for n in a if not z3.eq(a[n].term, b[n].term)]
-    return z3.Or(*diffs) if diffs else z3.BoolVal(False)
+    return z3.Or(*diffs) if diffs else z3.BoolVal(False, ctx())
 
 
 # ---- one requirement -------------------------------------------------------------------------
 
 
+@isolated
 def check_bounded(
     ts: TransitionSystem, req: Requirement, options: SmtOptions, stats: SolverStats
 ) -> Result:
@@ -575,20 +606,14 @@ def check_bounded(
         if cex is not None:
             return Result(Status.FALSIFIED, cex.tick, "", cex)
     if req.kind == "always":
-        k, why = k_induction(ts, req, options, stats)
+        k, _why = k_induction(ts, req, options, stats)
         if k is not None:
+            # the base case: no violation in ticks 0..k-1 from the initial state
             base = bmc(ts, req, options, stats, depth=k)
             if base.status is Status.HOLDS:
-                return Result(Status.PROVED, horizon, f"{k}-inductive", None, base.notes,
-                              base.spurious, k)
+                return Result(
+                    Status.PROVED, horizon, f"{k}-inductive", None, base.notes, base.spurious, k
+                )
             if base.status is Status.FALSIFIED:
                 return base
-        res = bmc(ts, req, options, stats)
-        if res.status is Status.HOLDS and why and not res.reason:
-            return res
-        return res
     return bmc(ts, req, options, stats)
-
-
-def finite(x: float) -> bool:
-    return math.isfinite(x)

@@ -15,20 +15,36 @@ state. ``unsat`` is a proof of alignment over the declared ranges (for runs whos
 are all defined). A confirmed witness is then looked for again in the *operating region*:
 inputs at their nominal values and every state within 5% of its range around the operating
 point (the nominal run from the initial state after ``settle`` ticks). A conflict there is
-COH401; one that exists only outside it is COH402 (regional).
+COH401; one that exists only outside it is COH402 (regional); an undecided region leaves it
+COH401.
+
+Before the solver, 256 seeded random starts and input sequences are simulated in both runs
+(:func:`sample_witness`): a conflict they show is a witness at once. The solver then asks one
+tick at a time, each proved tick asserted for the next. Each pair spends at most three
+``rlimit`` and all pairs together ``budget``, shared evenly among the coupled pairs.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
 import z3
 
-from coherence.ir.nodes import Binary, Call, Expr, Ite, LoopIR, Phase, TransitionSystem, Unary, Var
+from coherence.ir.nodes import (
+    Binary,
+    Call,
+    Expr,
+    Ite,
+    ObjectiveIR,
+    Phase,
+    TransitionSystem,
+    Unary,
+    Var,
+)
 from coherence.ir.transform import hold_loop
 from coherence.simulate.engine import Trace, simulate
 from coherence.smt.encode import (
@@ -38,7 +54,6 @@ from coherence.smt.encode import (
     EncodeError,
     Encoder,
     Inputs,
-    Num,
     Path,
     SymbolicPhase,
     free_start,
@@ -53,8 +68,16 @@ from coherence.smt.encode import (
 from coherence.smt.intervals import Interval
 from coherence.smt.objectives import trace_worse, worse
 from coherence.smt.options import SmtOptions
-from coherence.smt.replay import Scenario, replay, scenario_from_model
-from coherence.smt.solver import Answer, Outcome, SolverStats, check, new_solver
+from coherence.smt.replay import Scenario, replay, rotate_phases, scenario_from_model
+from coherence.smt.solver import (
+    Answer,
+    Outcome,
+    SolverStats,
+    check,
+    ctx,
+    isolated,
+    new_solver,
+)
 
 ALIGNED = "aligned"
 CONFLICT = "conflicting"
@@ -62,6 +85,7 @@ REGIONAL = "conflicting in a region"
 UNKNOWN = "unknown"
 UNCOUPLED = "uncoupled"
 NO_OBJECTIVE = "no objective"
+GLOBAL = "(global objectives)"  # the spec's own objectives, owned by no loop
 BAND = 0.05  # the operating region: 5% of each state's range around the operating point
 
 
@@ -133,14 +157,23 @@ def influence(ts: TransitionSystem, sources: Iterable[str], k: int) -> dict[str,
     return reached
 
 
-def reads(ts: TransitionSystem, lp: LoopIR) -> set[str]:
-    """What loop B's objectives and laws read (directly; lets are followed by ``influence``)."""
+def objectives_of(ts: TransitionSystem, b: str) -> list[ObjectiveIR]:
+    """Loop B's objectives; for ``GLOBAL``, the spec's objectives that no loop owns."""
+    if b == GLOBAL:
+        return [o for o in ts.objectives if o.owner is None]
+    return [ts.objective(n) for n in ts.loop(b).objectives]
+
+
+def reads(ts: TransitionSystem, b: str) -> set[str]:
+    """What B's objectives and laws read (directly; lets are followed by ``influence``)."""
     out: set[str] = set()
-    for name in lp.objectives:
-        o = ts.objective(name)
+    for o in objectives_of(ts, b):
         out |= names_in(o.expr)
         if o.bound is not None:
             out |= names_in(o.bound)
+    if b == GLOBAL:
+        return out
+    lp = ts.loop(b)
     for a in lp.actions:
         out |= names_in(a.law) | {a.target}
     for sn in lp.sensors:
@@ -148,15 +181,19 @@ def reads(ts: TransitionSystem, lp: LoopIR) -> set[str]:
     return out
 
 
+MAX_DEPTH = 16  # the default k never exceeds this: slow loops act at a symbolic phase anyway
+
+
 def default_depth(ts: TransitionSystem, a: str, b: str) -> int:
-    return max(ts.loop(a).period, ts.loop(b).period) + 1
+    """The longer of the two periods + 1 (at most ``MAX_DEPTH``)."""
+    pb = ts.loop(b).period if b != GLOBAL else 1
+    return min(max(ts.loop(a).period, pb) + 1, MAX_DEPTH)
 
 
 def coupling(ts: TransitionSystem, a: str, b: str, k: int) -> tuple[str, ...]:
     """The names through which A reaches B within k ticks (empty: no query needed)."""
-    lp_a, lp_b = ts.loop(a), ts.loop(b)
-    reach = influence(ts, lp_a.actuates, k)
-    hit = reads(ts, lp_b) & set(reach)
+    reach = influence(ts, ts.loop(a).actuates, k)
+    hit = reads(ts, b) & set(reach)
     return tuple(sorted(hit, key=lambda n: (reach[n], n)))
 
 
@@ -167,8 +204,9 @@ class PairQuery:
     """Two runs from one free start: ``ts`` (A acts) and ``hold_loop(ts, A)``, unrolled one
     tick at a time; only runs whose operations are all defined are considered."""
 
-    def __init__(self, ts: TransitionSystem, a: str, b: str, k: int, mode: str,
-                 stats: SolverStats) -> None:
+    def __init__(
+        self, ts: TransitionSystem, a: str, b: str, k: int, mode: str, stats: SolverStats
+    ) -> None:
         self.ts = ts
         self.a, self.b, self.k = a, b, k
         self.stats = stats
@@ -177,7 +215,8 @@ class PairQuery:
         self.enc = enc
         self.params = param_values(enc, ts)
         ints = integer_states(ts)
-        self.start = free_start(enc, ts, self.params, ints)
+        self.ranges = signal_ranges(ts, self.params)
+        self.start = free_start(enc, ts, self.params, ints, ranges=self.ranges)
         h = ts.hyperperiod
         self.phase = SymbolicPhase(f"{enc.tag}phase", h) if h > 1 else None
         if self.phase is not None:
@@ -186,7 +225,7 @@ class PairQuery:
         ph: int | SymbolicPhase = self.phase if self.phase is not None else 0
         self.act = Path(enc, self.params, self.inputs, self.start, ph, ints, ts, "act.")
         self.hold = Path(enc, self.params, self.inputs, self.start, ph, ints, self.held, "hold.")
-        self.objectives = [ts.objective(n) for n in ts.loop(b).objectives]
+        self.objectives = objectives_of(ts, b)
         self.solver = new_solver()
         self._goals: dict[int, Cond] = {}
         self._defined = 0
@@ -213,16 +252,19 @@ class PairQuery:
         if goal.value is False:
             return Answer(Outcome.UNSAT, "decided by bounds")
         self._count += 1
-        flag = z3.Bool(f"{self.enc.tag}goal?{self._count}")
+        flag = z3.Bool(f"{self.enc.tag}goal?{self._count}", ctx())
         self.solver.add(z3.Implies(flag, z3.And(goal.term, *extra)))
         return check(self.solver, rlimit, [flag], stats=self.stats)
 
-    def exclude(self, j: int) -> None:
-        """Record that A's run is never worse at tick ``j`` (proved)."""
+    def exclude(self, j: int, within: Iterable[object] = ()) -> None:
+        """Record that A's run is never worse at tick ``j`` (proved; ``within`` a region)."""
         g = self.goal(j)
         self.solver.add(*self.enc.drain())
         if g.value is not False:
-            self.solver.add(z3.Not(g.term))
+            region = list(within)
+            self.solver.add(
+                z3.Implies(z3.And(*region), z3.Not(g.term)) if region else z3.Not(g.term)
+            )
 
     def operating_region(self, op: dict[str, float]) -> list[object]:
         """Constraints: nominal inputs, every state within its operating band around ``op``."""
@@ -234,7 +276,7 @@ class PairQuery:
                 if v.const is None:
                     out.append(v.term == real(rational(u.nominal)))
         for s in self.ts.states:
-            lo, hi = region(self.ts, self.params, s.name, op)
+            lo, hi = region(self.ts, self.ranges, s.name, op)
             x = self.start[s.name].term
             out.append(x >= real(q_down(lo)))
             out.append(x <= real(q_up(hi)))
@@ -246,29 +288,130 @@ class PairQuery:
 
 
 def region(
-    ts: TransitionSystem, params: dict[str, Num], name: str, op: dict[str, float]
+    ts: TransitionSystem, ranges: dict[str, Interval], name: str, op: dict[str, float]
 ) -> tuple[float, float]:
     """The operating band of a state: ``BAND`` of its range (its signal's range, for a
     register) on either side of the operating point."""
     s = ts.state(name)
     iv = Interval(s.lo, s.hi)
-    regs = signal_ranges(ts, params)
-    if name in regs:
-        iv = regs[name].meet(iv)
+    if name in ranges:
+        iv = ranges[name].meet(iv)
     width = iv.hi - iv.lo if iv.finite else abs(op[name]) + 1.0
     return op[name] - BAND * width, op[name] + BAND * width
 
 
 def confirm(ts: TransitionSystem, q: PairQuery, sc: Scenario) -> tuple[Trace, Trace, str, int]:
     """Replay both runs; the first objective of B (and tick) at which A's run is worse."""
+    return replay_pair(ts, q.held, q.b, q.k, sc)
+
+
+def replay_pair(
+    ts: TransitionSystem, held: TransitionSystem, b: str, k: int, sc: Scenario
+) -> tuple[Trace, Trace, str, int]:
     acting = replay(ts, sc)
-    holding = replay(q.held, sc)
-    for j in range(1, q.k + 1):
-        for name in ts.loop(q.b).objectives:
-            w = trace_worse(ts.objective(name), acting, holding)
+    holding = replay(held, sc)
+    for j in range(1, k + 1):
+        for o in objectives_of(ts, b):
+            w = trace_worse(o, acting, holding)
             if j < len(w) and w[j]:
-                return acting, holding, name, j
+                return acting, holding, o.name, j
     return acting, holding, "", -1
+
+
+SAMPLES = 256  # random starts simulated before the solver is asked
+
+
+def sample_witness(
+    ts: TransitionSystem,
+    a: str,
+    b: str,
+    k: int,
+    ranges: dict[str, Interval],
+    op: dict[str, float],
+    seed: int,
+    in_region: bool = False,
+) -> Witness | None:
+    """Look for a witness by simulation: random admissible starts (or starts in the operating
+    region, with nominal inputs), random inputs, a few phases. Cheap, and what it finds is a
+    simulator trace by construction; what it does not find, the solver still looks for."""
+    held = hold_loop(ts, a)
+    h = ts.hyperperiod
+    lp = ts.loop(a)
+    rng = np.random.default_rng([seed, zlib.crc32(f"{a}->{b}:{in_region}".encode())])
+    n = SAMPLES
+    init: dict[str, np.ndarray] = {}
+    for s in ts.states:
+        if in_region:
+            lo, hi = region(ts, ranges, s.name, op)
+        else:
+            iv = Interval(s.lo, s.hi)
+            if s.name in ranges:
+                iv = ranges[s.name].meet(iv)
+            lo, hi = iv.lo, iv.hi
+        lo, hi = max(lo, s.lo), min(hi, s.hi)
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            c = op[s.name]
+            lo, hi = (
+                lo if np.isfinite(lo) else c - 10 * (abs(c) + 1),
+                hi if np.isfinite(hi) else c + 10 * (abs(c) + 1),
+            )
+        x = lo + (hi - lo) * rng.random(n)
+        if s.integer:
+            x = np.clip(np.round(x), np.ceil(lo), np.floor(hi))
+        init[s.name] = x
+    lo_u = np.array([u.lo for u in ts.inputs])
+    hi_u = np.array([u.hi for u in ts.inputs])
+    nom = np.array([u.nominal for u in ts.inputs])
+    if in_region:
+        inputs = np.broadcast_to(nom, (n, k + 1, len(ts.inputs))).copy()
+    else:
+        inputs = lo_u + (hi_u - lo_u) * rng.random((n, k + 1, len(ts.inputs)))
+        inputs[: n // 8] = lo_u
+        inputs[n // 8 : n // 4] = hi_u
+    params: dict[str, np.ndarray] = {}
+    for p in ts.params:
+        if not p.internal and p.lo < p.hi:
+            params[p.name] = p.lo + (p.hi - p.lo) * rng.random(n)
+    for phase in sorted({lp.phase % h, (lp.phase - 1) % h, 0}):
+        sys1 = rotate_phases(ts, phase) if phase else ts
+        sys2 = rotate_phases(held, phase) if phase else held
+        with np.errstate(all="ignore"):
+            t1 = simulate(sys1, k + 1, inputs=inputs, params=params or None, init=init)
+            t2 = simulate(sys2, k + 1, inputs=inputs, params=params or None, init=init)
+        hits = np.zeros((n, k + 2), dtype=bool)
+        for o in objectives_of(ts, b):
+            hits[:, : t1.ticks] |= worse_all(o, t1, t2)
+        hits[:, 0] = False
+        rows = np.flatnonzero(hits[:, : k + 1].any(axis=1))
+        if rows.size == 0:
+            continue
+        i = int(rows[0])
+        sc = Scenario(
+            inputs[i].copy(),
+            {p.name: float(t1.params[p.name][i]) for p in ts.params},
+            {name: float(init[name][i]) for name in init},
+            phase,
+        )
+        acting, holding, obj, tick = replay_pair(ts, held, b, k, sc)
+        if tick >= 0:
+            return Witness(sc, acting, holding, obj, tick, in_region)
+    return None
+
+
+def worse_all(o: ObjectiveIR, t1: Trace, t2: Trace) -> np.ndarray:
+    """``trace_worse`` for every scenario at once: [S, T]."""
+    from coherence.simulate.engine import evaluate
+    from coherence.smt.objectives import trace_slack
+
+    with np.errstate(all="ignore"):
+        if o.kind == "keep":
+            a1 = np.maximum(0.0, -trace_slack(o, t1))
+            a2 = np.maximum(0.0, -trace_slack(o, t2))
+            return np.asarray(a1 > a2)
+        v1, v2 = evaluate(o.expr, t1), evaluate(o.expr, t2)
+        tol = o.tolerance * np.abs(v2) if o.relative else o.tolerance
+        diff = v1 - v2 if o.kind == "minimize" else v2 - v1
+        return np.asarray(diff > tol)
 
 
 def operating_point(ts: TransitionSystem, settle: int) -> dict[str, float]:
@@ -288,6 +431,7 @@ def settle_ticks(ts: TransitionSystem, options: SmtOptions) -> int:
 # ---- one pair ---------------------------------------------------------------------------------
 
 
+@isolated
 def check_pair(
     ts: TransitionSystem,
     a: str,
@@ -295,18 +439,58 @@ def check_pair(
     options: SmtOptions,
     stats: SolverStats,
     op: dict[str, float],
+    total: list[int] | None = None,
+    share: int | None = None,
 ) -> PairResult:
-    """Search a witness tick by tick (1..k); ``unsat`` at every tick proves alignment."""
+    """Search a witness tick by tick (1..k); ``unsat`` at every tick proves alignment.
+
+    ``total`` is the rlimit left to the whole conflict analysis (shared, decremented).
+    """
     k = options.conflict_depth or default_depth(ts, a, b)
-    if not ts.loop(b).objectives:
+    if not objectives_of(ts, b):
         return PairResult(a, b, NO_OBJECTIVE, k)
     via = coupling(ts, a, b, k)
     if not via:
         return PairResult(a, b, UNCOUPLED, k)
+    if total is not None and total[0] <= 0:
+        return PairResult(
+            a,
+            b,
+            UNKNOWN,
+            k,
+            via,
+            None,
+            f"the conflict analysis' resource budget ({options.budget}) is spent",
+        )
     modes = [OVERAPPROX, EXACT] if options.mode == "auto" else [options.mode]
+    refinements = options.refinements if options.mode == OVERAPPROX else 0
     reasons: list[str] = []
     notes: list[str] = []
     proved = 0  # ticks 1..proved are proved conflict-free
+    budget = [min(pair_budget(options), share) if share is not None else pair_budget(options)]
+    left = total if total is not None else [budget[0]]
+
+    def ask(
+        q: PairQuery, ticks: list[int], extra: list[object] | None = None, cap: int | None = None
+    ) -> Answer:
+        if left[0] <= 0:
+            return Answer(
+                Outcome.UNKNOWN,
+                f"the conflict analysis' resource budget ({options.budget}) is spent",
+            )
+        if budget[0] <= 0 or (cap is not None and cap <= 0):
+            return Answer(Outcome.UNKNOWN, "the pair's share of the resource budget is spent")
+        limit = min(options.rlimit, budget[0], left[0], cap if cap is not None else budget[0])
+        ans = q.ask(ticks, limit, extra or ())
+        budget[0] -= ans.rlimit_used
+        left[0] -= ans.rlimit_used
+        return ans
+
+    if options.patterns:
+        ranges = signal_ranges(ts, param_values(Encoder(ts, OVERAPPROX, "s."), ts))
+        w = sample_witness(ts, a, b, k, ranges, op, options.seed)
+        if w is not None:
+            return _regional_sampled(ts, a, b, k, via, w, ranges, op, options, stats, ask)
     for m in modes:
         try:
             q = PairQuery(ts, a, b, k, m, stats)
@@ -316,20 +500,20 @@ def check_pair(
             return PairResult(a, b, UNKNOWN, k, via, None, f"cannot encode the system: {exc}")
         stuck = ""
         for j in range(proved + 1, k + 1):
-            ans = q.ask([j], options.rlimit)
+            ans = ask(q, [j])
             refined = 0
             while ans.sat:
                 sc = q.scenario(ans.model)
                 acting, holding, obj, tick = confirm(ts, q, sc)
                 if tick >= 0:
                     w = Witness(sc, acting, holding, obj, tick, False)
-                    return _regional(ts, q, w, via, options, op, notes)
-                if not q.enc.relaxed or refined >= options.refinements:
+                    return _regional(ts, q, w, via, op, notes, ask, 2 * options.rlimit)
+                if not q.enc.relaxed or refined >= refinements:
                     break
                 if q.enc.refine(ans.model) == 0:
                     break
                 refined += 1
-                ans = q.ask([j], options.rlimit)
+                ans = ask(q, [j])
             if ans.unsat:
                 q.exclude(j)
                 proved = j
@@ -344,22 +528,33 @@ def check_pair(
     return PairResult(a, b, UNKNOWN, k, via, None, "; ".join(reasons), tuple(notes))
 
 
+Ask = Callable[..., Answer]
+
+
+def pair_budget(options: SmtOptions) -> int:
+    """The rlimit one pair's queries may spend in all."""
+    return 3 * options.rlimit
+
+
 def _regional(
     ts: TransitionSystem,
     q: PairQuery,
     w: Witness,
     via: tuple[str, ...],
-    options: SmtOptions,
     op: dict[str, float],
     notes: list[str],
+    ask: Ask,
+    cap: int,
 ) -> PairResult:
-    """A conflict exists; is there one in the operating region too?"""
+    """A conflict exists; is there one in the operating region too? (spending at most
+    ``cap`` of rlimit on the question: undecided is reported as a conflict)"""
     if _in_region(ts, q, w.scenario, op):
         return PairResult(q.a, q.b, CONFLICT, q.k, via, _flag(w, True), "", tuple(notes))
     box = q.operating_region(op)
     why = ""
     for j in range(1, q.k + 1):
-        ans = q.ask([j], options.rlimit, box)
+        ans = ask(q, [j], box, cap)
+        cap -= ans.rlimit_used
         if ans.sat:
             sc = q.scenario(ans.model)
             acting, holding, obj, tick = confirm(ts, q, sc)
@@ -371,13 +566,55 @@ def _regional(
         if ans.unknown:
             why = ans.reason
             break
+        q.exclude(j, box)  # proved for the region: later ticks may use it
     else:
-        return PairResult(q.a, q.b, REGIONAL, q.k, via, w,
-                          "no conflict with nominal inputs near the operating point",
-                          tuple(notes))
-    return PairResult(q.a, q.b, CONFLICT, q.k, via, w,
-                      f"whether it reaches the operating region is undecided ({why})",
-                      tuple(notes))
+        return PairResult(
+            q.a,
+            q.b,
+            REGIONAL,
+            q.k,
+            via,
+            w,
+            "no conflict with nominal inputs near the operating point",
+            tuple(notes),
+        )
+    return PairResult(
+        q.a,
+        q.b,
+        CONFLICT,
+        q.k,
+        via,
+        w,
+        f"whether it reaches the operating region is undecided ({why})",
+        tuple(notes),
+    )
+
+
+def _regional_sampled(
+    ts: TransitionSystem,
+    a: str,
+    b: str,
+    k: int,
+    via: tuple[str, ...],
+    w: Witness,
+    ranges: dict[str, Interval],
+    op: dict[str, float],
+    options: SmtOptions,
+    stats: SolverStats,
+    ask: Ask,
+) -> PairResult:
+    """A simulated witness; the operating region is sampled, then asked of the solver."""
+    w2 = sample_witness(ts, a, b, k, ranges, op, options.seed, in_region=True)
+    if w2 is not None:
+        return PairResult(a, b, CONFLICT, k, via, w2)
+    # one mode only: an undecided region leaves the conflict an error (the conservative side)
+    mode = OVERAPPROX if options.mode == "auto" else options.mode
+    try:
+        q = PairQuery(ts, a, b, k, mode, stats)
+    except EncodeError as exc:
+        why = f"whether it reaches the operating region is undecided (cannot encode: {exc})"
+        return PairResult(a, b, CONFLICT, k, via, w, why)
+    return _regional(ts, q, w, via, op, [], ask, 2 * options.rlimit)
 
 
 def _flag(w: Witness, operating: bool) -> Witness:
@@ -389,7 +626,7 @@ def _in_region(ts: TransitionSystem, q: PairQuery, sc: Scenario, op: dict[str, f
         if not np.allclose(sc.inputs[:, j], u.nominal):
             return False
     for s in ts.states:
-        lo, hi = region(ts, q.params, s.name, op)
+        lo, hi = region(ts, q.ranges, s.name, op)
         if not lo <= sc.init[s.name] <= hi:
             return False
     return True
@@ -399,16 +636,29 @@ def _mode(m: str) -> str:
     return "over-approximation" if m == OVERAPPROX else "exact arithmetic"
 
 
-def check_all(
-    ts: TransitionSystem, options: SmtOptions, stats: SolverStats
-) -> list[PairResult]:
-    """Every ordered pair of distinct loops."""
+@isolated
+def check_all(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> list[PairResult]:
+    """Every ordered pair of distinct loops, and every loop against the global objectives."""
     op = operating_point(ts, settle_ticks(ts, options))
     out = []
-    for lp_a in ts.loops:
-        for lp_b in ts.loops:
-            if lp_a.name != lp_b.name:
-                out.append(check_pair(ts, lp_a.name, lp_b.name, options, stats, op))
+    targets = [lp.name for lp in ts.loops]
+    if any(o.owner is None for o in ts.objectives):
+        targets.append(GLOBAL)
+    total = [options.budget]
+    pairs = [(lp.name, b) for lp in ts.loops for b in targets if lp.name != b]
+    coupled = [
+        (a, b)
+        for a, b in pairs
+        if objectives_of(ts, b)
+        and coupling(ts, a, b, options.conflict_depth or default_depth(ts, a, b))
+    ]
+    left = len(coupled)
+    for a, b in pairs:
+        share = None
+        if (a, b) in coupled:
+            share = max(total[0] // max(left, 1), options.rlimit // 4)
+            left -= 1
+        out.append(check_pair(ts, a, b, options, stats, op, total, share))
     return out
 
 

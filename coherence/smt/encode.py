@@ -10,7 +10,8 @@ ticks ``t`` with ``t % period == offset``; ``round(x) = floor(x + 1/2)``.
   ``ToInt`` (``ceil(x) = -floor(-x)``), booleans are Z3 booleans (a number used as a condition
   means ``!= 0``, a condition used as a number is 1 or 0).
 - Every term carries an :class:`~coherence.smt.intervals.Interval` bound, propagated from the
-  declared ranges (and, from the initial state, tick by tick). Comparisons, ``min`` and
+  declared ranges (and, from the initial state, tick by tick), and an affine form over atoms
+  so that sums cancel (``x + (t - x)`` is bounded like ``t``). Comparisons, ``min`` and
   ``max`` that the bounds decide are folded away.
 - Nonlinear terms: in ``exact`` mode products and quotients stay nonlinear (Z3's nonlinear
   real arithmetic), ``sqrt`` and ``x ^ (p/q)`` become auxiliary variables (``y >= 0,
@@ -27,6 +28,7 @@ ticks ``t`` with ``t % period == offset``; ``round(x) = floor(x + 1/2)``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +50,7 @@ from coherence.ir.nodes import (
     Var,
 )
 from coherence.smt.intervals import INF, Interval
+from coherence.smt.solver import ctx, scope_cache
 
 Term = Any  # z3 terms are untyped
 EXACT = "exact"
@@ -85,8 +88,10 @@ def real(fr: Fraction | int | float) -> Term:
     if isinstance(fr, float):
         fr = rational(fr)
     fr = Fraction(fr)
-    return z3.RealVal(f"{fr.numerator}/{fr.denominator}") if fr.denominator != 1 else z3.RealVal(
-        str(fr.numerator)
+    return (
+        z3.RealVal(f"{fr.numerator}/{fr.denominator}", ctx())
+        if fr.denominator != 1
+        else z3.RealVal(str(fr.numerator), ctx())
     )
 
 
@@ -174,7 +179,7 @@ def in_box(x: Term, b: Interval) -> list[Term]:
 
 def in_domain(x: Term, dom: Interval) -> Term:
     parts = in_box(x, dom)
-    return z3.And(*parts) if parts else z3.BoolVal(True)
+    return z3.And(*parts) if parts else z3.BoolVal(True, ctx())
 
 
 def _split(b: Interval, at: float) -> list[Interval]:
@@ -233,18 +238,47 @@ def secant(
         return [w <= line + real(q_up(slack))]
     return [w >= line - real(q_up(slack))]
 
-TRUE = Cond(z3.BoolVal(True), True)
-FALSE = Cond(z3.BoolVal(False), False)
+
+def true() -> Cond:
+    return cond_of(True)
+
+
+def false() -> Cond:
+    return cond_of(False)
 
 
 def const(v: Fraction | float | int) -> Num:
     """A constant term; its interval is the float point, or the two floats around it."""
     fr = rational(v) if isinstance(v, float) else Fraction(v)
+    return _const(fr)
+
+
+def _const(fr: Fraction) -> Num:
+    cache = scope_cache()
+    key = ("const", fr)
+    out = cache.get(key)
+    if out is None:
+        out = cache[key] = Num(real(fr), point(fr), fr, (fr, ()))
+    return out
+
+
+@functools.lru_cache(maxsize=65536)
+def point(fr: Fraction) -> Interval:
+    """The tightest float interval around a rational."""
     f = float(fr)
-    iv = Interval(f, f) if Fraction(f) == fr else Interval(
-        math.nextafter(f, -INF), math.nextafter(f, INF)
-    )
-    return Num(real(fr), iv, fr, (fr, ()))
+    if Fraction(f) == fr:
+        return Interval(f, f)
+    return Interval(math.nextafter(f, -INF), math.nextafter(f, INF))
+
+
+def _sum_terms(e: Expr) -> list[Expr]:
+    """The terms of a left-nested chain of additions."""
+    terms: list[Expr] = []
+    while isinstance(e, Binary) and e.op == "+":
+        terms.append(e.right)
+        e = e.left
+    terms.append(e)
+    return terms[::-1]
 
 
 def _ipow(term: Term, n: int) -> Term:
@@ -255,7 +289,12 @@ def _ipow(term: Term, n: int) -> Term:
 
 
 def cond_of(v: bool) -> Cond:
-    return TRUE if v else FALSE
+    cache = scope_cache()
+    key = ("bool", v)
+    out = cache.get(key)
+    if out is None:
+        out = cache[key] = Cond(z3.BoolVal(v, ctx()), v)
+    return out
 
 
 class SymbolicPhase:
@@ -267,21 +306,19 @@ class SymbolicPhase:
 
     def __init__(self, name: str, hyperperiod: int) -> None:
         self.hyperperiod = hyperperiod
-        self.select = [z3.Bool(f"{name}={j}") for j in range(hyperperiod)]
+        self.select = [z3.Bool(f"{name}={j}", ctx()) for j in range(hyperperiod)]
 
     def constraints(self) -> list[Term]:
         """Exactly one phase."""
         sel = self.select
-        return [z3.Or(*sel)] + [
-            z3.Not(z3.And(sel[i], sel[j])) for i in range(len(sel)) for j in range(i)
-        ]
+        return [z3.Or(*sel), z3.AtMost(*sel, 1)]
 
     def at(self, index: int, period: int, offset: int) -> Cond:
         hits = [j for j in range(self.hyperperiod) if (j + index) % period == offset]
         if len(hits) == self.hyperperiod:
-            return TRUE
+            return true()
         if not hits:
-            return FALSE
+            return false()
         return Cond(z3.Or(*[self.select[j] for j in hits]))
 
     def value(self, model: Any) -> int:
@@ -350,20 +387,21 @@ class Encoder:
         """A variable with a readable name (states, inputs, params), bounded by ``iv``."""
         full = f"{self.tag}{name}"
         if integer:
-            v = z3.Int(full)
+            v = z3.Int(full, ctx())
             if math.isfinite(iv.lo):
                 self.constraints.append(v >= math.ceil(iv.lo - 1e-9))
             if math.isfinite(iv.hi):
                 self.constraints.append(v <= math.floor(iv.hi + 1e-9))
             return self.atom(z3.ToReal(v), iv)
-        term = z3.Real(full)
+        term = z3.Real(full, ctx())
         self.bound(term, iv)
         return self.atom(term, iv)
 
     def lin_iv(self, lin: Lin) -> Interval:
-        out = const(lin[0]).iv
+        out = point(lin[0])
+        atoms = self.atoms
         for aid, c in lin[1]:
-            out = out + const(c).iv * self.atoms[aid]
+            out = out + point(c) * atoms[aid]
         return out
 
     @staticmethod
@@ -394,8 +432,9 @@ class Encoder:
         if v.value is not None:
             return const(1 if v.value else 0)
         one, zero = const(1), const(0)
-        return self.atom(z3.If(v.term, one.term, zero.term), Interval(0.0, 1.0),
-                         (v.term, one, zero))
+        return self.atom(
+            z3.If(v.term, one.term, zero.term), Interval(0.0, 1.0), (v.term, one, zero)
+        )
 
     @staticmethod
     def cond(v: Value) -> Cond:
@@ -404,9 +443,9 @@ class Encoder:
         if v.const is not None:
             return cond_of(v.const != 0)
         if v.iv.excludes_zero():
-            return TRUE
+            return true()
         if v.iv.lo == 0.0 and v.iv.hi == 0.0:
-            return FALSE
+            return false()
         return Cond(v.term != 0)
 
     # ---- expressions ------------------------------------------------------------------------
@@ -428,7 +467,11 @@ class Encoder:
             case Binary("or", a, b):
                 return self.or_([self.cond(self.expr(a, frame)), self.cond(self.expr(b, frame))])
             case Binary(op, a, b) if op in ("<", "<=", ">", ">=", "==", "!="):
-                return self.compare(op, self.num(self.expr(a, frame)), self.num(self.expr(b, frame)))
+                return self.compare(
+                    op, self.num(self.expr(a, frame)), self.num(self.expr(b, frame))
+                )
+            case Binary("+", _, _):
+                return self.sum([self.num(self.expr(t, frame)) for t in _sum_terms(e)])
             case Binary(op, a, b):
                 x, y = self.num(self.expr(a, frame)), self.num(self.expr(b, frame))
                 if op == "+":
@@ -458,7 +501,7 @@ class Encoder:
                 if isinstance(frame.tick, SymbolicTick):
                     return frame.tick.phase.at(frame.tick.index, period, offset)
                 self._count += 1
-                return Cond(z3.Bool(f"{self.tag}phase?#{self._count}"))
+                return Cond(z3.Bool(f"{self.tag}phase?#{self._count}", ctx()))
         raise EncodeError(f"cannot encode {e!r}")
 
     # ---- arithmetic -------------------------------------------------------------------------
@@ -485,7 +528,9 @@ class Encoder:
             if not lin[1]:
                 return const(lin[0])
             iv = iv.meet(self.lin_iv(lin))
-            return Num(self.lin_term(lin), iv, None, lin)
+            if len(lin[1]) < len(x.lin[1]) + len(y.lin[1]):
+                return Num(self.lin_term(lin), iv, None, lin)  # terms merged or cancelled
+            return Num(x.term + y.term, iv, None, lin)
         return Num(x.term + y.term, iv)
 
     def lin_term(self, lin: Lin) -> Term:
@@ -500,6 +545,27 @@ class Encoder:
 
     def sub(self, x: Num, y: Num) -> Num:
         return self.add(x, self.neg(y))
+
+    def sum(self, terms: list[Num]) -> Num:
+        """A sum of many terms at once (a window's registers): one affine form, one term."""
+        if len(terms) <= 2 or any(t.lin is None or t.alts is not None for t in terms):
+            out = terms[0]
+            for t in terms[1:]:
+                out = self.add(out, t)
+            return out
+        coefs: dict[int, Fraction] = {}
+        c0 = Fraction(0)
+        iv = Interval.point(0.0)
+        for t in terms:
+            assert t.lin is not None
+            c0 += t.lin[0]
+            for k, c in t.lin[1]:
+                coefs[k] = coefs.get(k, Fraction(0)) + c
+            iv = iv + t.iv
+        lin = (c0, tuple(sorted((k, c) for k, c in coefs.items() if c != 0)))
+        if not lin[1]:
+            return const(c0)
+        return Num(self.lin_term(lin), iv.meet(self.lin_iv(lin)), None, lin)
 
     def scale(self, c: Fraction, x: Num) -> Num:
         if c == 0:
@@ -555,7 +621,7 @@ class Encoder:
     def div(self, x: Num, y: Num, frame: Frame) -> Num:
         if y.const is not None:
             if y.const == 0:
-                frame.undefined.append(z3.BoolVal(True))
+                frame.undefined.append(z3.BoolVal(True, ctx()))
                 return self.fresh("div0", Interval.top())
             return self.scale(1 / y.const, x)
         if not y.iv.excludes_zero():
@@ -610,8 +676,14 @@ class Encoder:
         self._relax("^")
         w = self.fresh("pow", iv)
         convex = cf > 1 or cf < 0
-        self._convex(w, x, lambda v: float(v**cf), lambda v: cf * float(v ** (cf - 1)), convex,
-                     domain=Interval(0.0 if cf > 0 else 1e-300, INF))
+        self._convex(
+            w,
+            x,
+            lambda v: float(v**cf),
+            lambda v: cf * float(v ** (cf - 1)),
+            convex,
+            domain=Interval(0.0 if cf > 0 else 1e-300, INF),
+        )
         return w
 
     def call(self, fn: str, args: list[Num], frame: Frame) -> Num:
@@ -721,8 +793,9 @@ class Encoder:
             self.constraints.append(z3.Implies(x.term >= 0, w.term * w.term == x.term))
             return w
         self._relax("sqrt")
-        self._convex(w, x, math.sqrt, lambda v: 0.5 / math.sqrt(v), convex=False,
-                     domain=Interval(0.0, INF))
+        self._convex(
+            w, x, math.sqrt, lambda v: 0.5 / math.sqrt(v), convex=False, domain=Interval(0.0, INF)
+        )
         return w
 
     def exp(self, x: Num, frame: Frame) -> Num:
@@ -730,8 +803,9 @@ class Encoder:
         if x.iv.hi > 709.0:
             frame.undefined.append(x.term > 709)
         w = self.fresh("exp", x.iv.exp())
-        self._convex(w, x, lambda v: math.exp(min(v, 709.0)), lambda v: math.exp(min(v, 709.0)),
-                     convex=True)
+        self._convex(
+            w, x, lambda v: math.exp(min(v, 709.0)), lambda v: math.exp(min(v, 709.0)), convex=True
+        )
         return w
 
     def log(self, x: Num, frame: Frame) -> Num:
@@ -739,8 +813,7 @@ class Encoder:
         if x.iv.lo <= 0:
             frame.undefined.append(x.term <= 0)
         w = self.fresh("log", x.iv.log())
-        self._convex(w, x, math.log, lambda v: 1.0 / v, convex=False,
-                     domain=Interval(1e-300, INF))
+        self._convex(w, x, math.log, lambda v: 1.0 / v, convex=False, domain=Interval(1e-300, INF))
         return w
 
     def _convex(
@@ -834,8 +907,7 @@ class Encoder:
                     lines.append(z3.Or(*parts))
                 if not lines:
                     continue
-                self.constraints.append(z3.Implies(in_domain(r.x.term, r.domain),
-                                                   z3.And(*lines)))
+                self.constraints.append(z3.Implies(in_domain(r.x.term, r.domain), z3.And(*lines)))
             r.splits += 1
             done += 1
         return done
@@ -846,8 +918,9 @@ class Encoder:
         """``x op y``; with ``margin > 0`` the comparison must hold with that much room."""
         if x.const is not None and y.const is not None and margin == 0:
             a, b = x.const, y.const
-            return cond_of({"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b,
-                            "!=": a != b}[op])
+            return cond_of(
+                {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[op]
+            )
         xl, xu, yl, yu = x.iv.lo, x.iv.hi, y.iv.lo, y.iv.hi
         m = float(margin)
         if op in (">", ">="):
@@ -857,21 +930,21 @@ class Encoder:
         if op in ("<", "<="):
             if margin:  # x + m <= y
                 if xu + m < yl:
-                    return TRUE
+                    return true()
                 if xl + m > yu:
-                    return FALSE
+                    return false()
                 return Cond(x.term + real(margin) <= y.term)
             if xu < yl or (op == "<=" and xu <= yl):
-                return TRUE
+                return true()
             if xl > yu or (op == "<" and xl >= yu):
-                return FALSE
+                return false()
             return Cond(x.term < y.term if op == "<" else x.term <= y.term)
         if op == "==":
             if xu < yl or yu < xl:
-                return FALSE
+                return false()
             return Cond(x.term == y.term)
         if xu + m < yl or yu + m < xl:
-            return TRUE
+            return true()
         if margin:
             d = x.term - y.term
             return Cond(z3.Or(d >= real(margin), d <= -real(margin)))
@@ -888,11 +961,11 @@ class Encoder:
         terms = []
         for p in parts:
             if p.value is False:
-                return FALSE
+                return false()
             if p.value is None:
                 terms.append(p.term)
         if not terms:
-            return TRUE
+            return true()
         return Cond(terms[0] if len(terms) == 1 else z3.And(*terms))
 
     @staticmethod
@@ -900,11 +973,11 @@ class Encoder:
         terms = []
         for p in parts:
             if p.value is True:
-                return TRUE
+                return true()
             if p.value is None:
                 terms.append(p.term)
         if not terms:
-            return FALSE
+            return false()
         return Cond(terms[0] if len(terms) == 1 else z3.Or(*terms))
 
     def ite(self, c: Cond, a: Value, b: Value) -> Value:
@@ -925,8 +998,10 @@ class Encoder:
             case Unary("not", a):
                 return self.robust(a, frame, margin, not positive)
             case Binary("and", a, b) | Binary("or", a, b):
-                parts = [self.robust(a, frame, margin, positive),
-                         self.robust(b, frame, margin, positive)]
+                parts = [
+                    self.robust(a, frame, margin, positive),
+                    self.robust(b, frame, margin, positive),
+                ]
                 conj = (e.op == "and") == positive
                 return self.and_(parts) if conj else self.or_(parts)
             case Binary(op, a, b) if op in ("<", "<=", ">", ">=", "==", "!="):
@@ -1067,13 +1142,25 @@ def signal_ranges(ts: TransitionSystem, params: Mapping[str, Num]) -> dict[str, 
     some state within the declared bounds and inputs within their ranges, so it lies in the
     interval evaluation of the signal over those ranges.
     """
+    key = ("ranges", id(ts), tuple((n, v.iv) for n, v in sorted(params.items())))
+    cache = scope_cache()
+    if key not in cache:  # the system is kept with its entry, so its id stays unique
+        cache[key] = (ts, _signal_ranges(ts, params))
+    return dict(cache[key][1])
+
+
+def _signal_ranges(ts: TransitionSystem, params: Mapping[str, Num]) -> dict[str, Interval]:
     enc = Encoder(ts, OVERAPPROX, tag="__ranges__.")
     frame = Frame(0, None, {})  # any tick: phases undecided
     frame.values.update(params)
     for u in ts.inputs:
-        frame.values[u.name] = enc.atom(z3.Real(f"__ranges__.{u.name}"), Interval(u.lo, u.hi))
+        frame.values[u.name] = enc.atom(
+            z3.Real(f"__ranges__.{u.name}", ctx()), Interval(u.lo, u.hi)
+        )
     for s in ts.states:
-        frame.values[s.name] = enc.atom(z3.Real(f"__ranges__.{s.name}"), Interval(s.lo, s.hi))
+        frame.values[s.name] = enc.atom(
+            z3.Real(f"__ranges__.{s.name}", ctx()), Interval(s.lo, s.hi)
+        )
     sensor_names = {r for lp in ts.loops for sn in lp.sensors for r in sn.registers}
     out: dict[str, Interval] = {}
     try:
@@ -1086,7 +1173,7 @@ def signal_ranges(ts: TransitionSystem, params: Mapping[str, Num]) -> dict[str, 
             try:
                 v = enc.expr(sn.signal, frame)
             except EncodeError:
-                v = Num(z3.RealVal(0), Interval.top())
+                v = Num(z3.RealVal(0, ctx()), Interval.top())
             iv = enc.num(v).iv
             for r in sn.registers:
                 out[r] = iv
@@ -1135,8 +1222,9 @@ class Path:
         self.frames.append(f0)
 
     def _frame(self, index: int) -> Frame:
-        tick = (self.phase + index if isinstance(self.phase, int)
-                else SymbolicTick(self.phase, index))
+        tick = (
+            self.phase + index if isinstance(self.phase, int) else SymbolicTick(self.phase, index)
+        )
         f = Frame(index, tick, {})
         f.values.update(self.params)
         f.values.update(self.inputs.at(index))
@@ -1188,8 +1276,10 @@ class Path:
                 u = enc.minimum(u, const(s.hi))
             iv = u.iv.meet(Interval(s.lo, s.hi))
             if s.name in self.ints:
-                iv = Interval(math.ceil(iv.lo) if math.isfinite(iv.lo) else iv.lo,
-                              math.floor(iv.hi) if math.isfinite(iv.hi) else iv.hi)
+                iv = Interval(
+                    math.ceil(iv.lo) if math.isfinite(iv.lo) else iv.lo,
+                    math.floor(iv.hi) if math.isfinite(iv.hi) else iv.hi,
+                )
             if iv.empty:  # float noise at a bound; the exact term is still right
                 iv = u.iv
             if u.const is not None or z3.is_const(u.term) or s.kind == "sensor":
@@ -1231,10 +1321,12 @@ def free_start(
     params: Mapping[str, Num],
     ints: set[str],
     box: Mapping[str, Interval] | None = None,
+    ranges: Mapping[str, Interval] | None = None,
 ) -> dict[str, Num]:
     """Every state a variable: declared states within their ranges (or ``box``), registers
-    within the range of their signal, integer states integral."""
-    regs = signal_ranges(ts, params)
+    within the range of their signal (``ranges``, computed when not given), integer states
+    integral."""
+    regs = signal_ranges(ts, params) if ranges is None else ranges
     out: dict[str, Num] = {}
     for s in ts.states:
         iv = Interval(s.lo, s.hi)

@@ -20,6 +20,7 @@ burst (level x duration) after which the system stays bad is the trigger.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -46,7 +47,7 @@ from coherence.smt.encode import (
 from coherence.smt.objectives import trace_violated, violated
 from coherence.smt.options import SmtOptions
 from coherence.smt.replay import Scenario, scenario_from_model
-from coherence.smt.solver import SolverStats, check, new_solver
+from coherence.smt.solver import SolverStats, check, isolated, new_solver
 
 DURATIONS = (1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144)
 LEVELS = tuple(k / 10 for k in range(1, 11))
@@ -104,6 +105,7 @@ def nominal_run(ts: TransitionSystem, init: dict[str, float], ticks: int) -> Tra
         return simulate(ts, ticks, init=init)
 
 
+@isolated
 def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> EquilibriumResult:
     """Search, confirm and explain a bad equilibrium (or prove there is none)."""
     keeps = keep_objectives(ts)
@@ -131,16 +133,20 @@ def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> Equil
                         "sustain themselves in simulation",
                         notes=tuple(notes),
                     )
-                return EquilibriumResult(Status.PROVED, "no fixed point at nominal input "
-                                         "violates a keep-objective", notes=tuple(notes))
+                return EquilibriumResult(
+                    Status.PROVED,
+                    "no fixed point at nominal input violates a keep-objective",
+                    notes=tuple(notes),
+                )
             if ans.unknown:
                 reasons.append(f"{_mode(m)}: {ans.reason}")
                 break
             sc = scenario_from_model(ans.model, q.path, ts.hyperperiod)
             obj, orbit = confirm(ts, keeps, sc.init)
             if obj is not None:
-                res = EquilibriumResult(Status.FALSIFIED, "", obj.name, dict(sc.init), orbit,
-                                        notes=tuple(notes))
+                res = EquilibriumResult(
+                    Status.FALSIFIED, "", obj.name, dict(sc.init), orbit, notes=tuple(notes)
+                )
                 return explain(ts, obj, res, options)
             if q.enc.relaxed and refined < options.refinements and q.enc.refine(ans.model):
                 refined += 1
@@ -153,8 +159,9 @@ def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> Equil
                     "leaves it: " + _describe(ts, sc.init)
                 )
                 if unstable >= ATTEMPTS:
-                    reasons.append(f"{_mode(m)}: {unstable} unstable bad fixed points; "
-                                   "the search stopped")
+                    reasons.append(
+                        f"{_mode(m)}: {unstable} unstable bad fixed points; the search stopped"
+                    )
                     break
                 q.block(sc.init)
                 continue
@@ -166,8 +173,9 @@ def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> Equil
 class FixedPointQuery:
     """A free start at phase 0, one hyperperiod at nominal input, back to the start."""
 
-    def __init__(self, ts: TransitionSystem, keeps: list[ObjectiveIR], mode: str,
-                 stats: SolverStats) -> None:
+    def __init__(
+        self, ts: TransitionSystem, keeps: list[ObjectiveIR], mode: str, stats: SolverStats
+    ) -> None:
         self.ts = ts
         enc = Encoder(ts, mode, tag=f"e{mode[0]}.")
         self.enc = enc
@@ -197,12 +205,13 @@ class FixedPointQuery:
         self.solver.add(goal.term)
         self.solver.add(*enc.drain())
 
-    def block(self, point: dict[str, float]) -> None:
+    def block(self, point: Mapping[str, float]) -> None:
         """Exclude a neighbourhood of ``point`` (1% of each declared state's range)."""
         parts = []
         for s in self.ts.states:
-            if s.kind not in ("plant", "actuator") or not (math.isfinite(s.lo)
-                                                            and math.isfinite(s.hi)):
+            if s.kind not in ("plant", "actuator") or not (
+                math.isfinite(s.lo) and math.isfinite(s.hi)
+            ):
                 continue
             d = max(0.01 * (s.hi - s.lo), 1e-9)
             x: Num = self.start[s.name]
@@ -213,7 +222,7 @@ class FixedPointQuery:
 
 
 def confirm(
-    ts: TransitionSystem, keeps: list[ObjectiveIR], init: dict[str, float]
+    ts: TransitionSystem, keeps: list[ObjectiveIR], init: Mapping[str, float]
 ) -> tuple[ObjectiveIR | None, Trace]:
     """The objective that stays violated in a long nominal run from ``init``, if any."""
     orbit = nominal_run(ts, dict(init), stay_ticks(ts))
@@ -231,8 +240,9 @@ def explain(
 
     good = operating_point(ts, settle_ticks(ts, options))
     trig = trigger(ts, obj, good)
-    return EquilibriumResult(res.status, res.reason, res.objective, res.state, res.orbit,
-                             trig, good, res.notes)
+    return EquilibriumResult(
+        res.status, res.reason, res.objective, res.state, res.orbit, trig, good, res.notes
+    )
 
 
 def trigger(ts: TransitionSystem, obj: ObjectiveIR, good: dict[str, float]) -> Trigger | None:
@@ -272,7 +282,7 @@ def trigger(ts: TransitionSystem, obj: ObjectiveIR, good: dict[str, float]) -> T
     return Trigger(ts.inputs[j].name, float(level), int(dur), one, tick)
 
 
-def _describe(ts: TransitionSystem, init: dict[str, float]) -> str:
+def _describe(ts: TransitionSystem, init: Mapping[str, float]) -> str:
     parts = []
     for s in ts.states:
         if s.kind in ("plant", "actuator"):

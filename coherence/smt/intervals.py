@@ -83,10 +83,6 @@ class Interval:
     def meet(self, other: Interval) -> Interval:
         return Interval(max(self.lo, other.lo), min(self.hi, other.hi))
 
-    def clamp(self, lo: float, hi: float) -> Interval:
-        """The image of ``min(max(x, lo), hi)``."""
-        return Interval(min(max(self.lo, lo), hi), min(max(self.hi, lo), hi))
-
     def __neg__(self) -> Interval:
         return Interval(-self.hi, -self.lo)
 
@@ -130,12 +126,16 @@ class Interval:
         return Interval(0.0, max(-self.lo, self.hi))
 
     def floor(self) -> Interval:
-        return Interval(float(math.floor(self.lo)) if math.isfinite(self.lo) else self.lo,
-                        float(math.floor(self.hi)) if math.isfinite(self.hi) else self.hi)
+        return Interval(
+            float(math.floor(self.lo)) if math.isfinite(self.lo) else self.lo,
+            float(math.floor(self.hi)) if math.isfinite(self.hi) else self.hi,
+        )
 
     def ceil(self) -> Interval:
-        return Interval(float(math.ceil(self.lo)) if math.isfinite(self.lo) else self.lo,
-                        float(math.ceil(self.hi)) if math.isfinite(self.hi) else self.hi)
+        return Interval(
+            float(math.ceil(self.lo)) if math.isfinite(self.lo) else self.lo,
+            float(math.ceil(self.hi)) if math.isfinite(self.hi) else self.hi,
+        )
 
     def round(self) -> Interval:
         return (self + Interval.point(0.5)).floor()

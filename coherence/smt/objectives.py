@@ -54,14 +54,13 @@ def amount(enc: Encoder, obj: ObjectiveIR, frame: Frame) -> Num:
     return enc.maximum(const(0), enc.neg(slack(enc, obj, frame)))
 
 
-def worse(
-    enc: Encoder, obj: ObjectiveIR, f1: Frame, f2: Frame, margin: Fraction
-) -> Cond:
+def worse(enc: Encoder, obj: ObjectiveIR, f1: Frame, f2: Frame, margin: Fraction) -> Cond:
     """Run 1 is worse than run 2 for ``obj`` at these frames (by ``margin`` more)."""
     m = const(margin)
     if obj.kind == "keep":
-        return enc.compare(">=" if margin else ">", amount(enc, obj, f1),
-                           enc.add(amount(enc, obj, f2), m))
+        return enc.compare(
+            ">=" if margin else ">", amount(enc, obj, f1), enc.add(amount(enc, obj, f2), m)
+        )
     v1, v2 = _num(enc, obj.expr, f1), _num(enc, obj.expr, f2)
     tol = const(rational(obj.tolerance))
     if obj.relative:

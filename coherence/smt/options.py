@@ -17,11 +17,12 @@ class SmtOptions:
       an ``unsat`` is a proof, a ``sat`` a candidate for replay) or ``auto`` (over-approximation
       first, exact on its candidates and unknowns).
     - ``rlimit``: Z3's deterministic resource limit for each solver call.
-    - ``budget``: the rlimit one requirement's BMC may spend over all its calls.
+    - ``budget``: the rlimit one requirement's BMC may spend over all its calls, and the
+      conflict-witness search over all its pairs (each pair at most three ``rlimit``).
     - ``refinements``: how many times a spurious over-approximate candidate is refined
       (its relaxations split where the candidate cheats) before exact arithmetic is asked.
     - ``conflict_depth``: ticks ``k`` a conflict witness may take; ``None``: the longer of the
-      two loops' periods + 1.
+      two loops' periods + 1, at most 16.
     - ``induction_depth``: the largest ``k`` tried by k-induction; ``None``: the hyperperiod
       + 1, at least 2, at most 12 (and the whole attempt spends at most twice ``rlimit``).
     - ``margin``: room (canonical units) a counterexample's violated comparison must have,
@@ -39,8 +40,8 @@ class SmtOptions:
 
     horizon: int | None = None
     mode: str = "auto"
-    rlimit: int = 2_000_000
-    budget: int = 20_000_000
+    rlimit: int = 1_000_000
+    budget: int = 6_000_000
     refinements: int = 8
     conflict_depth: int | None = None
     induction_depth: int | None = None

@@ -77,8 +77,9 @@ def replay(ts: TransitionSystem, sc: Scenario, ticks: int | None = None) -> Trac
         pad = np.repeat(inputs[-1:], n - inputs.shape[0], axis=0) if len(inputs) else None
         inputs = np.concatenate([inputs, pad]) if pad is not None else inputs
     system = rotate_phases(ts, sc.phase) if sc.phase else ts
-    return simulate(system, n, inputs=inputs[None, :n, :], params=dict(sc.params),
-                    init=dict(sc.init))
+    return simulate(
+        system, n, inputs=inputs[None, :n, :], params=dict(sc.params), init=dict(sc.init)
+    )
 
 
 def rotate_phases(ts: TransitionSystem, shift: int) -> TransitionSystem:

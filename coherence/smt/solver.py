@@ -9,12 +9,73 @@ and maps Z3's answer to an :class:`Outcome` without ever turning ``unknown`` int
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import z3
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(slots=True)
+class _Scope:
+    ctx: Any
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+
+_SCOPES: list[_Scope] = []
+_MAIN = _Scope(None)
+
+
+@contextmanager
+def fresh_context() -> Iterator[Any]:
+    """A Z3 context of its own for one analysis; nested uses share the outer one.
+
+    Z3 hash-conses terms per context, and the order in which terms were first created steers
+    its search: in a shared context, an analysis' answers (within the same rlimit) could
+    depend on what ran before it in the process. A fresh context per analysis makes every
+    answer a function of the analysis alone.
+    """
+    if _SCOPES:
+        yield _SCOPES[-1].ctx
+        return
+    scope = _Scope(z3.Context())
+    _SCOPES.append(scope)
+    try:
+        yield scope.ctx
+    finally:
+        _SCOPES.pop()
+
+
+def isolated(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` in :func:`fresh_context` (its own Z3 context unless one is active)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with fresh_context():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def ctx() -> Any:
+    """The Z3 context terms are built in now."""
+    return _SCOPES[-1].ctx if _SCOPES else z3.main_ctx()
+
+
+def scope_cache() -> dict[Any, Any]:
+    """A cache that lives as long as the current context (for constant terms)."""
+    if _SCOPES:
+        return _SCOPES[-1].cache
+    if _MAIN.ctx is not z3.main_ctx():
+        _MAIN.ctx = z3.main_ctx()
+        _MAIN.cache = {}
+    return _MAIN.cache
 
 
 class Outcome(enum.Enum):
@@ -58,7 +119,7 @@ class SolverStats:
 
 def new_solver() -> Any:
     """A fresh solver with deterministic settings (fixed seeds, model completion on eval)."""
-    s = z3.Solver()
+    s = z3.Solver(ctx=ctx())
     s.set("random_seed", 0)
     # Groebner-basis passes of the nonlinear solver are not charged to the rlimit, so they
     # would break the link between the limit and the time a call takes: off.

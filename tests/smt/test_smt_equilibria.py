@@ -1,0 +1,71 @@
+"""Bad equilibria: the retry storm's self-sustaining overload and its trigger; the budget fix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from coherence.ir.nodes import TransitionSystem
+from coherence.results import Status
+from coherence.simulate.engine import simulate
+from coherence.smt import SmtOptions, analyze
+from coherence.smt.equilibria import find, stay_ticks, stays_bad
+from coherence.smt.objectives import trace_violated
+from coherence.smt.solver import SolverStats
+
+
+def test_retry_storm_has_a_bad_equilibrium_and_a_trigger(
+    spec: Callable[[str], TransitionSystem],
+) -> None:
+    ts = spec("retry_storm.coh")
+    eq = find(ts, SmtOptions(), SolverStats())
+    assert eq.status is Status.FALSIFIED and eq.state is not None
+    assert eq.objective == "clients.latency"
+    obj = ts.objective(eq.objective)
+    # the fixed point is one: a hyperperiod at nominal input returns to it
+    one = simulate(ts, ts.hyperperiod, init=eq.state)
+    for i, name in enumerate(ts.state_names):
+        assert np.isclose(one.states[0, -1, i], eq.state[name], rtol=1e-9, atol=1e-9)
+    # the good operating point is good: an empty queue at nominal demand
+    assert eq.good is not None and eq.good["queue"] == 0
+    trig = eq.trigger
+    assert trig is not None and trig.input == "demand" and trig.level > 80
+    # after the burst, nominal input forever: the system stays bad
+    x = trig.trace.inputs[0, :, 0]
+    assert np.all(x[: trig.ticks] == trig.level) and np.all(x[trig.ticks :] == 80)
+    assert stays_bad(ts, obj, trig.trace)[0]
+    assert trace_violated(obj, trig.trace)[0, trig.violation_tick]
+    # and it is the smallest on the grid: one tick shorter does not do it
+    if trig.ticks > 1:
+        n = trig.ticks - 1 + stay_ticks(ts)
+        inputs = np.full((1, n, 1), 80.0)
+        inputs[0, : trig.ticks - 1, 0] = trig.level
+        shorter = simulate(ts, n, inputs=inputs, init=eq.good)
+        assert not stays_bad(ts, obj, shorter)[0]
+
+
+def test_retry_storm_finding(spec: Callable[[str], TransitionSystem]) -> None:
+    ts = spec("retry_storm.coh")
+    r = analyze(ts)
+    (v,) = r.verdicts
+    assert v.kind == "no_bad_equilibrium" and v.status is Status.FALSIFIED
+    (f,) = r.findings
+    assert f.code == "COH504" and f.key == "bad_equilibrium:clients.latency"
+    assert f.trace is not None and any("trigger" in n for n in f.notes)
+
+
+def test_retry_budget_is_proved_free_of_bad_equilibria(
+    spec: Callable[[str], TransitionSystem],
+) -> None:
+    ts = spec("retry_budget.coh")
+    for mode in ("exact", "overapprox", "auto"):
+        eq = find(ts, SmtOptions(mode=mode), SolverStats())
+        assert eq.status is Status.PROVED, mode
+    r = analyze(ts)
+    assert r.verdicts[0].status is Status.PROVED and not r.findings
+
+
+def test_no_keep_objective_is_vacuous(system: Callable[[str], TransitionSystem]) -> None:
+    ts = system("state x in [0, 1] init 0\nnext x = x\nrequire no bad equilibrium")
+    assert analyze(ts).verdicts[0].status is Status.PROVED
