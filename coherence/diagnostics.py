@@ -282,11 +282,16 @@ REGISTRY: dict[str, Rule] = _rules(
         example="# coherence: ignore[COH506] latency is allowed to exceed the SLO at start",
         fix="Remove the suppression, or move it next to the finding it is meant for.",
     ),
-    Rule("COH222", "bad-profile", E, "A calibration profile cannot be loaded.",
-         "`profile NAME = \"PATH\"` names a JSON profile written by `coherence calibrate`; the "
-         "file must exist (relative to the spec) and match the profile schema.",
-         example='profile h100 = "profiles/h100.json"',
-         fix="Measure one with `coherence calibrate --out PATH`, or correct the path."),
+    Rule(
+        "COH222",
+        "bad-profile",
+        E,
+        "A calibration profile cannot be loaded.",
+        '`profile NAME = "PATH"` names a JSON profile written by `coherence calibrate`; the '
+        "file must exist (relative to the spec) and match the profile schema.",
+        example='profile h100 = "profiles/h100.json"',
+        fix="Measure one with `coherence calibrate --out PATH`, or correct the path.",
+    ),
     # --- COH3xx: stability (linear analysis) ----------------------------------------------
     Rule(
         "COH301",

@@ -185,3 +185,10 @@ def test_non_finite_values_are_kept_not_raised() -> None:
     )
     tr = simulate(ts, 2)
     assert np.isclose(tr.state("a")[0, 1], 1000)  # +inf clamps to the bound
+
+
+def test_zero_ticks_gives_the_initial_state() -> None:
+    ts = system(f"{U}\n state a in [0, 10] init 3\n loop l {{ senses u delay 1s actuates a to u }}")
+    tr = simulate(ts, 0)
+    assert tr.states.shape == (1, 1, len(ts.states))
+    assert tr.state("a")[0].tolist() == [3]

@@ -262,8 +262,9 @@ def simulate(
     # initial state: declared values and overrides first, then registers from their signals
     env: Env = {"__t": 0}
     env.update(pvals)
+    first = inputs[:, 0, :] if inputs.shape[1] else nominal_inputs(system, 1, S)[:, 0, :]
     for j, u in enumerate(system.inputs):
-        env[u.name] = inputs[:, 0, j]
+        env[u.name] = first[:, j]
     init = init or {}
     unknown_init = set(init) - set(system.state_names)
     if unknown_init:
