@@ -164,3 +164,27 @@ def test_ir_and_fmt() -> None:
 def test_version() -> None:
     code, out, _ = cli("--version")
     assert code == 0 and out.startswith("coherence ")
+
+
+def test_check_expect_compares_with_a_manifest(tmp_path: Path) -> None:
+    spec = tmp_path / "w.coh"
+    spec.write_text(
+        "system w { tick 1s state a in [0, 9] init 0\n"
+        "loop p { actuates a by 1 } loop q { actuates a by 1 } }"
+    )
+    manifest = tmp_path / "manifest.toml"
+    manifest.write_text(
+        '[manifest]\nreconciled = ["simulate"]\n\n'
+        '[specs."w.coh"]\nlint = ["COH206"]\nsimulate = []\n'
+    )
+    code, out, _ = cli(
+        "check", str(spec), "--no-linear", "--no-smt", "--expect", str(manifest), "--color", "never"
+    )
+    assert code == 0, out
+    assert "expectations: all met" in out
+    manifest.write_text('[manifest]\nreconciled = ["simulate"]\n\n[specs."w.coh"]\nlint = []\n')
+    code, out, _ = cli(
+        "check", str(spec), "--no-linear", "--no-smt", "--expect", str(manifest), "--color", "never"
+    )
+    assert code == 1
+    assert "DIFFERENT" in out and "COH206" in out
