@@ -224,39 +224,15 @@ def cmd_check(
     return run_check(args, stdout, stderr or sys.stderr, lint=lint)
 
 
-def _load_one(path: str, system: str | None = None):  # type: ignore[no-untyped-def]
-    from coherence.compile import compile_source, read_source
-    from coherence.diagnostics import Diagnostic, render
-
-    src = read_source(path)
-    if isinstance(src, Diagnostic):
-        raise CoherenceError(src.message, src.help)
-    result = compile_source(src)
-    if not result.ok:
-        text = "\n\n".join(
-            render(d, result.source) for d in result.diagnostics if d.level == Severity.ERROR
-        )
-        raise CoherenceError(f"`{path}` has errors:\n\n{text}", "run `coherence lint` on it")
-    systems = result.systems
-    if system is not None:
-        systems = tuple(s for s in systems if s.name == system)
-        if not systems:
-            names = ", ".join(s.name for s in result.systems)
-            raise CoherenceError(f"no system `{system}` in `{path}`", f"systems: {names}")
-    if len(systems) > 1:
-        names = ", ".join(s.name for s in systems)
-        raise CoherenceError(f"`{path}` has several systems", f"choose one with --system ({names})")
-    return result, systems[0]
-
-
 def cmd_simulate(args: argparse.Namespace, stdout: TextIO) -> int:
+    from coherence.plot import load_system
     from coherence.reports.text import make_console, render_table
     from coherence.simulate.engine import simulate
     from coherence.simulate.nominal import summary_table
     from coherence.simulate.scenarios import scenario_inputs
     from coherence.simulate.series import write_series
 
-    _, ts = _load_one(args.spec, args.system)
+    ts = load_system(args.spec, args.system)
     scenarios = args.scenario or ["nominal"]
     inputs = scenario_inputs(ts, scenarios, args.ticks)
     trace = simulate(ts, args.ticks, inputs=inputs)
