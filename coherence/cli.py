@@ -139,7 +139,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     d = sub.add_parser("ir", help="print the transition system a spec lowers to")
     d.add_argument("spec")
 
-    f = sub.add_parser("fmt", help="print a spec in canonical layout")
+    f = sub.add_parser("fmt", help="print a spec in canonical layout (comments are not kept)")
     f.add_argument("spec")
 
     imp = sub.add_parser("import", help="turn HPA, KEDA or Knative autoscaling YAML into a spec")
