@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from coherence import __version__
-from coherence.diagnostics import REGISTRY, CoherenceError, Severity
+from coherence.diagnostics import REGISTRY, CoherenceError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -255,8 +255,7 @@ def cmd_simulate(args: argparse.Namespace, stdout: TextIO) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, stdout: TextIO) -> int:
-    from coherence.compile import compile_source, read_source
-    from coherence.diagnostics import Diagnostic, render
+    from coherence.compile import compile_path
     from coherence.pipeline import CheckOptions
     from coherence.reports.text import make_console, render_table
     from coherence.validate import validate_system
@@ -269,15 +268,7 @@ def cmd_validate(args: argparse.Namespace, stdout: TextIO) -> int:
                 f"`--profile {item}`: write NAME=PATH", "NAME is the profile's name in the spec"
             )
         overrides[name] = path
-    src = read_source(args.spec)
-    if isinstance(src, Diagnostic):
-        raise CoherenceError(src.message, src.help)
-    result = compile_source(src, overrides)
-    if not result.ok:
-        text = "\n\n".join(
-            render(d, result.source) for d in result.diagnostics if d.level == Severity.ERROR
-        )
-        raise CoherenceError(f"`{args.spec}` has errors:\n\n{text}", "run `coherence lint` on it")
+    result = compile_path(args.spec, overrides)
     bound = [ts for ts in result.systems if ts.bindings]
     if not bound:
         raise CoherenceError(
@@ -327,30 +318,20 @@ def cmd_explain(code: str, stdout: TextIO) -> int:
 
 
 def cmd_ir(args: argparse.Namespace, stdout: TextIO) -> int:
-    from coherence.compile import compile_source, read_source
-    from coherence.diagnostics import Diagnostic
+    from coherence.compile import compile_path
     from coherence.ir.dump import dump
 
-    src = read_source(args.spec)
-    if isinstance(src, Diagnostic):
-        raise CoherenceError(src.message, src.help)
-    result = compile_source(src)
-    if not result.ok:
-        raise CoherenceError(f"`{args.spec}` has errors", "run `coherence lint` on it")
+    result = compile_path(args.spec)
     for ts in result.systems:
         stdout.write(dump(ts))
     return EXIT_OK
 
 
 def cmd_fmt(args: argparse.Namespace, stdout: TextIO) -> int:
-    from coherence.compile import compile_source, read_source
-    from coherence.diagnostics import Diagnostic
+    from coherence.compile import compile_path
     from coherence.frontend.format import format_module
 
-    src = read_source(args.spec)
-    if isinstance(src, Diagnostic):
-        raise CoherenceError(src.message, src.help)
-    result = compile_source(src)
+    result = compile_path(args.spec, require_ok=False)
     if result.module is None or any(d.code.startswith("COH1") for d in result.diagnostics):
         raise CoherenceError(f"`{args.spec}` has syntax errors", "run `coherence lint` on it")
     stdout.write(format_module(result.module))

@@ -99,3 +99,28 @@ def compile_source(
 
 def compile_text(path: str, text: str) -> CompileResult:
     return compile_source(SourceFile(path, text))
+
+
+def compile_path(
+    path: str | Path,
+    profile_paths: Mapping[str, str] | None = None,
+    *,
+    require_ok: bool = True,
+) -> CompileResult:
+    """Read and compile a spec file for a command that needs it whole.
+
+    An unreadable file is a usage error, and so (with ``require_ok``) is a spec with errors,
+    whose rendered diagnostics the message carries: both raise :class:`CoherenceError`.
+    """
+    from coherence.diagnostics import CoherenceError, render
+
+    src = read_source(path)
+    if isinstance(src, Diagnostic):
+        raise CoherenceError(src.message, src.help)
+    result = compile_source(src, profile_paths)
+    if require_ok and not result.ok:
+        text = "\n\n".join(
+            render(d, result.source) for d in result.diagnostics if d.level == Severity.ERROR
+        )
+        raise CoherenceError(f"`{path}` has errors:\n\n{text}", "run `coherence lint` on it")
+    return result

@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from coherence.diagnostics import CoherenceError, Severity, render
+from coherence.diagnostics import CoherenceError
 from coherence.ir.nodes import Binary, Call, Expr, Ite, TransitionSystem, Unary, Var
 from coherence.reports.graph import (
     COUPLING_COLUMNS,
@@ -171,18 +171,9 @@ def add_topology(report: RunReport) -> RunReport:
 
 def load_system(path: str, system: str | None = None) -> TransitionSystem:
     """The one (or the named) system of a spec file; errors are usage errors (exit 2)."""
-    from coherence.compile import compile_source, read_source
-    from coherence.diagnostics import Diagnostic
+    from coherence.compile import compile_path
 
-    src = read_source(path)
-    if isinstance(src, Diagnostic):
-        raise CoherenceError(src.message, src.help)
-    result = compile_source(src)
-    if not result.ok:
-        text = "\n\n".join(
-            render(d, result.source) for d in result.diagnostics if d.level == Severity.ERROR
-        )
-        raise CoherenceError(f"`{path}` has errors:\n\n{text}", "run `coherence lint` on it")
+    result = compile_path(path)
     systems = result.systems
     if system is not None:
         systems = tuple(s for s in systems if s.name == system)

@@ -128,7 +128,20 @@ class SpecFile(pytest.File):
             yield SystemCollector.from_parent(self, name=ts.name, ts=ts, source=result.source)
 
 
-class DiagnosticsItem(pytest.Item):
+class _SpecItem(pytest.Item):
+    """An item whose failures are spec findings: shown as text, without a Python traceback."""
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> str:
+        if isinstance(excinfo.value, SpecFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo, style))
+
+
+class DiagnosticsItem(_SpecItem):
     def __init__(
         self, *, diagnostics: tuple[Any, ...], source: SourceFile | None = None, **kw: Any
     ) -> None:
@@ -149,15 +162,6 @@ class DiagnosticsItem(pytest.Item):
         errors = [f for f in shown if f.level == Severity.ERROR]
         if errors:
             raise SpecFailure("\n\n".join(finding_text(f, self.source) for f in errors))
-
-    def repr_failure(
-        self,
-        excinfo: pytest.ExceptionInfo[BaseException],
-        style: Any = None,
-    ) -> str:
-        if isinstance(excinfo.value, SpecFailure):
-            return str(excinfo.value)
-        return str(super().repr_failure(excinfo, style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.path.name}: diagnostics"
@@ -184,7 +188,7 @@ class SystemCollector(pytest.Collector):
             yield RequirementItem.from_parent(self, name=req.text, requirement=req)
 
 
-class RequirementItem(pytest.Item):
+class RequirementItem(_SpecItem):
     def __init__(self, *, requirement: Requirement, **kw: Any) -> None:
         super().__init__(**kw)
         self.requirement = requirement
@@ -209,15 +213,6 @@ class RequirementItem(pytest.Item):
             raise SpecFailure(explain(o, self.system.source))
         if o.status == Status.SKIPPED:
             pytest.skip(f"{o.requirement}: {o.reason}")
-
-    def repr_failure(
-        self,
-        excinfo: pytest.ExceptionInfo[BaseException],
-        style: Any = None,
-    ) -> str:
-        if isinstance(excinfo.value, SpecFailure):
-            return str(excinfo.value)
-        return str(super().repr_failure(excinfo, style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         line = self.requirement.span.line

@@ -81,18 +81,11 @@ class Spec:
 
 def load_spec(path: str | Path, system: str | None = None) -> Spec:
     """Compile a spec file; ``system`` picks one when the file declares several."""
-    from coherence.compile import compile_source, read_source
-    from coherence.diagnostics import Diagnostic, render
+    from coherence.compile import compile_path
 
-    src = read_source(path)
-    if isinstance(src, Diagnostic):
-        raise CoherenceError(src.message, src.help)
-    result = compile_source(src)
-    if not result.ok or result.module is None:
-        errors = [d for d in result.diagnostics if d.level == Severity.ERROR]
-        raise CoherenceError(
-            f"`{path}` has errors:\n\n" + "\n\n".join(render(d, result.source) for d in errors)
-        )
+    result = compile_path(path)
+    if result.module is None:
+        raise CoherenceError(f"`{path}` declares no system")
     pairs = [(s, ts) for s in result.module.systems for ts in result.systems if ts.name == s.name]
     if system is not None:
         pairs = [(s, ts) for s, ts in pairs if s.name == system]
@@ -100,7 +93,7 @@ def load_spec(path: str | Path, system: str | None = None) -> Spec:
         names = ", ".join(ts.name for ts in result.systems)
         raise CoherenceError(f"`{path}`: choose one system ({names})")
     s, ts = pairs[0]
-    return Spec(str(path), s, ts, src.text)
+    return Spec(str(path), s, ts, result.source.text)
 
 
 # ---- knobs and changes ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from coherence.frontend.ast import StateDecl
 from coherence.frontend.check import Checked, CheckedLoop
 from coherence.ir import nodes as ir
-from coherence.ir.nodes import Binary, Call, Const, Expr, Ite, Phase, Unary, Var
+from coherence.ir.nodes import Binary, Call, Const, Expr, Ite, Phase, Unary, Var, conjunction
 
 INF = math.inf
 
@@ -39,15 +39,6 @@ def _sub(a: Expr, b: Expr) -> Expr:
 
 def _mul(a: Expr, b: Expr) -> Expr:
     return Binary("*", a, b)
-
-
-def _and(parts: list[Expr]) -> Expr:
-    if not parts:
-        return Const(1.0)
-    out = parts[0]
-    for p in parts[1:]:
-        out = Binary("and", out, p)
-    return out
 
 
 def _or(parts: list[Expr]) -> Expr:
@@ -154,7 +145,7 @@ def _lower_loop(
     if c.guard is not None:
         fire_parts.append(c.guard)
     fires = f"{name}.fires"
-    lets.append(ir.Let(fires, _and(fire_parts), "bool", 1.0, name, span))
+    lets.append(ir.Let(fires, conjunction(fire_parts), "bool", 1.0, name, span))
 
     actions: list[ir.Action] = []
     contrib: dict[str, list[Expr]] = {}
@@ -226,7 +217,7 @@ def _lower_loop(
             cond.append(Unary("not", _or(hold_parts)))
         cond.append(Binary("!=", Var(target_name), a))
         changes = f"{prefix}.changes"
-        lets.append(ir.Let(changes, _and(cond), "bool", 1.0, name, aspan))
+        lets.append(ir.Let(changes, conjunction(cond), "bool", 1.0, name, aspan))
         change_flags.append(Var(changes))
         contrib.setdefault(state, []).append(
             Ite(Var(changes), _sub(Var(target_name), a), Const(0.0), aspan)

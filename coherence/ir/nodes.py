@@ -363,3 +363,26 @@ class TransitionSystem:
     @property
     def input_names(self) -> tuple[str, ...]:
         return tuple(u.name for u in self.inputs)
+
+
+# ---- small builders shared by lowering and the backends ----------------------------------------
+
+
+def conjunction(parts: list[Expr]) -> Expr:
+    """``p1 and p2 and ...`` (true for no parts), left-nested."""
+    if not parts:
+        return Const(1.0)
+    out = parts[0]
+    for p in parts[1:]:
+        out = Binary("and", out, p)
+    return out
+
+
+def sum_terms(e: Expr) -> list[Expr]:
+    """The terms of a left-nested chain of additions (long window sums stay shallow)."""
+    terms: list[Expr] = []
+    while isinstance(e, Binary) and e.op == "+":
+        terms.append(e.right)
+        e = e.left
+    terms.append(e)
+    return terms[::-1]

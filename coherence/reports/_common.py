@@ -109,18 +109,11 @@ def trace_groups(view: TraceView) -> list[tuple[str, bool]]:
 
 def trace_text(view: TraceView) -> str:
     """A trace as plain text, the way the terminal report shows it (without colour)."""
-    from coherence.reports.text import select_steps, trace_lines
+    from coherence.reports.text import trace_lines, trace_notes
 
     lines = [view.title]
     lines += [line for line, _ in trace_lines(view)]
-    _, left_out = select_steps(view)
-    notes = []
-    if left_out:
-        notes.append(f"{left_out} uneventful ticks not shown")
-    if view.inputs_note:
-        notes.append(view.inputs_note)
-    notes.append("replayed in the simulator" if view.replayed else "NOT reproduced in simulation")
-    lines.append("; ".join(notes))
+    lines.append(trace_notes(view))
     return "\n".join(lines)
 
 

@@ -129,6 +129,11 @@ def render_trace(console: Console, view: TraceView) -> None:
     console.print(Text(view.title, style="bold"))
     for line, violated in trace_lines(view):
         console.print(Text(line, style="bold red" if violated else ""), soft_wrap=True)
+    console.print(Text(trace_notes(view), style="dim"))
+
+
+def trace_notes(view: TraceView) -> str:
+    """The line under a trace: what was left out, the inputs, whether it was replayed."""
     _, left_out = select_steps(view)
     notes = []
     if left_out:
@@ -136,7 +141,7 @@ def render_trace(console: Console, view: TraceView) -> None:
     if view.inputs_note:
         notes.append(view.inputs_note)
     notes.append("replayed in the simulator" if view.replayed else "NOT reproduced in simulation")
-    console.print(Text("; ".join(notes), style="dim"))
+    return "; ".join(notes)
 
 
 def render_finding(

@@ -14,7 +14,18 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from coherence.ir.nodes import Binary, Call, Const, Expr, Ite, Phase, TransitionSystem, Unary, Var
+from coherence.ir.nodes import (
+    Binary,
+    Call,
+    Const,
+    Expr,
+    Ite,
+    Phase,
+    TransitionSystem,
+    Unary,
+    Var,
+    sum_terms,
+)
 
 Array = NDArray[np.float64]
 Value = np.ndarray | float | bool
@@ -63,7 +74,7 @@ def compile_expr(e: Expr) -> Fn:
             fa = compile_expr(a)
             return lambda env: np.logical_not(fa(env))
         case Binary("+", _, _):
-            terms = [compile_expr(t) for t in _sum_terms(e)]
+            terms = [compile_expr(t) for t in sum_terms(e)]
             if len(terms) > 2:
                 return lambda env: _reduce(np.add, [g(env) for g in terms])
             fl, fr = terms
@@ -88,16 +99,6 @@ def compile_expr(e: Expr) -> Fn:
         case Phase(period, offset):
             return lambda env: int(env["__t"]) % period == offset
     raise ValueError(f"cannot compile {e!r}")
-
-
-def _sum_terms(e: Expr) -> list[Expr]:
-    """The terms of a left-nested chain of additions (long window sums stay shallow)."""
-    terms: list[Expr] = []
-    while isinstance(e, Binary) and e.op == "+":
-        terms.append(e.right)
-        e = e.left
-    terms.append(e)
-    return terms[::-1]
 
 
 def _reduce(f: Callable[[Value, Value], Value], vals: list[Value]) -> Value:

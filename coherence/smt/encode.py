@@ -48,6 +48,7 @@ from coherence.ir.nodes import (
     TransitionSystem,
     Unary,
     Var,
+    sum_terms,
 )
 from coherence.smt.intervals import INF, Interval
 from coherence.smt.solver import ctx, scope_cache
@@ -271,16 +272,6 @@ def point(fr: Fraction) -> Interval:
     return Interval(math.nextafter(f, -INF), math.nextafter(f, INF))
 
 
-def _sum_terms(e: Expr) -> list[Expr]:
-    """The terms of a left-nested chain of additions."""
-    terms: list[Expr] = []
-    while isinstance(e, Binary) and e.op == "+":
-        terms.append(e.right)
-        e = e.left
-    terms.append(e)
-    return terms[::-1]
-
-
 def _ipow(term: Term, n: int) -> Term:
     out = term
     for _ in range(n - 1):
@@ -471,7 +462,7 @@ class Encoder:
                     op, self.num(self.expr(a, frame)), self.num(self.expr(b, frame))
                 )
             case Binary("+", _, _):
-                return self.sum([self.num(self.expr(t, frame)) for t in _sum_terms(e)])
+                return self.sum([self.num(self.expr(t, frame)) for t in sum_terms(e)])
             case Binary(op, a, b):
                 x, y = self.num(self.expr(a, frame)), self.num(self.expr(b, frame))
                 if op == "+":

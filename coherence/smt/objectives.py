@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from coherence.ir.nodes import ObjectiveIR
 from coherence.simulate.engine import Trace, evaluate
+from coherence.simulate.requirements import objective_slack
 from coherence.smt.encode import Cond, Encoder, Frame, Num, const, rational
 
 
@@ -73,13 +74,8 @@ def worse(enc: Encoder, obj: ObjectiveIR, f1: Frame, f2: Frame, margin: Fraction
 
 
 def trace_slack(obj: ObjectiveIR, trace: Trace) -> NDArray[np.float64]:
-    assert obj.kind == "keep" and obj.bound is not None
-    e = evaluate(obj.expr, trace)
-    b = evaluate(obj.bound, trace)
-    tol = obj.tolerance * np.abs(b) if obj.relative else obj.tolerance
-    if obj.cmp in ("<=", "<"):
-        return np.asarray(b + tol - e, dtype=float)
-    return np.asarray(e - (b - tol), dtype=float)
+    """The simulator's own definition (the reference semantics of keep objectives)."""
+    return np.asarray(objective_slack(obj, trace), dtype=float)
 
 
 def trace_violated(obj: ObjectiveIR, trace: Trace) -> NDArray[np.bool_]:

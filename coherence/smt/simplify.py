@@ -12,22 +12,23 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from coherence.ir.nodes import Binary, Call, Const, Expr, Ite, TransitionSystem, Unary, Var
+from coherence.ir.nodes import (
+    Binary,
+    Call,
+    Const,
+    Expr,
+    Ite,
+    TransitionSystem,
+    Unary,
+    Var,
+    conjunction,
+)
 
 
 def _conjuncts(e: Expr) -> list[Expr]:
     if isinstance(e, Binary) and e.op == "and":
         return _conjuncts(e.left) + _conjuncts(e.right)
     return [e]
-
-
-def _and(parts: list[Expr]) -> Expr:
-    if not parts:
-        return Const(1.0)
-    out = parts[0]
-    for p in parts[1:]:
-        out = Binary("and", out, p)
-    return out
 
 
 def for_solver(ts: TransitionSystem) -> TransitionSystem:
@@ -43,7 +44,7 @@ def for_solver(ts: TransitionSystem) -> TransitionSystem:
             parts = _conjuncts(expr)
             kept = [p for p in parts if p != redundant]
             if len(kept) < len(parts):
-                guards[act.changes] = _and(kept)
+                guards[act.changes] = conjunction(kept)
 
     def rw(e: Expr) -> Expr:
         match e:
