@@ -210,7 +210,7 @@ def _bounded(
                     key=f"spurious:{key}",
                 )
             )
-    elif res.status is Status.PROVED:
+    elif res.status is Status.PROVED and res.induction_k is not None:
         reason = f"{res.induction_k}-inductive: holds for all time"
     elif res.status is Status.HOLDS and not reason:
         reason = f"no violation in {res.depth} ticks"

@@ -41,6 +41,7 @@ from coherence.ir.nodes import Requirement, TransitionSystem
 from coherence.results import Status
 from coherence.simulate.engine import Trace, evaluate, simulate
 from coherence.simulate.requirements import check_requirement
+from coherence.smt import reach
 from coherence.smt.encode import (
     EXACT,
     OVERAPPROX,
@@ -59,6 +60,7 @@ from coherence.smt.encode import (
     true,
 )
 from coherence.smt.options import SmtOptions
+from coherence.smt.reach import check_reach
 from coherence.smt.replay import Scenario, replay, scenario_from_model
 from coherence.smt.solver import (
     Answer,
@@ -598,22 +600,52 @@ def _differ(path: Path, i: int, j: int) -> Any:
 def check_bounded(
     ts: TransitionSystem, req: Requirement, options: SmtOptions, stats: SolverStats
 ) -> Result:
-    """The status of an always / response / flapping requirement."""
+    """The status of an always / response / flapping requirement.
+
+    In order: the input patterns (falsification); interval reachability from the initial
+    state (:mod:`coherence.smt.reach`: a proof over the horizon, or for all time when the
+    enclosure returns into itself); k-induction; BMC. Each verdict says how it was obtained.
+    """
     horizon = horizon_of(req, options)
     capped = replace(req, horizon=horizon)
     if options.patterns:
         cex = falsify_by_patterns(ts, capped, horizon, options.seed)
         if cex is not None:
             return Result(Status.FALSIFIED, cex.tick, "", cex)
+    reached = (
+        check_reach(ts, capped, horizon)
+        if options.intervals
+        else reach.Outcome("unknown", 0, 0, 0, "")
+    )
+    if reached.status == "proved":
+        return Result(Status.PROVED, horizon, reached.detail)
     if req.kind == "always":
         k, _why = k_induction(ts, req, options, stats)
         if k is not None:
             # the base case: no violation in ticks 0..k-1 from the initial state
-            base = bmc(ts, req, options, stats, depth=k)
+            if reached.status == "holds" and horizon >= k:
+                base = Result(Status.HOLDS, k, reached.detail)
+            else:
+                base = bmc(ts, req, options, stats, depth=k)
             if base.status is Status.HOLDS:
                 return Result(
-                    Status.PROVED, horizon, f"{k}-inductive", None, base.notes, base.spurious, k
+                    Status.PROVED,
+                    horizon,
+                    f"{k}-inductive (k-induction; base case: "
+                    f"{'interval reachability' if reached.status == 'holds' else 'BMC'})",
+                    None,
+                    base.notes,
+                    base.spurious,
+                    k,
                 )
             if base.status is Status.FALSIFIED:
                 return base
-    return bmc(ts, req, options, stats)
+    if reached.status == "holds":
+        why = reached.detail
+        if horizon < max(1, req.horizon):
+            why += f"; checked to depth {horizon} of the requirement's {req.horizon} ticks"
+        return Result(Status.HOLDS, horizon, why)
+    res = bmc(ts, req, options, stats)
+    if res.status is Status.UNKNOWN and reached.detail:
+        res = replace(res, notes=(*res.notes, f"interval reachability: {reached.detail}"))
+    return res

@@ -31,6 +31,9 @@ class SmtOptions:
       bursts, square waves, seeded random): a deep counterexample the solver would need many
       ticks of nonlinear arithmetic to reach is often one of them. Their traces are simulator
       traces like any other.
+    - ``intervals``: before k-induction and BMC, enclose every run in intervals from the
+      initial state (:mod:`coherence.smt.reach`): a sound proof over the horizon, or for all
+      time when the enclosure returns into itself; it never falsifies.
     - ``seed``: the seed of the random patterns.
     - ``settle``: ticks simulated at nominal input to reach the operating point.
     - ``analyses``: which of ``requirements``, ``conflicts``, ``equilibria`` run.
@@ -47,6 +50,7 @@ class SmtOptions:
     induction_depth: int | None = None
     margin: float = 1e-6
     patterns: bool = True
+    intervals: bool = True
     seed: int = 0
     settle: int | None = None
     analyses: tuple[str, ...] = ("requirements", "conflicts", "equilibria")

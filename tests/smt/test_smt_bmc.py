@@ -21,7 +21,7 @@ from coherence.smt.bmc import bmc, check_bounded, k_induction
 from coherence.smt.replay import replay
 from coherence.smt.solver import SolverStats
 
-SOLVER_ONLY = SmtOptions(patterns=False)
+SOLVER_ONLY = SmtOptions(patterns=False, intervals=False)
 
 
 def _req(ts: TransitionSystem, kind: str) -> Requirement:

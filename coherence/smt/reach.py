@@ -1,0 +1,915 @@
+"""Sound interval reachability from the initial state, vectorised over boxes of the unknowns.
+
+A run from the initial state is a function of the inputs (one value per input for the whole
+run when the requirement says ``inputs held``, a value per tick otherwise) and of the
+uncertain parameters. This module encloses every such run in intervals, tick by tick, with
+exactly the simulator's meaning (lets in order, then every update, clamped to the state's
+range), in exact real arithmetic:
+
+- every arithmetic result is rounded outward by one ulp (``np.nextafter``; a relative
+  ``1e-12`` for ``sqrt``, ``exp``, ``log`` and fractional powers); a spec constant that is not
+  a binary float (``0.1``) is the interval of the two floats around it;
+- ``floor``/``ceil``/``round`` of an interval are the rounded ends; ``min``, ``max``, ``abs``
+  and the clamps are monotone; an ``if`` whose condition the intervals do not decide is the
+  hull of both branches; conditions are three-valued (may be true, may be false);
+- registers, history and cooldowns are states like the others (a register copies its source);
+  integer states whose update is integral by construction
+  (:func:`coherence.smt.encode.integer_states`) have their ends rounded inward to integers;
+- an operation that may be undefined (a divisor interval holding 0, ``log`` of a possibly
+  non-positive number, ``sqrt`` or a fractional power of a possibly negative one) counts as a
+  possible violation, as in BMC.
+
+The *unknowns* (held inputs and uncertain parameters) form a box; it is split into sub-boxes,
+all propagated at once as NumPy arrays. Free inputs are their whole range at every tick (they
+cannot be split over time). A box whose enclosure may violate the requirement is bisected along
+its widest unknown (relative to its range) and run again, up to a budget of boxes. If every box
+keeps the requirement at every tick up to the horizon, no run violates it there: a proof over
+the horizon, never a sample.
+
+**For all time.** Interval evaluation over a box encloses the image of every point of the
+box (the fundamental property of interval arithmetic), and the step at tick ``t`` depends on
+``t`` only through ``t mod H`` (held inputs and parameters are the same box at every tick, free
+inputs their whole range). So when, for one box of the unknowns, the box of every state
+(registers, history and cooldowns included) at tick ``t + H`` lies within the box at tick
+``t``, the boxes of ticks ``t .. t + H - 1`` are an inductive invariant: every run in that box
+is, at every tick ``s >= t``, inside the box of tick ``t + ((s - t) mod H)``. The requirement
+was checked on exactly those boxes, so it holds for all time. When that happens for every box
+of the cover (``always`` requirements) the verdict is ``proved``; otherwise a proof to the
+horizon is ``holds`` at the horizon.
+
+Not handled: ``no flapping`` (a reversal compares consecutive values of a state, which
+independent intervals cannot relate), and the relational invariants that free-input feedback
+loops often need (a box enclosure of a queue fed through a product of two actuators widens
+at each tick); those requirements fall through to k-induction and BMC.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import cast
+
+import numpy as np
+from numpy.typing import NDArray
+
+from coherence.ir.nodes import (
+    Binary,
+    Call,
+    Const,
+    Expr,
+    Ite,
+    Phase,
+    Requirement,
+    TransitionSystem,
+    Unary,
+    Var,
+    sum_terms,
+)
+from coherence.smt.encode import integer_states
+
+F = NDArray[np.float64]
+B = NDArray[np.bool_]
+INF = math.inf
+_LIB_REL = 1e-12
+
+
+class Unsupported(Exception):
+    """An expression the interval evaluator does not handle (no verdict from this engine)."""
+
+
+# ---- outward rounding ---------------------------------------------------------------------------
+
+
+def _dn(x: F) -> F:
+    x = np.where(np.isnan(x), -INF, x)
+    return np.where(np.isinf(x), x, np.nextafter(x, -INF))
+
+
+def _up(x: F) -> F:
+    x = np.where(np.isnan(x), INF, x)
+    return np.where(np.isinf(x), x, np.nextafter(x, INF))
+
+
+def _lib_dn(x: F) -> F:
+    x = np.where(np.isnan(x), -INF, x)
+    return np.where(np.isinf(x), x, np.nextafter(x - np.abs(x) * _LIB_REL - 1e-300, -INF))
+
+
+def _lib_up(x: F) -> F:
+    x = np.where(np.isnan(x), INF, x)
+    return np.where(np.isinf(x), x, np.nextafter(x + np.abs(x) * _LIB_REL + 1e-300, INF))
+
+
+def _mul0(a: F, b: F) -> F:
+    """Products of interval ends with ``0 * inf = 0``."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = a * b
+    return np.where((a == 0.0) | (b == 0.0), 0.0, p)
+
+
+def const_interval(v: float) -> tuple[float, float]:
+    """The interval of floats around the rational a spec constant denotes."""
+    if not math.isfinite(v):
+        return (v, v)
+    exact = Fraction(repr(v))
+    if exact == Fraction(v):
+        return (v, v)
+    return (math.nextafter(v, -INF), math.nextafter(v, INF))
+
+
+# ---- values ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Iv:
+    """Intervals ``[lo, hi]`` of one numeric value, one per box (arrays of shape [N])."""
+
+    lo: F
+    hi: F
+
+
+@dataclass(frozen=True, slots=True)
+class Bv:
+    """A three-valued condition per box: may be true, may be false."""
+
+    t: B
+    f: B
+
+
+Val = Iv | Bv
+Env = dict[str, Val]
+Out = tuple[Val, B]  # the value and "an operation on the way may be undefined"
+Fn = Callable[[Env, int], Out]
+
+
+def _num(v: Val) -> Iv:
+    if isinstance(v, Iv):
+        return v
+    return Iv(np.where(v.f, 0.0, 1.0), np.where(v.t, 1.0, 0.0))
+
+
+def _cond(v: Val) -> Bv:
+    if isinstance(v, Bv):
+        return v
+    zero_possible = (v.lo <= 0.0) & (v.hi >= 0.0)
+    only_zero = (v.lo == 0.0) & (v.hi == 0.0)
+    return Bv(~only_zero, zero_possible)
+
+
+def add(a: Iv, b: Iv) -> Iv:
+    with np.errstate(invalid="ignore"):
+        return Iv(_dn(a.lo + b.lo), _up(a.hi + b.hi))
+
+
+def sub(a: Iv, b: Iv) -> Iv:
+    with np.errstate(invalid="ignore"):
+        return Iv(_dn(a.lo - b.hi), _up(a.hi - b.lo))
+
+
+def mul(a: Iv, b: Iv) -> Iv:
+    c1, c2, c3, c4 = _mul0(a.lo, b.lo), _mul0(a.lo, b.hi), _mul0(a.hi, b.lo), _mul0(a.hi, b.hi)
+    lo = np.minimum(np.minimum(c1, c2), np.minimum(c3, c4))
+    hi = np.maximum(np.maximum(c1, c2), np.maximum(c3, c4))
+    return Iv(_dn(lo), _up(hi))
+
+
+def div(a: Iv, b: Iv) -> tuple[Iv, B]:
+    """``a / b``; where ``b`` may be 0 the result is the whole line and undefined is flagged."""
+    zero = (b.lo <= 0.0) & (b.hi >= 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rlo = np.where(np.isinf(b.hi), 0.0, 1.0 / b.hi)
+        rhi = np.where(np.isinf(b.lo), 0.0, 1.0 / b.lo)
+    recip = Iv(_dn(rlo), _up(rhi))
+    q = mul(a, recip)
+    return Iv(np.where(zero, -INF, q.lo), np.where(zero, INF, q.hi)), zero
+
+
+def minimum(a: Iv, b: Iv) -> Iv:
+    return Iv(np.minimum(a.lo, b.lo), np.minimum(a.hi, b.hi))
+
+
+def maximum(a: Iv, b: Iv) -> Iv:
+    return Iv(np.maximum(a.lo, b.lo), np.maximum(a.hi, b.hi))
+
+
+def neg(a: Iv) -> Iv:
+    return Iv(-a.hi, -a.lo)
+
+
+def absolute(a: Iv) -> Iv:
+    lo = np.where(a.lo >= 0, a.lo, np.where(a.hi <= 0, -a.hi, 0.0))
+    hi = np.maximum(np.abs(a.lo), np.abs(a.hi))
+    return Iv(lo, hi)
+
+
+def floor(a: Iv) -> Iv:
+    return Iv(np.floor(a.lo), np.floor(a.hi))
+
+
+def ceil(a: Iv) -> Iv:
+    return Iv(np.ceil(a.lo), np.ceil(a.hi))
+
+
+def hull(c: Bv, a: Iv, b: Iv) -> Iv:
+    both = c.t & c.f
+    lo = np.where(both, np.minimum(a.lo, b.lo), np.where(c.t, a.lo, b.lo))
+    hi = np.where(both, np.maximum(a.hi, b.hi), np.where(c.t, a.hi, b.hi))
+    return Iv(lo, hi)
+
+
+def compare(op: str, a: Iv, b: Iv) -> Bv:
+    if op == "<":
+        return Bv(a.lo < b.hi, a.hi >= b.lo)
+    if op == "<=":
+        return Bv(a.lo <= b.hi, a.hi > b.lo)
+    if op == ">":
+        return Bv(a.hi > b.lo, a.lo <= b.hi)
+    if op == ">=":
+        return Bv(a.hi >= b.lo, a.lo < b.hi)
+    overlap = (a.lo <= b.hi) & (b.lo <= a.hi)
+    same_point = (a.lo == a.hi) & (b.lo == b.hi) & (a.lo == b.lo)
+    if op == "==":
+        return Bv(overlap, ~same_point)
+    if op == "!=":
+        return Bv(~same_point, overlap)
+    raise Unsupported(f"comparison {op}")
+
+
+def _power_int(a: Iv, n: int) -> Iv:
+    out = Iv(np.ones_like(a.lo), np.ones_like(a.lo))
+    for _ in range(n):
+        out = mul(out, a)
+    if n % 2 == 0 and n > 0:
+        out = Iv(np.maximum(out.lo, 0.0), out.hi)
+    return out
+
+
+def power(a: Iv, c: float) -> tuple[Iv, B]:
+    """``a ^ c`` for a constant exponent."""
+    if c == int(c) and 0 <= c <= 16:
+        return _power_int(a, int(c)), np.zeros(a.lo.shape, dtype=bool)
+    if c == int(c) and -16 <= c < 0:
+        return div(Iv(np.ones_like(a.lo), np.ones_like(a.lo)), _power_int(a, int(-c)))
+    bad = a.lo < 0.0 if c > 0 else a.lo <= 0.0
+    lo = np.maximum(a.lo, 0.0)
+    hi = np.maximum(a.hi, 0.0)
+    with np.errstate(all="ignore"):
+        p1, p2 = np.power(lo, c), np.power(hi, c)
+    plo, phi = np.minimum(p1, p2), np.maximum(p1, p2)
+    return Iv(np.maximum(0.0, _lib_dn(plo)), _lib_up(phi)), bad
+
+
+# ---- a linear normal form -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lin:
+    """``c0 + sum(coef * atom)`` with exact rational coefficients (not an IR node: it only
+    lives between :func:`normalize` and :func:`compile_iv`)."""
+
+    c0: Fraction
+    terms: tuple[tuple[Expr, Fraction], ...]
+
+
+LinForm = tuple[Fraction, dict[Expr, Fraction]]
+
+
+def _frac(v: float) -> Fraction:
+    return Fraction(repr(float(v)))
+
+
+def normalize(e: Expr, consts: dict[str, float]) -> Expr:
+    """``e`` with fixed parameters as constants and sums in a linear normal form.
+
+    Sums are collected into :class:`Lin` forms over their non-linear parts (atoms) with exact
+    rational coefficients, so that ``x + (t - x)`` is ``t``; a sum with an ``if`` term is
+    pushed into the branches when that cancels an atom (``a + if(c, t - a, 0)`` is
+    ``if(c, t, a)``). Every rewrite is an identity in real arithmetic.
+    """
+    match e:
+        case Var(name) if name in consts:
+            return Const(consts[name])
+        case Const() | Var() | Phase():
+            return e
+        case Unary("neg", _) | Binary("+" | "-", _, _):
+            return _lin_expr(_linform(e, consts))
+        case Binary("*", a, b):
+            na, nb = normalize(a, consts), normalize(b, consts)
+            if isinstance(na, Const) or isinstance(nb, Const):
+                return _lin_expr(_linform(e, consts))
+            return Binary("*", na, nb)
+        case Binary("/", a, b):
+            nb = normalize(b, consts)
+            if isinstance(nb, Const) and nb.value != 0 and math.isfinite(nb.value):
+                return _lin_expr(_linform(e, consts))
+            return Binary("/", normalize(a, consts), nb)
+        case Unary(op, a):
+            return Unary(op, normalize(a, consts))
+        case Binary(op, a, b):
+            return Binary(op, normalize(a, consts), normalize(b, consts))
+        case Call(fn, args):
+            return Call(fn, tuple(normalize(x, consts) for x in args))
+        case Ite(c, a, b):
+            return Ite(normalize(c, consts), normalize(a, consts), normalize(b, consts))
+    return e
+
+
+def _scale(c: Fraction, f: LinForm) -> LinForm:
+    return (c * f[0], {k: c * v for k, v in f[1].items()})
+
+
+def _plus(f: LinForm, g: LinForm) -> LinForm:
+    out = dict(f[1])
+    for k, v in g[1].items():
+        out[k] = out.get(k, Fraction(0)) + v
+    return (f[0] + g[0], {k: v for k, v in out.items() if v != 0})
+
+
+def _linform(e: Expr, consts: dict[str, float]) -> LinForm:
+    match e:
+        case Const(v) if math.isfinite(v):
+            return (_frac(v), {})
+        case Var(name) if name in consts and math.isfinite(consts[name]):
+            return (_frac(consts[name]), {})
+        case Unary("neg", a):
+            return _scale(Fraction(-1), _linform(a, consts))
+        case Binary("+", a, b):
+            return _distribute(_plus(_linform(a, consts), _linform(b, consts)))
+        case Binary("-", a, b):
+            g = _scale(Fraction(-1), _linform(b, consts))
+            return _distribute(_plus(_linform(a, consts), g))
+        case Binary("*", a, b):
+            fa, fb = _linform(a, consts), _linform(b, consts)
+            if not fa[1]:
+                return _scale(fa[0], fb)
+            if not fb[1]:
+                return _scale(fb[0], fa)
+        case Binary("/", a, b):
+            fb = _linform(b, consts)
+            if not fb[1] and fb[0] != 0:
+                return _scale(1 / fb[0], _linform(a, consts))
+    n = normalize(e, consts)
+    if isinstance(n, Const) and math.isfinite(n.value):
+        return (_frac(n.value), {})
+    if isinstance(n, Lin):
+        return (n.c0, dict(n.terms))
+    return (Fraction(0), {n: Fraction(1)})
+
+
+def _distribute(f: LinForm) -> LinForm:
+    """Push the rest of a sum into an ``if`` term's branches where that cancels an atom."""
+    c0, terms = f
+    for atom, k in terms.items():
+        if not isinstance(atom, Ite):
+            continue
+        rest: LinForm = (c0, {a: v for a, v in terms.items() if a != atom})
+        fa = _plus(rest, _scale(k, _atom_form(atom.then)))
+        fb = _plus(rest, _scale(k, _atom_form(atom.other)))
+        size = len(rest[1]) + 1
+        if len(fa[1]) < size or len(fb[1]) < size:
+            return (Fraction(0), {Ite(atom.cond, _lin_expr(fa), _lin_expr(fb)): Fraction(1)})
+    return f
+
+
+def _atom_form(e: Expr) -> LinForm:
+    if isinstance(e, Lin):
+        return (e.c0, dict(e.terms))
+    if isinstance(e, Const) and math.isfinite(e.value):
+        return (_frac(e.value), {})
+    return (Fraction(0), {e: Fraction(1)})
+
+
+def _lin_expr(f: LinForm) -> Expr:
+    c0, terms = f
+    if not terms and Fraction(float(c0)) == c0 and _frac(float(c0)) == c0:
+        return Const(float(c0))
+    if c0 == 0 and len(terms) == 1:
+        ((atom, k),) = terms.items()
+        if k == 1:
+            return atom
+    # a Lin node may sit where the IR expects an Expr (an if's branch): compile_iv knows it
+    return cast(Expr, Lin(c0, tuple(sorted(terms.items(), key=lambda kv: repr(kv[0])))))
+
+
+def _frac_interval(c: Fraction) -> tuple[float, float]:
+    f = float(c)
+    if Fraction(f) == c:
+        return (f, f)
+    return (math.nextafter(f, -INF), math.nextafter(f, INF))
+
+
+# ---- compiling expressions ----------------------------------------------------------------------
+
+
+def _none(n: int) -> B:
+    return np.zeros(n, dtype=bool)
+
+
+def compile_iv(e: Expr, size: int) -> Fn:
+    """An interval function of the environment and the (concrete) tick."""
+    z = _none(size)
+    if isinstance(e, Lin):
+        return _compile_lin(e, size)
+    match e:
+        case Const(v):
+            lo, hi = const_interval(float(v))
+            c = Iv(np.full(size, lo), np.full(size, hi))
+            return lambda env, t: (c, z)
+        case Var(name):
+            return lambda env, t: (env[name], z)
+        case Unary("neg", a):
+            fa = compile_iv(a, size)
+
+            def _neg(env: Env, t: int) -> Out:
+                v, u = fa(env, t)
+                return neg(_num(v)), u
+
+            return _neg
+        case Unary(_, a):
+            fa = compile_iv(a, size)
+
+            def _not(env: Env, t: int) -> Out:
+                v, u = fa(env, t)
+                c = _cond(v)
+                return Bv(c.f, c.t), u
+
+            return _not
+        case Binary("and" | "or" as op, a, b):
+            fa, fb = compile_iv(a, size), compile_iv(b, size)
+
+            def _bool(env: Env, t: int) -> Out:
+                va, ua = fa(env, t)
+                vb, ub = fb(env, t)
+                ca, cb = _cond(va), _cond(vb)
+                if op == "and":
+                    return Bv(ca.t & cb.t, ca.f | cb.f), ua | ub
+                return Bv(ca.t | cb.t, ca.f & cb.f), ua | ub
+
+            return _bool
+        case Binary(op, a, b) if op in ("<", "<=", ">", ">=", "==", "!="):
+            fa, fb = compile_iv(a, size), compile_iv(b, size)
+
+            def _cmp(env: Env, t: int) -> Out:
+                va, ua = fa(env, t)
+                vb, ub = fb(env, t)
+                return compare(op, _num(va), _num(vb)), ua | ub
+
+            return _cmp
+        case Binary("+", _, _):
+            terms = [compile_iv(x, size) for x in sum_terms(e)]
+
+            def _sum(env: Env, t: int) -> Out:
+                v0, u = terms[0](env, t)
+                acc = _num(v0)
+                for g in terms[1:]:
+                    v, u2 = g(env, t)
+                    acc = add(acc, _num(v))
+                    u = u | u2
+                return acc, u
+
+            return _sum
+        case Binary("^", a, Const(cexp)):
+            fa = compile_iv(a, size)
+
+            def _pow(env: Env, t: int) -> Out:
+                v, u = fa(env, t)
+                r, bad = power(_num(v), float(cexp))
+                return r, u | bad
+
+            return _pow
+        case Binary(op, a, b) if op in ("-", "*", "/"):
+            fa, fb = compile_iv(a, size), compile_iv(b, size)
+
+            def _arith(env: Env, t: int) -> Out:
+                va, ua = fa(env, t)
+                vb, ub = fb(env, t)
+                x, y = _num(va), _num(vb)
+                if op == "-":
+                    return sub(x, y), ua | ub
+                if op == "*":
+                    return mul(x, y), ua | ub
+                q, bad = div(x, y)
+                return q, ua | ub | bad
+
+            return _arith
+        case Call("min" | "max" as fn, args):
+            fs = [compile_iv(x, size) for x in args]
+            red = minimum if fn == "min" else maximum
+
+            def _ext(env: Env, t: int) -> Out:
+                v0, u = fs[0](env, t)
+                acc = _num(v0)
+                for g in fs[1:]:
+                    v, u2 = g(env, t)
+                    acc = red(acc, _num(v))
+                    u = u | u2
+                return acc, u
+
+            return _ext
+        case Call(fn, (arg,)):
+            fa = compile_iv(arg, size)
+            return _unary_call(fn, fa)
+        case Ite(c, a, b):
+            fc, fa, fb = compile_iv(c, size), compile_iv(a, size), compile_iv(b, size)
+
+            def _ite(env: Env, t: int) -> Out:
+                vc, uc = fc(env, t)
+                cc = _cond(vc)
+                va, ua = fa(env, t)
+                vb, ub = fb(env, t)
+                u = uc | (cc.t & ua) | (cc.f & ub)
+                if isinstance(va, Bv) and isinstance(vb, Bv):
+                    both = cc.t & cc.f
+                    tt = np.where(both, va.t | vb.t, np.where(cc.t, va.t, vb.t))
+                    ff = np.where(both, va.f | vb.f, np.where(cc.t, va.f, vb.f))
+                    return Bv(tt, ff), u
+                return hull(cc, _num(va), _num(vb)), u
+
+            return _ite
+        case Phase(period, offset):
+            yes, no = np.ones(size, dtype=bool), _none(size)
+            tv, fv = Bv(yes, no), Bv(no, yes)
+            return lambda env, t: (tv if t % period == offset else fv, z)
+    raise Unsupported(f"cannot evaluate {e!r} on intervals")
+
+
+def _compile_lin(e: Lin, size: int) -> Fn:
+    z = _none(size)
+    lo0, hi0 = _frac_interval(e.c0)
+    c0 = Iv(np.full(size, lo0), np.full(size, hi0))
+    parts: list[tuple[Iv | None, int, Fn]] = []
+    for atom, k in e.terms:
+        sign = 1 if k > 0 else -1
+        if abs(k) == 1:
+            parts.append((None, sign, compile_iv(atom, size)))
+        else:
+            klo, khi = _frac_interval(k)
+            parts.append((Iv(np.full(size, klo), np.full(size, khi)), 1, compile_iv(atom, size)))
+
+    def f(env: Env, t: int) -> Out:
+        acc = c0
+        u = z
+        for coef, sign, g in parts:
+            v, u2 = g(env, t)
+            x = _num(v)
+            u = u | u2
+            if coef is not None:
+                acc = add(acc, mul(coef, x))
+            elif sign > 0:
+                acc = add(acc, x)
+            else:
+                acc = sub(acc, x)
+        return acc, u
+
+    return f
+
+
+def _unary_call(fn: str, fa: Fn) -> Fn:
+    def f(env: Env, t: int) -> Out:
+        v, u = fa(env, t)
+        x = _num(v)
+        if fn == "abs":
+            return absolute(x), u
+        if fn == "floor":
+            return floor(x), u
+        if fn == "ceil":
+            return ceil(x), u
+        if fn == "round":
+            half = Iv(np.full(x.lo.shape, 0.5), np.full(x.lo.shape, 0.5))
+            return floor(add(x, half)), u
+        with np.errstate(all="ignore"):
+            if fn == "sqrt":
+                lo, hi = np.maximum(x.lo, 0.0), np.maximum(x.hi, 0.0)
+                r = Iv(np.maximum(0.0, _lib_dn(np.sqrt(lo))), _lib_up(np.sqrt(hi)))
+                return r, u | (x.lo < 0.0)
+            if fn == "exp":
+                elo = np.where(x.lo > 709.0, INF, np.exp(np.minimum(x.lo, 709.0)))
+                ehi = np.where(x.hi > 709.0, INF, np.exp(np.minimum(x.hi, 709.0)))
+                return Iv(np.maximum(0.0, _lib_dn(elo)), _lib_up(ehi)), u | (x.hi > 709.0)
+            if fn == "log":
+                llo = np.where(x.lo <= 0.0, -INF, np.log(np.maximum(x.lo, 1e-300)))
+                lhi = np.where(x.hi <= 0.0, -INF, np.log(np.maximum(x.hi, 1e-300)))
+                return Iv(_lib_dn(llo), _lib_up(lhi)), u | (x.lo <= 0.0)
+        raise Unsupported(f"function {fn}")
+
+    return f
+
+
+# ---- the reachability run ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Unknowns:
+    """What a run from the initial state depends on: held inputs and uncertain parameters."""
+
+    names: tuple[str, ...]
+    lo: F  # the full range of each
+    hi: F
+    held: tuple[str, ...]  # the held inputs among names
+
+
+def unknowns(ts: TransitionSystem, held: bool) -> Unknowns:
+    names: list[str] = []
+    lo: list[float] = []
+    hi: list[float] = []
+    heldn: list[str] = []
+    if held:
+        for u in ts.inputs:
+            if u.lo < u.hi:
+                names.append(u.name)
+                lo.append(const_interval(u.lo)[0])
+                hi.append(const_interval(u.hi)[1])
+                heldn.append(u.name)
+    for p in ts.params:
+        if not p.internal and p.lo < p.hi:
+            names.append(p.name)
+            lo.append(const_interval(p.lo)[0])
+            hi.append(const_interval(p.hi)[1])
+    return Unknowns(tuple(names), np.array(lo), np.array(hi), tuple(heldn))
+
+
+@dataclass(slots=True)
+class Sweep:
+    """The outcome of running a batch of boxes to the horizon."""
+
+    fail: NDArray[np.int64]  # first tick at which the box may violate, -1 if none
+    forever: B  # the box's enclosure returned into itself with no violation (see above)
+
+
+Compiled = tuple[list[tuple[str, Fn]], list[Fn], list[Fn], Fn, Fn | None]
+
+
+def _full(n: int, v: float) -> F:
+    return np.full(n, v)
+
+
+class Reach:
+    """The interval semantics of one system and requirement, compiled for batches of boxes."""
+
+    def __init__(self, ts: TransitionSystem, req: Requirement) -> None:
+        if req.kind not in ("always", "response"):
+            raise Unsupported(f"{req.kind} requirements are not checked on intervals")
+        self.ts = ts
+        self.req = req
+        self.held = req.inputs == "held"
+        self.unk = unknowns(ts, self.held)
+        self.ints = integer_states(ts)
+        self.free = tuple(u.name for u in ts.inputs if u.lo < u.hi and u.name not in self.unk.held)
+        self._compiled: dict[int, Compiled] = {}
+
+    def _compile(self, n: int) -> Compiled:
+        if n not in self._compiled:
+            ts, req = self.ts, self.req
+            consts = {p.name: p.value for p in ts.params if p.name not in self.unk.names}
+
+            def comp(e: Expr) -> Fn:
+                return compile_iv(normalize(e, consts), n)
+
+            lets = [(d.name, comp(d.expr)) for d in ts.lets]
+            ups = [comp(s.update) for s in ts.states]
+            inits = [comp(s.init) for s in ts.states]
+            assert req.cond is not None
+            cond = comp(req.cond)
+            trig = comp(req.trigger) if req.trigger is not None else None
+            self._compiled[n] = (lets, ups, inits, cond, trig)
+        return self._compiled[n]
+
+    def base(self, blo: F, bhi: F) -> Env:
+        """Parameters and inputs of boxes of the unknowns (free inputs: their whole range)."""
+        ts, unk = self.ts, self.unk
+        n = blo.shape[0]
+        env: Env = {}
+        for p in ts.params:
+            if p.name in unk.names:
+                j = unk.names.index(p.name)
+                env[p.name] = Iv(blo[:, j].copy(), bhi[:, j].copy())
+            else:
+                lo, hi = const_interval(p.value)
+                env[p.name] = Iv(_full(n, lo), _full(n, hi))
+        for u in ts.inputs:
+            if u.name in unk.held:
+                j = unk.names.index(u.name)
+                env[u.name] = Iv(blo[:, j].copy(), bhi[:, j].copy())
+            else:
+                lo, hi = const_interval(u.lo)[0], const_interval(u.hi)[1]
+                env[u.name] = Iv(_full(n, lo), _full(n, hi))
+        return env
+
+    def initial(self, base: Env, n: int) -> tuple[list[Iv], B]:
+        """The initial state, as the simulator computes it (registers from their signals)."""
+        ts = self.ts
+        lets, _, inits, _, _ = self._compile(n)
+        env: Env = dict(base)
+        undef = _none(n)
+        pending = []
+        for i, s in enumerate(ts.states):
+            if isinstance(s.init, Const):
+                v, _ = inits[i](env, 0)
+                env[s.name] = v
+            else:
+                pending.append(i)
+        if pending:
+            for d, (name, f) in zip(ts.lets, lets, strict=True):
+                if d.owner is None:
+                    v, u = f(env, 0)
+                    env[name] = v
+                    undef = undef | u
+            for i in pending:
+                v, u = inits[i](env, 0)
+                env[ts.states[i].name] = _num(v)
+                undef = undef | u
+        return [_num(env[nm]) for nm in ts.state_names], undef
+
+    def lets(self, base: Env, state: list[Iv], t: int, n: int) -> tuple[Env, B]:
+        """The environment of tick ``t``: the states, inputs, parameters and every let."""
+        lets = self._compile(n)[0]
+        env: Env = dict(base)
+        for nm, sv in zip(self.ts.state_names, state, strict=True):
+            env[nm] = sv
+        undef = _none(n)
+        for name, f in lets:
+            v, u = f(env, t)
+            env[name] = v
+            undef = undef | u
+        return env, undef
+
+    def condition(self, env: Env, t: int, n: int) -> tuple[Bv, B, Bv | None]:
+        """The requirement's condition (and trigger) at tick ``t``, with their undefinedness."""
+        _, _, _, cond, trig = self._compile(n)
+        c, uc = cond(env, t)
+        tv: Bv | None = None
+        if trig is not None:
+            tr, ut = trig(env, t)
+            tb = _cond(tr)
+            tv = Bv(tb.t | ut, tb.f)
+        return _cond(c), uc, tv
+
+    def step(self, env: Env, t: int, n: int) -> tuple[list[Iv], B]:
+        """Every state's update at tick ``t``, clamped to its range (integers rounded in)."""
+        ups = self._compile(n)[1]
+        undef = _none(n)
+        out: list[Iv] = []
+        for s, f in zip(self.ts.states, ups, strict=True):
+            v, u = f(env, t)
+            undef = undef | u
+            x = _num(v)
+            lo = const_interval(s.lo)
+            hi = const_interval(s.hi)
+            x = minimum(
+                maximum(x, Iv(_full(n, lo[0]), _full(n, lo[1]))),
+                Iv(_full(n, hi[0]), _full(n, hi[1])),
+            )
+            if s.name in self.ints:
+                x = Iv(np.ceil(x.lo), np.floor(x.hi))
+            out.append(Iv(np.broadcast_to(x.lo, (n,)), np.broadcast_to(x.hi, (n,))))
+        return out, undef
+
+    def sweep(self, blo: F, bhi: F, horizon: int) -> Sweep:
+        """Run the boxes ``[blo, bhi]`` (shape [N, D]) for ``horizon`` ticks."""
+        req = self.req
+        n = blo.shape[0]
+        base = self.base(blo, bhi)
+        state, undef = self.initial(base, n)
+        fail = np.full(n, -1, dtype=np.int64)
+        forever = _none(n)
+        h = self.ts.hyperperiod
+        hist_lo: list[F] = []
+        hist_hi: list[F] = []
+        trig_hist: list[B] = []
+        run = np.zeros(n, dtype=np.int64)  # ticks in a row the condition may be false
+        for t in range(horizon):
+            env, ul = self.lets(base, state, t, n)
+            undef = undef | ul
+            cb, uc, tv = self.condition(env, t, n)
+            if req.kind == "always":
+                bad = cb.f | undef | uc
+            else:
+                assert tv is not None
+                trig_hist.append(np.broadcast_to(tv.t, (n,)))
+                run = np.where(cb.f | uc, run + 1, 0)
+                bad = undef | uc
+                k = req.within
+                if t >= k:
+                    bad = bad | (trig_hist[t - k] & (run >= k + 1))
+            bad = np.broadcast_to(bad, (n,))
+            fail[bad & (fail < 0) & ~forever] = t
+            # the box of every state within the box one hyperperiod back: an invariant
+            lo_now = np.stack([x.lo for x in state], axis=1)
+            hi_now = np.stack([x.hi for x in state], axis=1)
+            if req.kind == "always" and t >= h:
+                inside = np.all((lo_now >= hist_lo[t - h]) & (hi_now <= hist_hi[t - h]), axis=1)
+                forever = forever | (inside & (fail < 0))
+            hist_lo.append(lo_now)
+            hist_hi.append(hi_now)
+            if np.all((fail >= 0) | forever):
+                break
+            state, us = self.step(env, t, n)
+            undef = undef | us
+        return Sweep(fail, forever)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What interval reachability established."""
+
+    status: str  # "proved" (all time), "holds" (to the horizon), "unknown"
+    depth: int  # ticks established for every box
+    boxes: int  # boxes in the final cover of the unknowns
+    runs: int  # boxes run in all
+    detail: str
+
+
+def _bisect(blo: F, bhi: F, width: F) -> tuple[F, F]:
+    """Each box cut in two across its widest unknown (relative to the unknown's range)."""
+    rel = (bhi - blo) / width[None, :]
+    axis = np.argmax(rel, axis=1)
+    rows = np.arange(blo.shape[0])
+    mid = (blo[rows, axis] + bhi[rows, axis]) / 2.0
+    hi1, lo2 = bhi.copy(), blo.copy()
+    hi1[rows, axis] = mid
+    lo2[rows, axis] = mid
+    return np.concatenate([blo, lo2]), np.concatenate([hi1, bhi])
+
+
+def check_reach(
+    ts: TransitionSystem, req: Requirement, horizon: int, max_boxes: int = 1024
+) -> Outcome:
+    """Enclose every run from the initial state for ``horizon`` ticks, splitting the unknowns.
+
+    ``max_boxes`` bounds the boxes in the cover (and so the work: a deterministic budget).
+    A box that may violate is bisected; when every box holds, boxes whose enclosure did not
+    return into itself are bisected too (within the budget) to try for all time.
+    """
+    try:
+        reach = Reach(ts, req)
+    except Unsupported as exc:
+        return Outcome("unknown", 0, 0, 0, str(exc))
+    unk = reach.unk
+    d = len(unk.names)
+    width = np.where(unk.hi > unk.lo, unk.hi - unk.lo, 1.0)
+    todo_lo, todo_hi = unk.lo[None, :].copy(), unk.hi[None, :].copy()
+    done = 0  # boxes that hold to the horizon
+    runs = 0
+    open_lo: list[F] = []  # boxes that hold but whose enclosure did not return into itself
+    open_hi: list[F] = []
+    try:
+        while todo_lo.shape[0]:
+            sw = reach.sweep(todo_lo, todo_hi, horizon)
+            runs += todo_lo.shape[0]
+            ok = sw.fail < 0
+            done += int(ok.sum())
+            keep = ok & ~sw.forever
+            open_lo.append(todo_lo[keep])
+            open_hi.append(todo_hi[keep])
+            bad = ~ok
+            if not bad.any():
+                break
+            blo, bhi = todo_lo[bad], todo_hi[bad]
+            first = int(sw.fail[bad].min())
+            tiny = d > 0 and float(((bhi - blo) / width[None, :]).max(axis=1).min()) <= 1e-9
+            if d == 0 or tiny or done + 2 * blo.shape[0] > max_boxes:
+                return Outcome(
+                    "unknown",
+                    first,
+                    done + blo.shape[0],
+                    runs,
+                    f"the interval enclosure may violate at tick {first} "
+                    f"({blo.shape[0]} of {done + blo.shape[0]} boxes of "
+                    f"{', '.join(unk.names) or 'no unknowns'} undecided"
+                    f"{', down to a tiny box' if tiny else ''})",
+                )
+            todo_lo, todo_hi = _bisect(blo, bhi, width)
+        # every box holds over the horizon; try to show the rest returns into itself
+        olo, ohi = np.concatenate(open_lo), np.concatenate(open_hi)
+        total = done
+        while req.kind == "always" and d > 0 and olo.shape[0] and total + olo.shape[0] <= max_boxes:
+            olo, ohi = _bisect(olo, ohi, width)
+            sw = reach.sweep(olo, ohi, horizon)
+            runs += olo.shape[0]
+            total += olo.shape[0] // 2
+            if not np.all(sw.fail < 0):
+                break
+            olo, ohi = olo[~sw.forever], ohi[~sw.forever]
+    except Unsupported as exc:
+        return Outcome("unknown", 0, 0, runs, str(exc))
+    what = f"{total} boxes of {', '.join(unk.names)}" if d else "one box (nothing to split)"
+    inputs = "inputs held" if reach.held else "inputs free per tick"
+    if req.kind == "always" and olo.shape[0] == 0:
+        return Outcome(
+            "proved",
+            horizon,
+            total,
+            runs,
+            f"proved for all time by interval reachability ({what}, {inputs}): each box's "
+            "enclosure returns into itself one hyperperiod later",
+        )
+    return Outcome(
+        "holds",
+        horizon,
+        total,
+        runs,
+        f"no violation in {horizon} ticks by interval reachability ({what}, {inputs}; "
+        f"{runs} box runs)",
+    )
