@@ -10,6 +10,12 @@ there with nominal input, *stays* bad: the objective is still violated in each o
 five hyperperiods of a long run (an unstable fixed point that float rounding leaves is not a
 self-sustaining failure; it is excluded and the search goes on).
 
+The query encodes only what a fixed point needs (docs/formal.md section 6): shift registers
+are the values their signal takes during the hyperperiod (:class:`Chain`), each tick is
+specialised to its phase and lets are encoded where read, and the start box is narrowed by
+the bounds of where a hyperperiod ends. Simulation hints (runs that stay bad) are pinned
+first; undecided queries are split per objective.
+
 For a confirmed bad equilibrium the *trigger* is searched in simulation: from the good
 operating point (the nominal run from the initial state, settled), a burst of one input to
 a fraction of the way to its range's end, for a number of ticks, then nominal input again;
@@ -20,38 +26,68 @@ burst (level x duration) after which the system stays bad is the trigger.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import z3
 
-from coherence.ir.nodes import ObjectiveIR, TransitionSystem
+from coherence.ir.nodes import (
+    Binary,
+    Call,
+    Const,
+    Expr,
+    Ite,
+    ObjectiveIR,
+    Phase,
+    StateVar,
+    TransitionSystem,
+    Unary,
+    Var,
+)
 from coherence.results import Status
 from coherence.simulate.engine import Trace, simulate
 from coherence.smt.encode import (
     EXACT,
     OVERAPPROX,
+    Cond,
     EncodeError,
     Encoder,
+    Frame,
     Inputs,
     Num,
-    Path,
-    free_start,
+    Term,
+    Value,
+    const,
     integer_states,
     param_values,
     q_down,
+    q_up,
     real,
+    signal_ranges,
 )
+from coherence.smt.intervals import Interval
 from coherence.smt.objectives import trace_violated, violated
 from coherence.smt.options import SmtOptions
-from coherence.smt.replay import Scenario, scenario_from_model
-from coherence.smt.solver import SolverStats, check, isolated, new_solver
+from coherence.smt.replay import Scenario
+from coherence.smt.solver import (
+    Answer,
+    Outcome,
+    SolverStats,
+    check,
+    isolated,
+    new_solver,
+    to_float,
+)
 
 DURATIONS = (1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144)
 LEVELS = tuple(k / 10 for k in range(1, 11))
 ATTEMPTS = 4  # candidates tried before giving up
+HINTS = 3  # simulated hints the solver pins
+HINT_RUNS = 64  # nominal runs that look for them
+HINT_CELLS = 1e7  # at most this many state values simulated for them
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,103 +143,615 @@ def nominal_run(ts: TransitionSystem, init: dict[str, float], ticks: int) -> Tra
 
 @isolated
 def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> EquilibriumResult:
-    """Search, confirm and explain a bad equilibrium (or prove there is none)."""
+    """Search, confirm and explain a bad equilibrium (or prove there is none).
+
+    First the places simulation points at: nominal runs from perturbed and extreme states
+    that stay bad end near a bad fixed point, and the solver is asked for one there. Then,
+    per mode (over-approximation first), one query for all objectives not yet proved; if it
+    is undecided, one query per objective (sharing the limit), so that those the solver can
+    prove are proved and the exact mode only sees the rest.
+    """
     keeps = keep_objectives(ts)
     if not keeps:
         return EquilibriumResult(Status.PROVED, "the system has no keep-objective to violate")
     modes = [OVERAPPROX, EXACT] if options.mode == "auto" else [options.mode]
-    reasons: list[str] = []
-    notes: list[str] = []
-    unstable = 0
+    search = _Search(ts, keeps, options, stats)
+    hints = simulated_hints(ts, keeps, options)
+    open_ = [o.name for o in keeps]  # objectives not proved yet
+    box: dict[str, Interval] | None = None
     for m in modes:
         try:
-            q = FixedPointQuery(ts, keeps, m, stats)
+            q = FixedPointQuery(ts, keeps, m, box)
+            if box is None:
+                box = q.narrowed()
+                if box is None:
+                    return EquilibriumResult(
+                        Status.PROVED, "no state within the declared ranges is a fixed point"
+                    )
+                if box != q.box:
+                    q = FixedPointQuery(ts, keeps, m, box)
         except EncodeError as exc:
             return EquilibriumResult(Status.UNKNOWN, f"cannot encode the system: {exc}")
         if m == EXACT and OVERAPPROX in modes and not (q.enc.nonlinear or q.enc.relaxed):
             continue
+        for p in search.blocked:
+            q.block(p)
+        for obj, point in hints:
+            if obj in open_:
+                hit = search.ask(q, [obj], options.rlimit, point)
+                if isinstance(hit, EquilibriumResult):
+                    return hit
+        hints = []  # one mode is enough to pin a simulated point
+        outcome = search.ask(q, open_, options.rlimit)
+        if isinstance(outcome, EquilibriumResult):
+            return outcome
+        if outcome == "unsat":
+            open_ = []
+            break
+        if len(open_) > 1 and not search.stopped:
+            share = max(options.rlimit // len(open_), 1)
+            still = []
+            for o in open_:
+                out = search.ask(q, [o], share)
+                if isinstance(out, EquilibriumResult):
+                    return out
+                if out != "unsat":
+                    still.append(o)
+            open_ = still
+        if not open_ or search.stopped:
+            break
+    notes = tuple(search.notes)
+    if not open_:
+        if search.unstable:
+            return EquilibriumResult(
+                Status.HOLDS,
+                f"{search.unstable} fixed point(s) violating an objective exist but do not "
+                "sustain themselves in simulation",
+                notes=notes,
+            )
+        return EquilibriumResult(
+            Status.PROVED, "no fixed point at nominal input violates a keep-objective", notes=notes
+        )
+    why = "; ".join(dict.fromkeys(search.reasons)) or "not decided"
+    return EquilibriumResult(Status.UNKNOWN, f"{', '.join(open_)}: {why}", notes=notes)
+
+
+class _Search:
+    """Asks a query, confirms its candidates in simulation, refines or excludes the spurious."""
+
+    def __init__(
+        self,
+        ts: TransitionSystem,
+        keeps: list[ObjectiveIR],
+        options: SmtOptions,
+        stats: SolverStats,
+    ) -> None:
+        self.ts = ts
+        self.keeps = keeps
+        self.options = options
+        self.stats = stats
+        self.blocked: list[dict[str, float]] = []  # unstable fixed points, excluded everywhere
+        self.unstable = 0
+        self.notes: list[str] = []
+        self.reasons: list[str] = []
+
+    @property
+    def stopped(self) -> bool:
+        return self.unstable >= ATTEMPTS
+
+    def ask(
+        self,
+        q: FixedPointQuery,
+        objectives: list[str],
+        rlimit: int,
+        near: Mapping[str, float] | None = None,
+    ) -> EquilibriumResult | str:
+        """A confirmed bad equilibrium, or ``unsat`` or ``unknown``."""
         refined = 0
-        while True:
-            ans = check(q.solver, options.rlimit, stats=stats)
+        while not self.stopped:
+            ans = q.solve(objectives, rlimit, self.stats, near)
             if ans.unsat:
-                if unstable:
-                    return EquilibriumResult(
-                        Status.HOLDS,
-                        f"{unstable} fixed point(s) violating an objective exist but do not "
-                        "sustain themselves in simulation",
-                        notes=tuple(notes),
-                    )
-                return EquilibriumResult(
-                    Status.PROVED,
-                    "no fixed point at nominal input violates a keep-objective",
-                    notes=tuple(notes),
-                )
+                return "unsat"
             if ans.unknown:
-                reasons.append(f"{_mode(m)}: {ans.reason}")
-                break
-            sc = scenario_from_model(ans.model, q.path, ts.hyperperiod)
-            obj, orbit = confirm(ts, keeps, sc.init)
+                if near is None:
+                    self.reasons.append(f"{_mode(q.enc.mode)}: {ans.reason}")
+                return "unknown"
+            init = q.state(ans.model)
+            obj, orbit = confirm(self.ts, self.keeps, init)
             if obj is not None:
                 res = EquilibriumResult(
-                    Status.FALSIFIED, "", obj.name, dict(sc.init), orbit, notes=tuple(notes)
+                    Status.FALSIFIED, "", obj.name, init, orbit, notes=tuple(self.notes)
                 )
-                return explain(ts, obj, res, options)
-            if q.enc.relaxed and refined < options.refinements and q.enc.refine(ans.model):
-                refined += 1
-                q.solver.add(*q.enc.drain())
+                return explain(self.ts, obj, res, self.options)
+            if q.enc.relaxed:
+                if refined < self.options.refinements and q.refine(ans.model):
+                    refined += 1
+                    continue
+                if near is None:
+                    self.reasons.append(f"{_mode(q.enc.mode)}: candidates did not replay")
+                return "unknown"
+            self.unstable += 1
+            self.notes.append(
+                "a fixed point violating an objective was found but the simulation "
+                "leaves it: " + _describe(self.ts, init)
+            )
+            q.block(init)
+            self.blocked.append(init)
+        self.reasons.append(f"{self.unstable} unstable bad fixed points; the search stopped")
+        return "unknown"
+
+
+def simulated_hints(
+    ts: TransitionSystem, keeps: list[ObjectiveIR], options: SmtOptions
+) -> list[tuple[str, dict[str, float]]]:
+    """Where simulation says a bad equilibrium may be: (objective, state) pairs.
+
+    Nominal runs start from the good operating point with one declared state moved to an end
+    of its range, and from corners of the declared box (seeded); a run that stays bad and
+    whose last two hyperperiods end close together (a fixed point, nearly) is a hint. Hints
+    only steer the solver: a bad equilibrium is still a solver's fixed point, replayed.
+    """
+    from coherence.smt.conflicts import operating_point, settle_ticks
+
+    main = [
+        s
+        for s in ts.states
+        if s.kind in ("plant", "actuator") and math.isfinite(s.lo) and math.isfinite(s.hi)
+    ]
+    if not main:
+        return []
+    h = ts.hyperperiod
+    ticks = stay_ticks(ts)
+    cap = max(4, min(HINT_RUNS, int(HINT_CELLS // (ticks * max(len(ts.states), 1)))))
+    good = operating_point(ts, settle_ticks(ts, options))
+    starts: list[dict[str, float]] = []
+    for s in main:
+        for end in (s.hi, s.lo):
+            x = dict(good)
+            x[s.name] = end
+            starts.append(x)
+    rng = np.random.default_rng(options.seed)
+    while len(starts) < cap:
+        x = dict(good)
+        for s in main:
+            x[s.name] = s.hi if rng.random() < 0.5 else s.lo
+        starts.append(x)
+    starts = starts[:cap]
+    names = ts.state_names
+    init = {n: np.array([x[n] for x in starts]) for n in names}
+    with np.errstate(all="ignore"):
+        lead = simulate(ts, ticks - 5 * h, init=init, scenarios=len(starts))
+        init = {n: lead.states[:, -1, j] for j, n in enumerate(names)}
+        tr = simulate(ts, 5 * h, init=init, scenarios=len(starts))  # the last 5 hyperperiods
+    last, before = tr.states[:, -1, :], tr.states[:, -1 - h, :]
+    span = np.array([s.hi - s.lo if math.isfinite(s.hi - s.lo) else 1.0 for s in ts.states])
+    drift = np.nanmax(np.abs(last - before) / np.maximum(span, 1e-12), axis=1)
+    out: list[tuple[str, dict[str, float]]] = []
+    seen: set[tuple[float, ...]] = set()
+    for o in keeps:
+        bad = stays_bad(ts, o, tr)
+        for i in sorted(np.flatnonzero(bad & (drift < 0.01)), key=lambda i: drift[i]):
+            key = tuple(np.round(last[i] / np.maximum(span, 1e-12), 3))
+            if key in seen or not np.all(np.isfinite(last[i])):
                 continue
-            if not q.enc.relaxed:
-                unstable += 1
-                notes.append(
-                    "a fixed point violating an objective was found but the simulation "
-                    "leaves it: " + _describe(ts, sc.init)
-                )
-                if unstable >= ATTEMPTS:
-                    reasons.append(
-                        f"{_mode(m)}: {unstable} unstable bad fixed points; the search stopped"
-                    )
-                    break
-                q.block(sc.init)
-                continue
-            reasons.append(f"{_mode(m)}: candidates did not replay")
+            seen.add(key)
+            out.append((o.name, {n: float(last[i, j]) for j, n in enumerate(names)}))
             break
-    return EquilibriumResult(Status.UNKNOWN, "; ".join(reasons), notes=tuple(notes))
+    return out[:HINTS]
+
+
+# ---- the fixed-point query ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """Shift registers ``s_1 <- E``, ``s_k <- s_(k-1)`` that shift on the ticks ``shifts``.
+
+    At a fixed point of the hyperperiod the ``n = len(shifts)`` values shifted in during one
+    hyperperiod are the whole content of the chain: ``s_k`` holds, at tick ``t``, the value
+    shifted in ``k`` shifts before ``t``, i.e. ``w[(c(t) - k) mod n]`` where ``c(t)`` counts
+    the shifts before ``t`` and ``w[i]`` is ``E`` (clamped) at tick ``shifts[i]``.
+    """
+
+    states: tuple[str, ...]  # s_1, s_2, ...
+    source: Expr  # E, read on a shift tick
+    shifts: tuple[int, ...]  # the ticks of [0, H) on which the chain shifts
+    lo: float
+    hi: float
+    integer: bool
+
+    def before(self, t: int) -> int:
+        """How many shifts happen on the ticks before ``t``."""
+        return sum(1 for s in self.shifts if s < t)
+
+
+def _shift_of(s: StateVar) -> tuple[tuple[int, int] | None, Expr] | None:
+    """A register's update as (shift condition, source): ``E`` every tick (a sensor register)
+    or ``if Phase(p, o) then E else itself`` (a stabilization window's history)."""
+    match s.update:
+        case Ite(Phase(p, o), src, Var(me)) if me == s.name:
+            return (p, o), src
+    if s.kind == "sensor":
+        return None, s.update
+    return None
+
+
+def find_chains(ts: TransitionSystem, ints: set[str]) -> list[Chain]:
+    """The shift-register chains of ``ts`` (sensor registers, stabilization histories)."""
+    h = ts.hyperperiod
+    parsed: dict[str, tuple[tuple[int, int] | None, Expr]] = {}
+    by_name = {s.name: s for s in ts.states}
+    for s in ts.states:
+        if s.kind in ("sensor", "history"):
+            p = _shift_of(s)
+            if p is not None:
+                parsed[s.name] = p
+    succ: dict[str, str] = {}
+    pred: dict[str, str] = {}
+    for name, (cond, src) in parsed.items():
+        if not isinstance(src, Var) or src.name not in parsed or src.name == name:
+            continue
+        prev = src.name
+        a, b = by_name[prev], by_name[name]
+        same = (
+            parsed[prev][0] == cond
+            and (a.lo, a.hi) == (b.lo, b.hi)
+            and (prev in ints) == (name in ints)
+        )
+        if same and prev not in succ:
+            succ[prev] = name
+            pred[name] = prev
+    out = []
+    for name, (cond, src) in parsed.items():
+        if name in pred:
+            continue
+        members = [name]
+        while members[-1] in succ and len(members) <= len(parsed):
+            members.append(succ[members[-1]])
+        shifts = tuple(t for t in range(h) if cond is None or t % cond[0] == cond[1])
+        if not shifts:
+            continue  # never shifts: an ordinary (constant) state
+        s = by_name[name]
+        out.append(Chain(tuple(members), src, shifts, s.lo, s.hi, name in ints))
+    return out
+
+
+def _phased_lets(ts: TransitionSystem) -> set[str]:
+    """The lets whose value depends on the tick (a ``Phase``, directly or through a let)."""
+    out: set[str] = set()
+
+    def has(e: Expr) -> bool:
+        match e:
+            case Phase():
+                return True
+            case Var(name):
+                return name in out
+            case Unary(_, a):
+                return has(a)
+            case Binary(_, a, b):
+                return has(a) or has(b)
+            case Call(_, args):
+                return any(has(a) for a in args)
+            case Ite(c, a, b):
+                return has(c) or has(a) or has(b)
+        return False
+
+    for d in ts.lets:
+        if has(d.expr):
+            out.add(d.name)
+    return out
+
+
+_TRUE, _FALSE = Const(1.0), Const(0.0)
+
+
+class _Lazy(dict[str, Value]):
+    """A frame's values, computed on first use (lets, registers)."""
+
+    def __init__(self, resolve: Callable[[str], Value]) -> None:
+        super().__init__()
+        self._resolve = resolve
+
+    def __missing__(self, key: str) -> Value:
+        v = self._resolve(key)
+        self[key] = v
+        return v
 
 
 class FixedPointQuery:
-    """A free start at phase 0, one hyperperiod at nominal input, back to the start."""
+    """A free start at phase 0, one hyperperiod at nominal input, back to the start.
+
+    What a fixed point does not need is left out: each tick's expressions are specialised to
+    its phase (a loop that does not act on a tick contributes nothing, and its sensed means
+    are not encoded there), lets are encoded only where something reads them, and the shift
+    registers (delays, windows, stabilization histories) are not free: at a fixed point they
+    hold the values their signal takes during the hyperperiod (:class:`Chain`), so a window of
+    300 ticks over a hyperperiod of 60 is a weighted sum of 60 values.
+    """
 
     def __init__(
-        self, ts: TransitionSystem, keeps: list[ObjectiveIR], mode: str, stats: SolverStats
+        self,
+        ts: TransitionSystem,
+        keeps: list[ObjectiveIR],
+        mode: str,
+        box: Mapping[str, Interval] | None = None,
     ) -> None:
+        from coherence.smt.simplify import for_solver
+
+        self.box = dict(box or {})
         self.ts = ts
-        enc = Encoder(ts, mode, tag=f"e{mode[0]}.")
+        sys_ = for_solver(ts)
+        self.sys = sys_
+        enc = Encoder(sys_, mode, tag=f"e{mode[0]}.")
         self.enc = enc
-        params = param_values(enc, ts, free=False)
-        ints = integer_states(ts)
-        start = free_start(enc, ts, params, ints)
-        self.start = start
-        inputs = Inputs(enc, ts, "nominal")
-        self.path = Path(enc, params, inputs, start, 0, ints)
-        h = ts.hyperperiod
-        while self.path.depth < h:
-            self.path.extend()
-        end = self.path.state_terms(h)
-        self.solver = new_solver()
-        bad = []
-        for j in range(h):
-            frame = self.path.lets(j)
-            for o in keeps:
-                bad.append(violated(enc, o, frame, Fraction(0)))
-        undefined = self.path.undefined(range(h + 1))
-        cons = [start[s.name].term == end[s.name].term for s in ts.states]
-        self.solver.add(*enc.drain())
-        self.solver.add(*cons)
+        self.h = h = sys_.hyperperiod
+        self.params = param_values(enc, sys_, free=False)
+        self.ints = ints = integer_states(sys_)
+        self.inputs = Inputs(enc, sys_, "nominal").at(0)
+        self.let_exprs = {d.name: d.expr for d in sys_.lets}
+        self.phased = _phased_lets(sys_)
+        self._spec: dict[tuple[str, int], Expr] = {}
+        self.chains = find_chains(sys_, ints)
+        self.member: dict[str, tuple[Chain, int]] = {}
+        for c in self.chains:
+            for k, name in enumerate(c.states, start=1):
+                self.member[name] = (c, k)
+        ranges = signal_ranges(sys_, self.params)
+        self.ranges = ranges
+        self.w: dict[tuple[int, int], Num] = {}  # (chain index, i) -> w[i]
+        self._chain_index = {id(c): j for j, c in enumerate(self.chains)}
+        self._pending: list[tuple[int, int]] = []
+        # the free start: every state that is not a register
+        self.start: dict[str, Num] = {}
+        for s in sys_.states:
+            if s.name in self.member:
+                continue
+            iv = self.box.get(s.name, Interval(s.lo, s.hi))
+            self.start[s.name] = enc.named(f"{s.name}@0", iv, integer=s.name in ints)
+        self.frames = [self._frame(0, self.start)]
+        for t in range(h):
+            self.frames.append(self._frame(t + 1, self._step(t)))
+        # the goals: per objective, a violation at some tick of the hyperperiod
+        self.goals: dict[str, Cond] = {}
+        for o in keeps:
+            self.goals[o.name] = enc.or_(
+                [violated(enc, o, self.frames[j], Fraction(0)) for j in range(h)]
+            )
+        # back to the start: ordinary states, and each register value that was read
+        base: list[Term] = []
+        end = self.frames[h].values
+        self.ends: dict[str, Interval] = {}  # interval of each start variable's value at H
+        for name, x in self.start.items():
+            y = end[name]
+            assert isinstance(y, Num)
+            self.ends[name] = y.iv
+            if not z3.eq(x.term, y.term):
+                base.append(x.term == y.term)
+        done = 0
+        while done < len(self._pending):
+            j, i = self._pending[done]
+            done += 1
+            c = self.chains[j]
+            t = c.shifts[i]
+            u = enc.num(enc.expr(self._specialise(c.source, t), self.frames[t]))
+            u = _clamp(enc, u, c.lo, c.hi)
+            self.ends[f"{c.states[0]}~{i}"] = u.iv
+            base.append(self.w[(j, i)].term == u.term)
+        undefined = enc.or_([Cond(u) for f in self.frames for u in f.undefined])
         if undefined.value is not False:
-            self.solver.add(z3.Not(undefined.term))
-        goal = enc.or_(bad)
-        self.solver.add(goal.term)
-        self.solver.add(*enc.drain())
+            base.append(z3.Not(undefined.term))
+        self.base = [*enc.drain(), *base]
+        self.blocks: list[Term] = []
+
+    def narrowed(self) -> dict[str, Interval] | None:
+        """The start box met with the bounds of where one hyperperiod ends from it.
+
+        A fixed point ``x`` in the box is ``F^H(x)``, so it lies in the bounds the encoder
+        propagated to tick ``H`` (sound interval arithmetic): the met box holds every fixed
+        point the box held. ``None``: the meet is empty, there is no fixed point at all.
+        Only changes of more than 1% of a width (or to an infinite end) are kept.
+        """
+        out = dict(self.box)
+        for name, iv in self.ends.items():
+            cur = self.start[name].iv if name in self.start else self.w_iv(name)
+            met = cur.meet(iv)
+            if met.empty:
+                return None
+            width = cur.hi - cur.lo
+            if not math.isfinite(width) or (met.hi - met.lo) < 0.99 * width:
+                out[name] = met
+        return out
+
+    def w_iv(self, name: str) -> Interval:
+        for (j, i), w in self.w.items():
+            if f"{self.chains[j].states[0]}~{i}" == name:
+                return w.iv
+        return Interval.top()
+
+    # ---- building ---------------------------------------------------------------------------
+    def _frame(self, t: int, states: Mapping[str, Num]) -> Frame:
+        vals = _Lazy(lambda key: self._resolve(t, key))
+        vals.update(self.params)
+        vals.update(self.inputs)
+        vals.update(states)
+        return Frame(t, t, vals)
+
+    def _resolve(self, t: int, key: str) -> Value:
+        if key in self.member:
+            c, k = self.member[key]
+            return self._w(c, (c.before(t) - k) % len(c.shifts))
+        if key in self.let_exprs:
+            return self.enc.expr(self._specialise(Var(key), t, top=True), self.frames[t])
+        raise KeyError(key)
+
+    def _w(self, c: Chain, i: int) -> Num:
+        j = self._chain_index[id(c)]
+        out = self.w.get((j, i))
+        if out is None:
+            iv = Interval(c.lo, c.hi)
+            if c.states[0] in self.ranges:
+                iv = self.ranges[c.states[0]].meet(iv)
+            iv = self.box.get(f"{c.states[0]}~{i}", iv)
+            out = self.w[(j, i)] = self.enc.named(f"{c.states[0]}~{i}", iv, integer=c.integer)
+            self._pending.append((j, i))
+        return out
+
+    def _step(self, t: int) -> dict[str, Num]:
+        """The ordinary states at tick ``t + 1`` (as :meth:`Path.extend`)."""
+        enc = self.enc
+        f = self.frames[t]
+        out: dict[str, Num] = {}
+        for s in self.sys.states:
+            if s.name in self.member:
+                continue
+            u = _clamp(enc, enc.num(enc.expr(self._specialise(s.update, t), f)), s.lo, s.hi)
+            iv = u.iv.meet(Interval(s.lo, s.hi))
+            if s.name in self.ints:
+                iv = Interval(
+                    math.ceil(iv.lo) if math.isfinite(iv.lo) else iv.lo,
+                    math.floor(iv.hi) if math.isfinite(iv.hi) else iv.hi,
+                )
+            if iv.empty:
+                iv = u.iv
+            if u.const is not None or z3.is_const(u.term):
+                out[s.name] = Num(u.term, iv, u.const, u.lin, u.alts)
+                continue
+            v = enc.named(f"{s.name}@{t + 1}", iv, integer=s.name in self.ints)
+            enc.constraints.append(v.term == u.term)
+            out[s.name] = v
+        return out
+
+    def _specialise(self, e: Expr, t: int, top: bool = False) -> Expr:
+        """``e`` at tick ``t``: phases decided, conditions they decide folded away.
+
+        ``top`` on a ``Var`` of a let returns the let's specialised definition.
+        """
+        match e:
+            case Phase(p, o):
+                return _TRUE if t % p == o else _FALSE
+            case Var(name):
+                if name not in self.let_exprs or name not in self.phased:
+                    return self.let_exprs[name] if top and name in self.let_exprs else e
+                key = (name, t)
+                d = self._spec.get(key)
+                if d is None:
+                    d = self._spec[key] = self._specialise(self.let_exprs[name], t)
+                return d if top or isinstance(d, Const) else e
+            case Unary(op, a):
+                a2 = self._specialise(a, t)
+                if isinstance(a2, Const) and op == "not":
+                    return _FALSE if a2.value != 0 else _TRUE
+                return e if a2 is a else Unary(op, a2, e.span)
+            case Binary(op, a, b) if op in ("and", "or"):
+                a2 = self._specialise(a, t)
+                decisive = _FALSE if op == "and" else _TRUE
+                if _truth(a2) is (op == "or"):
+                    return decisive
+                b2 = self._specialise(b, t)
+                if _truth(b2) is (op == "or"):
+                    return decisive
+                if isinstance(a2, Const) and isinstance(b2, Const):
+                    return _TRUE if op == "and" else _FALSE
+                return e if (a2 is a and b2 is b) else Binary(op, a2, b2, e.span)
+            case Binary(op, a, b):
+                a2, b2 = self._specialise(a, t), self._specialise(b, t)
+                match op, a2, b2:
+                    case "+", Var(x), Binary("-", target, Var(y)) if x == y:
+                        return target  # an action that acts: a + (target - a) is the target
+                return e if (a2 is a and b2 is b) else Binary(op, a2, b2, e.span)
+            case Call(fn, args):
+                new = tuple(self._specialise(a, t) for a in args)
+                return (
+                    e
+                    if all(x is y for x, y in zip(new, args, strict=True))
+                    else Call(fn, new, e.span)
+                )
+            case Ite(c, a, b):
+                c2 = self._specialise(c, t)
+                if isinstance(c2, Const):
+                    return self._specialise(a if c2.value != 0 else b, t)
+                a2, b2 = self._specialise(a, t), self._specialise(b, t)
+                return e if (c2 is c and a2 is a and b2 is b) else Ite(c2, a2, b2, e.span)
+        return e
+
+    # ---- asking -----------------------------------------------------------------------------
+    def solve(
+        self,
+        objectives: list[str],
+        rlimit: int,
+        stats: SolverStats,
+        near: Mapping[str, float] | None = None,
+    ) -> Answer:
+        """A fixed point violating one of ``objectives`` (near ``near``: every declared state
+        within 2% of its range of it). A fresh solver each time: full preprocessing."""
+        goal = self.enc.or_([self.goals[o] for o in objectives])
+        if goal.value is False:
+            return Answer(Outcome.UNSAT)
+        solver = new_solver()
+        solver.add(*self.base)
+        solver.add(*self.blocks)
+        if goal.value is None:
+            solver.add(goal.term)
+        if near is not None:
+            solver.add(*self._near(near))
+        return check(solver, rlimit, stats=stats)
+
+    def _near(self, point: Mapping[str, float]) -> list[Term]:
+        """Every start variable within 0.5% of its range (registers: of their value)."""
+        pairs: list[tuple[Num, str, float]] = []
+        for s in self.sys.states:
+            if s.name in self.start:
+                pairs.append((self.start[s.name], s.name, s.hi - s.lo))
+        for (j, i), w in self.w.items():
+            c = self.chains[j]
+            k = (-i) % len(c.shifts) or len(c.shifts)  # the member that holds w[i] at tick 0
+            if k <= len(c.states):
+                pairs.append((w, c.states[k - 1], c.hi - c.lo))
+        out = []
+        for x, name, span in pairs:
+            v = point.get(name, math.nan)
+            if not math.isfinite(v):
+                continue
+            d = 0.005 * span if math.isfinite(span) else 0.005 * abs(v) + 1e-6
+            out.append(x.term >= real(q_down(v - d)))
+            out.append(x.term <= real(q_up(v + d)))
+        return out
+
+    def refine(self, model: Any) -> bool:
+        if self.enc.refine(model):
+            self.base += self.enc.drain()
+            return True
+        return False
+
+    def state(self, model: Any) -> dict[str, float]:
+        """The fixed point in ``model``: every state at tick 0, registers included."""
+        out: dict[str, float] = {}
+        f0 = self.frames[0]
+        for s in self.sys.states:
+            if s.name in self.member:
+                c, k = self.member[s.name]
+                j = self._chain_index[id(c)]
+                w = self.w.get((j, (-k) % len(c.shifts)))
+                if w is None:
+                    continue  # read by nothing the query needs; filled in below
+                out[s.name] = _value(model, w)
+            else:
+                v = f0.values[s.name]
+                assert isinstance(v, Num)
+                out[s.name] = _value(model, v)
+        missing = [s.name for s in self.sys.states if s.name not in out]
+        if missing:
+            # registers nothing reads: a hyperperiod from the start fills them with the
+            # values they hold at the fixed point (nothing else depends on them)
+            trial = dict(out)
+            for name in missing:
+                trial[name] = 0.0
+            with np.errstate(all="ignore"):
+                tr = simulate(self.ts, self.h, init=trial)
+            names = self.ts.state_names
+            for name in missing:
+                out[name] = float(tr.states[0, -1, names.index(name)])
+        return out
 
     def block(self, point: Mapping[str, float]) -> None:
         """Exclude a neighbourhood of ``point`` (1% of each declared state's range)."""
@@ -214,11 +762,29 @@ class FixedPointQuery:
             ):
                 continue
             d = max(0.01 * (s.hi - s.lo), 1e-9)
-            x: Num = self.start[s.name]
+            x = self.start[s.name]
             parts.append(x.term >= real(q_down(point[s.name] + d)))
             parts.append(x.term <= real(q_down(point[s.name] - d)))
         if parts:
-            self.solver.add(z3.Or(*parts))
+            self.blocks.append(z3.Or(*parts))
+
+
+def _truth(e: Expr) -> bool | None:
+    return (e.value != 0) if isinstance(e, Const) else None
+
+
+def _clamp(enc: Encoder, u: Num, lo: float, hi: float) -> Num:
+    if math.isfinite(lo):
+        u = enc.maximum(u, const(lo))
+    if math.isfinite(hi):
+        u = enc.minimum(u, const(hi))
+    return u
+
+
+def _value(model: Any, v: Num) -> float:
+    if v.const is not None:
+        return float(v.const)
+    return to_float(model.eval(v.term, model_completion=True))
 
 
 def confirm(

@@ -10,7 +10,14 @@ from coherence.ir.nodes import TransitionSystem
 from coherence.results import Status
 from coherence.simulate.engine import simulate
 from coherence.smt import SmtOptions, analyze
-from coherence.smt.equilibria import find, stay_ticks, stays_bad
+from coherence.smt.equilibria import (
+    FixedPointQuery,
+    find,
+    find_chains,
+    keep_objectives,
+    stay_ticks,
+    stays_bad,
+)
 from coherence.smt.objectives import trace_violated
 from coherence.smt.solver import SolverStats
 
@@ -69,3 +76,72 @@ def test_retry_budget_is_proved_free_of_bad_equilibria(
 def test_no_keep_objective_is_vacuous(system: Callable[[str], TransitionSystem]) -> None:
     ts = system("state x in [0, 1] init 0\nnext x = x\nrequire no bad equilibrium")
     assert analyze(ts).verdicts[0].status is Status.PROVED
+
+
+def test_closed_form_fixed_point(system: Callable[[str], TransitionSystem]) -> None:
+    # x' = x / 2 + 5 has the one fixed point x = 10: over a bound of 8, under one of 12
+    body = "state x in [0, 20] init 0\nnext x = 0.5 * x + 5\nobjective keep x <= {}\n"
+    bad = system(body.format(8) + "require no bad equilibrium")
+    eq = find(bad, SmtOptions(), SolverStats())
+    assert eq.status is Status.FALSIFIED and eq.state is not None
+    assert abs(eq.state["x"] - 10) < 1e-6
+    good = system(body.format(12) + "require no bad equilibrium")
+    assert find(good, SmtOptions(), SolverStats()).status is Status.PROVED
+
+
+WINDOWED = """
+input u in [0, 10] nominal 4
+state x in [0, 100] init 0
+next x = 0.5 * x + u
+loop watch {
+  every 3s
+  senses x delay 2s window 7s
+  actuates a by 0.1 * (x - a)
+  objective keep x <= {bound}
+}
+state a in [0, 100] init 0
+require no bad equilibrium
+"""
+
+
+def test_registers_of_a_fixed_point_are_its_signal(
+    system: Callable[[str], TransitionSystem],
+) -> None:
+    """Delay and window registers (9 of them, longer than the hyperperiod 3) are not free at a
+    fixed point: each holds the value its signal had a whole number of shifts ago."""
+    ts = system(WINDOWED.replace("{bound}", "7"))
+    assert ts.hyperperiod == 3
+    chains = find_chains(ts, set())
+    (c,) = [c for c in chains if c.states[0].startswith("watch.")]
+    assert len(c.states) == 8 and c.shifts == (0, 1, 2)
+    q = FixedPointQuery(ts, keep_objectives(ts), "exact")
+    assert len(q.w) <= 3  # three values, not eight free registers
+    eq = find(ts, SmtOptions(), SolverStats())
+    assert eq.status is Status.FALSIFIED and eq.state is not None  # x settles at 8 > 7
+    # the state found, registers included, is a fixed point of the simulator
+    one = simulate(ts, ts.hyperperiod, init=eq.state)
+    for i, name in enumerate(ts.state_names):
+        assert np.isclose(one.states[0, -1, i], eq.state[name], rtol=1e-9, atol=1e-9), name
+    ok = system(WINDOWED.replace("{bound}", "9"))
+    assert find(ok, SmtOptions(), SolverStats()).status is Status.PROVED
+
+
+def test_tipping_point_seed_is_bistable_and_the_fix_is_proved(
+    spec: Callable[[str], TransitionSystem],
+) -> None:
+    seed = spec("specs/seed/tipping_point.coh")
+    eq = find(seed, SmtOptions(), SolverStats())
+    assert eq.status is Status.FALSIFIED and eq.objective == "router.latency"
+    assert eq.state is not None and eq.state["slow_share"] == 1.0
+    assert eq.trigger is not None  # reachable from the good point by a demand burst
+    fixed = spec("specs/conflicts/tipping_point_fixed.coh")
+    assert find(fixed, SmtOptions(), SolverStats()).status is Status.PROVED
+
+
+def test_power_cap_broken_has_its_bad_equilibrium(
+    spec: Callable[[str], TransitionSystem],
+) -> None:
+    ts = spec("specs/conflicts/power_cap_broken.coh")
+    eq = find(ts, SmtOptions(), SolverStats())
+    assert eq.status is Status.FALSIFIED and eq.objective == "power_cap.power"
+    assert eq.state is not None and eq.state["clock"] == 0.5 and eq.trigger is not None
