@@ -51,6 +51,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="nonlinear arithmetic: exact, sound over-approximation, or auto (the default)",
     )
     c.add_argument("--rlimit", type=_positive_int, help="Z3 resource limit per query")
+    c.add_argument(
+        "--invariants",
+        action="store_true",
+        help="try k-induction with auxiliary invariants mined from simulation (Houdini) on "
+        "`always` requirements that stay undecided",
+    )
     c.add_argument("-v", "--verbose", action="store_true", help="show every table")
     c.add_argument(
         "--expect",

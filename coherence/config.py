@@ -16,6 +16,7 @@ ticks = 600                  # nominal simulation length
 horizon = 40                 # BMC horizon (ticks)
 rlimit = 2000000             # Z3 resource limit per query
 mode = "auto"                # auto | exact | overapprox
+invariants = false           # Houdini invariants for undecided `always` requirements
 linear = true                # run the linear analysis
 smt = true                   # run the formal analysis
 ```
@@ -63,6 +64,7 @@ class Config:
     horizon: int | None = None
     rlimit: int | None = None
     mode: str | None = None
+    invariants: bool = False
     linear: bool = True
     smt: bool = True
 
@@ -176,6 +178,7 @@ _KEYS: dict[str, tuple[str, _Check]] = {
     "horizon": ("horizon", _positive),
     "rlimit": ("rlimit", _positive),
     "mode": ("mode", _choice(MODES)),
+    "invariants": ("invariants", _bool),
     "linear": ("linear", _bool),
     "smt": ("smt", _bool),
 }

@@ -29,6 +29,7 @@ class CheckOptions:
     horizon: int | None = None
     mode: str = "auto"
     rlimit: int | None = None
+    invariants: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -80,6 +81,7 @@ def analyses_for(options: CheckOptions) -> list[tuple[str, Analysis]]:
                 horizon=options.horizon if options.horizon is not None else base.horizon,
                 mode=options.mode,
                 rlimit=options.rlimit if options.rlimit is not None else base.rlimit,
+                invariants=options.invariants,
             )
             return smt.analyze(ts, chosen_options)
 

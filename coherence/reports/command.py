@@ -135,6 +135,7 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
             horizon=args.horizon or config.horizon,
             mode=args.mode or config.mode or "auto",
             rlimit=args.rlimit or config.rlimit,
+            invariants=args.invariants or config.invariants,
         )
         report = add_topology(check_paths(paths, options))
         complete = tuple(name for name, _ in analyses_for(options)) == FULL_ANALYSES

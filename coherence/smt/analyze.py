@@ -211,7 +211,8 @@ def _bounded(
                 )
             )
     elif res.status is Status.PROVED and res.induction_k is not None:
-        reason = f"{res.induction_k}-inductive: holds for all time"
+        aux = "auxiliary invariants" in res.reason
+        reason = res.reason if aux else f"{res.induction_k}-inductive: holds for all time"
     elif res.status is Status.HOLDS and not reason:
         reason = f"no violation in {res.depth} ticks"
     v = Verdict(req.text, req.kind, res.status, req.span, "smt", res.depth, reason, codes)

@@ -59,6 +59,8 @@ from coherence.smt.encode import (
     param_values,
     true,
 )
+from coherence.smt.invariants import Invariants, houdini, mine
+from coherence.smt.invariants import encode as encode_invariant
 from coherence.smt.options import SmtOptions
 from coherence.smt.reach import check_reach
 from coherence.smt.replay import Scenario, replay, scenario_from_model
@@ -499,11 +501,18 @@ def k_induction(
     options: SmtOptions,
     stats: SolverStats,
     kmax: int | None = None,
+    inv: Invariants | None = None,
 ) -> tuple[int | None, str]:
-    """The smallest ``k <= kmax`` whose induction step holds, or None with the reason."""
+    """The smallest ``k <= kmax`` whose induction step holds, or None with the reason.
+
+    With ``inv`` the step starts within the invariants' box and assumes them at every tick.
+    """
     assert req.kind == "always" and req.cond is not None
     kmax = kmax or induction_depth(ts, options)
-    steps = [Step(ts, req, m, stats) for m in modes_for(options)]
+    # with invariants: one linear step in auto mode (its unsat is a proof; exact nonlinear
+    # arithmetic over the many assumed relations rarely decides within the limit)
+    modes = modes_for(options) if inv is None or options.mode == EXACT else [OVERAPPROX]
+    steps = [Step(ts, req, m, stats, inv) for m in modes]
     reason = ""
     budget = 2 * options.rlimit  # the whole attempt; a proof is a bonus, not a requirement
     for k in range(1, kmax + 1):
@@ -530,16 +539,24 @@ def k_induction(
 class Step:
     """The induction step from any admissible state, in one mode, built incrementally."""
 
-    def __init__(self, ts: TransitionSystem, req: Requirement, mode: str, stats: SolverStats):
+    def __init__(
+        self,
+        ts: TransitionSystem,
+        req: Requirement,
+        mode: str,
+        stats: SolverStats,
+        inv: Invariants | None = None,
+    ):
         self.ts = ts
         self.req = req
         self.mode = mode
         self.stats = stats
-        enc = Encoder(ts, mode, tag=f"k{mode[0]}.")
+        self.inv = inv
+        enc = Encoder(ts, mode, tag=f"k{mode[0]}{'i' if inv else ''}.")
         self.enc = enc
         params = param_values(enc, ts)
         ints = integer_states(ts)
-        start = free_start(enc, ts, params, ints)
+        start = free_start(enc, ts, params, ints, box=inv.box if inv else None)
         h = ts.hyperperiod
         self.phase = SymbolicPhase(f"{enc.tag}phase", h)
         enc.constraints += self.phase.constraints()
@@ -547,6 +564,7 @@ class Step:
         self.path = Path(enc, params, inputs, start, self.phase if h > 1 else 0, ints)
         self.solver = new_solver()
         self.assumed = 0  # ticks whose property is asserted
+        self.invariant_ticks = 0  # ticks whose auxiliary invariants are asserted
 
     def query(self, k: int, rlimit: int) -> Answer:
         """Assume the property at ticks 0..k-1; ask for a violation at tick k."""
@@ -563,6 +581,13 @@ class Step:
                 if (t - i) % h == 0:  # simple path between states of the same phase
                     self.solver.add(_differ(path, i, t))
             self.assumed += 1
+        while self.inv is not None and self.invariant_ticks <= k:
+            # every state of a defined run satisfies the invariants (invariants.py)
+            t = self.invariant_ticks
+            inv = enc.and_([encode_invariant(path, c, t) for c in self.inv.cands])
+            if inv.value is not True:
+                self.solver.add(enc.or_([path.undefined([t]), inv]).term)
+            self.invariant_ticks += 1
         bad = enc.or_([path.holds(req.cond, k, positive=False), path.undefined([k])])
         self.solver.add(*enc.drain())
         if bad.value is False:
@@ -585,6 +610,27 @@ class Step:
         except (ValueError, KeyError, FloatingPointError):
             return False
         return bool(np.all(ok[:k] != 0) and ok[k] == 0)
+
+
+@isolated
+def k_induction_with_invariants(
+    ts: TransitionSystem,
+    req: Requirement,
+    options: SmtOptions,
+    stats: SolverStats,
+    kmax: int | None = None,
+) -> tuple[int | None, Invariants | None]:
+    """k-induction strengthened with auxiliary invariants (:mod:`coherence.smt.invariants`):
+    candidates mined from simulation, the inductive subset found by Houdini (within two
+    ``rlimit``), then the step with them assumed at every tick (within twice ``rlimit``)."""
+    assert req.kind == "always" and req.cond is not None
+    ticks = max(2 * ts.hyperperiod, min(2 * max(1, req.horizon), 1200))
+    cands = mine(ts, req, options, ticks)
+    inv = houdini(ts, req, cands, options, stats)
+    if not inv.cands:
+        return None, None
+    k, _why = k_induction(ts, req, options, stats, kmax, inv)
+    return (k, inv) if k is not None else (None, None)
 
 
 def _differ(path: Path, i: int, j: int) -> Any:
@@ -644,8 +690,29 @@ def check_bounded(
         why = reached.detail
         if horizon < max(1, req.horizon):
             why += f"; checked to depth {horizon} of the requirement's {req.horizon} ticks"
-        return Result(Status.HOLDS, horizon, why)
-    res = bmc(ts, req, options, stats)
-    if res.status is Status.UNKNOWN and reached.detail:
-        res = replace(res, notes=(*res.notes, f"interval reachability: {reached.detail}"))
+        res = Result(Status.HOLDS, horizon, why)
+    else:
+        res = bmc(ts, req, options, stats)
+        if res.status is Status.UNKNOWN and reached.detail:
+            res = replace(res, notes=(*res.notes, f"interval reachability: {reached.detail}"))
+    if options.invariants and req.kind == "always" and res.status in (Status.HOLDS, Status.UNKNOWN):
+        # last: auxiliary invariants (after BMC, so that BMC's answers do not depend on them)
+        k, inv = k_induction_with_invariants(ts, req, options, stats)
+        if k is not None and inv is not None:
+            # the base case: ticks 0..k-1 from the initial state, by what ran above or BMC
+            base = res if res.depth >= k else bmc(ts, req, options, stats, depth=k)
+            if base.status is Status.FALSIFIED:
+                return base
+            if base.status is Status.HOLDS or base.depth >= k:
+                src = "interval reachability" if reached.status == "holds" else "BMC"
+                return Result(
+                    Status.PROVED,
+                    horizon,
+                    f"{k}-inductive with {len(inv)} auxiliary invariants (Houdini over "
+                    f"{inv.mined} mined candidates; base case: {src})",
+                    None,
+                    res.notes,
+                    res.spurious,
+                    k,
+                )
     return res

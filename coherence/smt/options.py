@@ -34,6 +34,11 @@ class SmtOptions:
     - ``intervals``: before k-induction and BMC, enclose every run in intervals from the
       initial state (:mod:`coherence.smt.reach`): a sound proof over the horizon, or for all
       time when the enclosure returns into itself; it never falsifies.
+    - ``invariants``: for an ``always`` requirement still undecided after BMC, mine candidate
+      auxiliary invariants from simulation, keep their inductive subset (Houdini) and try
+      k-induction with them (:mod:`coherence.smt.invariants`). Off by default: it costs a few
+      solver calls per requirement and pays off on small systems whose bound needs a relation
+      between states.
     - ``seed``: the seed of the random patterns.
     - ``settle``: ticks simulated at nominal input to reach the operating point.
     - ``analyses``: which of ``requirements``, ``conflicts``, ``equilibria`` run.
@@ -51,6 +56,7 @@ class SmtOptions:
     margin: float = 1e-6
     patterns: bool = True
     intervals: bool = True
+    invariants: bool = False
     seed: int = 0
     settle: int | None = None
     analyses: tuple[str, ...] = ("requirements", "conflicts", "equilibria")
