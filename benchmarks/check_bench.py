@@ -1,0 +1,84 @@
+"""Benchmark of the default `coherence check` on every shipped spec, per analysis.
+
+Run: ``.venv/bin/python -m benchmarks.check_bench [--specs PATH ...] [--no-linear]``
+
+For each spec under ``specs/`` (or the paths given) the check pipeline runs with its default
+options, in this process, and the table gives the seconds each analysis took (the front end,
+the nominal simulation, the linear analysis, the formal analysis), the total, and what the
+formal analysis decided: requirement statuses and the number of solver calls. The last row
+is the whole library.
+
+Timings are wall-clock on this machine and vary between runs; verdicts are deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from coherence.pipeline import CheckOptions, check_file, find_specs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cells(path: Path, options: CheckOptions) -> tuple[list[str], dict[str, float]]:
+    start = time.perf_counter()
+    report = check_file(path, options)
+    total = time.perf_counter() - start
+    seconds = {"simulate": 0.0, "linear": 0.0, "smt": 0.0}
+    statuses: list[str] = []
+    calls = 0
+    for system in report.systems:
+        for r in system.analyses:
+            seconds[r.analysis] = seconds.get(r.analysis, 0.0) + r.seconds
+            if r.analysis == "smt":
+                statuses += [v.status.value for v in r.verdicts]
+                solver = dict(r.data).get("solver", ())
+                calls += int(dict(solver).get("calls", 0))
+    seconds["front end"] = total - sum(seconds.values())
+    seconds["total"] = total
+    rel = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
+    decided = ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses))) or "-"
+    row = [
+        str(rel),
+        *(f"{seconds[k]:.2f}" for k in ("front end", "simulate", "linear", "smt", "total")),
+        str(calls),
+        decided,
+    ]
+    return row, seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--specs", nargs="+", default=[str(ROOT / "specs")])
+    ap.add_argument("--no-linear", action="store_true", help="skip the linear analysis")
+    args = ap.parse_args(argv)
+    options = CheckOptions(linear=not args.no_linear)
+    head = ["spec", "front end", "simulate", "linear", "smt", "total", "calls", "smt verdicts"]
+    rows = [head]
+    sums: dict[str, float] = {}
+    for path in find_specs(args.specs):
+        row, seconds = _cells(path, options)
+        rows.append(row)
+        for k, v in seconds.items():
+            sums[k] = sums.get(k, 0.0) + v
+        print(" | ".join(row), flush=True)
+    rows.append(
+        [
+            "all",
+            *(f"{sums.get(k, 0.0):.2f}" for k in ("front end", "simulate", "linear", "smt")),
+            f"{sums.get('total', 0.0):.2f}",
+            "",
+            "",
+        ]
+    )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    print()
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
