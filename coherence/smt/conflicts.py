@@ -1,7 +1,7 @@
 """Conflict witnesses: does loop A's action make loop B's objective worse?
 
 For each ordered pair of loops (A, B) where A's actuators reach B's objectives or B's laws
-within ``k`` ticks (through lets and state updates), one query asks for an admissible start
+within ``k`` ticks (through lets and state updates), the search asks for an admissible start
 and input sequence under which the run where A acts is worse for one of B's objectives than
 the counterfactual run where A holds (:func:`coherence.ir.transform.hold_loop`), by more than
 B's tolerance, at some tick ``1..k``. Both runs start from the same state, at the same phase
@@ -18,18 +18,37 @@ point (the nominal run from the initial state after ``settle`` ticks). A conflic
 COH401; one that exists only outside it is COH402 (regional); an undecided region leaves it
 COH401.
 
-Before the solver, 256 seeded random starts and input sequences are simulated in both runs
-(:func:`sample_witness`): a conflict they show is a witness at once. The solver then asks one
-tick at a time, each proved tick asserted for the next. Each pair spends at most three
-``rlimit`` and all pairs together ``budget``, shared evenly among the coupled pairs.
+How the work is shared. One :class:`Encoding` per mode holds the free start, the inputs, the
+parameters, the symbolic phase and the acting run, for every actor; one :class:`ActorQuery`
+per acting loop A holds A's counterfactual run and one solver, and serves every B: the goals
+differ only in B's objectives, each asked under an assumption literal, and a proved tick stays
+in the solver as a fact. The runs (:class:`Run`) encode only the cone of influence of what is
+asked (a tick-1 goal does not carry every window register), unrolled lazily to the tick
+asked, and a solver takes only the cones of its own goals. The counterfactual reuses the
+acting run's terms for every value A's action cannot have reached yet, so the two runs differ
+syntactically only where A's action can make them differ. Likewise the seeded random starts
+and input sequences simulated before the solver (:class:`Sampler`) are the same for every
+actor: the acting runs are simulated once, the holding runs once per actor, and judged for
+every B. What sampling does not find, the solver looks for, one tick at a time, the
+over-approximation first and exact arithmetic where its candidate does not replay.
+
+Budget: every coupled pair gets an even share of ``budget`` (at most three ``rlimit``), so the
+last pairs are asked as much as the first. What the pairs leave unspent then goes to the pairs
+their share stopped while they were proving tick after tick: each gets twice what its ticks
+left would take at the rate it proved the first ones, where that much is left. All limits are
+Z3's deterministic ``rlimit``, never wall-clock time.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
+import math
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import z3
@@ -46,16 +65,28 @@ from coherence.ir.nodes import (
     Var,
 )
 from coherence.ir.transform import hold_loop
-from coherence.simulate.engine import Trace, simulate
+from coherence.simulate.engine import (
+    Compiled,
+    Env,
+    Trace,
+    compile_expr,
+    compile_system,
+    evaluate,
+    simulate,
+)
 from coherence.smt.encode import (
     EXACT,
     OVERAPPROX,
     Cond,
     EncodeError,
     Encoder,
+    Frame,
     Inputs,
-    Path,
+    Num,
+    Relaxation,
     SymbolicPhase,
+    SymbolicTick,
+    const,
     free_start,
     integer_states,
     param_values,
@@ -66,9 +97,10 @@ from coherence.smt.encode import (
     signal_ranges,
 )
 from coherence.smt.intervals import Interval
-from coherence.smt.objectives import trace_worse, worse
+from coherence.smt.objectives import worse
 from coherence.smt.options import SmtOptions
-from coherence.smt.replay import Scenario, replay, rotate_phases, scenario_from_model
+from coherence.smt.replay import Scenario, rotate_phases, value
+from coherence.smt.simplify import for_solver
 from coherence.smt.solver import (
     Answer,
     Outcome,
@@ -77,6 +109,7 @@ from coherence.smt.solver import (
     ctx,
     isolated,
     new_solver,
+    scope_cache,
 )
 
 ALIGNED = "aligned"
@@ -138,22 +171,34 @@ def names_in(e: Expr) -> set[str]:
 
 def influence(ts: TransitionSystem, sources: Iterable[str], k: int) -> dict[str, int]:
     """The names (states and lets) that a change of ``sources`` reaches, with the first tick
-    (0 = the tick of the change) at which each is reached, within ``k`` ticks."""
-    let_deps = {d.name: names_in(d.expr) for d in ts.lets}
-    upd_deps = {s.name: names_in(s.update) for s in ts.states}
+    (0 = the tick of the change) at which each is reached, within ``k`` ticks.
+
+    A let is reached at the tick one of the names it reads is; a state the tick after.
+    Propagated along the reverse dependencies: each name's readers are visited once."""
+    let_readers: dict[str, list[str]] = {}
+    state_readers: dict[str, list[str]] = {}
+    for d in ts.lets:
+        for n in sorted(names_in(d.expr)):
+            let_readers.setdefault(n, []).append(d.name)
+    for st in ts.states:
+        for n in sorted(names_in(st.update)):
+            state_readers.setdefault(n, []).append(st.name)
     reached: dict[str, int] = {}
-    frontier = set(sources)
+    frontier = sorted(set(sources))
     for t in range(k + 1):
-        for n in frontier:
-            reached.setdefault(n, t)
-        changed = True
-        while changed:  # lets of the same tick
-            changed = False
-            for d in ts.lets:
-                if d.name not in reached and let_deps[d.name] & set(reached):
-                    reached[d.name] = t
-                    changed = True
-        frontier = {s for s, deps in upd_deps.items() if s not in reached and deps & set(reached)}
+        new = [n for n in frontier if n not in reached]
+        for n in new:
+            reached[n] = t
+        i = 0
+        while i < len(new):  # lets of the same tick
+            for reader in let_readers.get(new[i], ()):
+                if reader not in reached:
+                    reached[reader] = t
+                    new.append(reader)
+            i += 1
+        frontier = sorted({s for n in new for s in state_readers.get(n, ()) if s not in reached})
+        if not frontier:
+            break  # nothing new: later ticks reach nothing more
     return reached
 
 
@@ -190,9 +235,13 @@ def default_depth(ts: TransitionSystem, a: str, b: str) -> int:
     return min(max(ts.loop(a).period, pb) + 1, MAX_DEPTH)
 
 
-def coupling(ts: TransitionSystem, a: str, b: str, k: int) -> tuple[str, ...]:
-    """The names through which A reaches B within k ticks (empty: no query needed)."""
-    reach = influence(ts, ts.loop(a).actuates, k)
+def coupling(
+    ts: TransitionSystem, a: str, b: str, k: int, reach: Mapping[str, int] | None = None
+) -> tuple[str, ...]:
+    """The names through which A reaches B within k ticks (empty: no query needed);
+    ``reach`` is ``influence(ts, A's actuators, k)`` when the caller has it."""
+    if reach is None:
+        reach = influence(ts, ts.loop(a).actuates, k)
     hit = reads(ts, b) & set(reach)
     return tuple(sorted(hit, key=lambda n: (reach[n], n)))
 
@@ -200,76 +249,237 @@ def coupling(ts: TransitionSystem, a: str, b: str, k: int) -> tuple[str, ...]:
 # ---- the query --------------------------------------------------------------------------------
 
 
-class PairQuery:
-    """Two runs from one free start: ``ts`` (A acts) and ``hold_loop(ts, A)``, unrolled one
-    tick at a time; only runs whose operations are all defined are considered."""
+Key = tuple[str, int, str]  # (run, tick, name): one encoded value
+
+
+class Run:
+    """An unrolled run from a free start that encodes only what it is asked for.
+
+    :meth:`need` encodes some names at tick ``t`` and, backwards, exactly what they read: the
+    lets of the same tick and, through the state updates, the values of the tick before (the
+    cone of influence). Frame 0 holds the free start (every state), the parameters and the
+    inputs; later frames hold the parameters, their tick's inputs and what was asked for.
+
+    What encoding one value adds is kept with it (its side constraints in ``emitted``, its
+    undefinedness conditions, with their ticks, in ``undefined``), so that a solver can take
+    exactly the cone of its goal (:meth:`cone`); whatever is encoded outside a value (bounds
+    of new input variables) goes to the shared ``common`` list.
+
+    A run with a ``base`` (the counterfactual of a conflict query) takes from it every name
+    that ``differs`` says cannot differ yet: ``differs[n]`` is the first tick at which ``n``
+    can differ between the two systems (a name absent from it never does). Those values are
+    the base's own terms, so the two runs differ syntactically only where they may differ.
+    """
 
     def __init__(
-        self, ts: TransitionSystem, a: str, b: str, k: int, mode: str, stats: SolverStats
+        self,
+        enc: Encoder,
+        params: Mapping[str, Num],
+        inputs: Inputs,
+        start: Mapping[str, Num],
+        phase: int | SymbolicPhase,
+        ints: set[str],
+        system: TransitionSystem,
+        label: str,
+        common: list[Any],
+        order: Iterator[int],
+        base: Run | None = None,
+        differs: Mapping[str, int] | None = None,
     ) -> None:
+        self.enc = enc
+        self.ts = for_solver(system)
+        self.params = dict(params)
+        self.inputs = inputs
+        self.phase = phase
+        self.ints = ints
+        self.label = label
+        self.common = common
+        self.order = order  # numbers the encoded values, shared by the runs of an encoding
+        self.base = base
+        self.differs = dict(differs or {})
+        self.let_deps = {d.name: names_in(d.expr) for d in self.ts.lets}
+        self.update_deps = {s.name: names_in(s.update) for s in self.ts.states}
+        self.states = {s.name: s for s in self.ts.states}
+        self.emitted: dict[Key, list[Any]] = {}
+        self.seq: dict[Key, int] = {}
+        self.undefined: dict[Key, list[tuple[int, Any]]] = {}
+        self.frames = [self._frame(0)]
+        for s in self.ts.states:
+            self.frames[0].values[s.name] = start[s.name]
+
+    def _frame(self, index: int) -> Frame:
+        tick = (
+            self.phase + index if isinstance(self.phase, int) else SymbolicTick(self.phase, index)
+        )
+        f = Frame(index, tick, {})
+        f.values.update(self.params)
+        f.values.update(self.inputs.at(index))
+        return f
+
+    def _from_base(self, name: str, t: int) -> bool:
+        return self.base is not None and self.differs.get(name, t + 1) > t
+
+    def need(self, t: int, names: Iterable[str]) -> Frame:
+        """Frame ``t`` with ``names`` encoded (and everything they read, at every tick)."""
+        if self.base is not None:
+            self.base.need(t, ())  # its frames (and the inputs) first: they are common
+        while len(self.frames) <= t:
+            self.frames.append(self._frame(len(self.frames)))
+        own: list[set[str]] = [set() for _ in range(t + 1)]
+        borrowed: list[set[str]] = [set() for _ in range(t + 1)]
+        todo = set(names)
+        for u in range(t, -1, -1):
+            values = self.frames[u].values
+            previous: set[str] = set()
+            stack = sorted(todo)
+            while stack:
+                n = stack.pop()
+                if n in values or n in own[u] or n in borrowed[u]:
+                    continue
+                if self._from_base(n, u):
+                    borrowed[u].add(n)
+                elif n in self.let_deps:
+                    own[u].add(n)
+                    stack.extend(sorted(self.let_deps[n]))
+                elif n in self.update_deps and u > 0:
+                    own[u].add(n)
+                    previous |= self.update_deps[n]
+                else:
+                    raise EncodeError(f"no value for `{n}`")
+            todo = previous
+        for u in range(t + 1):
+            if borrowed[u]:
+                assert self.base is not None
+                src = self.base.need(u, borrowed[u]).values
+                for n in borrowed[u]:
+                    self.frames[u].values[n] = src[n]
+        self.common += self.enc.drain()
+        for u in range(t + 1):
+            for s in self.ts.states:
+                if s.name in own[u]:
+                    self._encode(u, s.name, s.update, state=True)
+            for d in self.ts.lets:
+                if d.name in own[u]:
+                    self._encode(u, d.name, d.expr, state=False)
+        return self.frames[t]
+
+    def _encode(self, u: int, name: str, e: Expr, state: bool) -> None:
+        """Encode one value into frame ``u`` (a state from its update in frame ``u - 1``, a
+        let from frame ``u``), keeping what it adds. An undefinedness condition belongs to
+        the tick whose frame the expression is evaluated in."""
+        at = self.frames[u - 1] if state else self.frames[u]
+        known = len(at.undefined)
+        self.frames[u].values[name] = self._update(name, at) if state else self.enc.expr(e, at)
+        key = (self.label, u, name)
+        self.seq[key] = next(self.order)
+        self.emitted[key] = self.enc.drain()
+        self.undefined[key] = [(at.index, c) for c in at.undefined[known:]]
+
+    def _update(self, name: str, f: Frame) -> Num:
+        """The state's value after tick ``f``: its update, clamped to its range (as
+        :meth:`coherence.smt.encode.Path.extend` encodes it)."""
+        enc = self.enc
+        s = self.states[name]
+        u = enc.num(enc.expr(s.update, f))
+        if math.isfinite(s.lo):
+            u = enc.maximum(u, const(s.lo))
+        if math.isfinite(s.hi):
+            u = enc.minimum(u, const(s.hi))
+        iv = u.iv.meet(Interval(s.lo, s.hi))
+        if name in self.ints:
+            iv = Interval(
+                math.ceil(iv.lo) if math.isfinite(iv.lo) else iv.lo,
+                math.floor(iv.hi) if math.isfinite(iv.hi) else iv.hi,
+            )
+        if iv.empty:  # float noise at a bound; the exact term is still right
+            iv = u.iv
+        if u.const is not None or z3.is_const(u.term) or s.kind == "sensor":
+            return Num(u.term, iv, u.const, u.lin, u.alts)
+        v = enc.named(f"{self.label}.{name}@{f.index + 1}", iv, integer=name in self.ints)
+        enc.constraints.append(v.term == u.term)
+        return v
+
+    def cone(self, t: int, names: Iterable[str], seen: set[Key]) -> list[tuple[Run, Key]]:
+        """The encoded values that ``names`` at tick ``t`` read, transitively (with the run
+        that holds each), leaving out those in ``seen`` and what they read (``seen`` is
+        updated). Call :meth:`need` first."""
+        out: list[tuple[Run, Key]] = []
+        borrowed: dict[int, set[str]] = {}
+        todo = set(names)
+        for u in range(t, -1, -1):
+            previous: set[str] = set()
+            stack = list(todo)
+            while stack:
+                n = stack.pop()
+                key = (self.label, u, n)
+                if key in seen:
+                    continue
+                if self._from_base(n, u):
+                    borrowed.setdefault(u, set()).add(n)
+                    continue
+                seen.add(key)
+                if key in self.emitted:
+                    out.append((self, key))
+                if n in self.let_deps:
+                    stack.extend(self.let_deps[n])
+                elif n in self.update_deps and u > 0:
+                    previous |= self.update_deps[n]
+            todo = previous
+        for u in sorted(borrowed):
+            assert self.base is not None
+            out += self.base.cone(u, borrowed[u], seen)
+        return out
+
+
+class Encoding:
+    """What every actor's query shares in one encoding mode: one encoder, the free start,
+    the parameters, the inputs, the symbolic phase and the acting run (``ts``)."""
+
+    def __init__(self, ts: TransitionSystem, mode: str, ranges: Mapping[str, Interval]) -> None:
         self.ts = ts
-        self.a, self.b, self.k = a, b, k
-        self.stats = stats
-        self.held = hold_loop(ts, a)
+        self.mode = mode
         enc = Encoder(ts, mode, tag=f"c{mode[0]}.")
         self.enc = enc
         self.params = param_values(enc, ts)
-        ints = integer_states(ts)
-        self.ranges = signal_ranges(ts, self.params)
-        self.start = free_start(enc, ts, self.params, ints, ranges=self.ranges)
+        self.ints = integer_states(ts)
+        self.ranges = dict(ranges)
+        self.start = free_start(enc, ts, self.params, self.ints, ranges=self.ranges)
         h = ts.hyperperiod
         self.phase = SymbolicPhase(f"{enc.tag}phase", h) if h > 1 else None
         if self.phase is not None:
             enc.constraints += self.phase.constraints()
         self.inputs = Inputs(enc, ts, "free")
-        ph: int | SymbolicPhase = self.phase if self.phase is not None else 0
-        self.act = Path(enc, self.params, self.inputs, self.start, ph, ints, ts, "act.")
-        self.hold = Path(enc, self.params, self.inputs, self.start, ph, ints, self.held, "hold.")
-        self.objectives = objectives_of(ts, b)
-        self.solver = new_solver()
-        self._goals: dict[int, Cond] = {}
-        self._defined = 0
-        self._count = 0
+        self.common: list[Any] = []  # constraints every query takes (bounds, phase)
+        self.order = itertools.count()
+        self.act = Run(enc, self.params, self.inputs, self.start, self.at, self.ints, ts, "act",
+                       self.common, self.order)  # fmt: skip
+        self.common += enc.drain()
+        self._regions: dict[int, list[object]] = {}
 
-    def goal(self, j: int) -> Cond:
-        """A's run is worse than the counterfactual at tick ``j``."""
-        if j not in self._goals:
-            f1, f2 = self.act.lets(j), self.hold.lets(j)
-            parts = [worse(self.enc, o, f1, f2, Fraction(0)) for o in self.objectives]
-            self._goals[j] = self.enc.or_(parts)
-            while self._defined <= j:
-                t = self._defined
-                undef = self.enc.or_([self.act.undefined([t]), self.hold.undefined([t])])
-                if undef.value is not False:
-                    self.solver.add(z3.Not(undef.term))
-                self._defined += 1
-        return self._goals[j]
+    @property
+    def at(self) -> int | SymbolicPhase:
+        """The start's tick: the symbolic phase (0 when the hyperperiod is 1)."""
+        return self.phase if self.phase is not None else 0
 
-    def ask(self, ticks: Iterable[int], rlimit: int, extra: Iterable[object] = ()) -> Answer:
-        """A model in which A's run is worse at one of ``ticks`` (and ``extra`` holds)."""
-        goal = self.enc.or_([self.goal(j) for j in ticks])
-        self.solver.add(*self.enc.drain())
-        if goal.value is False:
-            return Answer(Outcome.UNSAT, "decided by bounds")
-        self._count += 1
-        flag = z3.Bool(f"{self.enc.tag}goal?{self._count}", ctx())
-        self.solver.add(z3.Implies(flag, z3.And(goal.term, *extra)))
-        return check(self.solver, rlimit, [flag], stats=self.stats)
+    def holding(self, a: str, depth: int) -> Run:
+        """A's counterfactual run, taking from the acting run every value A cannot have
+        changed yet (:func:`influence` of A's firing, within ``depth`` ticks)."""
+        differs = influence(self.ts, [self.ts.loop(a).fires], depth)
+        return Run(self.enc, self.params, self.inputs, self.start, self.at, self.ints,
+                   hold_loop(self.ts, a), f"hold[{a}]", self.common, self.order, self.act,
+                   differs)  # fmt: skip
 
-    def exclude(self, j: int, within: Iterable[object] = ()) -> None:
-        """Record that A's run is never worse at tick ``j`` (proved; ``within`` a region)."""
-        g = self.goal(j)
-        self.solver.add(*self.enc.drain())
-        if g.value is not False:
-            region = list(within)
-            self.solver.add(
-                z3.Implies(z3.And(*region), z3.Not(g.term)) if region else z3.Not(g.term)
-            )
+    def region(self, op: Mapping[str, float], k: int) -> list[object]:
+        """Constraints: nominal inputs at ticks ``0..k``, every state within its operating
+        band around ``op`` (the operating point of the search: one per encoding)."""
+        if k not in self._regions:
+            self._regions[k] = self._region(op, k)
+        return self._regions[k]
 
-    def operating_region(self, op: dict[str, float]) -> list[object]:
-        """Constraints: nominal inputs, every state within its operating band around ``op``."""
+    def _region(self, op: Mapping[str, float], k: int) -> list[object]:
+        self.act.need(k, ())
         out: list[object] = []
-        for t in range(self.k + 1):
+        for t in range(k + 1):
             at = self.inputs.at(t)
             for u in self.ts.inputs:
                 v = at[u.name]
@@ -282,13 +492,219 @@ class PairQuery:
             out.append(x <= real(q_up(hi)))
         return out
 
-    def scenario(self, model: object) -> Scenario:
+    def scenario(
+        self, model: Any, k: int, read: Iterable[str], rest: Mapping[str, float]
+    ) -> Scenario:
+        """The scenario of the model's first ``k + 1`` ticks. The states in ``read`` start at
+        their model values; every other state is read by nothing the solver was given but
+        its bounds (and the operating region), so it starts at its value in ``rest`` (the
+        operating point), moved into its bounds. An input no goal read is unconstrained in
+        the model and completed to a value in its range."""
+        ts = self.ts
+        get = ModelValues(model)
+        inputs = np.empty((k + 1, len(ts.inputs)))
+        for t in range(k + 1):
+            at = self.inputs.at(t)
+            for j, u in enumerate(ts.inputs):
+                inputs[t, j] = min(max(get(at[u.name]), u.lo), u.hi)
+        params = {p.name: get(self.params[p.name]) for p in ts.params}
+        wanted = set(read)
+        init = {
+            s.name: get(self.start[s.name])
+            if s.name in wanted
+            else _within(rest[s.name], self.start[s.name].iv)
+            for s in ts.states
+        }
         phase = self.phase.value(model) if self.phase is not None else 0
-        return scenario_from_model(model, self.act, self.k + 1, phase)
+        return Scenario(inputs, params, init, phase)
+
+
+class ActorQuery:
+    """The conflict query of one acting loop A in one encoding mode, shared by every B.
+
+    Two runs from one free start, with the same phase, inputs and parameters: the
+    :class:`Encoding`'s acting run and A's counterfactual (:func:`hold_loop`), and one solver
+    that takes only the cones of the goals asked. A goal (A's run worse for B's objectives at
+    tick ``j``) is asked under an assumption literal; a proved tick is kept as a fact
+    (:meth:`exclude`), valid for every later question. The operations encoded for tick ``t``
+    must be defined: tick ``t``'s definedness is an assumption literal too, assumed for ticks
+    ``0..j`` of a goal at tick ``j``, so a goal at a shallow tick does not inherit the
+    definedness of a deeper one asked before.
+    """
+
+    def __init__(self, encoding: Encoding, a: str, depth: int, stats: SolverStats) -> None:
+        self.encoding = encoding
+        self.ts = encoding.ts
+        self.a = a
+        self.enc = encoding.enc
+        self.stats = stats
+        self.act = encoding.act
+        self.hold = encoding.holding(a, depth)
+        self.solver = new_solver()
+        self.proved: dict[str, int] = {}  # B -> ticks 1..n proved conflict-free
+        self._goals: dict[tuple[str, int], Cond] = {}
+        self._seen: set[Key] = set()  # values whose constraints the solver has
+        self._common = 0  # how much of the encoding's common list the solver has
+        self._defined: list[Any] = []  # per tick: its encoded operations are defined
+        self._regions: dict[int, Any] = {}
+        self._count = 0
+
+    def goal(self, b: str, j: int) -> Cond:
+        """A's run is worse than the counterfactual for B's objectives at tick ``j`` (by more
+        than B's tolerance); its cone is added to the solver."""
+        key = (b, j)
+        if key not in self._goals:
+            parts = []
+            for o in objectives_of(self.ts, b):
+                names = names_in(o.expr) | (names_in(o.bound) if o.bound is not None else set())
+                f1, f2 = self.act.need(j, names), self.hold.need(j, names)
+                cone = self.hold.cone(j, names, self._seen) + self.act.cone(j, names, self._seen)
+                self._take(cone)
+                known = len(f1.undefined), len(f2.undefined)
+                parts.append(worse(self.enc, o, f1, f2, Fraction(0)))
+                new = f1.undefined[known[0] :] + f2.undefined[known[1] :]
+                self._guard([(j, c) for c in new])
+                self.solver.add(*self.enc.drain())
+            self._goals[key] = self.enc.or_(parts)
+        return self._goals[key]
+
+    def _take(self, cone: list[tuple[Run, Key]]) -> None:
+        self.sync()
+        for run, key in sorted(cone, key=lambda rk: rk[0].seq[rk[1]]):  # in encoding order
+            _assert(self.solver, run.emitted[key])
+            self._guard(run.undefined[key])
+
+    def _guard(self, conds: list[tuple[int, Any]]) -> None:
+        for t, c in conds:
+            self.solver.add(z3.Implies(self.defined(t)[t], z3.Not(c)))
+
+    def defined(self, j: int) -> list[Any]:
+        """The literals that say ticks ``0..j`` are defined (each guards the operations of
+        its tick encoded so far; later encodings add to it, which only strengthens it)."""
+        while len(self._defined) <= j:
+            self._defined.append(z3.Bool(f"{self.enc.tag}defined@{len(self._defined)}", ctx()))
+        return self._defined[: j + 1]
+
+    def sync(self) -> None:
+        """Hand the solver what the encoding made common since (refinements, new inputs)."""
+        self.encoding.common += self.enc.drain()
+        _assert(self.solver, self.encoding.common[self._common :])
+        self._common = len(self.encoding.common)
+
+    def ask(
+        self,
+        b: str,
+        ticks: Iterable[int],
+        rlimit: int,
+        extra: Iterable[object] = (),
+    ) -> Answer:
+        """A model in which A's run is worse for B at one of ``ticks`` (and ``extra`` holds)."""
+        ticks = list(ticks)
+        goal = self.enc.or_([self.goal(b, j) for j in ticks])
+        extra = list(extra)
+        self.sync()
+        if goal.value is False:
+            return Answer(Outcome.UNSAT, "decided by bounds")
+        self._count += 1
+        flag = z3.Bool(f"{self.enc.tag}goal[{self.a}]?{self._count}", ctx())
+        self.solver.add(z3.Implies(flag, z3.And(goal.term, *extra)))
+        return check(self.solver, rlimit, [flag, *self.defined(max(ticks))], stats=self.stats)
+
+    def exclude(self, b: str, j: int, within: Iterable[object] = ()) -> None:
+        """Record that A's run is never worse for B at tick ``j`` (proved; ``within`` a region).
+
+        The fact is conditioned on the definedness of ticks ``0..j``, under which it was
+        proved, so it holds in the shared model whatever is asked next.
+        """
+        g = self.goal(b, j)
+        region = list(within)
+        self.sync()
+        if g.value is not False:
+            self.solver.add(z3.Implies(z3.And(*self.defined(j), *region), z3.Not(g.term)))
+        if not region:
+            self.proved[b] = max(self.proved.get(b, 0), j)
+
+    def scenario(self, model: Any, k: int, rest: Mapping[str, float]) -> Scenario:
+        """The model's scenario (:meth:`Encoding.scenario`): the start states the solver's
+        constraints read from the model, the others from ``rest``."""
+        read = [n for label, t, n in self._seen if label == self.act.label and t == 0]
+        return self.encoding.scenario(model, k, read, rest)
+
+    def refine(self, model: Any) -> int:
+        """Refine the relaxations this solver has where the model cheats
+        (:meth:`Encoder.refine`); the refinements are valid facts, for every query. Other
+        actors' relaxations are left alone: this model says nothing about them."""
+        enc = self.enc
+        everything = enc.relaxations
+        enc.relaxations = [r for r in everything if _assigned(model, r)]
+        try:
+            done = enc.refine(model)
+        finally:
+            enc.relaxations = everything
+        self.sync()
+        return done
+
+    def region(self, op: Mapping[str, float], k: int) -> Any:
+        """A literal that implies the operating region of ``k`` ticks (:meth:`Encoding.region`):
+        the region's hundreds of bounds are handed to the solver once."""
+        if k not in self._regions:
+            lit = z3.Bool(f"{self.enc.tag}region[{self.a}]@{k}", ctx())
+            self.sync()
+            self.solver.add(z3.Implies(lit, z3.And(*self.encoding.region(op, k))))
+            self._regions[k] = lit
+        return self._regions[k]
+
+
+def _assigned(model: Any, r: Relaxation) -> bool:
+    """Whether the relaxation's own variable (``w``; the quotient ``x`` of a division, whose
+    ``w`` is the numerator) is in the model, i.e. in the solver the model comes from."""
+    v = r.w if z3.is_const(r.w) and r.w.decl().kind() == z3.Z3_OP_UNINTERPRETED else r.x.term
+    return z3.is_const(v) and model.get_interp(v.decl()) is not None
+
+
+def _within(x: float, iv: Interval) -> float:
+    """``x`` moved into ``iv`` (its lower end when ``x`` is not a number)."""
+    if math.isnan(x):
+        return iv.lo if math.isfinite(iv.lo) else (iv.hi if math.isfinite(iv.hi) else 0.0)
+    return min(max(x, iv.lo), iv.hi)
+
+
+def _assert(solver: Any, terms: list[Any]) -> None:
+    """``solver.add(*terms)`` for terms the encoder built (Z3 booleans of the solver's
+    context), without the per-term conversions of ``add``: the cones bring thousands."""
+    ref, native = solver.ctx.ref(), solver.solver
+    for t in terms:
+        if z3.is_expr(t):
+            z3.Z3_solver_assert(ref, native, t.as_ast())
+        else:  # pragma: no cover - defensive: a Python boolean
+            solver.add(t)
+
+
+class ModelValues:
+    """Values of terms in a model, as floats (:func:`coherence.smt.replay.value`'s values).
+
+    A variable is read from the model's assignment directly, and a rational through its
+    exact numeral string: ``model.eval`` per variable is slow with hundreds of states."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.ref = model.ctx.ref()
+
+    def __call__(self, v: Num) -> float:
+        if v.const is not None:
+            return float(v.const)
+        term = v.term
+        if z3.is_app_of(term, z3.Z3_OP_TO_REAL):
+            term = term.arg(0)
+        if z3.is_const(term) and term.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            got = self.model.get_interp(term.decl())
+            if got is not None and (z3.is_rational_value(got) or z3.is_int_value(got)):
+                return float(Fraction(z3.Z3_get_numeral_string(self.ref, got.as_ast())))
+        return value(self.model, v.term)
 
 
 def region(
-    ts: TransitionSystem, ranges: dict[str, Interval], name: str, op: dict[str, float]
+    ts: TransitionSystem, ranges: Mapping[str, Interval], name: str, op: Mapping[str, float]
 ) -> tuple[float, float]:
     """The operating band of a state: ``BAND`` of its range (its signal's range, for a
     register) on either side of the operating point."""
@@ -300,45 +716,99 @@ def region(
     return op[name] - BAND * width, op[name] + BAND * width
 
 
-def confirm(ts: TransitionSystem, q: PairQuery, sc: Scenario) -> tuple[Trace, Trace, str, int]:
-    """Replay both runs; the first objective of B (and tick) at which A's run is worse."""
-    return replay_pair(ts, q.held, q.b, q.k, sc)
+class Systems:
+    """The simulator's compiled systems: ``ts`` and each loop's counterfactual
+    (:func:`hold_loop`), per start phase (:func:`rotate_phases`). Compiling is the slow part
+    of a short simulation, and witnesses are replayed many times."""
+
+    def __init__(self, ts: TransitionSystem) -> None:
+        self.ts = ts
+        self._held: dict[str, TransitionSystem] = {}
+        self._compiled: dict[tuple[str | None, int], Compiled] = {}
+
+    def held(self, a: str) -> TransitionSystem:
+        if a not in self._held:
+            self._held[a] = hold_loop(self.ts, a)
+        return self._held[a]
+
+    def compiled(self, a: str | None, phase: int) -> Compiled:
+        """``ts`` (``a`` is None) or A's counterfactual, starting at ``phase``."""
+        key = (a, phase)
+        if key not in self._compiled:
+            system = self.ts if a is None else self.held(a)
+            self._compiled[key] = compile_system(rotate_phases(system, phase) if phase else system)
+        return self._compiled[key]
+
+    def replay(self, a: str | None, sc: Scenario) -> Trace:
+        """:func:`coherence.smt.replay.replay`, with the compiled system."""
+        return simulate(
+            self.compiled(a, sc.phase),
+            sc.ticks,
+            inputs=sc.inputs[None, :, :],
+            params=dict(sc.params),
+            init=dict(sc.init),
+        )
 
 
 def replay_pair(
-    ts: TransitionSystem, held: TransitionSystem, b: str, k: int, sc: Scenario
+    systems: Systems, a: str, b: str, k: int, sc: Scenario
 ) -> tuple[Trace, Trace, str, int]:
-    acting = replay(ts, sc)
-    holding = replay(held, sc)
+    """Replay both runs; the first tick ``1..k`` (and B's objective) at which A's run is
+    worse (``("", -1)`` when it never is), judged by :func:`~coherence.smt.objectives.trace_worse`."""
+    acting, holding = systems.replay(None, sc), systems.replay(a, sc)
+    obj, tick = judge(systems.ts, b, k, acting, holding)
+    return acting, holding, obj, tick
+
+
+def judge(ts: TransitionSystem, b: str, k: int, acting: Trace, holding: Trace) -> tuple[str, int]:
+    """The first tick ``1..k`` (and B's objective) at which the acting run (scenario 0) is
+    worse than the holding one (``("", -1)`` when it never is), judged as
+    :func:`~coherence.smt.objectives.trace_worse` judges it (:func:`worse_all`: the same float operations)."""
+    objectives = objectives_of(ts, b)
+    marks = [worse_all(o, acting, holding)[0] for o in objectives]
     for j in range(1, k + 1):
-        for o in objectives_of(ts, b):
-            w = trace_worse(o, acting, holding)
+        for o, w in zip(objectives, marks, strict=True):
             if j < len(w) and w[j]:
-                return acting, holding, o.name, j
-    return acting, holding, "", -1
+                return o.name, j
+    return "", -1
 
 
-SAMPLES = 256  # random starts simulated before the solver is asked
+# ---- sampling ---------------------------------------------------------------------------------
+
+SAMPLE_VALUES = 2**17  # the sampler simulates about this many values per tick (samples x width)
+ACTING_KEPT = 6  # simulated acting runs kept for the next actors (by draw and phase)
 
 
-def sample_witness(
+def sample_count(ts: TransitionSystem) -> int:
+    """How many random scenarios are simulated: 256, up to 1024 for small systems (a power
+    of two near ``SAMPLE_VALUES`` over the states and lets of a tick)."""
+    width = max(len(ts.states) + len(ts.lets), 1)
+    return 1 << min(10, max(8, (SAMPLE_VALUES // width).bit_length() - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Draw:
+    """Seeded random scenarios: starts, inputs for every tick and uncertain parameters."""
+
+    inputs: np.ndarray  # [n, ticks, inputs]
+    params: dict[str, np.ndarray]
+    init: dict[str, np.ndarray]
+    in_region: bool
+
+
+def draw(
     ts: TransitionSystem,
-    a: str,
-    b: str,
     k: int,
-    ranges: dict[str, Interval],
-    op: dict[str, float],
+    ranges: Mapping[str, Interval],
+    op: Mapping[str, float],
     seed: int,
     in_region: bool = False,
-) -> Witness | None:
-    """Look for a witness by simulation: random admissible starts (or starts in the operating
-    region, with nominal inputs), random inputs, a few phases. Cheap, and what it finds is a
-    simulator trace by construction; what it does not find, the solver still looks for."""
-    held = hold_loop(ts, a)
-    h = ts.hyperperiod
-    lp = ts.loop(a)
-    rng = np.random.default_rng([seed, zlib.crc32(f"{a}->{b}:{in_region}".encode())])
-    n = SAMPLES
+) -> Draw:
+    """:func:`sample_count` random admissible starts (or starts in the operating region,
+    with nominal inputs), random inputs for ``k + 1`` ticks (an eighth at every input's low
+    end, an eighth at its high end) and random uncertain parameters."""
+    rng = np.random.default_rng([seed, zlib.crc32(f"samples:{in_region}".encode())])
+    n = sample_count(ts)
     init: dict[str, np.ndarray] = {}
     for s in ts.states:
         if in_region:
@@ -372,53 +842,172 @@ def sample_witness(
     for p in ts.params:
         if not p.internal and p.lo < p.hi:
             params[p.name] = p.lo + (p.hi - p.lo) * rng.random(n)
-    for phase in sorted({lp.phase % h, (lp.phase - 1) % h, 0}):
-        sys1 = rotate_phases(ts, phase) if phase else ts
-        sys2 = rotate_phases(held, phase) if phase else held
+    return Draw(inputs, params, init, in_region)
+
+
+class Sampler:
+    """Cheap witnesses first: the draws simulated with A acting and with A holding, at the
+    phases where A acts first, the tick before, and 0. What a sample shows is a simulator
+    trace by construction (and is replayed on its own before it is reported); what the
+    samples do not show, the solver still looks for.
+
+    Every actor sees the same draws (one in the whole range, one in the operating region),
+    so the acting runs are simulated once per phase for all of them; the holding runs once
+    per actor, for all its B's.
+    """
+
+    def __init__(
+        self,
+        systems: Systems,
+        k: int,
+        ranges: Mapping[str, Interval],
+        op: Mapping[str, float],
+        seed: int,
+    ) -> None:
+        self.systems = systems
+        self.k = k
+        self.ranges = ranges
+        self.op = op
+        self.seed = seed
+        self._draws: dict[bool, Draw] = {}
+        self._acting: dict[tuple[bool, int], Trace] = {}
+        self._holding: dict[tuple[str, bool, int], Trace] = {}
+        self._replayed: dict[tuple[str | None, bool, int, int, int], Trace] = {}
+
+    def draw(self, in_region: bool) -> Draw:
+        if in_region not in self._draws:
+            ts = self.systems.ts
+            self._draws[in_region] = draw(ts, self.k, self.ranges, self.op, self.seed, in_region)
+        return self._draws[in_region]
+
+    def _run(self, a: str | None, in_region: bool, phase: int) -> Trace:
+        d = self.draw(in_region)
         with np.errstate(all="ignore"):
-            t1 = simulate(sys1, k + 1, inputs=inputs, params=params or None, init=init)
-            t2 = simulate(sys2, k + 1, inputs=inputs, params=params or None, init=init)
-        hits = np.zeros((n, k + 2), dtype=bool)
-        for o in objectives_of(ts, b):
-            hits[:, : t1.ticks] |= worse_all(o, t1, t2)
-        hits[:, 0] = False
-        rows = np.flatnonzero(hits[:, : k + 1].any(axis=1))
-        if rows.size == 0:
-            continue
-        i = int(rows[0])
-        sc = Scenario(
-            inputs[i].copy(),
-            {p.name: float(t1.params[p.name][i]) for p in ts.params},
-            {name: float(init[name][i]) for name in init},
-            phase,
-        )
-        acting, holding, obj, tick = replay_pair(ts, held, b, k, sc)
-        if tick >= 0:
-            return Witness(sc, acting, holding, obj, tick, in_region)
-    return None
+            return simulate(
+                self.systems.compiled(a, phase),
+                self.k + 1,
+                inputs=d.inputs,
+                params=d.params or None,
+                init=d.init,
+            )
+
+    def runs(self, a: str, in_region: bool) -> list[tuple[int, Trace, Trace]]:
+        """(phase, acting, holding) for A's phases."""
+        h = self.systems.ts.hyperperiod
+        lp = self.systems.ts.loop(a)
+        if any(key[0] != a for key in self._holding):  # pairs come actor by actor
+            self._holding.clear()
+        out = []
+        for phase in sorted({lp.phase % h, (lp.phase - 1) % h, 0}):
+            if (in_region, phase) not in self._acting:
+                if len(self._acting) >= ACTING_KEPT:  # the oldest goes: these are big
+                    del self._acting[next(iter(self._acting))]
+                self._acting[(in_region, phase)] = self._run(None, in_region, phase)
+            if (a, in_region, phase) not in self._holding:
+                self._holding[(a, in_region, phase)] = self._run(a, in_region, phase)
+            out.append(
+                (phase, self._acting[(in_region, phase)], self._holding[(a, in_region, phase)])
+            )
+        return out
+
+    def replay(self, a: str | None, in_region: bool, phase: int, i: int, sc: Scenario) -> Trace:
+        """Sample ``i`` replayed on its own (acting when ``a`` is None), once."""
+        key = (a, in_region, phase, i, sc.ticks)
+        if key not in self._replayed:
+            self._replayed[key] = self.systems.replay(a, sc)
+        return self._replayed[key]
+
+    def witness(self, a: str, b: str, k: int, in_region: bool) -> Witness | None:
+        """The first sample (in phase order, then scenario order) at which A's run is worse
+        for B's objectives at a tick ``1..k``, replayed on its own; ``None`` if none is."""
+        ts = self.systems.ts
+        d = self.draw(in_region)
+        for phase, t1, t2 in self.runs(a, in_region):
+            hits = np.zeros((t1.scenarios, k + 1), dtype=bool)
+            for o in objectives_of(ts, b):
+                hits |= worse_all(o, t1, t2)[:, : k + 1]
+            hits[:, 0] = False
+            rows = np.flatnonzero(hits.any(axis=1))
+            if rows.size == 0:
+                continue
+            i = int(rows[0])
+            sc = Scenario(
+                d.inputs[i, : k + 1].copy(),
+                {p.name: float(t1.params[p.name][i]) for p in ts.params},
+                {name: float(x[i]) for name, x in d.init.items()},
+                phase,
+            )
+            acting = self.replay(None, in_region, phase, i, sc)
+            holding = self.replay(a, in_region, phase, i, sc)
+            obj, tick = judge(ts, b, k, acting, holding)
+            if tick >= 0:
+                return Witness(sc, acting, holding, obj, tick, in_region)
+        return None
 
 
 def worse_all(o: ObjectiveIR, t1: Trace, t2: Trace) -> np.ndarray:
-    """``trace_worse`` for every scenario at once: [S, T]."""
-    from coherence.simulate.engine import evaluate
-    from coherence.smt.objectives import trace_slack
-
+    """:func:`~coherence.smt.objectives.trace_worse` for every scenario at once: [S, T] (the same float operations,
+    on whole series instead of tick by tick)."""
     with np.errstate(all="ignore"):
         if o.kind == "keep":
-            a1 = np.maximum(0.0, -trace_slack(o, t1))
-            a2 = np.maximum(0.0, -trace_slack(o, t2))
+            a1 = np.maximum(0.0, -_slack_all(o, t1))
+            a2 = np.maximum(0.0, -_slack_all(o, t2))
             return np.asarray(a1 > a2)
-        v1, v2 = evaluate(o.expr, t1), evaluate(o.expr, t2)
+        v1, v2 = series(o.expr, t1), series(o.expr, t2)
         tol = o.tolerance * np.abs(v2) if o.relative else o.tolerance
         diff = v1 - v2 if o.kind == "minimize" else v2 - v1
         return np.asarray(diff > tol)
 
 
+def _slack_all(o: ObjectiveIR, trace: Trace) -> np.ndarray:
+    """:func:`coherence.simulate.requirements.objective_slack` on whole series."""
+    assert o.bound is not None
+    e, b = series(o.expr, trace), series(o.bound, trace)
+    tol = o.tolerance * np.abs(b) if o.relative else o.tolerance
+    return np.asarray(b + tol - e if o.cmp in ("<=", "<") else e - (b - tol))
+
+
+def series(e: Expr, trace: Trace) -> np.ndarray:
+    """``evaluate(e, trace)``: [S, T]. An expression without ``Phase`` is evaluated once on
+    the whole series of the names it reads (elementwise, so the values are the same)."""
+    if _has_phase(e):
+        return evaluate(e, trace)
+    env: Env = {n: trace.series(n) for n in names_in(e)}
+    out = _compiled(e)(env)
+    return np.broadcast_to(np.asarray(out, dtype=float), (trace.scenarios, trace.ticks))
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(e: Expr) -> Callable[[Env], Any]:
+    """The simulator's compiled function of an (objective) expression, compiled once."""
+    return compile_expr(e)
+
+
+def _has_phase(e: Expr) -> bool:
+    match e:
+        case Phase():
+            return True
+        case Unary(_, a):
+            return _has_phase(a)
+        case Binary(_, a, b):
+            return _has_phase(a) or _has_phase(b)
+        case Call(_, args):
+            return any(_has_phase(a) for a in args)
+        case Ite(c, a, b):
+            return _has_phase(c) or _has_phase(a) or _has_phase(b)
+    return False
+
+
 def operating_point(ts: TransitionSystem, settle: int) -> dict[str, float]:
-    """The state after ``settle`` ticks at nominal input from the initial state."""
-    with np.errstate(all="ignore"):
-        tr = simulate(ts, settle)
-    return {n: float(tr.states[0, -1, i]) for i, n in enumerate(ts.state_names)}
+    """The state after ``settle`` ticks at nominal input from the initial state (computed
+    once per analysis: the conflict search and the equilibria both ask for it)."""
+    key = ("operating point", id(ts), settle)
+    cache = scope_cache()
+    if key not in cache:  # the system is kept with its entry, so its id stays unique
+        with np.errstate(all="ignore"):
+            tr = simulate(ts, settle)
+        cache[key] = (ts, {n: float(tr.states[0, -1, i]) for i, n in enumerate(ts.state_names)})
+    return dict(cache[key][1])
 
 
 def settle_ticks(ts: TransitionSystem, options: SmtOptions) -> int:
@@ -428,107 +1017,7 @@ def settle_ticks(ts: TransitionSystem, options: SmtOptions) -> int:
     return max(20 * h, 300) // h * h  # a whole number of hyperperiods: phase 0 again
 
 
-# ---- one pair ---------------------------------------------------------------------------------
-
-
-@isolated
-def check_pair(
-    ts: TransitionSystem,
-    a: str,
-    b: str,
-    options: SmtOptions,
-    stats: SolverStats,
-    op: dict[str, float],
-    total: list[int] | None = None,
-    share: int | None = None,
-) -> PairResult:
-    """Search a witness tick by tick (1..k); ``unsat`` at every tick proves alignment.
-
-    ``total`` is the rlimit left to the whole conflict analysis (shared, decremented).
-    """
-    k = options.conflict_depth or default_depth(ts, a, b)
-    if not objectives_of(ts, b):
-        return PairResult(a, b, NO_OBJECTIVE, k)
-    via = coupling(ts, a, b, k)
-    if not via:
-        return PairResult(a, b, UNCOUPLED, k)
-    if total is not None and total[0] <= 0:
-        return PairResult(
-            a,
-            b,
-            UNKNOWN,
-            k,
-            via,
-            None,
-            f"the conflict analysis' resource budget ({options.budget}) is spent",
-        )
-    modes = [OVERAPPROX, EXACT] if options.mode == "auto" else [options.mode]
-    refinements = options.refinements if options.mode == OVERAPPROX else 0
-    reasons: list[str] = []
-    notes: list[str] = []
-    proved = 0  # ticks 1..proved are proved conflict-free
-    budget = [min(pair_budget(options), share) if share is not None else pair_budget(options)]
-    left = total if total is not None else [budget[0]]
-
-    def ask(
-        q: PairQuery, ticks: list[int], extra: list[object] | None = None, cap: int | None = None
-    ) -> Answer:
-        if left[0] <= 0:
-            return Answer(
-                Outcome.UNKNOWN,
-                f"the conflict analysis' resource budget ({options.budget}) is spent",
-            )
-        if budget[0] <= 0 or (cap is not None and cap <= 0):
-            return Answer(Outcome.UNKNOWN, "the pair's share of the resource budget is spent")
-        limit = min(options.rlimit, budget[0], left[0], cap if cap is not None else budget[0])
-        ans = q.ask(ticks, limit, extra or ())
-        budget[0] -= ans.rlimit_used
-        left[0] -= ans.rlimit_used
-        return ans
-
-    if options.patterns:
-        ranges = signal_ranges(ts, param_values(Encoder(ts, OVERAPPROX, "s."), ts))
-        w = sample_witness(ts, a, b, k, ranges, op, options.seed)
-        if w is not None:
-            return _regional_sampled(ts, a, b, k, via, w, ranges, op, options, stats, ask)
-    for m in modes:
-        try:
-            q = PairQuery(ts, a, b, k, m, stats)
-            for j in range(1, proved + 1):
-                q.exclude(j)
-        except EncodeError as exc:
-            return PairResult(a, b, UNKNOWN, k, via, None, f"cannot encode the system: {exc}")
-        stuck = ""
-        for j in range(proved + 1, k + 1):
-            ans = ask(q, [j])
-            refined = 0
-            while ans.sat:
-                sc = q.scenario(ans.model)
-                acting, holding, obj, tick = confirm(ts, q, sc)
-                if tick >= 0:
-                    w = Witness(sc, acting, holding, obj, tick, False)
-                    return _regional(ts, q, w, via, op, notes, ask, 2 * options.rlimit)
-                if not q.enc.relaxed or refined >= refinements:
-                    break
-                if q.enc.refine(ans.model) == 0:
-                    break
-                refined += 1
-                ans = ask(q, [j])
-            if ans.unsat:
-                q.exclude(j)
-                proved = j
-                continue
-            stuck = ans.reason if ans.unknown else "candidate witnesses did not replay"
-            if ans.sat:
-                notes.append(f"{_mode(m)}: a candidate witness at tick {j} did not replay")
-            break
-        if proved == k:
-            return PairResult(a, b, ALIGNED, k, via, None, "", tuple(notes))
-        reasons.append(f"{_mode(m)}, tick {proved + 1}: {stuck}")
-    return PairResult(a, b, UNKNOWN, k, via, None, "; ".join(reasons), tuple(notes))
-
-
-Ask = Callable[..., Answer]
+# ---- the search -------------------------------------------------------------------------------
 
 
 def pair_budget(options: SmtOptions) -> int:
@@ -536,100 +1025,254 @@ def pair_budget(options: SmtOptions) -> int:
     return 3 * options.rlimit
 
 
-def _regional(
-    ts: TransitionSystem,
-    q: PairQuery,
-    w: Witness,
-    via: tuple[str, ...],
-    op: dict[str, float],
-    notes: list[str],
-    ask: Ask,
-    cap: int,
-) -> PairResult:
-    """A conflict exists; is there one in the operating region too? (spending at most
-    ``cap`` of rlimit on the question: undecided is reported as a conflict)"""
-    if _in_region(ts, q, w.scenario, op):
-        return PairResult(q.a, q.b, CONFLICT, q.k, via, _flag(w, True), "", tuple(notes))
-    box = q.operating_region(op)
-    why = ""
-    for j in range(1, q.k + 1):
-        ans = ask(q, [j], box, cap)
-        cap -= ans.rlimit_used
-        if ans.sat:
-            sc = q.scenario(ans.model)
-            acting, holding, obj, tick = confirm(ts, q, sc)
-            if tick >= 0:
-                w2 = Witness(sc, acting, holding, obj, tick, True)
-                return PairResult(q.a, q.b, CONFLICT, q.k, via, w2, "", tuple(notes))
-            why = "a candidate in the operating region did not replay"
-            break
-        if ans.unknown:
-            why = ans.reason
-            break
-        q.exclude(j, box)  # proved for the region: later ticks may use it
-    else:
-        return PairResult(
-            q.a,
-            q.b,
-            REGIONAL,
-            q.k,
-            via,
-            w,
-            "no conflict with nominal inputs near the operating point",
-            tuple(notes),
+def depth(ts: TransitionSystem, options: SmtOptions, a: str, b: str) -> int:
+    """The pair's ``k``: ``conflict_depth``, or :func:`default_depth`."""
+    return options.conflict_depth or default_depth(ts, a, b)
+
+
+Ask = Callable[..., Answer]
+
+
+class Search:
+    """The conflict search over one system's pairs: queries and samples shared per actor,
+    the budget shared fairly (see the module docstring)."""
+
+    def __init__(
+        self,
+        ts: TransitionSystem,
+        options: SmtOptions,
+        stats: SolverStats,
+        op: dict[str, float],
+        depths: Mapping[str, int],
+    ) -> None:
+        self.ts = ts
+        self.options = options
+        self.stats = stats
+        self.op = op
+        self.depths = dict(depths)  # per actor: the deepest k of its pairs
+        self.left = options.budget  # rlimit left to the whole search
+        self.spent: dict[tuple[str, str], int] = {}
+        self.starved: set[tuple[str, str]] = set()  # stopped by their share, not the solver
+        self.at_proof: dict[tuple[str, str], int] = {}  # spent when its last tick was proved
+        self.ranges = signal_ranges(ts, param_values(Encoder(ts, OVERAPPROX, "s."), ts))
+        self._encodings: dict[str, Encoding | EncodeError] = {}
+        self._queries: dict[tuple[str, str], ActorQuery | EncodeError] = {}
+        self.systems = Systems(ts)
+        self.sampler = Sampler(
+            self.systems, max(self.depths.values(), default=1), self.ranges, op, options.seed
         )
-    return PairResult(
-        q.a,
-        q.b,
-        CONFLICT,
-        q.k,
-        via,
-        w,
-        f"whether it reaches the operating region is undecided ({why})",
-        tuple(notes),
-    )
 
+    # ---- shared pieces ------------------------------------------------------------------------
+    def encoding(self, mode: str) -> Encoding:
+        """The shared encoding in ``mode`` (built once; an encoding error is remembered)."""
+        if mode not in self._encodings:
+            try:
+                self._encodings[mode] = Encoding(self.ts, mode, self.ranges)
+            except EncodeError as exc:
+                self._encodings[mode] = exc
+        e = self._encodings[mode]
+        if isinstance(e, EncodeError):
+            raise e
+        return e
 
-def _regional_sampled(
-    ts: TransitionSystem,
-    a: str,
-    b: str,
-    k: int,
-    via: tuple[str, ...],
-    w: Witness,
-    ranges: dict[str, Interval],
-    op: dict[str, float],
-    options: SmtOptions,
-    stats: SolverStats,
-    ask: Ask,
-) -> PairResult:
-    """A simulated witness; the operating region is sampled, then asked of the solver."""
-    w2 = sample_witness(ts, a, b, k, ranges, op, options.seed, in_region=True)
-    if w2 is not None:
-        return PairResult(a, b, CONFLICT, k, via, w2)
-    # one mode only: an undecided region leaves the conflict an error (the conservative side)
-    mode = OVERAPPROX if options.mode == "auto" else options.mode
-    try:
-        q = PairQuery(ts, a, b, k, mode, stats)
-    except EncodeError as exc:
-        why = f"whether it reaches the operating region is undecided (cannot encode: {exc})"
-        return PairResult(a, b, CONFLICT, k, via, w, why)
-    return _regional(ts, q, w, via, op, [], ask, 2 * options.rlimit)
+    def query(self, a: str, mode: str) -> ActorQuery:
+        """A's query in ``mode`` (built once; an encoding error is remembered and raised)."""
+        key = (a, mode)
+        if key not in self._queries:
+            try:
+                self._queries[key] = ActorQuery(self.encoding(mode), a, self.depths[a], self.stats)
+            except EncodeError as exc:
+                self._queries[key] = exc
+        q = self._queries[key]
+        if isinstance(q, EncodeError):
+            raise q
+        return q
+
+    def proved(self, a: str, b: str) -> int:
+        """How many ticks of the pair are proved conflict-free so far, in any mode."""
+        queries = [q for (a2, _), q in self._queries.items() if a2 == a]
+        return max((q.proved.get(b, 0) for q in queries if isinstance(q, ActorQuery)), default=0)
+
+    def witness(self, q: ActorQuery, b: str, k: int, model: Any, operating: bool) -> Witness | None:
+        """The model's scenario replayed in both runs; a witness if A's run is worse there."""
+        sc = q.scenario(model, k, self.op)
+        acting, holding, obj, tick = replay_pair(self.systems, q.a, b, k, sc)
+        return Witness(sc, acting, holding, obj, tick, operating) if tick >= 0 else None
+
+    # ---- one pair -----------------------------------------------------------------------------
+    def pair(
+        self, a: str, b: str, k: int, via: tuple[str, ...], share: int, sample: bool = True
+    ) -> PairResult:
+        """Search a witness tick by tick (1..k), spending at most ``share``; ``unsat`` at every
+        tick proves alignment. Ticks proved before (an earlier round) are not asked again."""
+        options = self.options
+        budget = [share]
+        key = (a, b)
+        self.starved.discard(key)
+
+        def ask(
+            q: ActorQuery, ticks: list[int], extra: Iterable[object] = (), cap: int | None = None
+        ) -> Answer:
+            if budget[0] <= 0 or (cap is not None and cap <= 0):
+                self.starved.add(key)
+                return Answer(Outcome.UNKNOWN, "the pair's share of the resource budget is spent")
+            limit = min(options.rlimit, budget[0], cap if cap is not None else budget[0])
+            ans = q.ask(b, ticks, limit, extra)
+            budget[0] -= ans.rlimit_used
+            self.left -= ans.rlimit_used
+            self.spent[key] = self.spent.get(key, 0) + ans.rlimit_used
+            if ans.unknown and limit < options.rlimit and "resource" in ans.reason:
+                self.starved.add(key)
+            return ans
+
+        if sample and options.patterns:
+            w = self.sampler.witness(a, b, k, False)
+            if w is not None:
+                return self._regional_sampled(a, b, k, via, w, ask)
+        modes = [OVERAPPROX, EXACT] if options.mode == "auto" else [options.mode]
+        spurious: dict[str, list[int]] = {}  # mode -> ticks whose candidate did not replay
+
+        def notes() -> list[str]:
+            return [
+                f"{_mode(m)}: a candidate witness at tick{'s' if len(ticks) > 1 else ''} "
+                f"{', '.join(map(str, ticks))} did not replay"
+                for m, ticks in spurious.items()
+            ]
+
+        proved = self.proved(a, b)  # ticks 1..proved are proved conflict-free (in any mode)
+        for j in range(proved + 1, k + 1):
+            reasons: list[str] = []
+            for m in modes:
+                try:
+                    q = self.query(a, m)
+                    for i in range(q.proved.get(b, 0) + 1, j):
+                        # proved by the over-approximation: exact arithmetic asks it again while
+                        # that is cheap (what the solver learns there helps it at the next
+                        # tick); the proof is a fact of the model either way
+                        if m == EXACT:
+                            ask(q, [i], cap=options.rlimit // 50)
+                        q.exclude(b, i)
+                except EncodeError as exc:
+                    why = f"cannot encode the system: {exc}"
+                    return PairResult(a, b, UNKNOWN, k, via, None, why, tuple(notes()))
+                ans, w = self._tick(q, b, k, j, ask)
+                if w is not None:
+                    return self._regional(a, b, k, w, via, notes(), ask, m)
+                if ans.unsat:
+                    q.exclude(b, j)
+                    self.at_proof[key] = self.spent.get(key, 0)
+                    break
+                stuck = ans.reason if ans.unknown else "candidate witnesses did not replay"
+                if ans.sat:
+                    spurious.setdefault(m, []).append(j)
+                reasons.append(f"{_mode(m)}, tick {j}: {stuck}")
+            else:
+                why = "; ".join(reasons)
+                return PairResult(a, b, UNKNOWN, k, via, None, why, tuple(notes()))
+        return PairResult(a, b, ALIGNED, k, via, None, "", tuple(notes()))
+
+    def _tick(
+        self, q: ActorQuery, b: str, k: int, j: int, ask: Ask
+    ) -> tuple[Answer, Witness | None]:
+        """Ask tick ``j``; replay each candidate. A candidate that does not replay refines an
+        over-approximation (up to ``refinements`` times); the last answer is returned."""
+        refinements = self.options.refinements if self.options.mode == OVERAPPROX else 0
+        ans = ask(q, [j])
+        refined = 0
+        while ans.sat:
+            w = self.witness(q, b, k, ans.model, False)
+            if w is not None:
+                return ans, w
+            if not q.enc.relaxed or refined >= refinements or q.refine(ans.model) == 0:
+                break
+            refined += 1
+            ans = ask(q, [j])
+        return ans, None
+
+    def _regional(
+        self,
+        a: str,
+        b: str,
+        k: int,
+        w: Witness,
+        via: tuple[str, ...],
+        notes: list[str],
+        ask: Ask,
+        mode: str,
+    ) -> PairResult:
+        """A conflict exists; is there one in the operating region too? Asked tick by tick in
+        ``mode``, spending at most twice ``rlimit``: undecided is reported as a conflict (the
+        conservative side)."""
+        note = tuple(notes)
+        if _in_region(self.ts, self.ranges, w.scenario, self.op):
+            return PairResult(a, b, CONFLICT, k, via, _flag(w, True), "", note)
+        cap = 2 * self.options.rlimit
+        why = ""
+        try:
+            q = self.query(a, mode)
+        except EncodeError as exc:
+            why = f"whether it reaches the operating region is undecided (cannot encode: {exc})"
+            return PairResult(a, b, CONFLICT, k, via, w, why, note)
+        box = [q.region(self.op, k)]
+        for j in range(1, k + 1):
+            ans = ask(q, [j], box, cap)
+            cap -= ans.rlimit_used
+            if ans.sat:
+                w2 = self.witness(q, b, k, ans.model, True)
+                if w2 is not None:
+                    return PairResult(a, b, CONFLICT, k, via, w2, "", note)
+                why = "a candidate in the operating region did not replay"
+            elif ans.unknown:
+                why = ans.reason
+            else:
+                q.exclude(b, j, box)  # proved for the region: later ticks may use it
+                continue
+            return PairResult(
+                a, b, CONFLICT, k, via, w,
+                f"whether it reaches the operating region is undecided ({why})", note,
+            )  # fmt: skip
+        return PairResult(
+            a, b, REGIONAL, k, via, w,
+            "no conflict with nominal inputs near the operating point", note,
+        )  # fmt: skip
+
+    def _regional_sampled(
+        self, a: str, b: str, k: int, via: tuple[str, ...], w: Witness, ask: Ask
+    ) -> PairResult:
+        """A simulated witness; the operating region is sampled, then asked of the solver."""
+        w2 = self.sampler.witness(a, b, k, True)
+        if w2 is not None:
+            return PairResult(a, b, CONFLICT, k, via, w2)
+        # one mode only: an undecided region leaves the conflict an error (the conservative side)
+        mode = OVERAPPROX if self.options.mode == "auto" else self.options.mode
+        return self._regional(a, b, k, w, via, [], ask, mode)
 
 
 def _flag(w: Witness, operating: bool) -> Witness:
     return Witness(w.scenario, w.acting, w.holding, w.objective, w.tick, operating)
 
 
-def _in_region(ts: TransitionSystem, q: PairQuery, sc: Scenario, op: dict[str, float]) -> bool:
+def _in_region(
+    ts: TransitionSystem, ranges: Mapping[str, Interval], sc: Scenario, op: Mapping[str, float]
+) -> bool:
     for j, u in enumerate(ts.inputs):
         if not np.allclose(sc.inputs[:, j], u.nominal):
             return False
     for s in ts.states:
-        lo, hi = region(ts, q.ranges, s.name, op)
+        lo, hi = region(ts, ranges, s.name, op)
         if not lo <= sc.init[s.name] <= hi:
             return False
     return True
+
+
+def _to_finish(at_proof: int, spent: int, proved: int, k: int) -> int:
+    """The rlimit a starved pair would take to finish: its ticks left at the rate it proved
+    its first ``proved`` ticks (``at_proof`` spent on them). 0 (no estimate: more would only
+    be burnt) when it proved none, or when the tick it is stuck at has already cost more
+    than twice that rate."""
+    if proved == 0 or at_proof == 0 or spent - at_proof > 2 * at_proof // proved:
+        return 0
+    return -(-at_proof * (k - proved) // proved)
 
 
 def _mode(m: str) -> str:
@@ -638,28 +1281,51 @@ def _mode(m: str) -> str:
 
 @isolated
 def check_all(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> list[PairResult]:
-    """Every ordered pair of distinct loops, and every loop against the global objectives."""
-    op = operating_point(ts, settle_ticks(ts, options))
-    out = []
+    """Every ordered pair of distinct loops, and every loop against the global objectives.
+
+    Pairs are searched actor by actor (sharing the encodings, each actor's solver and the
+    samples). Every coupled pair gets ``budget / n`` (at most :func:`pair_budget`); the rlimit
+    left over then goes, in pair order, to the pairs their share stopped while they were
+    proving tick after tick, as much as :func:`_to_finish` says they need, twice over.
+    """
     targets = [lp.name for lp in ts.loops]
     if any(o.owner is None for o in ts.objectives):
         targets.append(GLOBAL)
-    total = [options.budget]
     pairs = [(lp.name, b) for lp in ts.loops for b in targets if lp.name != b]
-    coupled = [
-        (a, b)
-        for a, b in pairs
-        if objectives_of(ts, b)
-        and coupling(ts, a, b, options.conflict_depth or default_depth(ts, a, b))
-    ]
-    left = len(coupled)
+    out: dict[tuple[str, str], PairResult] = {}
+    coupled: dict[tuple[str, str], tuple[int, tuple[str, ...]]] = {}
+    reaches: dict[tuple[str, int], dict[str, int]] = {}
     for a, b in pairs:
-        share = None
-        if (a, b) in coupled:
-            share = max(total[0] // max(left, 1), options.rlimit // 4)
-            left -= 1
-        out.append(check_pair(ts, a, b, options, stats, op, total, share))
-    return out
+        k = depth(ts, options, a, b)
+        if not objectives_of(ts, b):
+            out[(a, b)] = PairResult(a, b, NO_OBJECTIVE, k)
+            continue
+        if (a, k) not in reaches:
+            reaches[(a, k)] = influence(ts, ts.loop(a).actuates, k)
+        via = coupling(ts, a, b, k, reaches[(a, k)])
+        if via:
+            coupled[(a, b)] = (k, via)
+        else:
+            out[(a, b)] = PairResult(a, b, UNCOUPLED, k)
+    if coupled:
+        depths: dict[str, int] = {}
+        for (a, _), (k, _) in coupled.items():
+            depths[a] = max(depths.get(a, 0), k)
+        op = operating_point(ts, settle_ticks(ts, options))
+        search = Search(ts, options, stats, op, depths)
+        cap = pair_budget(options)
+        share = min(cap, options.budget // len(coupled))
+        for (a, b), (k, via) in coupled.items():
+            out[(a, b)] = search.pair(a, b, k, via, share)
+        again = [p for p in coupled if p in search.starved and out[p].verdict == UNKNOWN]
+        for n, (a, b) in enumerate(again):
+            k, via = coupled[(a, b)]
+            spent = search.spent.get((a, b), 0)
+            need = _to_finish(search.at_proof.get((a, b), 0), spent, search.proved(a, b), k)
+            more = min(cap - spent, search.left // (len(again) - n))
+            if 0 < need <= more:  # twice the estimate where there is that much: ticks grow
+                out[(a, b)] = search.pair(a, b, k, via, min(2 * need, more), sample=False)
+    return [out[p] for p in pairs]
 
 
 def influence_cycles(ts: TransitionSystem) -> list[tuple[str, ...]]:

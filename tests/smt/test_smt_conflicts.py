@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import z3
 
 from coherence.ir.nodes import TransitionSystem
 from coherence.ir.transform import hold_loop
@@ -14,15 +15,22 @@ from coherence.smt.conflicts import (
     ALIGNED,
     CONFLICT,
     GLOBAL,
+    NO_OBJECTIVE,
     REGIONAL,
     UNCOUPLED,
+    ActorQuery,
+    Encoding,
+    _to_finish,
     check_all,
     coupling,
+    influence,
     influence_cycles,
+    sample_count,
 )
+from coherence.smt.encode import OVERAPPROX, Encoder, param_values, signal_ranges
 from coherence.smt.objectives import trace_worse
 from coherence.smt.replay import replay
-from coherence.smt.solver import SolverStats
+from coherence.smt.solver import SolverStats, fresh_context
 
 
 def _matrix(r: object) -> dict[tuple[str, str], str]:
@@ -114,3 +122,85 @@ def test_only_coupled_pairs_are_queried(spec: Callable[[str], TransitionSystem])
     assert "context" in coupling(ts, "cost_controller", "agent_retries", 11)
     cycles = influence_cycles(ts)
     assert ("agent_retries", "cost_controller") in cycles
+
+
+def test_every_coupled_pair_gets_its_share_of_the_budget(
+    spec: Callable[[str], TransitionSystem],
+) -> None:
+    # a budget the first pairs would use up if it were spent in pair order
+    ts = spec("specs/seed/tipping_point.coh")
+    pairs = check_all(ts, SmtOptions(patterns=False, budget=40_000), SolverStats())
+    coupled = [p for p in pairs if p.verdict not in (UNCOUPLED, NO_OBJECTIVE)]
+    assert len(coupled) >= 3
+    for p in coupled:
+        assert "analysis' resource budget" not in p.reason, (p.actor, p.affected, p.reason)
+
+
+def test_solver_witnesses_replay_from_admissible_starts(
+    spec: Callable[[str], TransitionSystem],
+) -> None:
+    ts = spec("power_fight.coh")
+    pairs = check_all(ts, SmtOptions(patterns=False), SolverStats())
+    found = [p for p in pairs if p.verdict in (CONFLICT, REGIONAL)]
+    assert found
+    for p in found:
+        w = p.witness
+        assert w is not None
+        acting = replay(ts, w.scenario)
+        holding = replay(hold_loop(ts, p.actor), w.scenario)
+        assert trace_worse(ts.objective(w.objective), acting, holding)[w.tick]
+        for s in ts.states:
+            assert s.lo <= w.scenario.init[s.name] <= s.hi
+        for j, u in enumerate(ts.inputs):
+            assert np.all((u.lo <= w.scenario.inputs[:, j]) & (w.scenario.inputs[:, j] <= u.hi))
+
+
+def test_the_search_is_deterministic(spec: Callable[[str], TransitionSystem]) -> None:
+    ts = spec("specs/seed/tipping_point.coh")
+    runs = [check_all(ts, SmtOptions(patterns=False), SolverStats()) for _ in range(2)]
+    for p, q in zip(*runs, strict=True):
+        assert (p.verdict, p.reason, p.notes) == (q.verdict, q.reason, q.notes)
+        if p.witness is not None:
+            assert q.witness is not None
+            assert np.array_equal(p.witness.scenario.inputs, q.witness.scenario.inputs)
+            assert p.witness.scenario.init == q.witness.scenario.init
+
+
+def test_influence_reaches_lets_at_once_and_states_a_tick_later(
+    system: Callable[[str], TransitionSystem],
+) -> None:
+    ts = system(
+        "input u in [0, 1] nominal 0\nstate x in [0, 10] init 0\nstate y in [0, 10] init 0\n"
+        "state z in [0, 10] init 0\nlet a = u + 1\nlet b = 2 * x\n"
+        "next x = a\nnext y = b\nnext z = z"
+    )
+    reach = influence(ts, ["u"], 5)
+    assert reach == {"u": 0, "a": 0, "x": 1, "b": 1, "y": 2}
+    assert influence(ts, ["u"], 1) == {"u": 0, "a": 0, "x": 1, "b": 1}
+
+
+def test_the_counterfactual_shares_what_the_actor_cannot_reach(
+    spec: Callable[[str], TransitionSystem],
+) -> None:
+    ts = spec("power_fight.coh")
+    with fresh_context():
+        enc = Encoding(ts, OVERAPPROX, signal_ranges(ts, param_values(Encoder(ts), ts)))
+        q = ActorQuery(enc, "power_cap", 4, SolverStats())
+        q.goal("scaler", 2)  # latency at tick 2: the queue, through the capacity at tick 1
+        # the clock is the power cap's: it differs from tick 1; the replicas do not
+        act, hold = q.act.frames[1].values, q.hold.frames[1].values
+        assert act["replicas"] is hold["replicas"]
+        assert not z3.eq(act["clock"].term, hold["clock"].term)
+        # only the cone of the goal is encoded: the power at tick 1 is read by nothing in it
+        assert "capacity" in act and "power" not in act
+
+
+def test_a_starved_pair_gets_more_only_at_the_rate_it_proved() -> None:
+    assert _to_finish(0, 50_000, 0, 10) == 0  # proved nothing: no rate
+    assert _to_finish(40_000, 50_000, 4, 10) == 60_000  # 10k a tick, 6 ticks left
+    assert _to_finish(40_000, 200_000, 4, 10) == 0  # stuck on a tick costing far more
+
+
+def test_small_systems_are_sampled_more(spec: Callable[[str], TransitionSystem]) -> None:
+    assert sample_count(spec("power_fight.coh")) == 1024
+    assert sample_count(spec("specs/llm_serving.coh")) == 256
