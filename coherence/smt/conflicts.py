@@ -1050,7 +1050,7 @@ class Search:
         self.stats = stats
         self.op = op
         self.depths = dict(depths)  # per actor: the deepest k of its pairs
-        self.left = options.budget  # rlimit left to the whole search
+        self.left = options.conflict_budget  # rlimit left to the whole search
         self.spent: dict[tuple[str, str], int] = {}
         self.starved: set[tuple[str, str]] = set()  # stopped by their share, not the solver
         self.at_proof: dict[tuple[str, str], int] = {}  # spent when its last tick was proved
@@ -1314,7 +1314,7 @@ def check_all(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> 
         op = operating_point(ts, settle_ticks(ts, options))
         search = Search(ts, options, stats, op, depths)
         cap = pair_budget(options)
-        share = min(cap, options.budget // len(coupled))
+        share = min(cap, options.conflict_budget // len(coupled))
         for (a, b), (k, via) in coupled.items():
             out[(a, b)] = search.pair(a, b, k, via, share)
         again = [p for p in coupled if p in search.starved and out[p].verdict == UNKNOWN]

@@ -17,8 +17,9 @@ class SmtOptions:
       an ``unsat`` is a proof, a ``sat`` a candidate for replay) or ``auto`` (over-approximation
       first, exact on its candidates and unknowns).
     - ``rlimit``: Z3's deterministic resource limit for each solver call.
-    - ``budget``: the rlimit one requirement's BMC may spend over all its calls, and the
-      conflict-witness search over all its pairs (each pair at most three ``rlimit``).
+    - ``budget``: the rlimit one requirement's BMC may spend over all its calls.
+    - ``conflict_budget``: the rlimit the conflict-witness search may spend over all its
+      pairs (a fair share each, at most three ``rlimit``).
     - ``refinements``: how many times a spurious over-approximate candidate is refined
       (its relaxations split where the candidate cheats) before exact arithmetic is asked.
     - ``conflict_depth``: ticks ``k`` a conflict witness may take; ``None``: the longer of the
@@ -50,6 +51,7 @@ class SmtOptions:
     mode: str = "auto"
     rlimit: int = 1_000_000
     budget: int = 6_000_000
+    conflict_budget: int = 3_000_000
     refinements: int = 8
     conflict_depth: int | None = None
     induction_depth: int | None = None

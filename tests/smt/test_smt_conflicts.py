@@ -129,7 +129,7 @@ def test_every_coupled_pair_gets_its_share_of_the_budget(
 ) -> None:
     # a budget the first pairs would use up if it were spent in pair order
     ts = spec("specs/seed/tipping_point.coh")
-    pairs = check_all(ts, SmtOptions(patterns=False, budget=40_000), SolverStats())
+    pairs = check_all(ts, SmtOptions(patterns=False, conflict_budget=40_000), SolverStats())
     coupled = [p for p in pairs if p.verdict not in (UNCOUPLED, NO_OBJECTIVE)]
     assert len(coupled) >= 3
     for p in coupled:
