@@ -319,6 +319,11 @@ class TransitionSystem:
     requirements: tuple[Requirement, ...]
     span: Span = _span()
     bindings: tuple[Binding, ...] = ()
+    # derived once from ``states``: not part of equality, hashing or the repr
+    _state_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_state_names", tuple(s.name for s in self.states))
 
     @property
     def hyperperiod(self) -> int:
@@ -358,7 +363,7 @@ class TransitionSystem:
 
     @property
     def state_names(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self.states)
+        return self._state_names
 
     @property
     def input_names(self) -> tuple[str, ...]:

@@ -226,19 +226,34 @@ class Engine:
     # ---- the Jacobian at a tick -------------------------------------------------------------
 
     def jacobian(
-        self, vals: Array, tick: int, corner_tol: float | None = None
+        self,
+        vals: Array,
+        tick: int,
+        corner_tol: float | None = None,
+        memo: dict[tuple[int, int, bytes], Any] | None = None,
     ) -> tuple[TickJacobian, list[Corner]]:
-        """The linearization at one tick; ``vals`` from :meth:`view_values`."""
+        """The linearization at one tick; ``vals`` from :meth:`view_values`.
+
+        ``memo`` keeps each group's derivatives by what they read (the group's variables and
+        the phase of the tick), for ticks of one orbit that look alike to a group."""
         n, m, s = self.n, self.m, self.cuts
         data: list[list[NDArray[np.float64]]] = [[], [], [], []]
         rows: list[list[NDArray[np.intp]]] = [[], [], [], []]
         cols: list[list[NDArray[np.intp]]] = [[], [], [], []]
         corners: list[Corner] = []
-        for g, d, parts, _is_update in self.groups:
+        for k, (g, d, parts, _is_update) in enumerate(self.groups):
             if not d.wrt and corner_tol is None:
                 continue
-            env = g.env(vals, tick)
-            outs, nodes = d.evaluate(env, len(g.outputs))
+            key = None
+            if memo is not None:
+                phase = tick % g.cycle if g.names[2] else 0
+                key = (k, phase, np.ascontiguousarray(vals[:, g.var_arr]).tobytes())
+            hit = memo.get(key) if memo is not None and key is not None else None
+            if hit is None:
+                hit = d.evaluate(g.env(vals, tick), len(g.outputs))
+                if memo is not None and key is not None:
+                    memo[key] = hit
+            outs, nodes = hit
             for part in parts:
                 v = outs[part.out][part.mask]
                 data[part.matrix].append(v)
@@ -517,6 +532,7 @@ def tick_jacobians(
     H = orb.states.shape[0]
     pairs = _phase_pairs(engine.view)
     cache: dict[tuple[bool, ...], TickJacobian] = {}
+    memo: dict[tuple[int, int, bytes], Any] = {}
     out: list[TickJacobian] = []
     corners: list[Corner] = []
     for t in range(H):
@@ -525,7 +541,7 @@ def tick_jacobians(
             out.append(cache[key])
             continue
         vals = engine.view_values(orb.states[t], t, params)
-        jac, cs = engine.jacobian(vals, t, corner_tol)
+        jac, cs = engine.jacobian(vals, t, corner_tol, memo)
         corners += cs
         if key is not None:
             cache[key] = jac

@@ -58,13 +58,23 @@ class _Map:
         self.free = ~self.p.cooldown
         self.lo = self.p.lo
         self.hi = self.p.hi
+        # the last few points mapped: the root solve asks for some points more than once
+        self._seen: dict[tuple[tuple[int, ...], bytes], Vec] = {}
 
     def apply(self, x: Vec) -> Vec:
         """F_H for a batch [S, n]."""
+        key = (x.shape, np.ascontiguousarray(x, dtype=float).tobytes())
+        hit = self._seen.get(key)
+        if hit is not None:
+            return hit.copy()
         vals = self.p.base_values(x.shape[0])
         x = x.copy()
         x[:, self.p.cooldown] = 0.0
-        return self.p.run(vals, x, 0, self.H, idle_cooldowns=True)
+        out = self.p.run(vals, x, 0, self.H, idle_cooldowns=True)
+        if len(self._seen) >= 8:
+            self._seen.pop(next(iter(self._seen)))
+        self._seen[key] = out.copy()
+        return out
 
     def residual(self, x: Vec, fx: Vec, scale: Vec) -> NDArray[np.float64]:
         d = np.abs(fx - x)[:, self.free] / scale[self.free]
@@ -258,7 +268,13 @@ def _jacobian(engine: Engine, x: Vec) -> NDArray[np.float64] | None:
     H = engine.ts.hyperperiod
     orb = Orbit(np.broadcast_to(x, (H, len(x))).copy(), True)
     jacs, _ = tick_jacobians(engine, orb)
-    return None if not jacs else monodromy([j.A() for j in jacs]).toarray()
+    if not jacs:
+        return None
+    mats: dict[int, object] = {}  # ticks that look the same share one TickJacobian
+    for j in jacs:
+        if id(j) not in mats:
+            mats[id(j)] = j.A()
+    return np.asarray(monodromy([mats[id(j)] for j in jacs]).toarray())
 
 
 def _solve(engine: Engine, fmap: _Map, x0: Vec, scale: Vec, options: LinearOptions) -> Vec | None:
@@ -280,12 +296,19 @@ def _solve(engine: Engine, fmap: _Map, x0: Vec, scale: Vec, options: LinearOptio
         out = (fx[idx] - z * sc) / sc
         return np.where(np.isfinite(out), out, 1e6)
 
+    last: list[tuple[bytes, NDArray[np.float64]]] = []
+
     def jac(z: Vec) -> NDArray[np.float64]:
+        key = np.asarray(z, dtype=float).tobytes()
+        if last and last[0][0] == key:  # scipy checks the Jacobian at z0, then starts there
+            return last[0][1].copy()
         M = _jacobian(engine, full(z))
         if M is None:
-            return -np.eye(len(idx))
-        J = M[np.ix_(idx, idx)] * (sc[None, :] / sc[:, None])
-        return J - np.eye(len(idx))
+            J = -np.eye(len(idx))
+        else:
+            J = M[np.ix_(idx, idx)] * (sc[None, :] / sc[:, None]) - np.eye(len(idx))
+        last[:] = [(key, J.copy())]
+        return J
 
     z0 = x0[idx] / sc
     if len(idx) <= options.root_dense_limit:

@@ -13,6 +13,7 @@ Values live in one vector per scenario: ``[states | inputs | params | lets]`` (t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -30,9 +31,10 @@ from coherence.ir.nodes import (
     TransitionSystem,
     Unary,
     Var,
+    sum_terms,
 )
 from coherence.linear.structure import Structure
-from coherence.simulate.engine import Env, Fn
+from coherence.simulate.engine import Env, Fn, fold_key, stacked_folds
 
 Array = NDArray[np.float64]
 
@@ -141,6 +143,19 @@ class Group:
     const_arr: Array = field(default_factory=lambda: np.zeros((0, 0)))
     period_arr: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 0), np.int64))
     offset_arr: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 0), np.int64))
+    # the placeholders that do not depend on the states: constants, and the phase flags of
+    # each tick modulo the least common multiple of the group's periods (filled on use)
+    const_env: Env = field(default_factory=dict)
+    cycle: int = 1
+    phase_envs: dict[int, Env] = field(default_factory=dict)
+    # folds over consecutive variable placeholders: (fold key, first, end), stacked per call
+    blocks: tuple[tuple[str, int, int], ...] = ()
+    # the variable placeholders the value reads outside those folds, with their positions
+    loose: tuple[tuple[str, int], ...] = ()
+    # one instance: each variable is a column of the slots (no gather); its slot per variable
+    columns: tuple[int, ...] | None = None
+    # the outputs as a range of slots, where they are one
+    out_slice: slice | None = None
 
     def freeze(self) -> None:
         k = len(self.outputs)
@@ -157,23 +172,66 @@ class Group:
         ph = np.asarray(self.phases, dtype=np.int64).reshape(k, t.n_phases, 2)
         self.period_arr = ph[:, :, 0]
         self.offset_arr = ph[:, :, 1]
+        # constants and phase flags are rows [1, instances], as the variables are [S, instances]
+        self.const_env = {name: self.const_arr[None, :, j] for j, name in enumerate(self.names[1])}
+        self.cycle = math.lcm(1, *(int(p) for p in np.unique(self.period_arr)))
+        self.phase_envs = {}
+        position = {name: j for j, name in enumerate(t.var_names)}
+        blocks: dict[str, tuple[str, int, int]] = {}
+        for names in stacked_folds(t.expr):
+            pos = [position.get(n, -1) for n in names]
+            first = pos[0]
+            if first >= 0 and pos == list(range(first, first + len(pos))):
+                key = fold_key(names)
+                blocks[key] = (key, first, first + len(pos))
+        self.blocks = tuple(blocks.values())
+        outside = _names_outside(t.expr, {key for key, _, _ in self.blocks})
+        self.loose = tuple((n, j) for j, n in enumerate(t.var_names) if n in outside)
+        self.columns = tuple(int(x) for x in self.var_arr[0]) if k == 1 else None
+        self.out_slice = None
+        if k and np.array_equal(self.out_arr, np.arange(self.out_arr[0], self.out_arr[0] + k)):
+            self.out_slice = slice(int(self.out_arr[0]), int(self.out_arr[0]) + k)
 
     def evaluate(self, vals: Array, tick: int) -> object:
         assert self.fn is not None
-        return self.fn(self.env(vals, tick))
+        return self.fn(self.env(vals, tick, full=False))
 
-    def env(self, vals: Array, tick: int) -> Env:
-        """Placeholder values for every instance; ``vals`` is [S, slots]."""
-        var_names, const_names, phase_names = self.names
-        env: Env = {}
+    def env(self, vals: Array, tick: int, full: bool = True) -> Env:
+        """Placeholder values for every instance; ``vals`` is [S, slots].
+
+        ``full=False``: only what the template's value reads (a fold over a window's
+        registers reads them stacked, not one by one)."""
+        var_names, _, phase_names = self.names
+        env: Env = dict(self.const_env)
+        if phase_names:
+            env.update(self._phase_env(tick))
+        cols = self.columns
+        if cols is not None and not self.blocks:
+            for name, c in zip(var_names, cols, strict=True):
+                env[name] = vals[:, c : c + 1]  # [S, 1], as the gather below gives it
+            return env
         gathered = vals[:, self.var_arr]  # [S, instances, variables]: one gather
-        for j, name in enumerate(var_names):
-            env[name] = gathered[:, :, j]
-        for j, name in enumerate(const_names):
-            env[name] = self.const_arr[:, j]
-        for j, name in enumerate(phase_names):
-            env[name] = (tick % self.period_arr[:, j]) == self.offset_arr[:, j]
+        per_var = gathered.transpose(2, 0, 1)
+        if full or not self.blocks:
+            env.update(zip(var_names, per_var, strict=True))
+        else:
+            for name, j in self.loose:
+                env[name] = per_var[j]
+        for key, first, end in self.blocks:
+            env[key] = per_var[first:end]
         return env
+
+    def _phase_env(self, tick: int) -> Env:
+        # tick % period depends only on tick modulo a multiple of the period
+        key = tick % self.cycle
+        hit = self.phase_envs.get(key)
+        if hit is None:
+            hit = {
+                name: ((tick % self.period_arr[:, j]) == self.offset_arr[:, j])[None, :]
+                for j, name in enumerate(self.names[2])
+            }
+            self.phase_envs[key] = hit
+        return hit
 
 
 class Program:
@@ -295,20 +353,17 @@ class Program:
         with np.errstate(all="ignore"):
             for wave in self.let_waves:
                 for g in wave:
-                    out = g.evaluate(vals, tick)
-                    vals[:, g.out_arr] = np.broadcast_to(
-                        np.asarray(out, dtype=float), (vals.shape[0], len(g.outputs))
-                    )
+                    # the assignment broadcasts to [S, instances] and converts to float
+                    out = g.out_arr if g.out_slice is None else g.out_slice
+                    vals[:, out] = g.evaluate(vals, tick)  # type: ignore[call-overload]
 
     def eval_updates(self, vals: Array, tick: int) -> Array:
         """The raw (unclamped) next states, [S, n]."""
         raw = np.empty((vals.shape[0], self.n))
         with np.errstate(all="ignore"):
             for g in self.update_groups:
-                out = g.evaluate(vals, tick)
-                raw[:, g.out_arr] = np.broadcast_to(
-                    np.asarray(out, dtype=float), (vals.shape[0], len(g.outputs))
-                )
+                out = g.out_arr if g.out_slice is None else g.out_slice
+                raw[:, out] = g.evaluate(vals, tick)  # type: ignore[call-overload]
         return raw
 
     def step(self, vals: Array, x: Array, tick: int) -> Array:
@@ -378,6 +433,37 @@ def _env(p: Program, vals: Array) -> Env:
     for i, name in enumerate(p.slot_names):
         env[name] = vals[:, i]
     return env
+
+
+def _names_outside(e: Expr, blocked: set[str]) -> set[str]:
+    """The names ``e`` reads other than as operands of the folds keyed in ``blocked``."""
+    out: set[str] = set()
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        match x:
+            case Var(name):
+                out.add(name)
+            case Binary("+", _, _):
+                parts = sum_terms(x)
+                if _fold_of(parts) not in blocked:
+                    stack.extend(parts)
+            case Binary(_, left, right):
+                stack.extend((left, right))
+            case Unary(_, a):
+                stack.append(a)
+            case Call(fn, args):
+                if fn not in ("min", "max") or _fold_of(args) not in blocked:
+                    stack.extend(args)
+            case Ite(c, a, b):
+                stack.extend((c, a, b))
+    return out
+
+
+def _fold_of(parts: Sequence[Expr]) -> str:
+    if not all(isinstance(p, Var) for p in parts):
+        return ""
+    return fold_key([p.name for p in parts if isinstance(p, Var)])
 
 
 def _vars(e: Expr) -> set[str]:

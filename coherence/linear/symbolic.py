@@ -32,11 +32,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from coherence.ir.nodes import Binary, Call, Expr, Ite, Unary, Var
+from coherence.ir.nodes import Binary, Call, Expr, Ite, Unary, Var, sum_terms
 from coherence.linear.program import Template
 from coherence.simulate.engine import Env, Fn
 
 _CMP = ("<", "<=", ">", ">=", "==", "!=")
+_FLAT_SUM = 8  # chains of at least this many terms convert in one step
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +171,15 @@ class _Converter:
                 return self.symbols[name]
             case Unary("neg", a):
                 return -self.num(a, (*path, 0))
+            case Binary("+", _, _) if len(sum_terms(e)) >= _FLAT_SUM:
+                # a long chain (a window's sum) as one Add: the expression ``a + b + ...``
+                # builds, without re-flattening the partial sums (quadratic in the length)
+                terms = sum_terms(e)
+                vals = []
+                for i, x in enumerate(terms):
+                    depth = len(terms) - 1 - max(i, 1)  # left steps down to the term's sum
+                    vals.append(self.num(x, (*path, *(0,) * depth, 0 if i == 0 else 1)))
+                return sp.Add(*vals)
             case Binary(op, left, right) if op in ("+", "-", "*", "/", "^"):
                 a = self.num(left, (*path, 0))
                 b = self.num(right, (*path, 1))
@@ -264,10 +274,11 @@ def derivatives(t: Template) -> Derivatives:
         conv.cond(t.expr, ())
     else:
         value = conv.num(t.expr, ())
+        free: dict[Any, Any] = {}
         for k, (name, kind) in enumerate(zip(t.var_names, t.var_kinds, strict=True)):
             if kind not in ("s", "l"):
                 continue
-            d = _diff(sp, value, symbols[name])
+            d = _diff(sp, value, symbols[name], free)
             if d != 0:
                 wrt.append(k)
                 outputs.append(d)
@@ -284,18 +295,29 @@ def _no_outputs(*_args: Any) -> list[Any]:
     return []
 
 
-def _diff(sp: Any, e: Any, x: Any) -> Any:
+def _diff(sp: Any, e: Any, x: Any, free: dict[Any, Any] | None = None) -> Any:
     """d e / d x, visiting only the terms and factors of sums and products that mention x
-    (SymPy's own ``diff`` visits all of them: quadratic for a long window average)."""
-    if x not in e.free_symbols:
+    (SymPy's own ``diff`` visits all of them: quadratic for a long window average).
+
+    ``free`` remembers the free symbols of the subexpressions, for the next variable."""
+    free = {} if free is None else free
+
+    def symbols_of(t: Any) -> Any:
+        hit = free.get(t)
+        if hit is None:
+            hit = t.free_symbols
+            free[t] = hit
+        return hit
+
+    if x not in symbols_of(e):
         return sp.S.Zero
     if e.is_Add:
-        return sp.Add(*[_diff(sp, t, x) for t in e.args if x in t.free_symbols])
+        return sp.Add(*[_diff(sp, t, x, free) for t in e.args if x in symbols_of(t)])
     if e.is_Mul:
         terms = []
         for i, f in enumerate(e.args):
-            if x in f.free_symbols:
+            if x in symbols_of(f):
                 rest = e.args[:i] + e.args[i + 1 :]
-                terms.append(sp.Mul(_diff(sp, f, x), *rest))
+                terms.append(sp.Mul(_diff(sp, f, x, free), *rest))
         return sp.Add(*terms)
     return sp.diff(e, x)

@@ -8,8 +8,8 @@ state to its range. Booleans are NumPy bools; ``round(x)`` is ``floor(x + 0.5)``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -74,9 +74,10 @@ def compile_expr(e: Expr) -> Fn:
             fa = compile_expr(a)
             return lambda env: np.logical_not(fa(env))
         case Binary("+", _, _):
-            terms = [compile_expr(t) for t in sum_terms(e)]
+            parts = sum_terms(e)
+            terms = [compile_expr(t) for t in parts]
             if len(terms) > 2:
-                return lambda env: _reduce(np.add, [g(env) for g in terms])
+                return _fold(np.add, parts, terms)
             fl, fr = terms
             return lambda env: np.add(fl(env), fr(env))
         case Binary(op, left, right):
@@ -84,11 +85,9 @@ def compile_expr(e: Expr) -> Fn:
             fl, fr = compile_expr(left), compile_expr(right)
             return lambda env: f(fl(env), fr(env))
         case Call("min", args):
-            fs = [compile_expr(a) for a in args]
-            return lambda env: _reduce(np.minimum, [g(env) for g in fs])
+            return _fold(np.minimum, args, [compile_expr(a) for a in args])
         case Call("max", args):
-            fs = [compile_expr(a) for a in args]
-            return lambda env: _reduce(np.maximum, [g(env) for g in fs])
+            return _fold(np.maximum, args, [compile_expr(a) for a in args])
         case Call(fn, (arg,)):
             g = _UNARY_FN[fn]
             fa = compile_expr(arg)
@@ -97,8 +96,15 @@ def compile_expr(e: Expr) -> Fn:
             fc, fa, fb = compile_expr(c), compile_expr(a), compile_expr(b)
             return lambda env: np.where(fc(env), fa(env), fb(env))
         case Phase(period, offset):
-            return lambda env: int(env["__t"]) % period == offset
+            return lambda env: _phase(env["__t"], period, offset)
     raise ValueError(f"cannot compile {e!r}")
+
+
+def _phase(t: Value, period: int, offset: int) -> Value:
+    """Whether tick ``t`` is a phase tick; ``t`` is an int, or an array of ticks."""
+    if isinstance(t, np.ndarray):
+        return np.equal(np.remainder(t, period), offset)
+    return int(t) % period == offset
 
 
 def _reduce(f: Callable[[Value, Value], Value], vals: list[Value]) -> Value:
@@ -106,6 +112,87 @@ def _reduce(f: Callable[[Value, Value], Value], vals: list[Value]) -> Value:
     for v in vals[1:]:
         out = f(out, v)
     return out
+
+
+# a left fold of at least this many named values runs as one accumulate over their stack
+_STACK_MIN = 8
+
+
+def fold_key(names: Sequence[str]) -> str:
+    """The environment key under which an evaluator may pass the values of ``names`` (a fold
+    of names, see :func:`stacked_folds`) already stacked: a float array [len(names), ...]."""
+    return "\x00" + "\x00".join(names)
+
+
+def stacked_folds(e: Expr) -> list[tuple[str, ...]]:
+    """The folds of ``e`` that take their operands stacked: sums, mins and maxes of at least
+    ``_STACK_MIN`` names (a window's registers, a stabilization window's history)."""
+    out: list[tuple[str, ...]] = []
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        match x:
+            case Binary("+", _, _):
+                parts = sum_terms(x)
+                names = _names_only(parts)
+                if names is not None:
+                    out.append(names)
+                stack.extend(parts)
+            case Binary(_, left, right):
+                stack.extend((left, right))
+            case Unary(_, a):
+                stack.append(a)
+            case Call(fn, args):
+                names = _names_only(args) if fn in ("min", "max") else None
+                if names is not None:
+                    out.append(names)
+                stack.extend(args)
+            case Ite(c, a, b):
+                stack.extend((c, a, b))
+    return out
+
+
+def _names_only(parts: Sequence[Expr]) -> tuple[str, ...] | None:
+    names = tuple(p.name for p in parts if isinstance(p, Var))
+    return names if len(names) >= max(len(parts), _STACK_MIN) else None
+
+
+def _fold(f: np.ufunc, parts: Sequence[Expr], fns: list[Fn]) -> Fn:
+    """``f(f(f(a0, a1), a2), ...)``, left to right.
+
+    When every operand is a name and they are float arrays of one shape, the fold runs as
+    ``f.accumulate`` over their stack (passed in by the evaluator under :func:`fold_key`, or
+    stacked here): the same elementwise operations in the same order, so the same values, in
+    one call.
+    """
+    names = _names_only(parts)
+    if names is None:
+        return lambda env: _reduce(f, [g(env) for g in fns])
+    key = fold_key(names)
+
+    def stacked(env: Env) -> Value:
+        block = env.get(key)
+        if block is not None:
+            out: Value = f.accumulate(block, axis=0)[-1]
+            return out
+        vals = [env[n] for n in names]
+        a, b = vals[0], vals[1]
+        # the fold is float from its first step on, so later booleans count as 0.0 / 1.0
+        # either way; values of different shapes (broadcasting) take the plain fold
+        if (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.dtype == np.float64
+            and b.dtype == np.float64
+        ):
+            try:
+                stack = np.array(vals, dtype=np.float64)
+            except ValueError:
+                return _reduce(f, vals)
+            return f.accumulate(stack, axis=0)[-1]  # type: ignore[no-any-return]
+        return _reduce(f, vals)
+
+    return stacked
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +206,8 @@ class Compiled:
     shift_src: NDArray[np.intp]
     inits: tuple[Fn, ...]
     user_lets: tuple[tuple[str, Fn], ...]
+    # folds over consecutive states: (fold key, first state, end), stacked once per tick
+    blocks: tuple[tuple[str, int, int], ...] = ()
 
 
 def compile_system(ts: TransitionSystem) -> Compiled:
@@ -135,6 +224,14 @@ def compile_system(ts: TransitionSystem) -> Compiled:
             src.append(index[s.update.name])
         else:
             updates.append((i, compile_expr(s.update)))
+    blocks: dict[str, tuple[str, int, int]] = {}
+    for e in [d.expr for d in ts.lets] + [s.update for s in ts.states]:
+        for names in stacked_folds(e):
+            pos = [index.get(n, -1) for n in names]
+            first = pos[0]
+            if first >= 0 and pos == list(range(first, first + len(pos))):
+                key = fold_key(names)
+                blocks[key] = (key, first, first + len(pos))
     return Compiled(
         ts,
         lets,
@@ -143,6 +240,7 @@ def compile_system(ts: TransitionSystem) -> Compiled:
         np.array(src, dtype=np.intp),
         tuple(compile_expr(s.init) for s in ts.states),
         user,
+        tuple(blocks.values()),
     )
 
 
@@ -162,6 +260,19 @@ class Trace:
     lets: Array
     clipped: NDArray[np.bool_]
     params: Mapping[str, Array]
+    # name -> position of every state and let, derived once from ``ts``
+    _state_index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _let_index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        states: dict[str, int] = {}
+        for i, n in enumerate(self.ts.state_names):
+            states.setdefault(n, i)
+        lets: dict[str, int] = {}
+        for k, d in enumerate(self.ts.lets):
+            lets.setdefault(d.name, k)
+        object.__setattr__(self, "_state_index", states)
+        object.__setattr__(self, "_let_index", lets)
 
     @property
     def ticks(self) -> int:
@@ -172,14 +283,20 @@ class Trace:
         return int(self.states.shape[0])
 
     def state(self, name: str) -> Array:
-        return self.states[:, :, self.ts.state_names.index(name)]
+        i = self._state_index.get(name)
+        if i is None:
+            raise ValueError(f"{name!r} is not a state")
+        return self.states[:, :, i]
 
     def let(self, name: str) -> Array:
-        return self.lets[:, :, [d.name for d in self.ts.lets].index(name)]
+        k = self._let_index.get(name)
+        if k is None:
+            raise ValueError(f"{name!r} is not a let")
+        return self.lets[:, :, k]
 
     def series(self, name: str) -> Array:
         """Any named value at ticks 0..T-1, shape [S, T]."""
-        if name in self.ts.state_names:
+        if name in self._state_index:
             return self.state(name)[:, :-1]
         if name in self.ts.input_names:
             return self.inputs[:, :, self.ts.input_names.index(name)]
@@ -199,9 +316,36 @@ class Trace:
             env[d.name] = self.lets[:, t, k]
         return env
 
+    def env_all(self) -> Env:
+        """The environment of every tick at once: series of shape [S, T] (parameters [S, 1],
+        ``__t`` the ticks 0..T-1), for evaluating an expression over the whole trace."""
+        T = self.ticks
+        env: Env = {"__t": np.arange(T)}
+        for i, n in enumerate(self.ts.state_names):
+            env[n] = self.states[:, :T, i]
+        for j, n in enumerate(self.ts.input_names):
+            env[n] = self.inputs[:, :T, j]
+        for n, v in self.params.items():
+            env[n] = np.asarray(v)[:, None]
+        for k, d in enumerate(self.ts.lets):
+            env[d.name] = self.lets[:, :T, k]
+        return env
+
 
 def evaluate(expr: Expr, trace: Trace) -> Array:
-    """Evaluate an expression at every tick of a trace: shape [S, T] (booleans as 0/1)."""
+    """Evaluate an expression at every tick of a trace: shape [S, T] (booleans as 0/1).
+
+    The expression runs once over the whole trace, vectorised over scenarios and ticks: the
+    same elementwise operations as tick by tick (:func:`evaluate_ticks`), so the same values.
+    """
+    f = compile_expr(expr)
+    shape = (trace.scenarios, trace.ticks)
+    v = f(trace.env_all())
+    return np.array(np.broadcast_to(np.asarray(v, dtype=float), shape), dtype=float)
+
+
+def evaluate_ticks(expr: Expr, trace: Trace) -> Array:
+    """:func:`evaluate`, one tick at a time (the reference the vectorised form is tested by)."""
     f = compile_expr(expr)
     out = np.empty((trace.scenarios, trace.ticks))
     for t in range(trace.ticks):
@@ -294,8 +438,9 @@ def simulate(
         for j, u in enumerate(system.inputs):
             env[u.name] = inputs[:, t, j]
         current = states[:, t, :]
-        for i, name in enumerate(names):
-            env[name] = current[:, i]
+        env.update(zip(names, current.T, strict=True))
+        for key, start, end in comp.blocks:
+            env[key] = current[:, start:end].T
         with np.errstate(all="ignore"):
             for k, (name, f) in enumerate(comp.lets):
                 v = f(env)

@@ -7,7 +7,7 @@ is one the reference semantics produced.
 from __future__ import annotations
 
 from coherence.ir.dump import fmt_num
-from coherence.ir.nodes import TransitionSystem
+from coherence.ir.nodes import Let, StateVar, TransitionSystem
 from coherence.results import TraceStep, TraceView
 from coherence.simulate.engine import Trace, evaluate
 
@@ -72,31 +72,57 @@ def trace_view(
         end = min(end, last_tick)
     elif violation_tick is not None:
         end = min(end, violation_tick + 1)
+    # per loop, the series and declarations each step reads (looked up once)
+    lets: dict[str, Let] = {}
+    for d in ts.lets:
+        lets.setdefault(d.name, d)
+    states: dict[str, StateVar] = {}
+    for st in ts.states:
+        states.setdefault(st.name, st)
+    loops = [
+        (
+            lp.name,
+            trace.let(lp.fires)[scenario],
+            [
+                (sn.alias, trace.let(sn.name)[scenario], lets[sn.name].scale, lets[sn.name].unit)
+                for sn in lp.sensors
+            ],
+            [
+                (
+                    a.state,
+                    trace.let(a.changes)[scenario],
+                    states[a.state],
+                    trace.state(a.state)[scenario],
+                    trace.let(a.target)[scenario],
+                )
+                for a in lp.actions
+            ],
+        )
+        for lp in ts.loops
+    ]
     steps = []
     for t in range(end + 1):
         events: list[str] = []
         significant = False
-        for lp in ts.loops:
-            if not trace.let(lp.fires)[scenario, t]:
+        for name, fires, sensors, actions in loops:
+            if not fires[t]:
                 continue
             sensed = ", ".join(
-                f"{sn.alias}={show(trace.let(sn.name)[scenario, t], ts.let(sn.name).scale)}"
-                + _unit(ts.let(sn.name).unit)
-                for sn in lp.sensors
+                f"{alias}={show(sig[t], scale)}" + _unit(unit)
+                for alias, sig, scale, unit in sensors
             )
             sets = []
-            for a in lp.actions:
-                if trace.let(a.changes)[scenario, t]:
-                    st = ts.state(a.state)
-                    old = trace.state(a.state)[scenario, t]
-                    new = trace.let(a.target)[scenario, t]
-                    sets.append(f"{a.state} {show(old, st.scale)} -> {show(new, st.scale)}")
+            for state, changes, st, olds, news in actions:
+                if changes[t]:
+                    old = olds[t]
+                    new = news[t]
+                    sets.append(f"{state} {show(old, st.scale)} -> {show(new, st.scale)}")
                     span = max(abs(old), abs(new), 1e-12)
                     if st.hi > st.lo and st.hi - st.lo < float("inf"):
                         span = st.hi - st.lo
                     significant |= abs(new - old) > 0.01 * span
             if sets or sensed:
-                text = lp.name
+                text = name
                 if sensed:
                     text += f" saw {sensed}"
                 text += ("; set " + ", ".join(sets)) if sets else "; held"
