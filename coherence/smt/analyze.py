@@ -293,7 +293,8 @@ def _matrix(ts: TransitionSystem, pairs: list[conflicts.PairResult]) -> Table:
         rows.append(tuple(row))
     note = (
         "row: the loop that acts; column: the loop whose objectives it may worsen. "
-        "aligned = no witness exists over the declared ranges within k ticks (a proof); "
+        f"aligned = no witness exists over {conflicts.scope_text(ts)} within k ticks "
+        "(a proof); "
         "conflicting = a replayed witness near the operating point; conflicting in a "
         "region = witnesses exist only away from it; uncoupled = no signal path within "
         "k ticks"
@@ -335,7 +336,7 @@ def _coherent(
     else:
         status = Status.PROVED
         n = sum(p.verdict == conflicts.ALIGNED for p in pairs)
-        reason = f"{n} coupled pair(s) proved aligned over the declared ranges"
+        reason = f"{n} coupled pair(s) proved aligned over {conflicts.scope_text(ts)}"
     return Verdict(req.text, req.kind, status, req.span, "smt", depth, reason, codes), findings
 
 
@@ -378,7 +379,7 @@ def _conflict_finding(ts: TransitionSystem, p: conflicts.PairResult) -> Finding:
             else ""
         ),
         "coupled through " + ", ".join(f"`{n}`" for n in p.via[:4]),
-        "witness: a state within the declared bounds and inputs within their ranges, "
+        f"witness: a state within {conflicts.scope_text(ts)} and inputs within their ranges, "
         "replayed in the simulator with and without the action",
     ]
     if p.reason:

@@ -8,11 +8,17 @@ B's tolerance, at some tick ``1..k``. Both runs start from the same state, at th
 of the hyperperiod (symbolic: any phase), see the same inputs (free within their ranges per
 tick) and the same parameters (uncertain ones free in their ranges).
 
-The start is any state within the declared bounds; registers (delays, windows) are free
-within the range of their signal over the declared bounds, not tied to a consistent history:
-a witness may start from a register content no run reaches, and is replayed from exactly that
-state. ``unsat`` is a proof of alignment over the declared ranges (for runs whose operations
-are all defined). A confirmed witness is then looked for again in the *operating region*:
+The start is any state within the *reachable enclosure* (:func:`start_ranges`): the hull of
+every state over all runs from the initial state, inputs free per tick, computed by interval
+reachability with widening (:func:`coherence.smt.reach.reachable_enclosure`); when no
+enclosure closes, the declared bounds. Registers (delays, windows) are also free within the
+range of their signal, not tied to a consistent history: a witness may start from a state no
+run reaches (the enclosure is a box), and is replayed from exactly that state. ``unsat`` is a
+proof of alignment over the enclosure, and so over every state the system can reach (for runs
+whose operations are all defined). Before any solver call, :func:`aligned_by_intervals` tries
+the proof with interval bounds alone: both runs enclosed from the enclosure for ``k`` ticks at
+every start phase; it succeeds when B's objective cannot move by more than its tolerance
+there, or a keep-objective cannot be violated at all. A confirmed witness is then looked for again in the *operating region*:
 inputs at their nominal values and every state within 5% of its range around the operating
 point (the nominal run from the initial state after ``settle`` ticks). A conflict there is
 COH401; one that exists only outside it is COH402 (regional); an undecided region leaves it
@@ -46,7 +52,7 @@ import itertools
 import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -99,6 +105,7 @@ from coherence.smt.encode import (
 from coherence.smt.intervals import Interval
 from coherence.smt.objectives import worse
 from coherence.smt.options import SmtOptions
+from coherence.smt.reach import Enclosure, interval_frames, reachable_enclosure
 from coherence.smt.replay import Scenario, rotate_phases, value
 from coherence.smt.simplify import for_solver
 from coherence.smt.solver import (
@@ -1033,6 +1040,183 @@ def depth(ts: TransitionSystem, options: SmtOptions, a: str, b: str) -> int:
 Ask = Callable[..., Answer]
 
 
+def reachable(ts: TransitionSystem) -> Enclosure | None:
+    """The reachable enclosure of ``ts`` (:func:`coherence.smt.reach.reachable_enclosure`),
+    computed once per solver scope."""
+    key = ("reachable", id(ts))
+    cache = scope_cache()
+    if key not in cache:  # the system is kept with its entry, so its id stays unique
+        cache[key] = (ts, reachable_enclosure(ts))
+    got: Enclosure | None = cache[key][1]
+    return got
+
+
+def scope_text(ts: TransitionSystem) -> str:
+    """Where witnesses start and alignment proofs hold, in the words of the reports."""
+    if reachable(ts) is not None:
+        return "the reachable enclosure (every state the runs from the initial state can reach)"
+    return "the declared ranges"
+
+
+def start_ranges(
+    ts: TransitionSystem, params: Mapping[str, Num]
+) -> tuple[dict[str, Interval], bool]:
+    """Where a witness may start: each state's declared range (a register's: its signal's
+    range), met with the reachable enclosure when there is one; and whether there is one.
+
+    Every run from the initial state stays within the enclosure at every tick, so a start
+    outside it is a state no admissible input sequence leads to: searching only inside it
+    drops witnesses that cannot occur, and a proof of alignment inside it covers every
+    state the system can be in.
+    """
+    ranges = signal_ranges(ts, params)
+    enc = reachable(ts)
+    if enc is None:
+        return ranges, False
+    out: dict[str, Interval] = {}
+    for s in ts.states:
+        iv = Interval(s.lo, s.hi)
+        if s.name in ranges:
+            iv = ranges[s.name].meet(iv)
+        lo, hi = enc.box[s.name]
+        out[s.name] = iv.meet(Interval(lo, hi))
+    return out, True
+
+
+INTERVAL_WORK = 200_000  # state-ticks the interval proof of one pair may take
+
+
+def aligned_by_intervals(
+    ts: TransitionSystem,
+    held: TransitionSystem,
+    b: str,
+    k: int,
+    box: Mapping[str, tuple[float, float]],
+) -> bool:
+    """Whether interval bounds alone show that no run from ``box`` is worse for B's objectives
+    with A acting than with A holding, at any tick ``1..k`` and any start phase.
+
+    Both runs are enclosed from the same box (:func:`coherence.smt.reach.interval_frames`),
+    each on its own, so the test is coarse: it succeeds when B's objective cannot move by more
+    than its tolerance anywhere in the box (its whole range is narrower than the tolerance),
+    or when a keep-objective cannot be violated at all in the acting run. Every comparison is
+    made with a relative margin against float rounding, on the safe side.
+    """
+    objs = objectives_of(ts, b)
+    h = ts.hyperperiod
+    if not objs or h * (k + 1) * len(ts.states) > INTERVAL_WORK:
+        return False
+    exprs: list[Expr] = []
+    for o in objs:
+        exprs.append(o.expr)
+        if o.kind == "keep":
+            assert o.bound is not None
+            exprs.append(o.bound)
+    hbox = {s.name: box.get(s.name, (s.lo, s.hi)) for s in held.states}
+    for phase in range(h):
+        f1 = interval_frames(ts, box, k, phase, exprs)
+        f2 = interval_frames(held, hbox, k, phase, exprs) if f1 is not None else None
+        if f1 is None or f2 is None:
+            return False
+        for j in range(1, k + 1):
+            i = 0
+            for o in objs:
+                e1, e2 = f1[j][i], f2[j][i]
+                if o.kind == "keep":
+                    ok = _keep_not_worse(o, e1, f1[j][i + 1], e2, f2[j][i + 1])
+                    i += 2
+                else:
+                    ok = _not_worse(o, e1, e2)
+                    i += 1
+                if not ok:
+                    return False
+    return True
+
+
+def holds_still(
+    ts: TransitionSystem, a: str, b: str, k: int, box: Mapping[str, tuple[float, float]]
+) -> bool:
+    """Whether A's action changes nothing B's objectives read, from any start in ``box``.
+
+    Interval bounds show that each of A's actuators stays at one value (its point in the
+    box) at every tick ``0..k`` of the acting run, at every start phase; the holding run
+    holds it at that same value. What else A's firing reaches (its stabilization history, its
+    cooldown: :func:`influence` of A's firing with the actuators cut) must not be read by B's
+    objectives. Then both runs agree on everything B's objectives read, at every tick.
+    """
+    lp = ts.loop(a)
+    acts = lp.actuates
+    if any(box[x][0] != box[x][1] for x in acts):
+        return False
+    objs = objectives_of(ts, b)
+    reads_b: set[str] = set()
+    for o in objs:
+        reads_b |= names_in(o.expr) | (names_in(o.bound) if o.bound is not None else set())
+    cut = replace(
+        ts,
+        states=tuple(
+            replace(st, update=Var(st.name)) if st.name in acts else st for st in ts.states
+        ),
+    )
+    if set(influence(cut, [lp.fires], k)) - set(acts) & reads_b:
+        return False
+    for phase in range(ts.hyperperiod):
+        frames = interval_frames(ts, box, k, phase, [Var(x) for x in acts])
+        if frames is None:
+            return False
+        for row in frames:
+            for x, (lo, hi) in zip(acts, row, strict=True):
+                if not (lo == hi == box[x][0]):
+                    return False
+    return True
+
+
+def _pad(x: float) -> float:
+    return 1e-9 * (abs(x) + 1e-9)
+
+
+def _not_worse(o: ObjectiveIR, v1: tuple[float, float], v2: tuple[float, float]) -> bool:
+    """minimize: ``v1 - v2 <= T``; maximize: ``v2 - v1 <= T`` for every value in the
+    intervals, ``T`` the tolerance (relative to ``|v2|`` when relative)."""
+    if not all(math.isfinite(x) for x in (*v1, *v2)):
+        return False
+    least = 0.0 if v2[0] <= 0.0 <= v2[1] else min(abs(v2[0]), abs(v2[1]))
+    tol = o.tolerance * least if o.relative else o.tolerance
+    diff = v1[1] - v2[0] if o.kind == "minimize" else v2[1] - v1[0]
+    return diff + _pad(diff) + _pad(tol) <= tol
+
+
+def _keep_not_worse(
+    o: ObjectiveIR,
+    e1: tuple[float, float],
+    b1: tuple[float, float],
+    e2: tuple[float, float],
+    b2: tuple[float, float],
+) -> bool:
+    """The violation amount ``max(0, -slack)`` of run 1 can never exceed run 2's."""
+    if not all(math.isfinite(x) for x in (*e1, *b1, *e2, *b2)):
+        return False
+
+    def tol(b: tuple[float, float], high: bool) -> float:
+        if not o.relative:
+            return o.tolerance
+        if high:
+            return o.tolerance * max(abs(b[0]), abs(b[1]))
+        return o.tolerance * (0.0 if b[0] <= 0.0 <= b[1] else min(abs(b[0]), abs(b[1])))
+
+    if o.cmp in ("<=", "<"):
+        slack1_lo = b1[0] + tol(b1, False) - e1[1]
+        slack2_hi = b2[1] + tol(b2, True) - e2[0]
+    else:
+        slack1_lo = e1[0] - (b1[1] - tol(b1, False))
+        slack2_hi = e2[1] - (b2[0] - tol(b2, True))
+    amount1_hi = max(0.0, -slack1_lo)
+    amount2_lo = max(0.0, -slack2_hi)
+    if amount1_hi == 0.0 and slack1_lo - _pad(slack1_lo) > 0.0:
+        return True  # the acting run never violates it
+    return amount1_hi + _pad(amount1_hi) <= amount2_lo - _pad(amount2_lo)
+
+
 class Search:
     """The conflict search over one system's pairs: queries and samples shared per actor,
     the budget shared fairly (see the module docstring)."""
@@ -1054,7 +1238,9 @@ class Search:
         self.spent: dict[tuple[str, str], int] = {}
         self.starved: set[tuple[str, str]] = set()  # stopped by their share, not the solver
         self.at_proof: dict[tuple[str, str], int] = {}  # spent when its last tick was proved
-        self.ranges = signal_ranges(ts, param_values(Encoder(ts, OVERAPPROX, "s."), ts))
+        self.ranges, self.reachable = start_ranges(
+            ts, param_values(Encoder(ts, OVERAPPROX, "s."), ts)
+        )
         self._encodings: dict[str, Encoding | EncodeError] = {}
         self._queries: dict[tuple[str, str], ActorQuery | EncodeError] = {}
         self.systems = Systems(ts)
@@ -1100,6 +1286,19 @@ class Search:
         return Witness(sc, acting, holding, obj, tick, operating) if tick >= 0 else None
 
     # ---- one pair -----------------------------------------------------------------------------
+    def by_intervals(self, a: str, b: str, k: int) -> str:
+        """Why interval bounds over the reachable enclosure prove the pair aligned, or "" when
+        they do not (:func:`holds_still`, :func:`aligned_by_intervals`): no solver call, no
+        share of the budget."""
+        enc = reachable(self.ts)
+        if enc is None:
+            return ""
+        if holds_still(self.ts, a, b, k, enc.box):
+            return f"`{a}` never moves its actuators in a reachable state (interval bounds)"
+        if aligned_by_intervals(self.ts, self.systems.held(a), b, k, enc.box):
+            return "proved by interval bounds over the reachable enclosure"
+        return ""
+
     def pair(
         self, a: str, b: str, k: int, via: tuple[str, ...], share: int, sample: bool = True
     ) -> PairResult:
@@ -1313,18 +1512,24 @@ def check_all(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> 
             depths[a] = max(depths.get(a, 0), k)
         op = operating_point(ts, settle_ticks(ts, options))
         search = Search(ts, options, stats, op, depths)
-        cap = pair_budget(options)
-        share = min(cap, options.conflict_budget // len(coupled))
-        for (a, b), (k, via) in coupled.items():
-            out[(a, b)] = search.pair(a, b, k, via, share)
-        again = [p for p in coupled if p in search.starved and out[p].verdict == UNKNOWN]
-        for n, (a, b) in enumerate(again):
-            k, via = coupled[(a, b)]
-            spent = search.spent.get((a, b), 0)
-            need = _to_finish(search.at_proof.get((a, b), 0), spent, search.proved(a, b), k)
-            more = min(cap - spent, search.left // (len(again) - n))
-            if 0 < need <= more:  # twice the estimate where there is that much: ticks grow
-                out[(a, b)] = search.pair(a, b, k, via, min(2 * need, more), sample=False)
+        for (a, b), (k, via) in list(coupled.items()):
+            why = search.by_intervals(a, b, k)
+            if why:
+                out[(a, b)] = PairResult(a, b, ALIGNED, k, via, None, why)
+                del coupled[(a, b)]
+        if coupled:
+            cap = pair_budget(options)
+            share = min(cap, options.conflict_budget // len(coupled))
+            for (a, b), (k, via) in coupled.items():
+                out[(a, b)] = search.pair(a, b, k, via, share)
+            again = [p for p in coupled if p in search.starved and out[p].verdict == UNKNOWN]
+            for n, (a, b) in enumerate(again):
+                k, via = coupled[(a, b)]
+                spent = search.spent.get((a, b), 0)
+                need = _to_finish(search.at_proof.get((a, b), 0), spent, search.proved(a, b), k)
+                more = min(cap - spent, search.left // (len(again) - n))
+                if 0 < need <= more:  # twice the estimate where there is that much: ticks grow
+                    out[(a, b)] = search.pair(a, b, k, via, min(2 * need, more), sample=False)
     return [out[p] for p in pairs]
 
 

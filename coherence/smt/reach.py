@@ -46,7 +46,7 @@ at each tick); those requirements fall through to k-induction and BMC.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import cast
@@ -913,3 +913,150 @@ def check_reach(
         f"no violation in {horizon} ticks by interval reachability ({what}, {inputs}; "
         f"{runs} box runs)",
     )
+
+
+# ---- the reachable enclosure ----------------------------------------------------------------
+
+
+WIDEN_STEPS = 6  # widenings of one end by growing steps before it goes to the declared bound
+WORK = 40_000  # state-ticks the reachable enclosure may take (a deterministic budget)
+
+
+@dataclass(frozen=True, slots=True)
+class Enclosure:
+    """Boxes that hold every state of every run from the initial state, for all time."""
+
+    box: dict[str, tuple[float, float]]  # per state (registers, history and cooldowns too)
+    ticks: int  # the tick at which the enclosure returned into itself
+
+
+def reachable_enclosure(
+    ts: TransitionSystem, max_ticks: int = 2000, widen_after: int = 200
+) -> Enclosure | None:
+    """The hull of every state over all runs from the initial state (inputs free per tick
+    within their ranges, uncertain parameters within theirs), or None.
+
+    One box of the unknowns is run until the box of every state at tick ``t + H`` lies within
+    its box at tick ``t`` (``H`` the hyperperiod). As in :func:`check_reach`, the boxes of
+    ticks ``t .. t + H - 1`` are then an inductive invariant for every tick ``s >= t``, and
+    the boxes of ticks ``0 .. t - 1`` hold the ticks before: their hull encloses every
+    reachable state at every tick.
+
+    *Widening* (Cousot and Cousot, POPL '77): from tick ``max(widen_after, 4 H)`` on, an end
+    of a state's box that still moves outward from one hyperperiod to the next is set to that
+    state's declared bound. This stays sound: the box only grows, every update is clamped to
+    the declared range anyway, and interval evaluation over a larger box encloses the image
+    of the smaller one. It makes a queue that creeps towards its bound over thousands of ticks
+    close at once.
+
+    None when the enclosure does not return into itself within ``max_ticks``, when an
+    operation may be undefined on the way (an undefined run is not a run of the simulator's
+    meaning), or when an expression is not handled here.
+    """
+    true_ = Requirement(kind="always", cond=Const(1.0), horizon=max_ticks)
+    try:
+        reach = Reach(ts, true_)
+    except Unsupported:
+        return None
+    unk = reach.unk
+    blo, bhi = unk.lo[None, :].copy(), unk.hi[None, :].copy()
+    h = ts.hyperperiod
+    decl_lo = np.array([s.lo for s in ts.states], dtype=float)
+    decl_hi = np.array([s.hi for s in ts.states], dtype=float)
+    start_widening = max(widen_after, 4 * h)
+    widened_lo = np.zeros(len(ts.states), dtype=np.int64)
+    widened_hi = np.zeros(len(ts.states), dtype=np.int64)
+    max_ticks = min(max_ticks, WORK // max(1, len(ts.states)))
+    if max_ticks <= 4 * h:
+        return None  # too large a system to enclose within the budget
+    hist: list[tuple[F, F]] = []
+    lo_all = np.full(len(ts.states), INF)
+    hi_all = np.full(len(ts.states), -INF)
+    try:
+        base = reach.base(blo, bhi)
+        state, undef = reach.initial(base, 1)
+        for t in range(max_ticks):
+            lo_now = np.array([float(x.lo[0]) for x in state])
+            hi_now = np.array([float(x.hi[0]) for x in state])
+            if t >= h:
+                plo, phi = hist[t - h]
+                grow_lo, grow_hi = lo_now < plo, hi_now > phi
+                if not (grow_lo.any() or grow_hi.any()):
+                    names = ts.state_names
+                    box = {n: (float(lo_all[i]), float(hi_all[i])) for i, n in enumerate(names)}
+                    return Enclosure(box, t)
+                if t >= start_widening:
+                    # widening with growing steps: an end that still moves is pushed out by
+                    # 2^j times its last move (j: how often it was widened), then to its bound
+                    wl = np.where(grow_lo, widened_lo, 0)
+                    wh = np.where(grow_hi, widened_hi, 0)
+                    far_lo = wl >= WIDEN_STEPS
+                    far_hi = wh >= WIDEN_STEPS
+                    step_lo = (plo - lo_now) * np.exp2(wl + 1)
+                    step_hi = (hi_now - phi) * np.exp2(wh + 1)
+                    lo_new = np.where(grow_lo, lo_now - step_lo, lo_now)
+                    hi_new = np.where(grow_hi, hi_now + step_hi, hi_now)
+                    fin_lo, fin_hi = np.isfinite(decl_lo), np.isfinite(decl_hi)
+                    lo_new = np.where(fin_lo & (far_lo | (lo_new < decl_lo)), decl_lo, lo_new)
+                    hi_new = np.where(fin_hi & (far_hi | (hi_new > decl_hi)), decl_hi, hi_new)
+                    lo_now = np.where(grow_lo, lo_new, lo_now)
+                    hi_now = np.where(grow_hi, hi_new, hi_now)
+                    widened_lo = widened_lo + grow_lo
+                    widened_hi = widened_hi + grow_hi
+                    state = [
+                        Iv(np.array([lo_now[i]]), np.array([hi_now[i]])) for i in range(len(state))
+                    ]
+            if not (np.all(np.isfinite(lo_now)) and np.all(np.isfinite(hi_now))):
+                return None
+            hist.append((lo_now, hi_now))
+            lo_all = np.minimum(lo_all, lo_now)
+            hi_all = np.maximum(hi_all, hi_now)
+            env, ul = reach.lets(base, state, t, 1)
+            undef = undef | ul
+            if bool(np.any(undef)):
+                return None
+            state, us = reach.step(env, t, 1)
+            undef = undef | us
+    except Unsupported:
+        return None
+    return None
+
+
+def interval_frames(
+    ts: TransitionSystem,
+    box: Mapping[str, tuple[float, float]],
+    ticks: int,
+    phase: int,
+    exprs: Sequence[Expr],
+) -> list[list[tuple[float, float]]] | None:
+    """Enclosures of ``exprs`` at ticks ``0..ticks`` of every run that starts in ``box`` at
+    tick ``phase`` of the hyperperiod (inputs free per tick, uncertain parameters free):
+    ``out[t][i]`` holds ``exprs[i]`` at ``t`` ticks after the start. None when an operation
+    may be undefined on the way or an expression is not handled here."""
+    true_ = Requirement(kind="always", cond=Const(1.0), horizon=ticks + 1)
+    try:
+        reach = Reach(ts, true_)
+        unk = reach.unk
+        base = reach.base(unk.lo[None, :].copy(), unk.hi[None, :].copy())
+        consts = {p.name: p.value for p in ts.params if p.name not in unk.names}
+        fns = [compile_iv(normalize(e, consts), 1) for e in exprs]
+        state = [Iv(np.array([box[n][0]]), np.array([box[n][1]])) for n in ts.state_names]
+        out: list[list[tuple[float, float]]] = []
+        for t in range(ticks + 1):
+            env, undef = reach.lets(base, state, phase + t, 1)
+            row: list[tuple[float, float]] = []
+            for f in fns:
+                v, u = f(env, phase + t)
+                undef = undef | u
+                x = _num(v)
+                row.append((float(x.lo[0]), float(x.hi[0])))
+            if bool(np.any(undef)):
+                return None
+            out.append(row)
+            if t < ticks:
+                state, us = reach.step(env, phase + t, 1)
+                if bool(np.any(us)):
+                    return None
+    except Unsupported:
+        return None
+    return out

@@ -1,0 +1,189 @@
+"""The reachable enclosure and the interval proof of alignment that conflict witnesses use.
+
+The enclosure must hold every simulated run (soundness), be tight where the closed form is
+known (a first-order filter's limit), close by widening where a queue creeps to its bound,
+and narrow the conflict search so that witnesses from unreachable states disappear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coherence.compile import compile_path
+from coherence.ir.nodes import TransitionSystem
+from coherence.ir.transform import hold_loop
+from coherence.simulate.engine import simulate
+from coherence.smt import SmtOptions, analyze
+from coherence.smt.conflicts import (
+    ALIGNED,
+    aligned_by_intervals,
+    check_all,
+    holds_still,
+    scope_text,
+)
+from coherence.smt.reach import interval_frames, reachable_enclosure
+from coherence.smt.solver import SolverStats
+
+ROOT = Path(__file__).resolve().parents[2]
+LIBRARY = sorted((ROOT / "specs").rglob("*.coh"))
+
+
+def test_first_order_filter_encloses_its_limit(system: Callable[[str], TransitionSystem]) -> None:
+    # x(t+1) = x/2 + u, u in [0, 1], x(0) = 0: the reachable set is [0, 2) (geometric series)
+    ts = system("input u in [0, 1] nominal 0.5\nstate x in [0, 100] init 0\nnext x = 0.5 * x + u\n")
+    enc = reachable_enclosure(ts)
+    assert enc is not None
+    lo, hi = enc.box["x"]
+    assert lo == 0.0
+    assert 2.0 - 1e-9 <= hi <= 2.0 + 1e-9
+
+
+def test_a_creeping_queue_closes_by_widening(system: Callable[[str], TransitionSystem]) -> None:
+    # the queue grows by at most 3 per tick towards its bound 100000: 33,000 ticks without
+    # widening, a few hundred with it
+    ts = system(
+        "input u in [0, 5] nominal 1\nstate q in [0, 100000] init 0\nnext q = max(0, q + u - 2)\n"
+    )
+    enc = reachable_enclosure(ts)
+    assert enc is not None and enc.ticks < 1000
+    assert enc.box["q"] == (0.0, 100000.0)
+
+
+def test_a_state_that_never_moves_is_pinned(system: Callable[[str], TransitionSystem]) -> None:
+    # the cold queue drains faster than anything can fill it: it stays at 0 for all time
+    ts = system(
+        "input u in [0, 10] nominal 5\n"
+        "state cold in [0, 1000] init 0\n"
+        "state hot in [0, 1000] init 0\n"
+        "next cold = max(0, cold + 0.2 * u - 3)\n"
+        "next hot = max(0, hot + u - 3)\n"
+    )
+    enc = reachable_enclosure(ts)
+    assert enc is not None
+    assert enc.box["cold"] == (0.0, 0.0)
+    assert enc.box["hot"] == (0.0, 1000.0)
+
+
+def test_undefined_operations_give_no_enclosure(system: Callable[[str], TransitionSystem]) -> None:
+    ts = system("input u in [-1, 1] nominal 0.5\nstate x in [-10, 10] init 1\nnext x = 1 / u\n")
+    assert reachable_enclosure(ts) is None
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda p: str(p.relative_to(ROOT / "specs")))
+def test_every_simulated_run_stays_inside(path: Path) -> None:
+    for ts in compile_path(path).systems:
+        enc = reachable_enclosure(ts)
+        if enc is None:
+            continue
+        rng = np.random.default_rng(7)
+        n, ticks = 64, 400
+        lo = np.array([u.lo for u in ts.inputs])
+        hi = np.array([u.hi for u in ts.inputs])
+        # piecewise-constant random inputs, held for a random 1..20 ticks, plus the corners
+        inputs = np.empty((n, ticks, len(ts.inputs)))
+        for s in range(n):
+            t = 0
+            while t < ticks:
+                w = int(rng.integers(1, 21))
+                inputs[s, t : t + w] = lo + (hi - lo) * rng.random(len(ts.inputs))
+                t += w
+        inputs[0], inputs[1] = lo, hi
+        params = {
+            p.name: p.lo + (p.hi - p.lo) * rng.random(n)
+            for p in ts.params
+            if not p.internal and p.lo < p.hi
+        }
+        with np.errstate(all="ignore"):
+            trace = simulate(ts, ticks, inputs=inputs, params=params or None)
+        for i, name in enumerate(ts.state_names):
+            blo, bhi = enc.box[name]
+            xs = trace.states[:, :, i]
+            pad = 1e-9 * (1.0 + max(abs(blo), abs(bhi)))
+            assert xs.min() >= blo - pad, (name, float(xs.min()), blo)
+            assert xs.max() <= bhi + pad, (name, float(xs.max()), bhi)
+
+
+def test_interval_frames_follow_the_loop_period(system: Callable[[str], TransitionSystem]) -> None:
+    # a loop every 2 ticks: from phase 0 it acts at once, from phase 1 a tick later
+    ts = system("state x in [0, 10] init 0\nloop l { every 2s actuates x by 1 }\n")
+    box = {n: (0.0, 0.0) for n in ts.state_names}
+    at0 = interval_frames(ts, box, 3, 0, [ts.state("x").update])
+    at1 = interval_frames(ts, box, 3, 1, [ts.state("x").update])
+    assert at0 is not None and at1 is not None
+    assert [r[0] for r in at0] != [r[0] for r in at1]
+
+
+def test_a_narrow_objective_is_aligned_by_intervals(
+    system: Callable[[str], TransitionSystem],
+) -> None:
+    # B's objective moves by at most 2% of its value anywhere: within its 10% tolerance
+    ts = system(
+        "input u in [0, 1] nominal 0.5\n"
+        "state a in [0.98, 1] init 1\n"
+        "state b in [0, 1] init 0\n"
+        "loop la { every 1s actuates a to 0.98 + 0.02 * u }\n"
+        "loop lb { every 1s actuates b to 0.5 * b + 0.1 * u\n"
+        "  objective maximize a tolerance 10% }\n"
+    )
+    enc = reachable_enclosure(ts)
+    assert enc is not None
+    assert aligned_by_intervals(ts, hold_loop(ts, "la"), "lb", 2, enc.box)
+    stats = SolverStats()
+    pairs = {(p.actor, p.affected): p for p in check_all(ts, SmtOptions(), stats)}
+    assert pairs[("la", "lb")].verdict == ALIGNED
+    assert "interval" in pairs[("la", "lb")].reason
+    assert stats.calls == 0  # no solver call was needed
+
+
+def test_a_wide_objective_is_left_to_the_solver(system: Callable[[str], TransitionSystem]) -> None:
+    # a real conflict: la's action lowers b's objective by up to 100%
+    ts = system(
+        "input u in [0, 1] nominal 0.5\n"
+        "state a in [0, 1] init 1\n"
+        "state b in [0, 1] init 0\n"
+        "loop la { every 1s actuates a to u }\n"
+        "loop lb { every 1s actuates b to 0.5 * b + 0.1 * u\n"
+        "  objective maximize a tolerance 10% }\n"
+    )
+    enc = reachable_enclosure(ts)
+    assert enc is not None
+    assert not aligned_by_intervals(ts, hold_loop(ts, "la"), "lb", 2, enc.box)
+    pairs = {(p.actor, p.affected): p for p in check_all(ts, SmtOptions(), SolverStats())}
+    assert pairs[("la", "lb")].verdict != ALIGNED
+
+
+def test_the_fixed_tipping_point_router_is_aligned(spec: Callable[[str], TransitionSystem]) -> None:
+    # the context floor, the retry budget and the router's limit keep the queue at 0 for all
+    # time: the router's keep-objective on latency is never violated, so nothing the other
+    # loops do can make it worse (a witness from a queue of 5000 requests was unreachable)
+    ts = spec("specs/conflicts/tipping_point_fixed.coh")
+    enc = reachable_enclosure(ts)
+    assert enc is not None and enc.box["queue"] == (0.0, 0.0)
+    r = analyze(ts, SmtOptions(analyses=("conflicts",)))
+    table = next(t for t in r.tables if t.title == "Objective alignment")
+    cols = table.columns[1:]
+    m = {(str(row[0]), c): str(v) for row in table.rows for c, v in zip(cols, row[1:], strict=True)}
+    assert m[("cost_controller", "router")].startswith(ALIGNED)
+    assert m[("agent_retries", "router")].startswith(ALIGNED)
+    assert "reachable enclosure" in scope_text(ts)
+    assert "reachable enclosure" in (table.note or "")
+
+
+def test_a_loop_pinned_at_its_bound_is_aligned(spec: Callable[[str], TransitionSystem]) -> None:
+    # spec_decode_broken's speculation starts at 5 drafts and only ever adds one (acceptance
+    # 0.6): clamped at 5, its action never changes anything, so it cannot hurt the scheduler;
+    # the harm of that spec is the setting (5 drafts at large batches: COH501), not the action
+    ts = spec("specs/conflicts/spec_decode_broken.coh")
+    enc = reachable_enclosure(ts)
+    assert enc is not None and enc.box["spec_len"] == (5.0, 5.0)
+    assert holds_still(ts, "speculation", "scheduler", 11, enc.box)
+    assert not holds_still(ts, "scheduler", "speculation", 11, enc.box)
+    stats = SolverStats()
+    pairs = {(p.actor, p.affected): p for p in check_all(ts, SmtOptions(), stats)}
+    assert pairs[("speculation", "scheduler")].verdict == ALIGNED
+    assert "never moves" in pairs[("speculation", "scheduler")].reason
+    assert pairs[("scheduler", "speculation")].verdict != ALIGNED
