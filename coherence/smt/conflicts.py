@@ -105,7 +105,8 @@ from coherence.smt.encode import (
 from coherence.smt.intervals import Interval
 from coherence.smt.objectives import worse
 from coherence.smt.options import SmtOptions
-from coherence.smt.reach import Enclosure, interval_frames, reachable_enclosure
+from coherence.smt.reach import Enclosure, evaluate_envs, interval_envs, reachable_enclosure
+from coherence.smt.reach import Env as IvEnv
 from coherence.smt.replay import Scenario, rotate_phases, value
 from coherence.smt.simplify import for_solver
 from coherence.smt.solver import (
@@ -1083,28 +1084,64 @@ def start_ranges(
     return out, True
 
 
-INTERVAL_WORK = 200_000  # state-ticks the interval proof of one pair may take
+INTERVAL_WORK = 200_000  # state-ticks the interval runs of one system may take
 
 
-def aligned_by_intervals(
-    ts: TransitionSystem,
-    held: TransitionSystem,
-    b: str,
-    k: int,
-    box: Mapping[str, tuple[float, float]],
-) -> bool:
-    """Whether interval bounds alone show that no run from ``box`` is worse for B's objectives
-    with A acting than with A holding, at any tick ``1..k`` and any start phase.
+class IntervalRuns:
+    """Interval enclosures of the acting run and of each loop's counterfactual from a box,
+    per start phase, to ``k`` ticks (:func:`coherence.smt.reach.interval_envs`), each
+    computed once and shared by every pair."""
 
-    Both runs are enclosed from the same box (:func:`coherence.smt.reach.interval_frames`),
-    each on its own, so the test is coarse: it succeeds when B's objective cannot move by more
-    than its tolerance anywhere in the box (its whole range is narrower than the tolerance),
-    or when a keep-objective cannot be violated at all in the acting run. Every comparison is
-    made with a relative margin against float rounding, on the safe side.
+    def __init__(
+        self, ts: TransitionSystem, box: Mapping[str, tuple[float, float]], k: int
+    ) -> None:
+        self.ts = ts
+        self.box = dict(box)
+        self.k = k
+        self._held: dict[str, TransitionSystem] = {}
+        self._envs: dict[tuple[str | None, int], list[IvEnv] | None] = {}
+
+    @property
+    def affordable(self) -> bool:
+        ts = self.ts
+        return ts.hyperperiod * (self.k + 1) * len(ts.states) <= INTERVAL_WORK
+
+    def system(self, a: str | None) -> TransitionSystem:
+        if a is None:
+            return self.ts
+        if a not in self._held:
+            self._held[a] = hold_loop(self.ts, a)
+        return self._held[a]
+
+    def envs(self, a: str | None, phase: int) -> list[IvEnv] | None:
+        """``ts`` (``a`` None) or A's counterfactual, from the box at ``phase``."""
+        key = (a, phase)
+        if key not in self._envs:
+            system = self.system(a)
+            box = {s.name: self.box.get(s.name, (s.lo, s.hi)) for s in system.states}
+            self._envs[key] = interval_envs(system, box, self.k, phase)
+        return self._envs[key]
+
+    def frames(
+        self, a: str | None, phase: int, exprs: list[Expr]
+    ) -> list[list[tuple[float, float]]] | None:
+        envs = self.envs(a, phase)
+        return None if envs is None else evaluate_envs(self.system(a), envs, phase, exprs)
+
+
+def aligned_by_intervals(runs: IntervalRuns, a: str, b: str, k: int) -> bool:
+    """Whether interval bounds alone show that no run from the box is worse for B's
+    objectives with A acting than with A holding, at any tick ``1..k`` and any start phase.
+
+    Both runs are enclosed from the same box (:class:`IntervalRuns`), each on its own, so the
+    test is coarse: it succeeds when B's objective cannot move by more than its tolerance
+    anywhere in the box (its whole range is narrower than the tolerance), or when a
+    keep-objective cannot be violated at all in the acting run. Every comparison is made with
+    a relative margin against float rounding, on the safe side.
     """
+    ts = runs.ts
     objs = objectives_of(ts, b)
-    h = ts.hyperperiod
-    if not objs or h * (k + 1) * len(ts.states) > INTERVAL_WORK:
+    if not objs or not runs.affordable or k > runs.k:
         return False
     exprs: list[Expr] = []
     for o in objs:
@@ -1112,10 +1149,9 @@ def aligned_by_intervals(
         if o.kind == "keep":
             assert o.bound is not None
             exprs.append(o.bound)
-    hbox = {s.name: box.get(s.name, (s.lo, s.hi)) for s in held.states}
-    for phase in range(h):
-        f1 = interval_frames(ts, box, k, phase, exprs)
-        f2 = interval_frames(held, hbox, k, phase, exprs) if f1 is not None else None
+    for phase in range(ts.hyperperiod):
+        f1 = runs.frames(None, phase, exprs)
+        f2 = runs.frames(a, phase, exprs) if f1 is not None else None
         if f1 is None or f2 is None:
             return False
         for j in range(1, k + 1):
@@ -1133,10 +1169,8 @@ def aligned_by_intervals(
     return True
 
 
-def holds_still(
-    ts: TransitionSystem, a: str, b: str, k: int, box: Mapping[str, tuple[float, float]]
-) -> bool:
-    """Whether A's action changes nothing B's objectives read, from any start in ``box``.
+def holds_still(runs: IntervalRuns, a: str, b: str, k: int) -> bool:
+    """Whether A's action changes nothing B's objectives read, from any start in the box.
 
     Interval bounds show that each of A's actuators stays at one value (its point in the
     box) at every tick ``0..k`` of the acting run, at every start phase; the holding run
@@ -1144,13 +1178,13 @@ def holds_still(
     cooldown: :func:`influence` of A's firing with the actuators cut) must not be read by B's
     objectives. Then both runs agree on everything B's objectives read, at every tick.
     """
+    ts, box = runs.ts, runs.box
     lp = ts.loop(a)
     acts = lp.actuates
-    if any(box[x][0] != box[x][1] for x in acts):
+    if any(box[x][0] != box[x][1] for x in acts) or not runs.affordable or k > runs.k:
         return False
-    objs = objectives_of(ts, b)
     reads_b: set[str] = set()
-    for o in objs:
+    for o in objectives_of(ts, b):
         reads_b |= names_in(o.expr) | (names_in(o.bound) if o.bound is not None else set())
     cut = replace(
         ts,
@@ -1161,7 +1195,7 @@ def holds_still(
     if set(influence(cut, [lp.fires], k)) - set(acts) & reads_b:
         return False
     for phase in range(ts.hyperperiod):
-        frames = interval_frames(ts, box, k, phase, [Var(x) for x in acts])
+        frames = runs.frames(None, phase, [Var(x) for x in acts])
         if frames is None:
             return False
         for row in frames:
@@ -1244,6 +1278,7 @@ class Search:
         self._encodings: dict[str, Encoding | EncodeError] = {}
         self._queries: dict[tuple[str, str], ActorQuery | EncodeError] = {}
         self.systems = Systems(ts)
+        self._intervals: IntervalRuns | None = None
         self.sampler = Sampler(
             self.systems, max(self.depths.values(), default=1), self.ranges, op, options.seed
         )
@@ -1293,9 +1328,11 @@ class Search:
         enc = reachable(self.ts)
         if enc is None:
             return ""
-        if holds_still(self.ts, a, b, k, enc.box):
+        if self._intervals is None:
+            self._intervals = IntervalRuns(self.ts, enc.box, max(self.depths.values()))
+        if holds_still(self._intervals, a, b, k):
             return f"`{a}` never moves its actuators in a reachable state (interval bounds)"
-        if aligned_by_intervals(self.ts, self.systems.held(a), b, k, enc.box):
+        if aligned_by_intervals(self._intervals, a, b, k):
             return "proved by interval bounds over the reachable enclosure"
         return ""
 
@@ -1407,24 +1444,34 @@ class Search:
             return PairResult(a, b, CONFLICT, k, via, _flag(w, True), "", note)
         cap = 2 * self.options.rlimit
         why = ""
+        # the over-approximation first where it is allowed (its unsat is a proof and it is
+        # cheap); then the mode that found the witness, on the ticks it left open
+        modes = [mode]
+        if mode == EXACT and self.options.mode == "auto":
+            modes = [OVERAPPROX, EXACT]
         try:
-            q = self.query(a, mode)
+            queries = [self.query(a, m) for m in modes]
         except EncodeError as exc:
             why = f"whether it reaches the operating region is undecided (cannot encode: {exc})"
             return PairResult(a, b, CONFLICT, k, via, w, why, note)
-        box = [q.region(self.op, k)]
         for j in range(1, k + 1):
-            ans = ask(q, [j], box, cap)
-            cap -= ans.rlimit_used
-            if ans.sat:
-                w2 = self.witness(q, b, k, ans.model, True)
-                if w2 is not None:
-                    return PairResult(a, b, CONFLICT, k, via, w2, "", note)
-                why = "a candidate in the operating region did not replay"
-            elif ans.unknown:
-                why = ans.reason
-            else:
-                q.exclude(b, j, box)  # proved for the region: later ticks may use it
+            ans = Answer(Outcome.UNKNOWN, "not asked")
+            for q in queries:
+                box = [q.region(self.op, k)]
+                ans = ask(q, [j], box, cap)
+                cap -= ans.rlimit_used
+                if ans.unsat:
+                    for q2 in queries:
+                        q2.exclude(b, j, [q2.region(self.op, k)])  # later ticks may use it
+                    break
+                if ans.sat:
+                    w2 = self.witness(q, b, k, ans.model, True)
+                    if w2 is not None:
+                        return PairResult(a, b, CONFLICT, k, via, w2, "", note)
+                    why = "a candidate in the operating region did not replay"
+                else:
+                    why = ans.reason
+            if ans.unsat:
                 continue
             return PairResult(
                 a, b, CONFLICT, k, via, w,

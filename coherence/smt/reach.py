@@ -1022,6 +1022,57 @@ def reachable_enclosure(
     return None
 
 
+def interval_envs(
+    ts: TransitionSystem, box: Mapping[str, tuple[float, float]], ticks: int, phase: int
+) -> list[Env] | None:
+    """The interval environment (states, inputs, parameters, every let) at ticks
+    ``0..ticks`` of every run that starts in ``box`` at tick ``phase`` of the hyperperiod
+    (inputs free per tick, uncertain parameters free). None when an operation may be
+    undefined on the way or an expression is not handled here."""
+    true_ = Requirement(kind="always", cond=Const(1.0), horizon=ticks + 1)
+    try:
+        reach = Reach(ts, true_)
+        unk = reach.unk
+        base = reach.base(unk.lo[None, :].copy(), unk.hi[None, :].copy())
+        state = [Iv(np.array([box[n][0]]), np.array([box[n][1]])) for n in ts.state_names]
+        out: list[Env] = []
+        for t in range(ticks + 1):
+            env, undef = reach.lets(base, state, phase + t, 1)
+            if bool(np.any(undef)):
+                return None
+            out.append(env)
+            if t < ticks:
+                state, us = reach.step(env, phase + t, 1)
+                if bool(np.any(us)):
+                    return None
+    except Unsupported:
+        return None
+    return out
+
+
+def evaluate_envs(
+    ts: TransitionSystem, envs: Sequence[Env], phase: int, exprs: Sequence[Expr]
+) -> list[list[tuple[float, float]]] | None:
+    """``exprs`` enclosed in each environment of :func:`interval_envs`: ``out[t][i]``; None
+    when one may be undefined or is not handled here."""
+    consts = {p.name: p.value for p in ts.params if p.lo == p.hi or p.internal}
+    try:
+        fns = [compile_iv(normalize(e, consts), 1) for e in exprs]
+        out: list[list[tuple[float, float]]] = []
+        for t, env in enumerate(envs):
+            row: list[tuple[float, float]] = []
+            for f in fns:
+                v, u = f(env, phase + t)
+                if bool(np.any(u)):
+                    return None
+                x = _num(v)
+                row.append((float(x.lo[0]), float(x.hi[0])))
+            out.append(row)
+    except Unsupported:
+        return None
+    return out
+
+
 def interval_frames(
     ts: TransitionSystem,
     box: Mapping[str, tuple[float, float]],
@@ -1030,33 +1081,6 @@ def interval_frames(
     exprs: Sequence[Expr],
 ) -> list[list[tuple[float, float]]] | None:
     """Enclosures of ``exprs`` at ticks ``0..ticks`` of every run that starts in ``box`` at
-    tick ``phase`` of the hyperperiod (inputs free per tick, uncertain parameters free):
-    ``out[t][i]`` holds ``exprs[i]`` at ``t`` ticks after the start. None when an operation
-    may be undefined on the way or an expression is not handled here."""
-    true_ = Requirement(kind="always", cond=Const(1.0), horizon=ticks + 1)
-    try:
-        reach = Reach(ts, true_)
-        unk = reach.unk
-        base = reach.base(unk.lo[None, :].copy(), unk.hi[None, :].copy())
-        consts = {p.name: p.value for p in ts.params if p.name not in unk.names}
-        fns = [compile_iv(normalize(e, consts), 1) for e in exprs]
-        state = [Iv(np.array([box[n][0]]), np.array([box[n][1]])) for n in ts.state_names]
-        out: list[list[tuple[float, float]]] = []
-        for t in range(ticks + 1):
-            env, undef = reach.lets(base, state, phase + t, 1)
-            row: list[tuple[float, float]] = []
-            for f in fns:
-                v, u = f(env, phase + t)
-                undef = undef | u
-                x = _num(v)
-                row.append((float(x.lo[0]), float(x.hi[0])))
-            if bool(np.any(undef)):
-                return None
-            out.append(row)
-            if t < ticks:
-                state, us = reach.step(env, phase + t, 1)
-                if bool(np.any(us)):
-                    return None
-    except Unsupported:
-        return None
-    return out
+    tick ``phase`` (:func:`interval_envs`, :func:`evaluate_envs`)."""
+    envs = interval_envs(ts, box, ticks, phase)
+    return None if envs is None else evaluate_envs(ts, envs, phase, exprs)

@@ -15,11 +15,11 @@ import pytest
 
 from coherence.compile import compile_path
 from coherence.ir.nodes import TransitionSystem
-from coherence.ir.transform import hold_loop
 from coherence.simulate.engine import simulate
 from coherence.smt import SmtOptions, analyze
 from coherence.smt.conflicts import (
     ALIGNED,
+    IntervalRuns,
     aligned_by_intervals,
     check_all,
     holds_still,
@@ -131,7 +131,7 @@ def test_a_narrow_objective_is_aligned_by_intervals(
     )
     enc = reachable_enclosure(ts)
     assert enc is not None
-    assert aligned_by_intervals(ts, hold_loop(ts, "la"), "lb", 2, enc.box)
+    assert aligned_by_intervals(IntervalRuns(ts, enc.box, 2), "la", "lb", 2)
     stats = SolverStats()
     pairs = {(p.actor, p.affected): p for p in check_all(ts, SmtOptions(), stats)}
     assert pairs[("la", "lb")].verdict == ALIGNED
@@ -151,7 +151,7 @@ def test_a_wide_objective_is_left_to_the_solver(system: Callable[[str], Transiti
     )
     enc = reachable_enclosure(ts)
     assert enc is not None
-    assert not aligned_by_intervals(ts, hold_loop(ts, "la"), "lb", 2, enc.box)
+    assert not aligned_by_intervals(IntervalRuns(ts, enc.box, 2), "la", "lb", 2)
     pairs = {(p.actor, p.affected): p for p in check_all(ts, SmtOptions(), SolverStats())}
     assert pairs[("la", "lb")].verdict != ALIGNED
 
@@ -180,8 +180,9 @@ def test_a_loop_pinned_at_its_bound_is_aligned(spec: Callable[[str], TransitionS
     ts = spec("specs/conflicts/spec_decode_broken.coh")
     enc = reachable_enclosure(ts)
     assert enc is not None and enc.box["spec_len"] == (5.0, 5.0)
-    assert holds_still(ts, "speculation", "scheduler", 11, enc.box)
-    assert not holds_still(ts, "scheduler", "speculation", 11, enc.box)
+    runs = IntervalRuns(ts, enc.box, 11)
+    assert holds_still(runs, "speculation", "scheduler", 11)
+    assert not holds_still(runs, "scheduler", "speculation", 11)
     stats = SolverStats()
     pairs = {(p.actor, p.affected): p for p in check_all(ts, SmtOptions(), stats)}
     assert pairs[("speculation", "scheduler")].verdict == ALIGNED
