@@ -26,6 +26,11 @@ k-induction proves an ``always`` requirement for all time: the step runs from an
 within the declared bounds (registers within their signal's range, integer states integral),
 any phase of the hyperperiod (one boolean per start phase) and with the simple-path
 constraint between states of the same phase; the base case is BMC to depth ``k - 1``.
+
+``no flapping`` (and ``always`` of actuators alone) is first tried on the localization
+abstraction (:func:`localize`, :func:`prove_localized`): the control laws' values free, the
+shaping exact, k-induction with the window in the path; its ``unsat`` is a proof for the
+system, its models are never replayed.
 """
 
 from __future__ import annotations
@@ -37,7 +42,16 @@ from typing import Any
 import numpy as np
 import z3
 
-from coherence.ir.nodes import Requirement, TransitionSystem
+from coherence.ir.nodes import (
+    Binary,
+    Call,
+    Expr,
+    Ite,
+    Requirement,
+    TransitionSystem,
+    Unary,
+    Var,
+)
 from coherence.results import Status
 from coherence.simulate.engine import Trace, evaluate, simulate
 from coherence.simulate.requirements import check_requirement
@@ -48,6 +62,7 @@ from coherence.smt.encode import (
     Cond,
     EncodeError,
     Encoder,
+    Frame,
     Inputs,
     Num,
     Path,
@@ -57,14 +72,17 @@ from coherence.smt.encode import (
     free_start,
     integer_states,
     param_values,
+    signal_ranges,
     true,
 )
+from coherence.smt.intervals import Interval
 from coherence.smt.invariants import Invariants, houdini, mine
 from coherence.smt.invariants import encode as encode_invariant
 from coherence.smt.options import SmtOptions
 from coherence.smt.reach import check_reach
 from coherence.smt.replay import Scenario, replay, scenario_from_model
 from coherence.smt.solver import (
+    _SCOPES,
     Answer,
     Outcome,
     SolverStats,
@@ -73,6 +91,7 @@ from coherence.smt.solver import (
     isolated,
     new_solver,
 )
+from coherence.smt.solver import _Scope as solver_scope
 
 FLAP_EPS = Fraction(1, 10**12)  # the simulator's reversal threshold (requirements.reversals)
 
@@ -109,17 +128,31 @@ def horizon_of(req: Requirement, options: SmtOptions) -> int:
 
 
 class Run:
-    """An unrolling of the system from its initial state in one mode, with its own solver."""
+    """An unrolling of the system from its initial state in one mode, with its own solver.
 
-    def __init__(self, ts: TransitionSystem, req: Requirement, mode: str, stats: SolverStats):
+    With ``local`` the run is of the localization abstraction (:func:`localize`): only the
+    cone of influence of the requirement, the abstracted control laws free; its models are
+    never replayed (they prove nothing), its ``unsat`` answers hold for the system.
+    """
+
+    def __init__(
+        self,
+        ts: TransitionSystem,
+        req: Requirement,
+        mode: str,
+        stats: SolverStats,
+        local: Localization | None = None,
+    ):
         self.ts = ts
         self.req = req
         self.mode = mode
         self.stats = stats
-        self.enc = Encoder(ts, mode, tag=f"{mode[0]}.")
+        laws = local.laws if local is not None else None
+        self.enc = Encoder(ts, mode, tag=f"{mode[0]}{'l' if local else ''}.", laws=laws)
         self.params = param_values(self.enc, ts)
         self.inputs = Inputs(self.enc, ts, "held" if req.inputs == "held" else "free")
-        self.path = Path(self.enc, self.params, self.inputs)
+        system = local.system if local is not None else None
+        self.path = Path(self.enc, self.params, self.inputs, system=system)
         self.solver = new_solver()
         self.flap = Flapping(self.enc, self.path, req) if req.kind == "flapping" else None
         self._bad: dict[tuple[int, Fraction], Cond] = {}
@@ -181,14 +214,24 @@ class Flapping:
     ``up(t)``/``down(t)``: ``δ(t) > 1e-12`` / ``δ(t) < -1e-12``; ``last_up``/``last_down``: the
     sign of the last non-zero ``δ`` before ``t``; a reversal is ``up and last_down`` or
     ``down and last_up``; "more than r in a window" is a cardinality constraint.
+
+    From the initial state there is no direction before tick 0. With ``free_last`` (a run
+    that starts at any state: the induction step) the direction before tick 0 is free (up,
+    down or none); reversals before tick 0 are not counted (a window that reaches back
+    before the start counts only its ticks in the path).
     """
 
-    def __init__(self, enc: Encoder, path: Path, req: Requirement) -> None:
+    def __init__(self, enc: Encoder, path: Path, req: Requirement, free_last: bool = False) -> None:
         assert req.state is not None
         self.enc = enc
         self.path = path
         self.req = req
         self.last: list[tuple[Cond, Cond]] = [(false(), false())]
+        if free_last:
+            lu = z3.Bool(f"{enc.tag}lastup@0", ctx())
+            ld = z3.Bool(f"{enc.tag}lastdown@0", ctx())
+            enc.constraints.append(z3.Not(z3.And(lu, ld)))
+            self.last = [(Cond(lu), Cond(ld))]
         self.revs: list[Cond] = []
 
     def _moves(self, t: int) -> tuple[Cond, Cond]:
@@ -537,7 +580,15 @@ def k_induction(
 
 
 class Step:
-    """The induction step from any admissible state, in one mode, built incrementally."""
+    """The induction step from any admissible state, in one mode, built incrementally.
+
+    ``always`` and ``flapping`` requirements; with ``local``, of the localization abstraction
+    (:func:`localize`: the cone of influence of the requirement, the abstracted control laws
+    free). For ``flapping`` the property at tick ``t`` is "no violation of the window that
+    ends at ``t``", counting only the reversals in the path, and the direction before tick 0
+    is free (:class:`Flapping`); a violation is asked only at ``k >= W - 1``, where the
+    window of ``W`` ticks lies in the path.
+    """
 
     def __init__(
         self,
@@ -546,40 +597,94 @@ class Step:
         mode: str,
         stats: SolverStats,
         inv: Invariants | None = None,
+        local: Localization | None = None,
     ):
         self.ts = ts
         self.req = req
         self.mode = mode
         self.stats = stats
         self.inv = inv
-        enc = Encoder(ts, mode, tag=f"k{mode[0]}{'i' if inv else ''}.")
+        laws = local.laws if local is not None else None
+        tag = f"k{mode[0]}{'i' if inv else ''}{'l' if local else ''}."
+        enc = Encoder(ts, mode, tag=tag, laws=laws)
         self.enc = enc
+        system = local.system if local is not None else ts
         params = param_values(enc, ts)
-        ints = integer_states(ts)
-        start = free_start(enc, ts, params, ints, box=inv.box if inv else None)
+        ints = integer_states(system)
+        ranges = signal_ranges(ts, params)
+        start = free_start(enc, system, params, ints, inv.box if inv else None, ranges)
         h = ts.hyperperiod
         self.phase = SymbolicPhase(f"{enc.tag}phase", h)
         enc.constraints += self.phase.constraints()
         inputs = Inputs(enc, ts, "held" if req.inputs == "held" else "free")
-        self.path = Path(enc, params, inputs, start, self.phase if h > 1 else 0, ints)
+        self.path = Path(
+            enc,
+            params,
+            inputs,
+            start,
+            self.phase if h > 1 else 0,
+            ints,
+            system=local.system if local is not None else None,
+        )
+        self.flap = (
+            Flapping(enc, self.path, req, free_last=True) if req.kind == "flapping" else None
+        )
         self.solver = new_solver()
         self.assumed = 0  # ticks whose property is asserted
         self.invariant_ticks = 0  # ticks whose auxiliary invariants are asserted
 
+    def _holds(self, t: int) -> Cond:
+        """The property at tick ``t`` (for flapping: the window ending at ``t``)."""
+        if self.flap is not None:
+            return self.enc.not_(self.flap.violation(t))
+        assert self.req.cond is not None
+        return self.path.holds(self.req.cond, t)
+
+    def _violated(self, k: int) -> Cond:
+        if self.flap is not None:
+            return self.flap.violation(k)
+        assert self.req.cond is not None
+        return self.path.holds(self.req.cond, k, positive=False)
+
+    def _distinct(self, i: int, t: int) -> Any | None:
+        """The simple-path constraint between ticks ``i < t`` of the same phase, or None.
+
+        For ``always`` the states differ. For ``flapping`` the state of the product with the
+        monitor differs: the system's states, the last direction, or a reversal flag of the
+        ``W - 1`` ticks before; only where those flags all lie in the path (``i >= W - 1``).
+        A shortest run from the initial state to a first violation never repeats that state
+        (cutting the loop out gives an earlier first violation), so every such run's last
+        ``k + 1`` ticks satisfy these constraints and the step still covers it.
+        """
+        if self.flap is None:
+            return _differ(self.path, i, t)
+        w = self.req.within
+        if i < w - 1:
+            return None
+        flap = self.flap
+        diffs = [_differ(self.path, i, t)]
+        (ui, di), (ut, dt) = flap.last[i], flap.last[t]
+        diffs += [ui.term != ut.term, di.term != dt.term]
+        for m in range(1, w):
+            diffs.append(flap.rev(i - m).term != flap.rev(t - m).term)
+        return z3.Or(*diffs)
+
     def query(self, k: int, rlimit: int) -> Answer:
         """Assume the property at ticks 0..k-1; ask for a violation at tick k."""
-        req, path, enc = self.req, self.path, self.enc
-        assert req.cond is not None
+        path, enc = self.path, self.enc
         h = self.ts.hyperperiod
         while path.depth < k:
             path.extend()
         while self.assumed < k:
             t = self.assumed
-            ok = enc.and_([path.holds(req.cond, t), enc.not_(path.undefined([t]))])
+            held = self._holds(t)
+            ok = enc.and_([held, enc.not_(path.undefined([t]))])
             self.solver.add(ok.term)
             for i in range(t):
                 if (t - i) % h == 0:  # simple path between states of the same phase
-                    self.solver.add(_differ(path, i, t))
+                    d = self._distinct(i, t)
+                    if d is not None:
+                        self.solver.add(d)
             self.assumed += 1
         while self.inv is not None and self.invariant_ticks <= k:
             # every state of a defined run satisfies the invariants (invariants.py)
@@ -588,7 +693,8 @@ class Step:
             if inv.value is not True:
                 self.solver.add(enc.or_([path.undefined([t]), inv]).term)
             self.invariant_ticks += 1
-        bad = enc.or_([path.holds(req.cond, k, positive=False), path.undefined([k])])
+        violated = self._violated(k)
+        bad = enc.or_([violated, path.undefined([k])])
         self.solver.add(*enc.drain())
         if bad.value is False:
             return Answer(Outcome.UNSAT, "decided by bounds")
@@ -639,6 +745,305 @@ def _differ(path: Path, i: int, j: int) -> Any:
     return z3.Or(*diffs) if diffs else z3.BoolVal(False, ctx())
 
 
+# ---- localization of the control laws -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Localization:
+    """The localization abstraction of a system for one requirement (:func:`localize`).
+
+    ``system``: the cone of influence of the requirement, with the recommendation lets of
+    ``loops`` cut (they read nothing); ``laws``: those lets, each with the sound enclosure
+    its value takes a fresh variable in (:attr:`coherence.smt.encode.Encoder.laws`).
+    """
+
+    system: TransitionSystem
+    laws: dict[str, Interval]
+    loops: tuple[str, ...]
+
+
+def _reads(e: Expr) -> set[str]:
+    """The names (states, lets, inputs, parameters) an expression reads."""
+    out: set[str] = set()
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        match x:
+            case Var(name):
+                out.add(name)
+            case Unary(_, a):
+                stack.append(a)
+            case Binary(_, a, b):
+                stack += [a, b]
+            case Call(_, args):
+                stack += list(args)
+            case Ite(c, a, b):
+                stack += [c, a, b]
+    return out
+
+
+def _cone(ts: TransitionSystem, roots: set[str], cut: set[str]) -> set[str]:
+    """The states and lets that ``roots`` depend on over any number of ticks (through lets,
+    state updates and initial values); the lets in ``cut`` read nothing."""
+    lets = {d.name: d.expr for d in ts.lets}
+    states = {s.name: s for s in ts.states}
+    seen: set[str] = set()
+    todo = [r for r in roots if r in lets or r in states]
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n in lets:
+            reads = set() if n in cut else _reads(lets[n])
+        else:
+            reads = _reads(states[n].update) | _reads(states[n].init)
+        todo += [r for r in reads if (r in lets or r in states) and r not in seen]
+    return seen
+
+
+def _over_box(ts: TransitionSystem) -> tuple[dict[str, Interval], set[str]]:
+    """Every let's interval over the declared ranges (states in their bounds, registers in
+    their signal's range, inputs and parameters in theirs: an enclosure of its value at every
+    tick of every run), and the lets and state updates that may be undefined there."""
+    enc = Encoder(ts, OVERAPPROX, tag="__laws__.")
+    params = param_values(enc, ts)
+    regs = signal_ranges(ts, params)
+    frame = Frame(0, None, {})  # any tick: phases undecided
+    frame.values.update(params)
+    for u in ts.inputs:
+        frame.values[u.name] = enc.named(u.name, Interval(u.lo, u.hi))
+    for st in ts.states:
+        iv = Interval(st.lo, st.hi)
+        if st.name in regs:
+            iv = regs[st.name].meet(iv)
+        frame.values[st.name] = enc.named(st.name, iv)
+    ivs: dict[str, Interval] = {}
+    undefined: set[str] = set()
+    for d in ts.lets:
+        n = len(frame.undefined)
+        v = enc.expr(d.expr, frame)
+        frame.values[d.name] = v
+        if isinstance(v, Num):
+            ivs[d.name] = v.iv
+        if len(frame.undefined) > n:
+            undefined.add(d.name)
+    for st in ts.states:
+        n = len(frame.undefined)
+        enc.expr(st.update, frame)
+        if len(frame.undefined) > n:
+            undefined.add(st.name)
+    return ivs, undefined
+
+
+def localize(ts: TransitionSystem, roots: set[str]) -> Localization | None:
+    """The localization abstraction (Kurshan) of ``ts`` for a property that reads ``roots``.
+
+    Every loop's recommendation (``<loop>.<state>.rec``: the control law's value before
+    shaping) is replaced by a fresh real per tick, within its interval over the declared
+    ranges: a superset of the values the law takes on any run (every state stays within its
+    bounds, every register within its signal's range). Only a law whose whole cone (the
+    lets and state updates it depends on, over any number of ticks) is defined over those
+    ranges is abstracted: the values such a law takes are real numbers, so the abstraction's
+    runs include every run of the system (a law that may divide by zero stays exact, and its
+    definedness is proved with the property). The rest of the system is cut down to the cone
+    of influence of ``roots`` with those laws cut; a state outside it never influences the
+    property, and its definedness does not matter for it. None when no law is abstracted.
+    """
+    try:
+        ivs, undefined = _over_box(ts)
+    except EncodeError:
+        return None
+    recs = {f"{lp.name}.{a.state}.rec": lp.name for lp in ts.loops for a in lp.actions}
+    cut: set[str] = set()
+    for rec in sorted(recs):
+        if rec not in ivs or rec in undefined:
+            continue
+        if not (_cone(ts, {rec}, set()) & undefined):
+            cut.add(rec)
+    cone = _cone(ts, roots, cut)
+    laws = {r: ivs[r] for r in sorted(cut & cone)}
+    if not laws:
+        return None
+    system = replace(
+        ts,
+        states=tuple(st for st in ts.states if st.name in cone),
+        lets=tuple(d for d in ts.lets if d.name in cone),
+    )
+    loops = tuple(dict.fromkeys(recs[r] for r in laws))
+    return Localization(system, laws, loops)
+
+
+def _flapping_depths(ts: TransitionSystem, req: Requirement) -> range:
+    """The ``k`` the flapping step tries: from ``W - 1`` (the window fits in the path) to the
+    window plus the longest register chain plus the hyperperiod."""
+    regs = max(
+        [len(sn.registers) for lp in ts.loops for sn in lp.sensors]
+        + [len(a.history) for lp in ts.loops for a in lp.actions]
+        + [0]
+    )
+    w = max(1, req.within)
+    return range(w - 1, w + regs + ts.hyperperiod + 1)
+
+
+LOCAL_MAX_DEPTH = 400  # no attempt when the window alone is longer than this many ticks
+
+
+def prove_localized(
+    ts: TransitionSystem, req: Requirement, options: SmtOptions, stats: SolverStats
+) -> tuple[Result | None, str]:
+    """:func:`_prove_localized` in a Z3 context of its own, even inside another analysis:
+    the terms it creates do not change the order of the caller's, so what runs after a
+    failed attempt (BMC, k-induction) answers exactly as without it."""
+    scope = solver_scope(z3.Context())
+    _SCOPES.append(scope)
+    try:
+        return _prove_localized(ts, req, options, stats)
+    finally:
+        _SCOPES.pop()
+
+
+def _prove_localized(
+    ts: TransitionSystem, req: Requirement, options: SmtOptions, stats: SolverStats
+) -> tuple[Result | None, str]:
+    """k-induction of a ``flapping`` (or ``always``) requirement on the localization
+    abstraction (:func:`localize`): the control laws free, the shaping exact.
+
+    The step (:class:`Step` with the abstraction) runs from any admissible state of the cone
+    (declared bounds, registers within their signal's range, integer states integral), any
+    start phase, with the simple-path constraint, and for flapping the direction before the
+    start free; it assumes the property at ticks ``0..k-1`` (windows counting only the
+    reversals in the path, a weaker assumption) and asks for a violation at ``k``, for ``k``
+    from ``W - 1`` (the window fits in the path) to ``W`` plus the longest register chain plus
+    the hyperperiod (``always``: ``1..induction_depth``). The base case is BMC of the
+    abstraction from the initial state, ticks ``0..k-1``.
+
+    Soundness: every run of the system is a run of the abstraction (the laws take real
+    values in their enclosures), restricted to the cone. Suppose a run violates at some tick;
+    take one whose first violation ``d`` is earliest over all runs. ``d >= k`` by the base
+    case. Its ticks ``d-k..d`` start at an admissible state at some phase, with some last
+    direction, hold no violation at ``d-k..d-1`` (the counts in the path are at most the
+    true ones), and violate at ``d`` with the whole window in the path; they satisfy the
+    simple-path constraint (a repeated state of the product with the monitor could be cut out
+    for an earlier first violation): a model of the step, which is unsat. So no run violates,
+    at any tick. A model of either query proves nothing: it is never replayed or reported.
+
+    ``always`` is tried only when the cone holds no plant state (a bound on actuators, their
+    history and cooldowns: cheap); ``flapping`` always.
+
+    Returns the ``proved`` result, or None and why not. The attempt spends at most half of
+    ``options.budget`` (the step at most twice ``options.rlimit`` of it), rlimit only.
+    """
+    if req.kind == "flapping":
+        assert req.state is not None
+        roots = {req.state}
+        depths = _flapping_depths(ts, req)
+        if depths.start > LOCAL_MAX_DEPTH:
+            return None, f"the window ({req.within} ticks) is too long to unroll"
+    else:
+        assert req.kind == "always" and req.cond is not None
+        roots = _reads(req.cond)
+        depths = range(1, induction_depth(ts, options) + 1)
+    local = localize(ts, roots)
+    if local is None:
+        return None, "no control law to abstract"
+    if req.kind == "always" and any(st.kind == "plant" for st in local.system.states):
+        # cheap cases only: a bound on actuators, their history and cooldowns
+        return None, "the property depends on the plant"
+    budget = options.budget // 2
+    step_budget = min(budget, 2 * options.rlimit)
+    modes = modes_for(options)
+    try:
+        steps = [Step(ts, req, m, stats, local=local) for m in modes]
+        found: int | None = None
+        why = ""
+        for k in depths:
+            for st in steps:
+                if st.mode == EXACT and steps[0] is not st and not steps[0].enc.relaxed:
+                    continue  # a linear abstraction: both encodings are the same
+                if step_budget <= 0:
+                    return None, f"the step's resource budget is spent at k={k}"
+                ans = st.query(k, min(options.rlimit, step_budget))
+                step_budget -= ans.rlimit_used
+                budget -= ans.rlimit_used
+                if ans.unsat:
+                    found = k
+                    break
+                why = f"k={k}: {'a model' if ans.sat else ans.reason}"
+                if ans.sat and not st.enc.relaxed:
+                    break  # an exact model of the abstraction: no other mode differs
+            if found is not None:
+                break
+        if found is None:
+            return None, f"the abstraction is not k-inductive ({why})"
+        k = found
+        base = _base_localized(ts, req, local, k, options, stats, budget)
+        if base:
+            return None, f"base case: {base}"
+    except EncodeError as exc:
+        return None, f"cannot encode the abstraction: {exc}"
+    loops = ", ".join(f"`{n}`" for n in local.loops)
+    shaping = _shaping_words(ts, local)
+    detail = (
+        f"{k}-inductive with the control laws abstracted ({loops}): the property follows "
+        f"from the shaping ({shaping}) alone (k-induction; base case: BMC of the abstraction "
+        f"to depth {k})"
+    )
+    return Result(Status.PROVED, horizon_of(req, options), detail, None, (), 0, k), ""
+
+
+def _shaping_words(ts: TransitionSystem, local: Localization) -> str:
+    words: list[str] = []
+    for lp in ts.loops:
+        if lp.name not in local.loops:
+            continue
+        if any(a.history for a in lp.actions):
+            words.append("stabilization window")
+        if lp.cooldown > 1:
+            words.append("cooldown")
+    words += ["rate limits", "limits", "rounding"]
+    return ", ".join(dict.fromkeys(words))
+
+
+def _base_localized(
+    ts: TransitionSystem,
+    req: Requirement,
+    local: Localization,
+    k: int,
+    options: SmtOptions,
+    stats: SolverStats,
+    budget: int,
+) -> str:
+    """BMC of the abstraction from the initial state, ticks ``0..k-1``: "" when every depth
+    is unsat (then no run of the system violates there), else why not."""
+    order = modes_for(options)
+    runs: dict[str, Run] = {}
+    for d in range(k):
+        decided = False
+        why = ""
+        for m in order:
+            if m == EXACT and OVERAPPROX in runs and not runs[OVERAPPROX].enc.relaxed:
+                continue
+            if budget <= 0:
+                return f"the resource budget is spent at depth {d}"
+            run = runs.get(m)
+            if run is None:
+                run = runs[m] = Run(ts, req, m, stats, local)
+                for j in range(d):
+                    run.safe(j)
+            ans = run.query(d, Fraction(0), min(options.rlimit, budget))
+            budget -= ans.rlimit_used
+            if ans.unsat:
+                decided = True
+                break
+            why = f"depth {d}: {'a model of the abstraction' if ans.sat else ans.reason}"
+        if not decided:
+            return why
+        for run in runs.values():
+            run.safe(d)
+    return ""
+
+
 # ---- one requirement -------------------------------------------------------------------------
 
 
@@ -650,7 +1055,9 @@ def check_bounded(
 
     In order: the input patterns (falsification); interval reachability from the initial
     state (:mod:`coherence.smt.reach`: a proof over the horizon, or for all time when the
-    enclosure returns into itself); k-induction; BMC. Each verdict says how it was obtained.
+    enclosure returns into itself); k-induction of the localization abstraction (flapping,
+    and ``always`` of actuators alone: :func:`prove_localized`); k-induction; BMC. Each
+    verdict says how it was obtained.
     """
     horizon = horizon_of(req, options)
     capped = replace(req, horizon=horizon)
@@ -665,6 +1072,11 @@ def check_bounded(
     )
     if reached.status == "proved":
         return Result(Status.PROVED, horizon, reached.detail)
+    if req.kind in ("flapping", "always"):
+        # the control laws abstracted: a proof from the shaping alone, or nothing
+        proof, _why = prove_localized(ts, req, options, stats)
+        if proof is not None:
+            return proof
     if req.kind == "always":
         k, _why = k_induction(ts, req, options, stats)
         if k is not None:

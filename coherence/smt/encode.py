@@ -341,14 +341,28 @@ class Encoder:
 
     ``mode`` is ``exact`` or ``overapprox``. ``constraints`` accumulates definitions of
     auxiliary variables and bounds; :meth:`drain` hands the new ones to a solver.
+
+    ``laws`` is the localization abstraction (:func:`coherence.smt.bmc.localize`): the lets
+    named there (a loop's recommendation, the value of its control law before shaping) are
+    not encoded; a run takes a fresh real variable per tick for each, within the given
+    interval (a sound enclosure of the let; unbounded ends leave it free). Everything that
+    reads them (stabilization history, tolerance, rate limits, limits, rounding) stays exact,
+    so the runs are a superset of the system's: an ``unsat`` is a proof, a ``sat`` nothing.
     """
 
-    def __init__(self, ts: TransitionSystem, mode: str = EXACT, tag: str = "") -> None:
+    def __init__(
+        self,
+        ts: TransitionSystem,
+        mode: str = EXACT,
+        tag: str = "",
+        laws: Mapping[str, Interval] | None = None,
+    ) -> None:
         if mode not in (EXACT, OVERAPPROX):
             raise ValueError(f"unknown mode {mode!r}")
         self.ts = ts
         self.mode = mode
         self.tag = tag
+        self.laws: dict[str, Interval] = dict(laws or {})
         self.constraints: list[Term] = []
         self.nonlinear = False  # exact nonlinear terms were produced
         self.relaxed = False  # some term is only bounded, not defined exactly
@@ -1247,8 +1261,14 @@ class Path:
             self.extend()
         f = self.frames[t]
         if not f.lets_done:
+            laws = self.enc.laws
             for d in self.ts.lets:
-                if d.name not in f.values:
+                if d.name in f.values:
+                    continue
+                if d.name in laws:  # localization: a fresh value per tick (Encoder.laws)
+                    name = f"{self.prefix}{d.name}@{t}"
+                    f.values[d.name] = self.enc.named(name, laws[d.name])
+                else:
                     f.values[d.name] = self.enc.expr(d.expr, f)
             f.lets_done = True
         return f
