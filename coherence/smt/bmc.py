@@ -79,7 +79,7 @@ from coherence.smt.intervals import Interval
 from coherence.smt.invariants import Invariants, houdini, mine
 from coherence.smt.invariants import encode as encode_invariant
 from coherence.smt.options import SmtOptions
-from coherence.smt.reach import check_reach
+from coherence.smt.reach import check_reach, enclosure_box
 from coherence.smt.replay import Scenario, replay, scenario_from_model
 from coherence.smt.solver import (
     _SCOPES,
@@ -612,7 +612,12 @@ class Step:
         params = param_values(enc, ts)
         ints = integer_states(system)
         ranges = signal_ranges(ts, params)
-        start = free_start(enc, system, params, ints, inv.box if inv else None, ranges)
+        # every reachable state lies in the reachable enclosure, so the step may start there
+        # (and within the invariants' box): the states it leaves out no run reaches
+        box = dict(enclosure_box(ts) or {})
+        for name, iv in (inv.box if inv else {}).items():
+            box[name] = box[name].meet(iv) if name in box else iv
+        start = free_start(enc, system, params, ints, box or None, ranges)
         h = ts.hyperperiod
         self.phase = SymbolicPhase(f"{enc.tag}phase", h)
         enc.constraints += self.phase.constraints()

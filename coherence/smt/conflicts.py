@@ -105,8 +105,8 @@ from coherence.smt.encode import (
 from coherence.smt.intervals import Interval
 from coherence.smt.objectives import worse
 from coherence.smt.options import SmtOptions
-from coherence.smt.reach import Enclosure, evaluate_envs, interval_envs, reachable_enclosure
 from coherence.smt.reach import Env as IvEnv
+from coherence.smt.reach import evaluate_envs, interval_envs, reachable
 from coherence.smt.replay import Scenario, rotate_phases, value
 from coherence.smt.simplify import for_solver
 from coherence.smt.solver import (
@@ -1039,17 +1039,6 @@ def depth(ts: TransitionSystem, options: SmtOptions, a: str, b: str) -> int:
 
 
 Ask = Callable[..., Answer]
-
-
-def reachable(ts: TransitionSystem) -> Enclosure | None:
-    """The reachable enclosure of ``ts`` (:func:`coherence.smt.reach.reachable_enclosure`),
-    computed once per solver scope."""
-    key = ("reachable", id(ts))
-    cache = scope_cache()
-    if key not in cache:  # the system is kept with its entry, so its id stays unique
-        cache[key] = (ts, reachable_enclosure(ts))
-    got: Enclosure | None = cache[key][1]
-    return got
 
 
 def scope_text(ts: TransitionSystem) -> str:

@@ -68,6 +68,7 @@ from coherence.ir.nodes import (
     sum_terms,
 )
 from coherence.smt.encode import integer_states
+from coherence.smt.intervals import Interval
 
 F = NDArray[np.float64]
 B = NDArray[np.bool_]
@@ -1020,6 +1021,28 @@ def reachable_enclosure(
     except Unsupported:
         return None
     return None
+
+
+_ENCLOSURES: dict[int, tuple[TransitionSystem, Enclosure | None]] = {}
+
+
+def reachable(ts: TransitionSystem) -> Enclosure | None:
+    """:func:`reachable_enclosure` of ``ts``, computed once per system (it holds no solver
+    terms, so one computation serves every analysis of the system; the last few are kept)."""
+    got = _ENCLOSURES.get(id(ts))
+    if got is None or got[0] is not ts:
+        if len(_ENCLOSURES) >= 16:
+            _ENCLOSURES.pop(next(iter(_ENCLOSURES)))
+        got = _ENCLOSURES[id(ts)] = (ts, reachable_enclosure(ts))
+    return got[1]
+
+
+def enclosure_box(ts: TransitionSystem) -> dict[str, Interval] | None:
+    """The reachable enclosure as intervals per state, or None."""
+    enc = reachable(ts)
+    if enc is None:
+        return None
+    return {n: Interval(lo, hi) for n, (lo, hi) in enc.box.items()}
 
 
 def interval_envs(
