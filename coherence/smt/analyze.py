@@ -27,7 +27,7 @@ from coherence.simulate.engine import evaluate
 from coherence.simulate.view import show, trace_view
 from coherence.smt import bmc, conflicts, equilibria
 from coherence.smt.options import SmtOptions
-from coherence.smt.solver import SolverStats, isolated
+from coherence.smt.solver import SolverStats, isolated, own_context
 
 BOUNDED = ("always", "response", "flapping")
 CODES = {"always": "COH501", "response": "COH502", "flapping": "COH503"}
@@ -57,7 +57,8 @@ def analyze(ts: TransitionSystem, options: SmtOptions | None = None) -> Analysis
         for req in ts.requirements:
             if req.kind not in BOUNDED:
                 continue
-            res = bmc.check_bounded(ts, req, opts, stats)
+            with own_context():  # each part answers as a function of itself alone
+                res = bmc.check_bounded(ts, req, opts, stats)
             v, fs = _bounded(ts, req, res, opts)
             verdicts.append(v)
             findings += fs
@@ -66,7 +67,8 @@ def analyze(ts: TransitionSystem, options: SmtOptions | None = None) -> Analysis
     coherent = [r for r in ts.requirements if r.kind == "coherent"]
     has_global = any(o.owner is None for o in ts.objectives)
     if "conflicts" in opts.analyses and (len(ts.loops) >= 2 or (ts.loops and has_global)):
-        pairs = conflicts.check_all(ts, opts, stats)
+        with own_context():
+            pairs = conflicts.check_all(ts, opts, stats)
         tables.append(_matrix(ts, pairs))
         cycles = conflicts.influence_cycles(ts)
         data.append(("influence_cycles", tuple(" -> ".join((*c, c[0])) for c in cycles)))
@@ -82,7 +84,8 @@ def analyze(ts: TransitionSystem, options: SmtOptions | None = None) -> Analysis
         for req in ts.requirements:
             if req.kind != "no_bad_equilibrium":
                 continue
-            eq = equilibria.find(ts, opts, stats)
+            with own_context():
+                eq = equilibria.find(ts, opts, stats)
             v, fs = _equilibrium(ts, req, eq)
             verdicts.append(v)
             findings += fs

@@ -82,7 +82,6 @@ from coherence.smt.options import SmtOptions
 from coherence.smt.reach import check_reach, enclosure_box
 from coherence.smt.replay import Scenario, replay, scenario_from_model
 from coherence.smt.solver import (
-    _SCOPES,
     Answer,
     Outcome,
     SolverStats,
@@ -90,8 +89,8 @@ from coherence.smt.solver import (
     ctx,
     isolated,
     new_solver,
+    own_context,
 )
-from coherence.smt.solver import _Scope as solver_scope
 
 FLAP_EPS = Fraction(1, 10**12)  # the simulator's reversal threshold (requirements.reversals)
 
@@ -900,12 +899,8 @@ def prove_localized(
     """:func:`_prove_localized` in a Z3 context of its own, even inside another analysis:
     the terms it creates do not change the order of the caller's, so what runs after a
     failed attempt (BMC, k-induction) answers exactly as without it."""
-    scope = solver_scope(z3.Context())
-    _SCOPES.append(scope)
-    try:
+    with own_context():
         return _prove_localized(ts, req, options, stats)
-    finally:
-        _SCOPES.pop()
 
 
 def _prove_localized(

@@ -52,6 +52,19 @@ def fresh_context() -> Iterator[Any]:
         _SCOPES.pop()
 
 
+@contextmanager
+def own_context() -> Iterator[Any]:
+    """A Z3 context of its own even inside another analysis: one part of an analysis (a
+    requirement, the conflict search, the equilibria) answers as a function of itself
+    alone, whatever ran before it. Nothing built in it may be used after it closes."""
+    scope = _Scope(z3.Context())
+    _SCOPES.append(scope)
+    try:
+        yield scope.ctx
+    finally:
+        _SCOPES.pop()
+
+
 def isolated(fn: Callable[P, R]) -> Callable[P, R]:
     """Run ``fn`` in :func:`fresh_context` (its own Z3 context unless one is active)."""
 
