@@ -19,6 +19,7 @@ All values are in canonical units (seconds, requests, watts, dollars ...); ``uni
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from coherence.source import Span
@@ -371,6 +372,30 @@ class TransitionSystem:
 
 
 # ---- small builders shared by lowering and the backends ----------------------------------------
+
+
+def walk(e: Expr) -> Iterator[Expr]:
+    """Every node of an expression, depth first, parents before children."""
+    stack = [e]
+    while stack:
+        node = stack.pop()
+        yield node
+        match node:
+            case Unary(_, a):
+                stack.append(a)
+            case Binary(_, left, right):
+                stack += (right, left)
+            case Call(_, args):
+                stack += reversed(args)
+            case Ite(c, a, b):
+                stack += (b, a, c)
+            case _:
+                pass
+
+
+def names_in(e: Expr) -> frozenset[str]:
+    """The names (states, lets, inputs, parameters) an expression reads."""
+    return frozenset(n.name for n in walk(e) if isinstance(n, Var))
 
 
 def conjunction(parts: list[Expr]) -> Expr:

@@ -56,7 +56,17 @@ import numpy as np
 import scipy.sparse as sps
 from numpy.typing import NDArray
 
-from coherence.ir.nodes import Binary, Call, Const, Expr, Ite, TransitionSystem, Unary, Var
+from coherence.ir.nodes import (
+    Binary,
+    Call,
+    Const,
+    Expr,
+    Ite,
+    TransitionSystem,
+    Unary,
+    Var,
+    names_in,
+)
 from coherence.linear.program import Array, Group, Program
 from coherence.linear.structure import Structure
 from coherence.linear.symbolic import Derivatives, Node, derivatives
@@ -483,8 +493,6 @@ def _at(e: Expr, path: tuple[int, ...]) -> Expr:
 
 
 def _names(e: Expr) -> set[str]:
-    from coherence.linear.structure import names_in
-
     return set(names_in(e))
 
 

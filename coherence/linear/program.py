@@ -31,6 +31,7 @@ from coherence.ir.nodes import (
     TransitionSystem,
     Unary,
     Var,
+    names_in,
     sum_terms,
 )
 from coherence.linear.structure import Structure
@@ -467,8 +468,6 @@ def _fold_of(parts: Sequence[Expr]) -> str:
 
 
 def _vars(e: Expr) -> set[str]:
-    from coherence.linear.structure import names_in
-
     return set(names_in(e))
 
 

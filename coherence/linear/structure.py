@@ -15,33 +15,9 @@ to the actuators of loops: a loop M *influences* a loop L when M actuates a stat
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from coherence.ir.nodes import Binary, Call, Expr, Ite, Phase, TransitionSystem, Unary, Var
-
-
-def walk(e: Expr) -> Iterator[Expr]:
-    """Every node of an expression, depth first, parents before children."""
-    stack = [e]
-    while stack:
-        node = stack.pop()
-        yield node
-        match node:
-            case Unary(_, a):
-                stack.append(a)
-            case Binary(_, left, right):
-                stack += (right, left)
-            case Call(_, args):
-                stack += reversed(args)
-            case Ite(c, a, b):
-                stack += (b, a, c)
-            case _:
-                pass
-
-
-def names_in(e: Expr) -> frozenset[str]:
-    return frozenset(n.name for n in walk(e) if isinstance(n, Var))
+from coherence.ir.nodes import Expr, Phase, TransitionSystem, names_in, walk
 
 
 def has_phase(e: Expr) -> bool:

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from coherence.ir.dump import format_expr
-from coherence.ir.nodes import Requirement, TransitionSystem, Var
+from coherence.ir.nodes import Requirement, TransitionSystem, Var, names_in
 from coherence.results import AnalysisResult, Cell, Finding, Status, Table, Verdict
 from coherence.simulate.engine import evaluate
 from coherence.simulate.view import show, trace_view
@@ -224,8 +224,6 @@ def _bounded(
 
 def _columns(ts: TransitionSystem, req: Requirement) -> tuple[tuple[str, str], ...]:
     """Extra trace columns: the lets a requirement reads."""
-    from coherence.smt.conflicts import names_in
-
     names: set[str] = set()
     for e in (req.cond, req.trigger):
         if e is not None:

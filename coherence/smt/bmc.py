@@ -43,14 +43,9 @@ import numpy as np
 import z3
 
 from coherence.ir.nodes import (
-    Binary,
-    Call,
-    Expr,
-    Ite,
     Requirement,
     TransitionSystem,
-    Unary,
-    Var,
+    names_in,
 )
 from coherence.results import Status
 from coherence.simulate.engine import Trace, evaluate, simulate
@@ -766,26 +761,6 @@ class Localization:
     loops: tuple[str, ...]
 
 
-def _reads(e: Expr) -> set[str]:
-    """The names (states, lets, inputs, parameters) an expression reads."""
-    out: set[str] = set()
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        match x:
-            case Var(name):
-                out.add(name)
-            case Unary(_, a):
-                stack.append(a)
-            case Binary(_, a, b):
-                stack += [a, b]
-            case Call(_, args):
-                stack += list(args)
-            case Ite(c, a, b):
-                stack += [c, a, b]
-    return out
-
-
 def _cone(ts: TransitionSystem, roots: set[str], cut: set[str]) -> set[str]:
     """The states and lets that ``roots`` depend on over any number of ticks (through lets,
     state updates and initial values); the lets in ``cut`` read nothing."""
@@ -799,9 +774,9 @@ def _cone(ts: TransitionSystem, roots: set[str], cut: set[str]) -> set[str]:
             continue
         seen.add(n)
         if n in lets:
-            reads = set() if n in cut else _reads(lets[n])
+            reads = set() if n in cut else names_in(lets[n])
         else:
-            reads = _reads(states[n].update) | _reads(states[n].init)
+            reads = names_in(states[n].update) | names_in(states[n].init)
         todo += [r for r in reads if (r in lets or r in states) and r not in seen]
     return seen
 
@@ -942,7 +917,7 @@ def _prove_localized(
             return None, f"the window ({req.within} ticks) is too long to unroll"
     else:
         assert req.kind == "always" and req.cond is not None
-        roots = _reads(req.cond)
+        roots = set(names_in(req.cond))
         depths = range(1, induction_depth(ts, options) + 1)
     local = localize(ts, roots)
     if local is None:

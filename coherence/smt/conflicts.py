@@ -69,6 +69,7 @@ from coherence.ir.nodes import (
     TransitionSystem,
     Unary,
     Var,
+    names_in,
 )
 from coherence.ir.transform import hold_loop
 from coherence.simulate.engine import (
@@ -155,26 +156,6 @@ class PairResult:
 
 
 # ---- which pairs need a query ----------------------------------------------------------------
-
-
-def names_in(e: Expr) -> set[str]:
-    match e:
-        case Var(name):
-            return {name}
-        case Unary(_, a):
-            return names_in(a)
-        case Binary(_, a, b):
-            return names_in(a) | names_in(b)
-        case Call(_, args):
-            out: set[str] = set()
-            for a in args:
-                out |= names_in(a)
-            return out
-        case Ite(c, a, b):
-            return names_in(c) | names_in(a) | names_in(b)
-        case Phase():
-            return set()
-    return set()
 
 
 def influence(ts: TransitionSystem, sources: Iterable[str], k: int) -> dict[str, int]:

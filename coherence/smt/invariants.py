@@ -43,14 +43,10 @@ import z3
 from numpy.typing import NDArray
 
 from coherence.ir.nodes import (
-    Binary,
-    Call,
     Expr,
-    Ite,
     Requirement,
     TransitionSystem,
-    Unary,
-    Var,
+    names_in,
 )
 from coherence.simulate.engine import simulate
 from coherence.smt.encode import (
@@ -118,28 +114,10 @@ class Invariants:
 # ---- candidates -------------------------------------------------------------------------------
 
 
-def _refs(e: Expr) -> set[str]:
-    match e:
-        case Var(name):
-            return {name}
-        case Unary(_, a):
-            return _refs(a)
-        case Binary(_, a, b):
-            return _refs(a) | _refs(b)
-        case Call(_, args):
-            out: set[str] = set()
-            for a in args:
-                out |= _refs(a)
-            return out
-        case Ite(c, a, b):
-            return _refs(c) | _refs(a) | _refs(b)
-    return set()
-
-
 def _support(e: Expr, lets: dict[str, Expr], memo: dict[str, set[str]]) -> set[str]:
     """The states and inputs ``e`` depends on, through lets."""
     out: set[str] = set()
-    for n in _refs(e):
+    for n in names_in(e):
         if n in lets:
             if n not in memo:
                 memo[n] = set()  # lets are acyclic; guards recursion anyway
@@ -297,14 +275,14 @@ def mine(
                 add(((s.name, Fraction(-1)),), -_short(lo, False), f"{s.name} >= {lo:.6g}")
     # the lets the requirement and the updates read, and pairs that occur together
     memo: dict[str, set[str]] = {}
-    words: list[str] = [n for n in sorted(_refs(req.cond)) if n in lets or n in states]
+    words: list[str] = [n for n in sorted(names_in(req.cond)) if n in lets or n in states]
     groups: list[list[str]] = [[n for n in words if n in lets or n in main]]
     req_states = sorted(_support(req.cond, lets, memo) & set(main))
     groups[0] += [n for n in req_states if n not in groups[0]]
     for name in main:
         upd = states[name].update
         sup = sorted((_support(upd, lets, memo) & set(main)) | {name})
-        direct = sorted(n for n in _refs(upd) if n in lets)
+        direct = sorted(n for n in names_in(upd) if n in lets)
         groups.append(sup + direct)
         words += [n for n in direct if n not in words]
     for name in words:

@@ -44,12 +44,8 @@ def fresh_context() -> Iterator[Any]:
     if _SCOPES:
         yield _SCOPES[-1].ctx
         return
-    scope = _Scope(z3.Context())
-    _SCOPES.append(scope)
-    try:
-        yield scope.ctx
-    finally:
-        _SCOPES.pop()
+    with own_context() as c:
+        yield c
 
 
 @contextmanager
