@@ -1025,7 +1025,10 @@ Ask = Callable[..., Answer]
 def scope_text(ts: TransitionSystem) -> str:
     """Where witnesses start and alignment proofs hold, in the words of the reports."""
     if reachable(ts) is not None:
-        return "the reachable enclosure (every state the runs from the initial state can reach)"
+        return (
+            "the reachable enclosure (a box holding every state a run from the initial "
+            "state reaches)"
+        )
     return "the declared ranges"
 
 
