@@ -920,6 +920,7 @@ def check_reach(
 
 
 WIDEN_STEPS = 6  # widenings of one end by growing steps before it goes to the declared bound
+GEOMETRIC = 0.99  # moves shrinking by at most this ratio per hyperperiod are a converging series
 WORK = 40_000  # state-ticks the reachable enclosure may take (a deterministic budget)
 
 
@@ -986,15 +987,29 @@ def reachable_enclosure(
                     names = ts.state_names
                     box = {n: (float(lo_all[i]), float(hi_all[i])) for i, n in enumerate(names)}
                     return Enclosure(box, t)
-                if t >= start_widening:
-                    # widening with growing steps: an end that still moves is pushed out by
-                    # 2^j times its last move (j: how often it was widened), then to its bound
+                if t >= start_widening and (t - start_widening) % h == 0:
+                    # widening, once a hyperperiod (so that each move compared spans one): an
+                    # end that still moves is pushed out by 2^j times its last move (j: how
+                    # often it was widened), or, when its moves shrink geometrically (ratio
+                    # q < 1), past the limit of that series (twice q / (1 - q) times its last
+                    # move); after WIDEN_STEPS widenings, to its declared bound
                     wl = np.where(grow_lo, widened_lo, 0)
                     wh = np.where(grow_hi, widened_hi, 0)
                     far_lo = wl >= WIDEN_STEPS
                     far_hi = wh >= WIDEN_STEPS
-                    step_lo = (plo - lo_now) * np.exp2(wl + 1)
-                    step_hi = (hi_now - phi) * np.exp2(wh + 1)
+                    glo, ghi = plo - lo_now, hi_now - phi
+                    qlo, qhi = np.zeros_like(glo), np.zeros_like(ghi)
+                    if t >= 2 * h:
+                        pplo, pphi = hist[t - 2 * h]
+                        with np.errstate(divide="ignore", invalid="ignore"):
+                            qlo = np.nan_to_num(glo / (pplo - plo), nan=0.0, posinf=0.0)
+                            qhi = np.nan_to_num(ghi / (phi - pphi), nan=0.0, posinf=0.0)
+                    geo_lo = 2.0 * qlo / (1.0 - np.clip(qlo, 0.0, GEOMETRIC))
+                    geo_hi = 2.0 * qhi / (1.0 - np.clip(qhi, 0.0, GEOMETRIC))
+                    conv_lo = (qlo > 0.0) & (qlo < GEOMETRIC)
+                    conv_hi = (qhi > 0.0) & (qhi < GEOMETRIC)
+                    step_lo = glo * np.where(conv_lo, np.maximum(geo_lo, 2.0), np.exp2(wl + 1))
+                    step_hi = ghi * np.where(conv_hi, np.maximum(geo_hi, 2.0), np.exp2(wh + 1))
                     lo_new = np.where(grow_lo, lo_now - step_lo, lo_now)
                     hi_new = np.where(grow_hi, hi_now + step_hi, hi_now)
                     fin_lo, fin_hi = np.isfinite(decl_lo), np.isfinite(decl_hi)

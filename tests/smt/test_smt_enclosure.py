@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coherence.compile import compile_path
 from coherence.ir.nodes import TransitionSystem
@@ -216,3 +218,53 @@ def test_k_induction_starts_within_the_enclosure(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(bmc, "enclosure_box", lambda ts: None)
     k2, _ = bmc.k_induction(ts, req, SmtOptions(), SolverStats())
     assert k2 is None
+
+
+@st.composite
+def tanks(draw: st.DrawFn) -> str:
+    """A leaky tank that a controller with a lagged, windowed level sensor drains further
+    through a valve, with random inflow range, leak, period, gain and delay; the valve is
+    integer or real."""
+    umax = draw(st.integers(2, 12))
+    leak = draw(st.sampled_from([0.1, 0.2, 0.5]))
+    period = draw(st.sampled_from([1, 2, 3]))
+    gain = draw(st.sampled_from([0.05, 0.1, 0.2, 0.5]))
+    setpoint = draw(st.integers(5, 30))
+    delay = draw(st.integers(0, 3))
+    window = draw(st.integers(1, 3))
+    integer = draw(st.booleans())
+    valve = "1 integer in [0, 3]" if integer else "1 in [0, 3]"
+    law = f"valve + {gain} * (level - {setpoint})"
+    if integer:
+        law = f"round({law})"
+    return f"""
+input inflow in [0, {umax}] nominal {umax / 2}
+state level in [0, 200] init 0
+state valve : {valve} init 1
+next level = max(0, level * (1 - {leak}) + inflow - valve)
+loop ctl {{ every {period}s
+  senses level delay {delay}s window {window}s
+  actuates valve to {law} }}
+"""
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(tanks(), st.integers(0, 2**16))
+def test_random_tanks_stay_inside_their_enclosure(
+    system: Callable[[str], TransitionSystem], body: str, seed: int
+) -> None:
+    ts = system(body)
+    enc = reachable_enclosure(ts)
+    assert enc is not None
+    # the leak bounds the level by inflow / leak: the enclosure must see that much
+    assert enc.box["level"][1] <= 120.0 + 1e-9
+    rng = np.random.default_rng(seed)
+    lo, hi = ts.inputs[0].lo, ts.inputs[0].hi
+    inputs = lo + (hi - lo) * rng.random((32, 300, 1))
+    inputs[0], inputs[1] = lo, hi
+    trace = simulate(ts, 300, inputs=inputs)
+    for i, name in enumerate(ts.state_names):
+        blo, bhi = enc.box[name]
+        pad = 1e-9 * (1.0 + max(abs(blo), abs(bhi)))
+        assert trace.states[:, :, i].min() >= blo - pad, name
+        assert trace.states[:, :, i].max() <= bhi + pad, name
