@@ -30,6 +30,7 @@ from coherence.smt.conflicts import (
 from coherence.smt.reach import interval_frames, reachable_enclosure
 from coherence.smt.solver import SolverStats
 from tests.smt.conftest import compile_spec
+from tests.smt.test_smt_reach import INVARIANT_NEEDED
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = sorted((ROOT / "specs").rglob("*.coh"))
@@ -193,22 +194,10 @@ def test_a_loop_pinned_at_its_bound_is_aligned(spec: Callable[[str], TransitionS
     assert pairs[("scheduler", "speculation")].verdict != ALIGNED
 
 
-INDUCTIVE_IN_THE_ENCLOSURE = """system s {
-tick 1s
-input u : 1 in [0, 1] nominal 0.5
-state x in [-1000, 1000] init 0
-state y in [-1000, 1000] init 0
-next x = 0.5 * x + u
-next y = 0.5 * y + x
-require always y <= 10 for 100 ticks
-}
-"""
-
-
 def test_k_induction_starts_within_the_enclosure(monkeypatch: pytest.MonkeyPatch) -> None:
     # y <= 10 is not k-inductive from the declared bounds (x may be 1000, so y jumps past 10);
     # from the enclosure (x in [0, 2]) it is 1-inductive: y' <= 0.5 * 10 + 2
-    ts = compile_spec(INDUCTIVE_IN_THE_ENCLOSURE)
+    ts = compile_spec(INVARIANT_NEEDED)
     enc = reachable_enclosure(ts)
     assert enc is not None and enc.box["x"][1] <= 2.0 + 1e-9
     req = next(r for r in ts.requirements if r.kind == "always")
