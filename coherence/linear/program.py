@@ -288,7 +288,7 @@ class Program:
         # let levels: evaluation waves (a let reads only lets of earlier waves)
         level: dict[str, int] = {}
         for d, e in zip(ts.lets, self.let_exprs, strict=True):
-            deps = [level[x] for x in _vars(e) if x in level]
+            deps = [level[x] for x in names_in(e) if x in level]
             level[d.name] = 1 + max(deps, default=-1)
         self.let_level = level
         self.depth = 1 + max(level.values(), default=-1)
@@ -465,10 +465,6 @@ def _fold_of(parts: Sequence[Expr]) -> str:
     if not all(isinstance(p, Var) for p in parts):
         return ""
     return fold_key([p.name for p in parts if isinstance(p, Var)])
-
-
-def _vars(e: Expr) -> set[str]:
-    return set(names_in(e))
 
 
 def state_scale(states: Sequence[StateVar], x: Array) -> Array:
