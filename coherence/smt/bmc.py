@@ -35,6 +35,8 @@ system, its models are never replayed.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
@@ -43,9 +45,11 @@ import numpy as np
 import z3
 
 from coherence.ir.nodes import (
+    Phase,
     Requirement,
     TransitionSystem,
     names_in,
+    walk,
 )
 from coherence.results import Status
 from coherence.simulate.engine import Trace, evaluate, simulate
@@ -967,6 +971,261 @@ def _prove_localized(
     return Result(Status.PROVED, horizon_of(req, options), detail, None, (), 0, k), ""
 
 
+def max_reversals(window: int, after_up: int, after_down: int) -> int:
+    """The most reversals that fit in ``window`` consecutive ticks when a reversal to "up"
+    is followed by the next reversal no sooner than ``after_up`` ticks later, and one to
+    "down" no sooner than ``after_down`` (both at least 1): the greedy packing from either
+    kind of first reversal.
+
+    >>> max_reversals(24, 3, 28), max_reversals(24, 3, 3), max_reversals(1, 5, 5)
+    (2, 8, 1)
+    """
+    best = 0
+    for first_up in (True, False):
+        t, n, up = 0, 0, first_up
+        while t <= window - 1:
+            n += 1
+            t += after_up if up else after_down
+            up = not up
+        best = max(best, n)
+    return best
+
+
+def prove_dwell(
+    ts: TransitionSystem, req: Requirement, options: SmtOptions, stats: SolverStats
+) -> tuple[Result | None, str]:
+    """:func:`_prove_dwell` in a Z3 context of its own (see :func:`prove_localized`)."""
+    with own_context():
+        return _prove_dwell(ts, req, options, stats)
+
+
+def _prove_dwell(
+    ts: TransitionSystem, req: Requirement, options: SmtOptions, stats: SolverStats
+) -> tuple[Result | None, str]:
+    """``no flapping`` for all time from dwell-time lemmas of the localization abstraction.
+
+    Two families of bounded lemmas, each over a run segment of the abstraction
+    (:func:`localize`: the control laws free within their enclosures, the shaping exact) from
+    any admissible state of the cone (within the reachable enclosure) at any phase, inputs
+    free per tick:
+
+    - ``U(j)``: a move up at tick 0 is never followed, after ``j - 1`` ticks without a move,
+      by a move down at tick ``j``;
+    - ``D(j)``: the same with up and down exchanged.
+
+    ``Du`` is the largest ``d < W`` with ``U(1..d)`` proved (unsat), ``Dd`` likewise. Then on
+    every run a move down never comes within ``Du`` ticks after a move up: take the first
+    move down after a move up; the last move before it is a move up, at most as far back, and
+    the segment from that move up is a segment of the lemmas (every segment of every run
+    starts at a state in the enclosure and the laws take real values in theirs). Two
+    reversals therefore follow each other by more than ``Dd`` ticks after a reversal down
+    (the next is a move up after a move down) and more than ``Du`` after a reversal up;
+    :func:`max_reversals` bounds the reversals that fit in any window of ``W`` ticks, and at
+    most ``r`` proves the requirement for all time, from the initial state included: no base
+    case is needed.
+
+    The segments are encoded in over-approximation with loose extrema (:class:`Encoder`:
+    more runs, so an ``unsat`` stays a proof) and the ticks between the two moves hold the
+    actuated state (a run without a move there is such a run). Only a cone whose every
+    operation is defined is tried. A model proves nothing (it is a run of the abstraction)
+    and only ends the lemma's scan. The scan extends the direction that brings the bound
+    soonest within ``r``; it spends at most ``options.budget``, each query at most twice
+    ``options.rlimit``, rlimit only.
+    """
+    assert req.kind == "flapping" and req.state is not None
+    w, r = max(1, req.within), req.max_reversals
+    scanned = _dwell_scan(
+        ts, req, options, stats, lambda du, dd: max_reversals(w, du + 1, dd + 1) <= r
+    )
+    if isinstance(scanned, str):
+        return None, scanned
+    du, dd, why, local = scanned
+    most = max_reversals(w, du + 1, dd + 1)
+    if most > r:
+        return None, (
+            f"the dwell times proved (no move down for {du} ticks after a move up, no move up "
+            f"for {dd} after a move down) allow {most} reversals in {w} ticks"
+            + (f"; {why}" if why else "")
+        )
+    loops = ", ".join(f"`{n}`" for n in local.loops)
+    shaping = _shaping_words(ts, local)
+    parts = [
+        f"no move {b} within {d} ticks of a move {a}"
+        for a, b, d in (("up", "down", du), ("down", "up", dd))
+        if d > 0
+    ]
+    detail = (
+        f"{' and '.join(parts)}, whatever the control laws ({loops}) recommend: the shaping "
+        f"({shaping}) alone fits at most {most} reversals in any {w} ticks (dwell-time lemmas "
+        f"of the localization abstraction, for all time)"
+    )
+    return Result(Status.PROVED, horizon_of(req, options), detail, None, (), 0, max(du, dd) + 1), ""
+
+
+def dwell_times(
+    ts: TransitionSystem, req: Requirement, options: SmtOptions, stats: SolverStats
+) -> tuple[int, int] | str:
+    """The dwell times :func:`prove_dwell` proves, each scanned as far as it goes (at most
+    the window less a tick): ``(Du, Dd)``, no move down within ``Du`` ticks after a move up
+    and no move up within ``Dd`` after a move down, on every run; or why none."""
+    with own_context():
+        scanned = _dwell_scan(ts, req, options, stats, lambda du, dd: False)
+    return scanned if isinstance(scanned, str) else scanned[:2]
+
+
+def _dwell_scan(
+    ts: TransitionSystem,
+    req: Requirement,
+    options: SmtOptions,
+    stats: SolverStats,
+    enough: Callable[[int, int], bool],
+) -> tuple[int, int, str, Localization] | str:
+    """The lemmas of :func:`_prove_dwell`, extended until ``enough(Du, Dd)`` or no further:
+    ``(Du, Dd, why the last one failed, the abstraction)``, or why none was tried."""
+    assert req.state is not None
+    w = max(1, req.within)
+    if w - 1 > LOCAL_MAX_DEPTH:
+        return f"the window ({w} ticks) is too long to unroll"
+    local = localize(ts, {req.state})
+    if local is None:
+        return "no control law to abstract"
+    periods = [
+        n.period
+        for e in [*(d.expr for d in local.system.lets), *(st.update for st in local.system.states)]
+        for n in walk(e)
+        if isinstance(n, Phase)
+    ]
+    hyper = math.lcm(1, *periods)
+    budget = [options.budget]
+    try:
+        scans = {
+            up: [_DwellScan(ts, req, local, up, ph, stats) for ph in range(hyper)]
+            for up in (True, False)
+        }
+    except EncodeError as exc:
+        return f"cannot encode the abstraction: {exc}"
+    if any(sc.undefined for scs in scans.values() for sc in scs):
+        return "an operation of the cone may be undefined"
+    dwell = {True: 0, False: 0}
+    open_ = {True: w > 1, False: w > 1}
+    why = ""
+    while not enough(dwell[True], dwell[False]):
+        # extend the direction that reaches `enough` with the fewest lemmas (ties: up first)
+        best: tuple[int, bool] | None = None
+        for up in (True, False):
+            if not open_[up]:
+                continue
+            other = dwell[not up]
+            need = next(
+                (d for d in range(dwell[up] + 1, w) if enough(*((d, other) if up else (other, d)))),
+                w,
+            )
+            cand = (need - dwell[up], not up)
+            if best is None or cand < best:
+                best = cand
+        if best is None:
+            break
+        up = not best[1]
+        j = dwell[up] + 1
+        try:
+            ok, why_j = _dwell_step(scans[up], j, 2 * options.rlimit, budget)
+        except EncodeError as exc:
+            return f"cannot encode the abstraction: {exc}"
+        if ok:
+            dwell[up] = j
+            open_[up] = j < w - 1
+        else:
+            open_[up] = False
+            why = why_j
+    return dwell[True], dwell[False], why, local
+
+
+class _DwellScan:
+    """The run segments of one dwell lemma (:func:`_prove_dwell`) from one start phase: a
+    move in direction ``up`` at tick 0, no move at ticks ``1..j-1`` and the opposite move at
+    tick ``j``, incrementally (one solver, assumptions per ``j``)."""
+
+    def __init__(
+        self,
+        ts: TransitionSystem,
+        req: Requirement,
+        local: Localization,
+        up: bool,
+        phase: int,
+        stats: SolverStats,
+    ) -> None:
+        assert req.state is not None
+        self.state = req.state
+        self.up = up
+        self.stats = stats
+        enc = self.enc = Encoder(
+            ts,
+            OVERAPPROX,
+            tag=f"dw{'u' if up else 'd'}{phase}.",
+            laws=local.laws,
+            loose_extrema=True,
+        )
+        params = param_values(enc, ts)
+        ints = integer_states(local.system)
+        box = dict(enclosure_box(ts) or {})
+        start = free_start(enc, local.system, params, ints, box or None, signal_ranges(ts, params))
+        self.path = Path(
+            enc, params, Inputs(enc, ts, "free"), start, phase, ints, system=local.system
+        )
+        self.solver = new_solver()
+        self.still: list[Any] = []  # "no move at tick i", i = 1, 2, ...
+        self.moves = [self._moves(0)]
+        self.solver.add(*enc.drain(), self.moves[0][0 if up else 1].term)
+        self.undefined = self.path.undefined([0]).value is not False
+
+    def _moves(self, t: int) -> tuple[Cond, Cond]:
+        path, enc = self.path, self.enc
+        while path.depth < t + 1:
+            path.extend()
+        x0, x1 = path.value(t, self.state), path.value(t + 1, self.state)
+        assert isinstance(x0, Num) and isinstance(x1, Num)
+        d = enc.sub(x1, x0)
+        eps = const(FLAP_EPS)
+        return enc.compare(">", d, eps), enc.compare("<", d, enc.neg(eps))
+
+    def _literal(self, name: str, c: Cond) -> Any:
+        lit = z3.Bool(f"{self.enc.tag}{name}", ctx())
+        self.solver.add(lit == c.term)
+        return lit
+
+    def query(self, j: int, rlimit: int) -> Answer:
+        """Whether the opposite move can come at tick ``j`` after no move at ``1..j-1``."""
+        enc = self.enc
+        while len(self.moves) <= j:
+            t = len(self.moves)
+            self.moves.append(self._moves(t))
+            if t >= 2:
+                u, d = self.moves[t - 1]
+                self.still.append(self._literal(f"still@{t - 1}", enc.not_(enc.or_([u, d]))))
+        if self.path.undefined([j]).value is not False:
+            return Answer(Outcome.UNKNOWN, "an operation of the cone may be undefined")
+        then = self.moves[j][1 if self.up else 0]
+        self.solver.add(*enc.drain())
+        if then.value is False:
+            return Answer(Outcome.UNSAT, "decided by bounds")
+        lit = self._literal(f"then@{j}", then)
+        return check(self.solver, rlimit, [*self.still[: j - 1], lit], stats=self.stats)
+
+
+def _dwell_step(
+    scans: list[_DwellScan], j: int, rlimit: int, budget: list[int]
+) -> tuple[bool, str]:
+    """Lemma ``j`` of one direction over every start phase: proved, or why not."""
+    for sc in scans:
+        if budget[0] <= 0:
+            return False, f"the resource budget is spent at {j} ticks"
+        ans = sc.query(j, min(rlimit, budget[0]))
+        budget[0] -= ans.rlimit_used
+        if not ans.unsat:
+            return False, f"{j} ticks: {'a model of the abstraction' if ans.sat else ans.reason}"
+    return True, ""
+
+
 def _shaping_words(ts: TransitionSystem, local: Localization) -> str:
     words: list[str] = []
     for lp in ts.loops:
@@ -1047,6 +1306,11 @@ def check_bounded(
     )
     if reached.status == "proved":
         return Result(Status.PROVED, horizon, reached.detail)
+    if req.kind == "flapping":
+        # dwell times of the shaping alone: a proof for all time, or nothing
+        proof, _why = prove_dwell(ts, req, options, stats)
+        if proof is not None:
+            return proof
     if req.kind in ("flapping", "always"):
         # the control laws abstracted: a proof from the shaping alone, or nothing
         proof, _why = prove_localized(ts, req, options, stats)

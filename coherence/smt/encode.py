@@ -348,6 +348,14 @@ class Encoder:
     interval (a sound enclosure of the let; unbounded ends leave it free). Everything that
     reads them (stabilization history, tolerance, rate limits, limits, rounding) stays exact,
     so the runs are a superset of the system's: an ``unsat`` is a proof, a ``sat`` nothing.
+
+    ``loose_extrema``: a ``min``/``max`` of three or more arguments keeps only its bounds
+    (``m >= a_i`` for ``max``, ``m <= a_i`` for ``min``) and drops "``m`` equals one of
+    them": ``m`` may exceed the true maximum (fall below the true minimum). Every run of the
+    system is still a run of the encoding, so an ``unsat`` stays a proof; the solver no longer
+    splits cases over which argument is the extremum, which a proof that needs only the bounds
+    (a stabilization window's maximum is at least each past recommendation) does not need.
+    The encoding counts as relaxed (:attr:`relaxed`).
     """
 
     def __init__(
@@ -356,6 +364,7 @@ class Encoder:
         mode: str = EXACT,
         tag: str = "",
         laws: Mapping[str, Interval] | None = None,
+        loose_extrema: bool = False,
     ) -> None:
         if mode not in (EXACT, OVERAPPROX):
             raise ValueError(f"unknown mode {mode!r}")
@@ -363,6 +372,7 @@ class Encoder:
         self.mode = mode
         self.tag = tag
         self.laws: dict[str, Interval] = dict(laws or {})
+        self.loose_extrema = loose_extrema
         self.constraints: list[Term] = []
         self.nonlinear = False  # exact nonlinear terms were produced
         self.relaxed = False  # some term is only bounded, not defined exactly
@@ -760,7 +770,10 @@ class Encoder:
         m = self.fresh(fn, iv)
         for a in live:
             self.constraints.append(m.term >= a.term if fn == "max" else m.term <= a.term)
-        self.constraints.append(z3.Or(*[m.term == a.term for a in live]))
+        if self.loose_extrema:
+            self._relax(fn)
+        else:
+            self.constraints.append(z3.Or(*[m.term == a.term for a in live]))
         return m
 
     def minimum(self, x: Num, y: Num) -> Num:

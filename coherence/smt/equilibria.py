@@ -71,6 +71,7 @@ from coherence.smt.encode import (
 from coherence.smt.intervals import Interval
 from coherence.smt.objectives import trace_violated, violated
 from coherence.smt.options import SmtOptions
+from coherence.smt.reach import Contraction, evaluate_envs, fixed_point_contraction, reachable
 from coherence.smt.replay import Scenario
 from coherence.smt.solver import (
     Answer,
@@ -155,10 +156,30 @@ def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> Equil
     if not keeps:
         return EquilibriumResult(Status.PROVED, "the system has no keep-objective to violate")
     modes = [OVERAPPROX, EXACT] if options.mode == "auto" else [options.mode]
-    search = _Search(ts, keeps, options, stats)
-    hints = simulated_hints(ts, keeps, options)
     open_ = [o.name for o in keeps]  # objectives not proved yet
     box: dict[str, Interval] | None = None
+    if options.intervals:
+        # the solver's box stays the declared one: a contracted box changes the queries, and
+        # nonlinear queries' time per rlimit unit varies by orders of magnitude between them
+        con = contract(ts)
+        if con is not None:
+            if con.empty:
+                return EquilibriumResult(
+                    Status.PROVED,
+                    "no reachable state is a fixed point at nominal input (interval "
+                    f"contraction of the reachable enclosure, {con.rounds} rounds)",
+                )
+            never = never_violated(ts, keeps, con)
+            open_ = [o for o in open_ if o not in never]
+            if not open_:
+                return EquilibriumResult(
+                    Status.PROVED,
+                    "no fixed point at nominal input violates a keep-objective: within the "
+                    f"reachable enclosure every fixed point lies in a box ({con.rounds} rounds "
+                    "of interval contraction) where none is violated",
+                )
+    search = _Search(ts, keeps, options, stats)
+    hints = simulated_hints(ts, keeps, options)
     for m in modes:
         try:
             q = FixedPointQuery(ts, keeps, m, box)
@@ -214,6 +235,51 @@ def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> Equil
         )
     why = "; ".join(dict.fromkeys(search.reasons)) or "not decided"
     return EquilibriumResult(Status.UNKNOWN, f"{', '.join(open_)}: {why}", notes=notes)
+
+
+def contract(ts: TransitionSystem) -> Contraction | None:
+    """The reachable enclosure (:func:`coherence.smt.reach.reachable`) contracted around its
+    fixed points at nominal input (:func:`coherence.smt.reach.fixed_point_contraction`).
+
+    Only fixed points within the enclosure matter: a state outside it is reached from the
+    initial state by no admissible input sequence, so no trigger carries the system there.
+    None when there is no enclosure or the contraction does not apply."""
+    enc = reachable(ts)
+    if enc is None:
+        return None
+    box = {
+        s.name: (max(s.lo, enc.box[s.name][0]), min(s.hi, enc.box[s.name][1])) for s in ts.states
+    }
+    return fixed_point_contraction(ts, box)
+
+
+def never_violated(ts: TransitionSystem, keeps: list[ObjectiveIR], con: Contraction) -> set[str]:
+    """The keep-objectives that no tick ``0..H-1`` of the contraction's hyperperiod can
+    violate (interval bounds of the objective and its bound, the tolerance at its least)."""
+    out: set[str] = set()
+    exprs: list[Expr] = []
+    for o in keeps:
+        assert o.bound is not None
+        exprs += [o.expr, o.bound]
+    vals = evaluate_envs(ts, con.envs[: ts.hyperperiod], 0, exprs)
+    if vals is None:
+        return out
+    for k, o in enumerate(keeps):
+        ok = True
+        for row in vals:
+            e, b = row[2 * k], row[2 * k + 1]
+            if not all(math.isfinite(x) for x in (*e, *b)):
+                ok = False
+                break
+            least = 0.0 if b[0] <= 0.0 <= b[1] else min(abs(b[0]), abs(b[1]))
+            tol = o.tolerance * least if o.relative else o.tolerance
+            lowest = b[0] + tol - e[1] if o.cmp in ("<=", "<") else e[0] - (b[1] - tol)
+            if lowest - 1e-9 * (abs(lowest) + abs(b[0]) + abs(e[1]) + 1e-9) <= 0.0:
+                ok = False
+                break
+        if ok:
+            out.add(o.name)
+    return out
 
 
 class _Search:

@@ -1122,3 +1122,86 @@ def interval_frames(
     tick ``phase`` (:func:`interval_envs`, :func:`evaluate_envs`)."""
     envs = interval_envs(ts, box, ticks, phase)
     return None if envs is None else evaluate_envs(ts, envs, phase, exprs)
+
+
+@dataclass(frozen=True, slots=True)
+class Contraction:
+    """Where every fixed point of one hyperperiod at nominal input within a box lies
+    (:func:`fixed_point_contraction`): ``box`` per state, and the interval environment of
+    each tick ``0..H`` of a hyperperiod from it (``envs``), or ``empty``: there is none."""
+
+    box: dict[str, tuple[float, float]]
+    envs: list[Env]
+    rounds: int
+    empty: bool = False
+
+
+def fixed_point_contraction(
+    ts: TransitionSystem, box: Mapping[str, tuple[float, float]], max_rounds: int = 200
+) -> Contraction | None:
+    """Contract ``box`` around the fixed points of one hyperperiod at nominal input.
+
+    A state ``x`` with ``F^H(x) = x`` (inputs at nominal, parameters at their declared
+    values, the hyperperiod from phase 0: the meaning of :mod:`coherence.smt.equilibria`)
+    that lies in a box ``B`` lies in ``F^H(B)`` too, so in ``B ∩ F^H(B)``; iterating keeps
+    every fixed point of the first box (a Kleene iteration downwards, with the interval
+    semantics of this module, sound by outward rounding). It stops when no end moves by more
+    than a millionth of its width (or of 1), after ``max_rounds``, or within the work
+    budget; an empty meet proves there is no fixed point in ``box``. None when an operation
+    may be undefined in the first box or an expression is not handled here (a later box
+    where an operation may be undefined ends the iteration at the box before it).
+    """
+    true_ = Requirement(kind="always", cond=Const(1.0), horizon=1)
+    h = ts.hyperperiod
+    names = ts.state_names
+    try:
+        reach = Reach(ts, true_)
+        unk = reach.unk
+        value = {p.name: p.value for p in ts.params}
+        plo = np.array([const_interval(value[n])[0] for n in unk.names])
+        phi = np.array([const_interval(value[n])[1] for n in unk.names])
+        base = reach.base(plo[None, :], phi[None, :])
+        for u in ts.inputs:
+            nlo, nhi = const_interval(u.nominal)
+            base[u.name] = Iv(np.array([nlo]), np.array([nhi]))
+        lo = np.array([float(box[n][0]) for n in names])
+        hi = np.array([float(box[n][1]) for n in names])
+        rounds = max(1, min(max_rounds, WORK // max(1, h * len(names))))
+        envs: list[Env] = []
+        for r in range(rounds):
+            state = [Iv(np.array([lo[i]]), np.array([hi[i]])) for i in range(len(names))]
+            run: list[Env] = []
+            undef = False
+            for t in range(h + 1):
+                env, ul = reach.lets(base, state, t, 1)
+                run.append(env)
+                if bool(np.any(ul)):
+                    undef = True
+                    break
+                if t < h:
+                    state, us = reach.step(env, t, 1)
+                    if bool(np.any(us)):
+                        undef = True
+                        break
+            if undef:
+                if r == 0:
+                    return None
+                break
+            envs = run
+            end_lo = np.array([float(x.lo[0]) for x in state])
+            end_hi = np.array([float(x.hi[0]) for x in state])
+            new_lo, new_hi = np.maximum(lo, end_lo), np.minimum(hi, end_hi)
+            if np.any(new_lo > new_hi):
+                return Contraction({}, [], r + 1, empty=True)
+            width = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
+            tol = 1e-6 * np.maximum(width, 1.0)
+            moved = (new_lo - lo > tol) | (hi - new_hi > tol)
+            lo, hi = new_lo, new_hi
+            if not moved.any():
+                break
+    except Unsupported:
+        return None
+    if not envs:
+        return None
+    out = {n: (float(lo[i]), float(hi[i])) for i, n in enumerate(names)}
+    return Contraction(out, envs, r + 1)
