@@ -6,7 +6,10 @@ For each spec (specs/seed/tipping_point.coh and specs/llm_serving.coh; a missing
 skipped): BMC of its first ``always`` requirement (the first trace requirement if it has no
 ``always``) from the initial state to each depth, in both modes, with the solver alone (the
 input-pattern simulation that normally runs first is off); then the conflict-witness search
-over all coupled pairs; then the default ``analyze`` call. Each row says what was decided
+over all coupled pairs; then the default ``analyze`` call. Then, for specs with a ``no
+flapping`` requirement (specs/conflicts/hpa_lag_fixed.coh and specs/stacks/vllm_llmd_fleet.coh
+by default, ``--flapping``), the requirement's check with default options and the patterns
+off, so that what decides it is the formal analysis. Each row says what was decided
 and how: solver calls, rlimit spent, and the depth reached when the budget ran out first.
 Interval bounds decide many early depths without a solver call; the calls column shows it.
 
@@ -24,12 +27,13 @@ from pathlib import Path
 from coherence.compile import compile_text
 from coherence.ir.nodes import Requirement, TransitionSystem
 from coherence.smt import SmtOptions, analyze
-from coherence.smt.bmc import bmc
+from coherence.smt.bmc import bmc, check_bounded
 from coherence.smt.conflicts import check_all
 from coherence.smt.solver import SolverStats
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ("specs/seed/tipping_point.coh", "specs/llm_serving.coh")
+FLAPPING = ("specs/conflicts/hpa_lag_fixed.coh", "specs/stacks/vllm_llmd_fleet.coh")
 
 
 def load(path: Path) -> TransitionSystem | None:
@@ -123,10 +127,39 @@ def bench(path: Path, depths: list[int], budget: int) -> list[list[str]]:
     return rows
 
 
+def bench_flapping(path: Path) -> list[list[str]]:
+    ts = load(path)
+    if ts is None:
+        return [[path.name, "compile", "-", "-", "does not compile", "-", "-", "-"]]
+    rows: list[list[str]] = []
+    for req in ts.requirements:
+        if req.kind != "flapping":
+            continue
+        stats = SolverStats()
+        t0 = time.perf_counter()
+        res = check_bounded(ts, req, SmtOptions(patterns=False), stats)
+        dt = time.perf_counter() - t0
+        how = res.reason.split(":")[0] if res.reason else ""
+        rows.append(
+            [
+                path.name,
+                "flapping",
+                str(req.within),
+                res.status.value,
+                how[:60],
+                str(stats.calls),
+                f"{stats.rlimit / 1e6:.1f}M",
+                f"{dt:.2f}",
+            ]
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--depths", type=int, nargs="+", default=[10, 25, 50, 100])
-    ap.add_argument("--specs", nargs="+", default=list(SPECS))
+    ap.add_argument("--specs", nargs="*", default=list(SPECS))
+    ap.add_argument("--flapping", nargs="*", default=list(FLAPPING))
     ap.add_argument(
         "--budget",
         type=int,
@@ -142,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipping {spec}: no such file")
             continue
         table += bench(path, args.depths, args.budget)
+    for spec in args.flapping:
+        path = ROOT / spec
+        if not path.exists():
+            print(f"skipping {spec}: no such file")
+            continue
+        table += bench_flapping(path)
     widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
     print(row(header, widths))
     print(row(["-" * w for w in widths], widths))
