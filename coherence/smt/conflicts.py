@@ -420,11 +420,70 @@ class Run:
         return out
 
 
-class Encoding:
-    """What every actor's query shares in one encoding mode: one encoder, the free start,
-    the parameters, the inputs, the symbolic phase and the acting run (``ts``)."""
+class _Shifted(SymbolicPhase):
+    """The phase one tick before a symbolic phase: at ``j`` exactly when the other is at
+    ``j + 1`` (the same booleans, rotated; no constraints of its own)."""
 
-    def __init__(self, ts: TransitionSystem, mode: str, ranges: Mapping[str, Interval]) -> None:
+    def __init__(self, after: SymbolicPhase) -> None:
+        h = after.hyperperiod
+        self.hyperperiod = h
+        self.select = [after.select[(j + 1) % h] for j in range(h)]
+
+
+class _BeforeInputs(Inputs):
+    """The inputs of the warm-up tick (fresh variables) followed by the witness's own."""
+
+    def __init__(self, enc: Encoder, ts: TransitionSystem, then: Inputs) -> None:
+        super().__init__(enc, ts, "free")
+        self.then = then
+        self.first = {
+            u.name: (
+                const(u.nominal if u.lo != u.hi else u.lo)
+                if u.lo == u.hi
+                else enc.named(f"{u.name}@-1", Interval(u.lo, u.hi))
+            )
+            for u in ts.inputs
+        }
+
+    def at(self, t: int) -> dict[str, Num]:
+        return self.first if t == 0 else self.then.at(t - 1)
+
+
+def initial_values(ts: TransitionSystem) -> dict[str, Fraction] | None:
+    """The initial state as exact numbers (the simulator's tick 0: registers hold their
+    signal's initial value), or None when it depends on an uncertain parameter."""
+    if any(not p.internal and p.lo < p.hi for p in ts.params):
+        return None
+    with np.errstate(all="ignore"):
+        trace = simulate(ts, 0)
+    out: dict[str, Fraction] = {}
+    for s in ts.states:
+        v = float(trace.state(s.name)[0, 0])
+        if not math.isfinite(v):
+            return None
+        out[s.name] = rational(v)
+    return out
+
+
+class Encoding:
+    """What every actor's query shares in one encoding mode: one encoder, the start, the
+    parameters, the inputs, the symbolic phase and the acting run (``ts``).
+
+    With ``warm`` the start is not a free point of the box but one tick after one (a
+    *warm-up tick* of the whole system, inputs free), or the initial state at phase 0: every
+    state a run reaches is one of those (the initial state, or the image of the state
+    before it, which lies in the reachable enclosure), so proofs still cover every reachable
+    state, and a witness starts where the system's own update could have put it: a lagged
+    copy agrees with what it copies, a loop's output with its law one tick before.
+    """
+
+    def __init__(
+        self,
+        ts: TransitionSystem,
+        mode: str,
+        ranges: Mapping[str, Interval],
+        warm: bool = False,
+    ) -> None:
         self.ts = ts
         self.mode = mode
         enc = Encoder(ts, mode, tag=f"c{mode[0]}.")
@@ -432,7 +491,6 @@ class Encoding:
         self.params = param_values(enc, ts)
         self.ints = integer_states(ts)
         self.ranges = dict(ranges)
-        self.start = free_start(enc, ts, self.params, self.ints, ranges=self.ranges)
         h = ts.hyperperiod
         self.phase = SymbolicPhase(f"{enc.tag}phase", h) if h > 1 else None
         if self.phase is not None:
@@ -440,10 +498,43 @@ class Encoding:
         self.inputs = Inputs(enc, ts, "free")
         self.common: list[Any] = []  # constraints every query takes (bounds, phase)
         self.order = itertools.count()
+        box = free_start(enc, ts, self.params, self.ints, ranges=self.ranges)
+        init = initial_values(ts) if warm else None
+        self.warm = init is not None
+        self.start = box if init is None else self._warm(box, init)
         self.act = Run(enc, self.params, self.inputs, self.start, self.at, self.ints, ts, "act",
                        self.common, self.order)  # fmt: skip
         self.common += enc.drain()
         self._regions: dict[int, list[object]] = {}
+
+    def _warm(self, box: dict[str, Num], init: Mapping[str, Fraction]) -> dict[str, Num]:
+        """The start: the initial state (at phase 0), or the state one tick after ``box``."""
+        ts, enc = self.ts, self.enc
+        before: int | SymbolicPhase = 0 if self.phase is None else _Shifted(self.phase)
+        pre = Run(enc, self.params, _BeforeInputs(enc, ts, self.inputs), box, before,
+                  self.ints, ts, "pre", self.common, self.order)  # fmt: skip
+        pre.need(1, [st.name for st in ts.states])
+        is_init = z3.Bool(f"{enc.tag}start=init", ctx())
+        out: dict[str, Num] = {}
+        for st in ts.states:
+            v = pre.frames[1].values[st.name]
+            assert isinstance(v, Num)
+            c = init[st.name]
+            x = enc.named(
+                f"{st.name}@0",
+                v.iv.hull(Interval(float(c), float(c))),
+                integer=st.name in self.ints,
+            )
+            enc.constraints.append(x.term == z3.If(is_init, real(c), v.term))
+            out[st.name] = x
+        enc.constraints += [c for key in sorted(pre.emitted, key=pre.seq.__getitem__)
+                            for c in pre.emitted[key]]  # fmt: skip
+        undefined = [c for key in pre.undefined for _, c in pre.undefined[key]]
+        if undefined:  # the warm-up tick is a tick of a run: defined
+            enc.constraints.append(z3.Or(is_init, z3.Not(z3.Or(*undefined))))
+        if self.phase is not None:  # the initial state is at tick 0
+            enc.constraints.append(z3.Implies(is_init, self.phase.select[0]))
+        return out
 
     @property
     def at(self) -> int | SymbolicPhase:
@@ -852,13 +943,16 @@ class Sampler:
         ranges: Mapping[str, Interval],
         op: Mapping[str, float],
         seed: int,
+        warm: bool = False,
     ) -> None:
         self.systems = systems
         self.k = k
         self.ranges = ranges
         self.op = op
         self.seed = seed
+        self.warm = warm
         self._draws: dict[bool, Draw] = {}
+        self._warmed: dict[tuple[bool, int], dict[str, np.ndarray]] = {}
         self._acting: dict[tuple[bool, int], Trace] = {}
         self._holding: dict[tuple[str, bool, int], Trace] = {}
         self._replayed: dict[tuple[str | None, bool, int, int, int], Trace] = {}
@@ -869,6 +963,36 @@ class Sampler:
             self._draws[in_region] = draw(ts, self.k, self.ranges, self.op, self.seed, in_region)
         return self._draws[in_region]
 
+    def init(self, in_region: bool, phase: int) -> dict[str, np.ndarray]:
+        """The starts of the draw at ``phase``: with ``warm``, the states one simulated tick
+        after the drawn ones (the tick before ``phase``, with inputs drawn for it, nominal in
+        the operating region), as the solver's warm start (:class:`Encoding`); a warmed start
+        that leaves the operating region is not a witness there (:meth:`witness`)."""
+        d = self.draw(in_region)
+        if not self.warm:
+            return d.init
+        key = (in_region, phase)
+        if key not in self._warmed:
+            ts = self.systems.ts
+            rng = np.random.default_rng([self.seed, zlib.crc32(f"warm:{phase}".encode())])
+            lo = np.array([u.lo for u in ts.inputs])
+            hi = np.array([u.hi for u in ts.inputs])
+            n = d.inputs.shape[0]
+            u = lo + (hi - lo) * rng.random((n, 1, len(ts.inputs)))
+            if in_region:  # the operating region's inputs are nominal
+                u = d.inputs[:, :1].copy()
+            before = (phase - 1) % ts.hyperperiod
+            with np.errstate(all="ignore"):
+                t = simulate(
+                    self.systems.compiled(None, before),
+                    1,
+                    inputs=u,
+                    params=d.params or None,
+                    init=d.init,
+                )
+            self._warmed[key] = {st.name: t.state(st.name)[:, 1].copy() for st in ts.states}
+        return self._warmed[key]
+
     def _run(self, a: str | None, in_region: bool, phase: int) -> Trace:
         d = self.draw(in_region)
         with np.errstate(all="ignore"):
@@ -877,7 +1001,7 @@ class Sampler:
                 self.k + 1,
                 inputs=d.inputs,
                 params=d.params or None,
-                init=d.init,
+                init=self.init(in_region, phase),
             )
 
     def runs(self, a: str, in_region: bool) -> list[tuple[int, Trace, Trace]]:
@@ -916,6 +1040,11 @@ class Sampler:
             for o in objectives_of(ts, b):
                 hits |= worse_all(o, t1, t2)[:, : k + 1]
             hits[:, 0] = False
+            if in_region and self.warm:
+                starts = self.init(in_region, phase)
+                for st in ts.states:
+                    lo, hi = region(ts, self.ranges, st.name, self.op)
+                    hits[(starts[st.name] < lo) | (starts[st.name] > hi)] = False
             rows = np.flatnonzero(hits.any(axis=1))
             if rows.size == 0:
                 continue
@@ -923,7 +1052,7 @@ class Sampler:
             sc = Scenario(
                 d.inputs[i, : k + 1].copy(),
                 {p.name: float(t1.params[p.name][i]) for p in ts.params},
-                {name: float(x[i]) for name, x in d.init.items()},
+                {name: float(x[i]) for name, x in self.init(in_region, phase).items()},
                 phase,
             )
             acting = self.replay(None, in_region, phase, i, sc)
@@ -1253,7 +1382,12 @@ class Search:
         self.systems = Systems(ts)
         self._intervals: IntervalRuns | None = None
         self.sampler = Sampler(
-            self.systems, max(self.depths.values(), default=1), self.ranges, op, options.seed
+            self.systems,
+            max(self.depths.values(), default=1),
+            self.ranges,
+            op,
+            options.seed,
+            options.warm_start,
         )
 
     # ---- shared pieces ------------------------------------------------------------------------
@@ -1261,7 +1395,9 @@ class Search:
         """The shared encoding in ``mode`` (built once; an encoding error is remembered)."""
         if mode not in self._encodings:
             try:
-                self._encodings[mode] = Encoding(self.ts, mode, self.ranges)
+                self._encodings[mode] = Encoding(
+                    self.ts, mode, self.ranges, warm=self.options.warm_start
+                )
             except EncodeError as exc:
                 self._encodings[mode] = exc
         e = self._encodings[mode]

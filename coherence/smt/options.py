@@ -40,6 +40,14 @@ class SmtOptions:
       k-induction with them (:mod:`coherence.smt.invariants`). Off by default: it costs a few
       solver calls per requirement and pays off on small systems whose bound needs a relation
       between states.
+    - ``warm_start``: conflict witnesses start one tick after a state of the reachable
+      enclosure (a warm-up tick of the whole system) or at the initial state, rather than
+      anywhere in the box: the start is then consistent with the system's own update (a
+      lagged copy agrees with what it copies), and proofs still cover every reachable state
+      (:class:`coherence.smt.conflicts.Encoding`). Off by default: the warm-up tick puts the
+      whole system's nonlinear update into every query, and on
+      ``specs/conflicts/tipping_point_fixed.coh`` a query then ran for minutes within its
+      rlimit (Z3's nonlinear solver does work the rlimit does not count).
     - ``seed``: the seed of the random patterns.
     - ``settle``: ticks simulated at nominal input to reach the operating point.
     - ``analyses``: which of ``requirements``, ``conflicts``, ``equilibria`` run.
@@ -59,6 +67,7 @@ class SmtOptions:
     patterns: bool = True
     intervals: bool = True
     invariants: bool = False
+    warm_start: bool = False
     seed: int = 0
     settle: int | None = None
     analyses: tuple[str, ...] = ("requirements", "conflicts", "equilibria")
