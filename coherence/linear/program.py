@@ -32,10 +32,9 @@ from coherence.ir.nodes import (
     Unary,
     Var,
     names_in,
-    sum_terms,
 )
 from coherence.linear.structure import Structure
-from coherence.simulate.engine import Env, Fn, fold_key, stacked_folds
+from coherence.simulate.engine import Env, Fn, fold_key, fold_walk, stacked_folds
 
 Array = NDArray[np.float64]
 
@@ -438,33 +437,7 @@ def _env(p: Program, vals: Array) -> Env:
 
 def _names_outside(e: Expr, blocked: set[str]) -> set[str]:
     """The names ``e`` reads other than as operands of the folds keyed in ``blocked``."""
-    out: set[str] = set()
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        match x:
-            case Var(name):
-                out.add(name)
-            case Binary("+", _, _):
-                parts = sum_terms(x)
-                if _fold_of(parts) not in blocked:
-                    stack.extend(parts)
-            case Binary(_, left, right):
-                stack.extend((left, right))
-            case Unary(_, a):
-                stack.append(a)
-            case Call(fn, args):
-                if fn not in ("min", "max") or _fold_of(args) not in blocked:
-                    stack.extend(args)
-            case Ite(c, a, b):
-                stack.extend((c, a, b))
-    return out
-
-
-def _fold_of(parts: Sequence[Expr]) -> str:
-    if not all(isinstance(p, Var) for p in parts):
-        return ""
-    return fold_key([p.name for p in parts if isinstance(p, Var)])
+    return {x.name for x, _ in fold_walk(e, blocked) if isinstance(x, Var)}
 
 
 def state_scale(states: Sequence[StateVar], x: Array) -> Array:

@@ -8,7 +8,7 @@ state to its range. Booleans are NumPy bools; ``round(x)`` is ``floor(x + 0.5)``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,32 +124,42 @@ def fold_key(names: Sequence[str]) -> str:
     return "\x00" + "\x00".join(names)
 
 
-def stacked_folds(e: Expr) -> list[tuple[str, ...]]:
-    """The folds of ``e`` that take their operands stacked: sums, mins and maxes of at least
-    ``_STACK_MIN`` names (a window's registers, a stabilization window's history)."""
-    out: list[tuple[str, ...]] = []
+def fold_walk(e: Expr, stop: Collection[str] = ()) -> Iterator[tuple[Expr, tuple[str, ...] | None]]:
+    """Every node of ``e``, each with the operand names of a *fold* (a sum, ``min`` or ``max``
+    whose operands are all names) or None. A fold whose :func:`fold_key` is in ``stop`` is
+    yielded but its operands are not visited."""
     stack = [e]
     while stack:
         x = stack.pop()
+        parts: Sequence[Expr] | None = None
         match x:
             case Binary("+", _, _):
                 parts = sum_terms(x)
-                names = _names_only(parts)
-                if names is not None:
-                    out.append(names)
+            case Call(fn, args) if fn in ("min", "max"):
+                parts = args
+        if parts is not None:
+            names = tuple(p.name for p in parts if isinstance(p, Var))
+            folded = names if len(names) == len(parts) else None
+            yield x, folded
+            if folded is None or fold_key(folded) not in stop:
                 stack.extend(parts)
+            continue
+        yield x, None
+        match x:
             case Binary(_, left, right):
                 stack.extend((left, right))
             case Unary(_, a):
                 stack.append(a)
-            case Call(fn, args):
-                names = _names_only(args) if fn in ("min", "max") else None
-                if names is not None:
-                    out.append(names)
+            case Call(_, args):
                 stack.extend(args)
             case Ite(c, a, b):
                 stack.extend((c, a, b))
-    return out
+
+
+def stacked_folds(e: Expr) -> list[tuple[str, ...]]:
+    """The folds of ``e`` that take their operands stacked: sums, mins and maxes of at least
+    ``_STACK_MIN`` names (a window's registers, a stabilization window's history)."""
+    return [n for _, n in fold_walk(e) if n is not None and len(n) >= _STACK_MIN]
 
 
 def _names_only(parts: Sequence[Expr]) -> tuple[str, ...] | None:
