@@ -191,7 +191,11 @@ def test_a_loop_pinned_at_its_bound_is_aligned(spec: Callable[[str], TransitionS
     pairs = {(p.actor, p.affected): p for p in check_all(ts, SmtOptions(), stats)}
     assert pairs[("speculation", "scheduler")].verdict == ALIGNED
     assert "never moves" in pairs[("speculation", "scheduler")].reason
-    assert pairs[("scheduler", "speculation")].verdict != ALIGNED
+    # the largest batch raises TPOT, but not past the SLO: at 256 sequences and 5 drafts a
+    # step takes 10.4 + 0.024 * 256 + 0.058 * 256 * 6 + 1.5 * 5 ms for 2.375 tokens
+    worst = (10.4 + 0.024 * 256 + 0.058 * 256 * 6 + 1.5 * 5) / (1 + 0.055 * 5 * 5)
+    assert 47.0 < worst < 50.0
+    assert pairs[("scheduler", "speculation")].verdict == ALIGNED
 
 
 def test_k_induction_starts_within_the_enclosure(monkeypatch: pytest.MonkeyPatch) -> None:
