@@ -501,6 +501,7 @@ class Encoding:
         box = free_start(enc, ts, self.params, self.ints, ranges=self.ranges)
         init = initial_values(ts) if warm else None
         self.warm = init is not None
+        self.links: dict[str, Any] = {}  # with warm: state -> its start's tie to the warm-up
         self.start = box if init is None else self._warm(box, init)
         self.act = Run(enc, self.params, self.inputs, self.start, self.at, self.ints, ts, "act",
                        self.common, self.order)  # fmt: skip
@@ -508,13 +509,19 @@ class Encoding:
         self._regions: dict[int, list[object]] = {}
 
     def _warm(self, box: dict[str, Num], init: Mapping[str, Fraction]) -> dict[str, Num]:
-        """The start: the initial state (at phase 0), or the state one tick after ``box``."""
+        """The start: the initial state (at phase 0), or the state one tick after ``box``.
+
+        The warm-up tick is encoded for every state, but a solver takes only what the start
+        values it reads need (:meth:`warm_cone`): a goal that reads two states does not get
+        the whole system's nonlinear update."""
         ts, enc = self.ts, self.enc
         before: int | SymbolicPhase = 0 if self.phase is None else _Shifted(self.phase)
         pre = Run(enc, self.params, _BeforeInputs(enc, ts, self.inputs), box, before,
                   self.ints, ts, "pre", self.common, self.order)  # fmt: skip
         pre.need(1, [st.name for st in ts.states])
+        self.pre = pre
         is_init = z3.Bool(f"{enc.tag}start=init", ctx())
+        self.is_init = is_init
         out: dict[str, Num] = {}
         for st in ts.states:
             v = pre.frames[1].values[st.name]
@@ -525,15 +532,31 @@ class Encoding:
                 v.iv.hull(Interval(float(c), float(c))),
                 integer=st.name in self.ints,
             )
-            enc.constraints.append(x.term == z3.If(is_init, real(c), v.term))
+            self.links[st.name] = x.term == z3.If(is_init, real(c), v.term)
             out[st.name] = x
-        enc.constraints += [c for key in sorted(pre.emitted, key=pre.seq.__getitem__)
-                            for c in pre.emitted[key]]  # fmt: skip
-        undefined = [c for key in pre.undefined for _, c in pre.undefined[key]]
-        if undefined:  # the warm-up tick is a tick of a run: defined
-            enc.constraints.append(z3.Or(is_init, z3.Not(z3.Or(*undefined))))
         if self.phase is not None:  # the initial state is at tick 0
             enc.constraints.append(z3.Implies(is_init, self.phase.select[0]))
+        return out
+
+    def warm_cone(self, names: Iterable[str], seen: set[Key]) -> list[Any]:
+        """The constraints that tie the start values of the states ``names`` to the warm-up
+        tick: their links, and the warm-up tick's encoding of what those read (each value
+        once: ``seen`` is updated). The warm-up tick is a tick of a run, so its operations
+        are defined unless the start is the initial state. Empty for a cold start."""
+        if not self.warm:
+            return []
+        out: list[Any] = []
+        todo = []
+        for n in names:
+            key = ("link", 0, n)
+            if n in self.links and key not in seen:
+                seen.add(key)
+                out.append(self.links[n])
+                todo.append(n)
+        pre = self.pre
+        for _, key in sorted(pre.cone(1, todo, seen), key=lambda rk: pre.seq[rk[1]]):
+            out += pre.emitted[key]
+            out += [z3.Or(self.is_init, z3.Not(c)) for _, c in pre.undefined[key]]
         return out
 
     @property
@@ -653,6 +676,13 @@ class ActorQuery:
         for run, key in sorted(cone, key=lambda rk: rk[0].seq[rk[1]]):  # in encoding order
             _assert(self.solver, run.emitted[key])
             self._guard(run.undefined[key])
+        if self.encoding.warm:
+            starts = {
+                n
+                for label, t, n in self._seen
+                if t == 0 and n in self.encoding.links and label not in ("pre", "link")
+            }
+            _assert(self.solver, self.encoding.warm_cone(sorted(starts), self._seen))
 
     def _guard(self, conds: list[tuple[int, Any]]) -> None:
         for t, c in conds:
@@ -1364,7 +1394,10 @@ class Search:
         stats: SolverStats,
         op: dict[str, float],
         depths: Mapping[str, int],
+        like: Search | None = None,
     ) -> None:
+        """``like``: a search of the same system whose start ranges, held systems and
+        interval runs this one shares (they do not depend on the options)."""
         self.ts = ts
         self.options = options
         self.stats = stats
@@ -1374,13 +1407,21 @@ class Search:
         self.spent: dict[tuple[str, str], int] = {}
         self.starved: set[tuple[str, str]] = set()  # stopped by their share, not the solver
         self.at_proof: dict[tuple[str, str], int] = {}  # spent when its last tick was proved
-        self.ranges, self.reachable = start_ranges(
-            ts, param_values(Encoder(ts, OVERAPPROX, "s."), ts)
-        )
         self._encodings: dict[str, Encoding | EncodeError] = {}
         self._queries: dict[tuple[str, str], ActorQuery | EncodeError] = {}
-        self.systems = Systems(ts)
         self._intervals: IntervalRuns | None = None
+        self.ranges: dict[str, Interval]
+        self.reachable: bool
+        self.systems: Systems
+        if like is not None:
+            self.ranges, self.reachable = like.ranges, like.reachable
+            self.systems = like.systems
+            self._intervals = like._intervals
+        else:
+            self.ranges, self.reachable = start_ranges(
+                ts, param_values(Encoder(ts, OVERAPPROX, "s."), ts)
+            )
+            self.systems = Systems(ts)
         self.sampler = Sampler(
             self.systems,
             max(self.depths.values(), default=1),
@@ -1686,7 +1727,45 @@ def check_all(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> 
                 more = min(cap - spent, search.left // (len(again) - n))
                 if 0 < need <= more:  # twice the estimate where there is that much: ticks grow
                     out[(a, b)] = search.pair(a, b, k, via, min(2 * need, more), sample=False)
+            _recheck_warm(search, coupled, out)
     return [out[p] for p in pairs]
+
+
+def _recheck_warm(
+    cold: Search,
+    coupled: Mapping[tuple[str, str], tuple[int, tuple[str, ...]]],
+    out: dict[tuple[str, str], PairResult],
+) -> None:
+    """Search the pairs the cold start left unproved again from the warm start.
+
+    A witness of the cold search starts anywhere in the reachable enclosure, a box, whose
+    corners pair values no run pairs. From the warm start (:class:`Encoding`, one tick after
+    a state of the box, or the initial state) a proof still covers every reachable state, so
+    a pair proved there is aligned; a warm witness is taken where the cold search found
+    none; otherwise the cold result stays
+    (a cold witness stays a conflict: the conservative side, and a witness near the
+    operating point is not rechecked). The warm search gets its own budget
+    (``warm_budget``), shared by the pairs it rechecks; it runs only where the cold start
+    could differ from it (the initial state is known exactly).
+    """
+    ts, options = cold.ts, cold.options
+    if not options.warm_recheck or options.warm_start or initial_values(ts) is None:
+        return
+    todo = [p for p in coupled if out[p].verdict in (CONFLICT, REGIONAL)]
+    if not todo:
+        return
+    depths: dict[str, int] = {}
+    for a, b in todo:
+        depths[a] = max(depths.get(a, 0), coupled[(a, b)][0])
+    search = Search(ts, replace(options, warm_start=True), cold.stats, cold.op, depths, cold)
+    share = min(pair_budget(options), options.warm_budget // len(todo))
+    for a, b in todo:
+        k, via = coupled[(a, b)]
+        found = out[(a, b)]
+        warm = search.pair(a, b, k, via, share, sample=False)
+        if warm.verdict == ALIGNED:
+            why = "proved from the warm start (one tick after any state of the reachable enclosure)"
+            out[(a, b)] = replace(warm, reason=warm.reason or why, notes=found.notes)
 
 
 def influence_cycles(ts: TransitionSystem) -> list[tuple[str, ...]]:

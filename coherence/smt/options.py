@@ -41,13 +41,17 @@ class SmtOptions:
       solver calls per requirement and pays off on small systems whose bound needs a relation
       between states.
     - ``warm_start``: conflict witnesses start one tick after a state of the reachable
-      enclosure (a warm-up tick of the whole system) or at the initial state, rather than
-      anywhere in the box: the start is then consistent with the system's own update (a
-      lagged copy agrees with what it copies), and proofs still cover every reachable state
-      (:class:`coherence.smt.conflicts.Encoding`). Off by default: the warm-up tick puts the
-      whole system's nonlinear update into every query, and on
-      ``specs/conflicts/tipping_point_fixed.coh`` a query then ran for minutes within its
-      rlimit (Z3's nonlinear solver does work the rlimit does not count).
+      enclosure (a warm-up tick) or at the initial state, rather than anywhere in the box:
+      the start is then consistent with the system's own update (a lagged copy agrees with
+      what it copies), and proofs still cover every reachable state
+      (:class:`coherence.smt.conflicts.Encoding`). Off by default: every query then carries
+      the warm-up tick of the start values it reads; the cold search is the cheaper first
+      pass, and ``warm_recheck`` takes the warm start where the cold one found a witness.
+    - ``warm_recheck``: the pairs the cold search leaves unproved (undecided, or a witness
+      away from the operating point) are searched again from the warm start, with a budget
+      of their own (``warm_budget``): a proof there makes the pair aligned, a warm witness
+      is taken where the cold search found none, and otherwise the cold result stays. A
+      query reads the warm-up tick only for the start values its goal reads.
     - ``seed``: the seed of the random patterns.
     - ``settle``: ticks simulated at nominal input to reach the operating point.
     - ``analyses``: which of ``requirements``, ``conflicts``, ``equilibria`` run.
@@ -68,6 +72,8 @@ class SmtOptions:
     intervals: bool = True
     invariants: bool = False
     warm_start: bool = False
+    warm_recheck: bool = True
+    warm_budget: int = 600_000
     seed: int = 0
     settle: int | None = None
     analyses: tuple[str, ...] = ("requirements", "conflicts", "equilibria")
