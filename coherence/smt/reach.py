@@ -1189,8 +1189,7 @@ def evaluate_envs(
         let_exprs = {d.name: d.expr for d in ts.lets}
         nonzero = nonzero_names(ts)
         fns = [
-            compile_iv(normalize(cancel_factors(e, let_exprs, nonzero), consts), 1)
-            for e in exprs
+            compile_iv(normalize(cancel_factors(e, let_exprs, nonzero), consts), 1) for e in exprs
         ]
         out: list[list[tuple[float, float]]] = []
         for t, env in enumerate(envs):
