@@ -57,6 +57,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="try k-induction with auxiliary invariants mined from simulation (Houdini) on "
         "`always` requirements that stay undecided",
     )
+    c.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        default=None,
+        metavar="N",
+        help="run the analyses in N worker processes (0, the default: one per CPU); the "
+        "results do not depend on it",
+    )
     c.add_argument("-v", "--verbose", action="store_true", help="show every table")
     c.add_argument(
         "--expect",
@@ -169,6 +178,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"`{text}` must be positive")
+    return v
+
+
+def _jobs(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"`{text}` must be 0 (one per CPU) or more")
     return v
 
 

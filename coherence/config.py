@@ -17,6 +17,7 @@ horizon = 40                 # BMC horizon (ticks)
 rlimit = 2000000             # Z3 resource limit per query
 mode = "auto"                # auto | exact | overapprox
 invariants = false           # Houdini invariants for undecided `always` requirements
+jobs = 0                     # worker processes for `coherence check` (0: one per CPU)
 linear = true                # run the linear analysis
 smt = true                   # run the formal analysis
 ```
@@ -67,6 +68,7 @@ class Config:
     invariants: bool = False
     linear: bool = True
     smt: bool = True
+    jobs: int = 0  # worker processes for `coherence check`: 0 is one per CPU
 
 
 def find_config(start: Path | None = None) -> Path | None:
@@ -137,6 +139,12 @@ def _positive(v: Any) -> int:
     return v
 
 
+def _jobs(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError(f"expected 0 (one per CPU) or a positive whole number, got {v!r}")
+    return v
+
+
 def _bool(v: Any) -> bool:
     if not isinstance(v, bool):
         raise ValueError(f"expected true or false, got {v!r}")
@@ -181,6 +189,7 @@ _KEYS: dict[str, tuple[str, _Check]] = {
     "invariants": ("invariants", _bool),
     "linear": ("linear", _bool),
     "smt": ("smt", _bool),
+    "jobs": ("jobs", _jobs),
 }
 
 

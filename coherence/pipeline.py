@@ -6,15 +6,18 @@ decides which run and collects their results in order.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from coherence import __version__
 from coherence.compile import CompileResult, compile_source, read_source
 from coherence.diagnostics import CoherenceError, Diagnostic
 from coherence.ir.nodes import TransitionSystem
+from coherence.parallel import resolve_jobs
 from coherence.results import AnalysisResult, FileReport, Finding, RunReport, SystemReport
 
 Analysis = Callable[[TransitionSystem], AnalysisResult]
@@ -30,6 +33,7 @@ class CheckOptions:
     mode: str = "auto"
     rlimit: int | None = None
     invariants: bool = False
+    jobs: int = 1  # worker processes (0: one per CPU); results do not depend on it
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -76,17 +80,23 @@ def analyses_for(options: CheckOptions) -> list[tuple[str, Analysis]]:
         import coherence.smt as smt
 
         def run_smt(ts: TransitionSystem) -> AnalysisResult:
-            base = smt.SmtOptions()
-            chosen_options = smt.SmtOptions(
-                horizon=options.horizon if options.horizon is not None else base.horizon,
-                mode=options.mode,
-                rlimit=options.rlimit if options.rlimit is not None else base.rlimit,
-                invariants=options.invariants,
-            )
-            return smt.analyze(ts, chosen_options)
+            return smt.analyze(ts, smt_options(options))
 
         chosen.append(("smt", run_smt))
     return chosen
+
+
+def smt_options(options: CheckOptions) -> Any:
+    """The formal analysis's options for a check."""
+    import coherence.smt as smt
+
+    base = smt.SmtOptions()
+    return smt.SmtOptions(
+        horizon=options.horizon if options.horizon is not None else base.horizon,
+        mode=options.mode,
+        rlimit=options.rlimit if options.rlimit is not None else base.rlimit,
+        invariants=options.invariants,
+    )
 
 
 def analyse_system(ts: TransitionSystem, analyses: list[tuple[str, Analysis]]) -> SystemReport:
@@ -129,5 +139,106 @@ def check_paths(
     ['tipping_point']
     """
     opts = options or CheckOptions()
+    jobs = resolve_jobs(opts.jobs)
+    if jobs > 1 and not lint_only:
+        return RunReport(_check_parallel(find_specs(paths), opts, jobs), __version__)
     files = [check_file(p, opts, lint_only) for p in find_specs(paths)]
     return RunReport(tuple(files), __version__)
+
+
+def _timed(name: str, ts: TransitionSystem, fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` with its wall time, an exception turned into the internal-error finding."""
+
+    def run() -> tuple[Any, float]:
+        start = time.perf_counter()
+        try:
+            return fn(), time.perf_counter() - start
+        except Exception as exc:  # an analysis bug must not take the whole run down
+            return _internal(name, ts, exc), time.perf_counter() - start
+
+    return run
+
+
+def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[FileReport, ...]:
+    """:func:`check_file` of every spec, the analyses of all their systems run as one pool of
+    independent pieces (the simulation, the linear analysis, each piece of the formal
+    analysis: :func:`coherence.smt.analyze.parts`), longest first; the reports are put
+    together in the order a sequential run gives."""
+    from coherence.parallel import run_all
+
+    compiled: list[tuple[Path, Any, CompileResult | None]] = []
+    for path in specs:
+        src = read_source(path)
+        if isinstance(src, Diagnostic):
+            compiled.append((path, src, None))
+        else:
+            compiled.append((path, src, compile_source(src)))
+    chosen = analyses_for(opts)
+    if any(name == "linear" for name, _ in chosen):
+        # what the linear analysis imports on first use, imported once here rather than in
+        # every forked worker
+        import scipy.optimize  # noqa: F401
+        import sympy  # noqa: F401
+    tasks: list[Callable[[], Any]] = []
+    first: list[int] = []
+    plan: list[list[tuple[str, list[int]]]] = []  # per system: (analysis, its task indices)
+    for _, _, result in compiled:
+        if result is None or not result.ok:
+            continue
+        for ts in result.systems:
+            entry: list[tuple[str, list[int]]] = []
+            for name, fn in chosen:
+                if name == "smt":
+                    from coherence.smt.analyze import parts
+
+                    pieces = parts(ts, smt_options(opts))
+                    idx = list(range(len(tasks), len(tasks) + len(pieces)))
+                    tasks += [_timed(name, ts, piece) for piece in pieces]
+                    first += idx[-2:]  # the conflict search and the equilibria
+                else:
+                    idx = [len(tasks)]
+                    tasks.append(_timed(name, ts, functools.partial(fn, ts)))
+                    if name == "linear":
+                        first.append(idx[0])
+                entry.append((name, idx))
+            plan.append(entry)
+    done = run_all(tasks, jobs, first)
+    systems = iter(plan)
+    out: list[FileReport] = []
+    for path, src, result in compiled:
+        if result is None:
+            assert isinstance(src, Diagnostic)
+            out.append(FileReport(str(path), (src,)))
+            continue
+        reports: list[SystemReport] = []
+        if result.ok:
+            for ts in result.systems:
+                reports.append(_system_report(ts, next(systems), done, opts))
+        out.append(FileReport(str(path), result.diagnostics, tuple(reports), src.text))
+    return tuple(out)
+
+
+def _system_report(
+    ts: TransitionSystem, entry: list[tuple[str, list[int]]], done: list[Any], opts: CheckOptions
+) -> SystemReport:
+    from dataclasses import replace
+
+    from coherence.smt.analyze import Part, assemble
+
+    results: list[AnalysisResult] = []
+    for name, idx in entry:
+        got = [done[i] for i in idx]
+        failed = [r for r, _ in got if isinstance(r, AnalysisResult)]
+        if name == "smt" and not failed:
+            pieces = [r for r, _ in got]
+            assert all(isinstance(p, Part) for p in pieces)
+            r = assemble(smt_options(opts), pieces, sum(sec for _, sec in got))
+            results.append(r)
+        elif failed:
+            results.append(replace(failed[0], seconds=sum(sec for _, sec in got)))
+        else:
+            r, sec = got[0]
+            results.append(r if r.seconds else replace(r, seconds=sec))
+    return SystemReport(
+        ts.name, ts.path, ts.span, tuple(results), tuple(lp.name for lp in ts.loops)
+    )

@@ -136,6 +136,7 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
             mode=args.mode or config.mode or "auto",
             rlimit=args.rlimit or config.rlimit,
             invariants=args.invariants or config.invariants,
+            jobs=args.jobs if getattr(args, "jobs", None) is not None else config.jobs,
         )
         report = add_topology(check_paths(paths, options))
         complete = tuple(name for name, _ in analyses_for(options)) == FULL_ANALYSES

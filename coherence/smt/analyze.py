@@ -17,7 +17,10 @@ reproduced it. ``unknown`` is reported as COH901 and never passes.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from coherence.ir.dump import format_expr
@@ -33,6 +36,115 @@ BOUNDED = ("always", "response", "flapping")
 CODES = {"always": "COH501", "response": "COH502", "flapping": "COH503"}
 
 
+@dataclass(frozen=True, slots=True)
+class Part:
+    """What one independent piece of the formal analysis found (one bounded requirement,
+    the conflict search, the equilibria): each runs in a Z3 context of its own and answers
+    as a function of the system and the options alone, so the pieces may run in any order,
+    or in separate processes, and :func:`assemble` gives the same result."""
+
+    verdicts: tuple[Verdict, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    rows: tuple[tuple[Cell, ...], ...] = ()
+    tables: tuple[Table, ...] = ()
+    data: tuple[tuple[str, Any], ...] = ()
+    stats: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)  # calls, sat, unsat, unknown, rlimit
+    seconds: float = 0.0
+
+
+def _counts(stats: SolverStats) -> tuple[int, int, int, int, int]:
+    return (stats.calls, stats.sat, stats.unsat, stats.unknown, stats.rlimit)
+
+
+def _bounded_part(ts: TransitionSystem, opts: SmtOptions, index: int) -> Part:
+    start = time.perf_counter()
+    req = ts.requirements[index]
+    stats = SolverStats()
+    with own_context():  # each part answers as a function of itself alone
+        res = bmc.check_bounded(ts, req, opts, stats)
+    v, fs = _bounded(ts, req, res, opts)
+    return Part((v,), tuple(fs), (_row(v),), (), (), _counts(stats), time.perf_counter() - start)
+
+
+def _conflicts_part(ts: TransitionSystem, opts: SmtOptions) -> Part:
+    start = time.perf_counter()
+    stats = SolverStats()
+    with own_context():
+        pairs = conflicts.check_all(ts, opts, stats)
+    cycles = conflicts.influence_cycles(ts)
+    data = (("influence_cycles", tuple(" -> ".join((*c, c[0])) for c in cycles)),)
+    findings: list[Finding] = _cycle_findings(ts, cycles) if opts.cycles else []
+    verdicts: list[Verdict] = []
+    for req in ts.requirements:
+        if req.kind == "coherent":
+            v, fs = _coherent(ts, req, pairs)
+            verdicts.append(v)
+            findings += fs
+    return Part(
+        tuple(verdicts),
+        tuple(findings),
+        tuple(_row(v) for v in verdicts),
+        (_matrix(ts, pairs),),
+        data,
+        _counts(stats),
+        time.perf_counter() - start,
+    )
+
+
+def _equilibria_part(ts: TransitionSystem, opts: SmtOptions, index: int) -> Part:
+    start = time.perf_counter()
+    req = ts.requirements[index]
+    stats = SolverStats()
+    with own_context():
+        eq = equilibria.find(ts, opts, stats)
+    v, fs = _equilibrium(ts, req, eq)
+    return Part((v,), tuple(fs), (_row(v),), (), (), _counts(stats), time.perf_counter() - start)
+
+
+def parts(ts: TransitionSystem, options: SmtOptions | None = None) -> list[Callable[[], Part]]:
+    """The independent pieces of :func:`analyze`, in the order their results are reported."""
+    opts = options or SmtOptions()
+    out: list[Callable[[], Part]] = []
+    if "requirements" in opts.analyses:
+        for i, req in enumerate(ts.requirements):
+            if req.kind in BOUNDED:
+                out.append(functools.partial(_bounded_part, ts, opts, i))
+    has_global = any(o.owner is None for o in ts.objectives)
+    if "conflicts" in opts.analyses and (len(ts.loops) >= 2 or (ts.loops and has_global)):
+        out.append(functools.partial(_conflicts_part, ts, opts))
+    if "equilibria" in opts.analyses:
+        for i, req in enumerate(ts.requirements):
+            if req.kind == "no_bad_equilibrium":
+                out.append(functools.partial(_equilibria_part, ts, opts, i))
+    return out
+
+
+def assemble(options: SmtOptions | None, done: list[Part], seconds: float) -> AnalysisResult:
+    """The analysis result from its pieces (:func:`parts`, run in their order)."""
+    opts = options or SmtOptions()
+    findings = [f for p in done for f in p.findings]
+    rows = [r for p in done for r in p.rows]
+    tables = [t for p in done for t in p.tables]
+    data: list[tuple[str, Any]] = [("mode", opts.mode), ("rlimit", opts.rlimit)]
+    data += [d for p in done for d in p.data]
+    if rows:
+        tables.insert(
+            0,
+            Table("Requirements", ("requirement", "status", "depth", "detail"), tuple(rows)),
+        )
+    totals = [sum(p.stats[i] for p in done) for i in range(5)]
+    names = ("calls", "sat", "unsat", "unknown", "rlimit")
+    data.append(("solver", tuple(zip(names, totals, strict=True))))
+    return AnalysisResult(
+        "smt",
+        tuple(sorted(findings, key=Finding.sort_key)),
+        tuple(v for p in done for v in p.verdicts),
+        tuple(tables),
+        tuple(data),
+        seconds,
+    )
+
+
 @isolated
 def analyze(ts: TransitionSystem, options: SmtOptions | None = None) -> AnalysisResult:
     """The formal analysis of ``ts``: verdicts, findings and tables.
@@ -44,78 +156,9 @@ def analyze(ts: TransitionSystem, options: SmtOptions | None = None) -> Analysis
     >>> [(v.kind, v.status.value) for v in analyze(ts).verdicts]
     [('always', 'proved')]
     """
-    opts = options or SmtOptions()
     start = time.perf_counter()
-    stats = SolverStats()
-    findings: list[Finding] = []
-    verdicts: list[Verdict] = []
-    rows: list[tuple[Cell, ...]] = []
-    tables: list[Table] = []
-    data: list[tuple[str, Any]] = [("mode", opts.mode), ("rlimit", opts.rlimit)]
-
-    if "requirements" in opts.analyses:
-        for req in ts.requirements:
-            if req.kind not in BOUNDED:
-                continue
-            with own_context():  # each part answers as a function of itself alone
-                res = bmc.check_bounded(ts, req, opts, stats)
-            v, fs = _bounded(ts, req, res, opts)
-            verdicts.append(v)
-            findings += fs
-            rows.append(_row(v))
-
-    coherent = [r for r in ts.requirements if r.kind == "coherent"]
-    has_global = any(o.owner is None for o in ts.objectives)
-    if "conflicts" in opts.analyses and (len(ts.loops) >= 2 or (ts.loops and has_global)):
-        with own_context():
-            pairs = conflicts.check_all(ts, opts, stats)
-        tables.append(_matrix(ts, pairs))
-        cycles = conflicts.influence_cycles(ts)
-        data.append(("influence_cycles", tuple(" -> ".join((*c, c[0])) for c in cycles)))
-        if opts.cycles:
-            findings += _cycle_findings(ts, cycles)
-        for req in coherent:
-            v, fs = _coherent(ts, req, pairs)
-            verdicts.append(v)
-            findings += fs
-            rows.append(_row(v))
-
-    if "equilibria" in opts.analyses:
-        for req in ts.requirements:
-            if req.kind != "no_bad_equilibrium":
-                continue
-            with own_context():
-                eq = equilibria.find(ts, opts, stats)
-            v, fs = _equilibrium(ts, req, eq)
-            verdicts.append(v)
-            findings += fs
-            rows.append(_row(v))
-
-    if rows:
-        tables.insert(
-            0,
-            Table("Requirements", ("requirement", "status", "depth", "detail"), tuple(rows)),
-        )
-    data.append(
-        (
-            "solver",
-            (
-                ("calls", stats.calls),
-                ("sat", stats.sat),
-                ("unsat", stats.unsat),
-                ("unknown", stats.unknown),
-                ("rlimit", stats.rlimit),
-            ),
-        )
-    )
-    return AnalysisResult(
-        "smt",
-        tuple(sorted(findings, key=Finding.sort_key)),
-        tuple(verdicts),
-        tuple(tables),
-        tuple(data),
-        time.perf_counter() - start,
-    )
+    done = [part() for part in parts(ts, options)]
+    return assemble(options, done, time.perf_counter() - start)
 
 
 # ---- bounded requirements -------------------------------------------------------------------

@@ -45,9 +45,10 @@ def test_every_key(project: Path) -> None:
         'fail_level = "warning"\n'
         'baseline = "base.json"\n'
         "ticks = 50\nhorizon = 12\nrlimit = 1000\n"
-        'mode = "overapprox"\nlinear = false\nsmt = false\n'
+        'mode = "overapprox"\nlinear = false\nsmt = false\njobs = 3\n'
     )
     c = load_config()
+    assert c.jobs == 3
     assert c.paths == ("specs",) and c.select == ("COH3", "COH5") and c.ignore == ("COH505",)
     assert (c.fail_level, c.baseline, c.ticks, c.horizon, c.rlimit, c.mode) == (
         "warning",
@@ -71,6 +72,7 @@ def test_every_key(project: Path) -> None:
         ('select = ["COH8"]\n', "pyproject.toml:3: [tool.coherence] `select`: `COH8` matches no"),
         ("fail_levle = 1\n", "pyproject.toml:3: [tool.coherence] unknown key `fail_levle`"),
         ("linear = 1\n", "`linear`: expected true or false, got 1"),
+        ("jobs = -1\n", "`jobs`: expected 0 (one per CPU) or a positive whole number"),
         ("paths = [1]\n", "`paths`: expected a string or a list of strings"),
         ("ticks = \n", "pyproject.toml: not valid TOML"),
     ],

@@ -63,6 +63,7 @@ def library_report() -> RunReport:
         simulate=True,
         linear="linear" in done and available("linear") is None,
         smt="smt" in done and available("smt") is None,
+        jobs=0,  # one worker per CPU: the report does not depend on it (tests/test_parallel.py)
     )
     return check_paths([str(SPECS)], opts)
 

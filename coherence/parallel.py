@@ -1,0 +1,62 @@
+"""Independent pieces of work in worker processes, their results in the order given.
+
+The analyses of a spec are pure functions of its transition system and the options, and
+the formal analysis answers piece by piece (each requirement, the conflict search, the
+equilibria) in Z3 contexts of their own, so running them in separate processes gives the
+same results, in the same order, as running them one after the other. Workers are forked:
+they inherit the compiled systems and the pieces, nothing is pickled but the results. Where
+``fork`` is not available the pieces run in this process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+_TASKS: list[Callable[[], Any]] = []
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_jobs(jobs: int) -> int:
+    """``jobs`` as a count of worker processes: 0 means one per CPU."""
+    return cpu_count() if jobs == 0 else max(1, jobs)
+
+
+def _run(i: int) -> Any:
+    return _TASKS[i]()
+
+
+def run_all(tasks: Sequence[Callable[[], Any]], jobs: int, first: Sequence[int] = ()) -> list[Any]:
+    """Every task's result, in the order of ``tasks``.
+
+    With ``jobs`` > 1 the tasks run in that many forked workers, those in ``first`` (the
+    longest, where the caller can tell) handed out before the rest; an exception in a task
+    is raised here, as it would be in a loop.
+    """
+    if jobs <= 1 or len(tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [t() for t in tasks]
+    global _TASKS
+    _TASKS = list(tasks)
+    order = list(dict.fromkeys([*first, *range(len(tasks))]))
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context) as pool:
+            futures = {i: pool.submit(_run, i) for i in order}
+            return [futures[i].result() for i in range(len(tasks))]
+    except (OSError, BrokenProcessPool):
+        # no processes to be had here (a sandbox, a worker killed for memory): the same
+        # pieces, one after the other, give the same results
+        return [t() for t in tasks]
+    finally:
+        _TASKS = []

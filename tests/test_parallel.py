@@ -1,0 +1,90 @@
+"""The analyses in worker processes: the same report as one after the other."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coherence.parallel import resolve_jobs, run_all
+from coherence.pipeline import CheckOptions, check_paths
+from coherence.results import RunReport
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = [
+    str(ROOT / "specs" / "conflicts" / "hpa_lag_broken.coh"),
+    str(ROOT / "specs" / "conflicts" / "retry_storm_fixed.coh"),
+    str(ROOT / "specs" / "stacks" / "sglang_router.coh"),
+]
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def _fail() -> int:
+    raise ValueError("a task that fails")
+
+
+def test_results_come_back_in_the_order_of_the_tasks() -> None:
+    tasks = [lambda i=i: _square(i) for i in range(12)]
+    assert run_all(tasks, 3, first=[11, 5]) == [i * i for i in range(12)]
+    assert run_all(tasks, 1) == [i * i for i in range(12)]
+
+
+@pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="workers are forked"
+)
+def test_tasks_run_in_other_processes() -> None:
+    pids = run_all([_pid] * 4, 2)
+    assert os.getpid() not in pids
+
+
+def test_an_exception_in_a_task_is_raised_here() -> None:
+    with pytest.raises(ValueError, match="a task that fails"):
+        run_all([_pid, _fail, _pid], 2)
+
+
+def test_zero_jobs_is_one_per_cpu() -> None:
+    assert resolve_jobs(0) >= 1
+    assert resolve_jobs(3) == 3
+
+
+def _without_seconds(report: RunReport) -> Any:
+    files = []
+    for f in report.files:
+        systems = tuple(
+            replace(s, analyses=tuple(replace(r, seconds=0.0) for r in s.analyses))
+            for s in f.systems
+        )
+        files.append(replace(f, systems=systems))
+    return tuple(files)
+
+
+def test_a_parallel_check_gives_the_sequential_report() -> None:
+    one = check_paths(SPECS, CheckOptions(jobs=1))
+    two = check_paths(SPECS, CheckOptions(jobs=2))
+    assert _without_seconds(one) == _without_seconds(two)
+    assert [f.path for f in two.files] == SPECS
+    smt = [r for f in two.files for s in f.systems for r in s.analyses if r.analysis == "smt"]
+    assert smt and all(r.seconds > 0 for r in smt)
+    assert any(r.findings for r in smt)  # the broken spec's flapping is in the merged result
+
+
+def test_a_spec_that_does_not_compile_keeps_its_place(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.coh"
+    bad.write_text("system s { tick 1s state x : 1 in [0, 1] init 0 next x = y }\n")
+    paths = [SPECS[0], str(bad), SPECS[1]]
+    two = check_paths(paths, CheckOptions(jobs=2, linear=False))
+    one = check_paths(paths, CheckOptions(jobs=1, linear=False))
+    assert [f.path for f in two.files] == paths
+    assert _without_seconds(one) == _without_seconds(two)
+    assert two.files[1].diagnostics and not two.files[1].systems
