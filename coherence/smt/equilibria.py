@@ -180,7 +180,9 @@ def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> Equil
                 )
     search = _Search(ts, keeps, options, stats)
     hints = simulated_hints(ts, keeps, options)
+    exhausted = False  # every over-approximate query ran out of its rlimit
     for m in modes:
+        asked = len(search.reasons)
         try:
             q = FixedPointQuery(ts, keeps, m, box)
             if box is None:
@@ -203,12 +205,16 @@ def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> Equil
                 if isinstance(hit, EquilibriumResult):
                     return hit
         hints = []  # one mode is enough to pin a simulated point
-        outcome = search.ask(q, open_, options.rlimit)
-        if isinstance(outcome, EquilibriumResult):
-            return outcome
-        if outcome == "unsat":
-            open_ = []
-            break
+        # after an over-approximation that ran out of its rlimit on every query, the exact
+        # query of all objectives at once (the harder problem) is not asked: only the
+        # objectives one by one, where a smaller query may still be decided
+        if not (m == EXACT and exhausted and len(open_) > 1):
+            outcome = search.ask(q, open_, options.rlimit)
+            if isinstance(outcome, EquilibriumResult):
+                return outcome
+            if outcome == "unsat":
+                open_ = []
+                break
         if len(open_) > 1 and not search.stopped:
             share = max(options.rlimit // len(open_), 1)
             still = []
@@ -221,6 +227,8 @@ def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> Equil
             open_ = still
         if not open_ or search.stopped:
             break
+        mine = search.reasons[asked:]
+        exhausted = m == OVERAPPROX and bool(mine) and all("resource limit" in r for r in mine)
     notes = tuple(search.notes)
     if not open_:
         if search.unstable:

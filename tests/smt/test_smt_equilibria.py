@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import pytest
 
 from coherence.ir.nodes import TransitionSystem
 from coherence.results import Status
@@ -145,3 +147,41 @@ def test_power_cap_broken_has_its_bad_equilibrium(
     eq = find(ts, SmtOptions(), SolverStats())
     assert eq.status is Status.FALSIFIED and eq.objective == "power_cap.power"
     assert eq.state is not None and eq.state["clock"] == 0.5 and eq.trigger is not None
+
+
+def test_exact_mode_asks_one_objective_at_a_time_after_the_relaxation_runs_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # every over-approximate query "runs out of its rlimit": the exact mode then skips the
+    # query of all objectives at once and asks each objective alone (where a smaller query
+    # may still be decided); the verdict stays unknown, with every objective open
+    from coherence.compile import compile_text
+    from coherence.smt import equilibria
+    from coherence.smt.solver import Answer, Outcome
+
+    text = """system s { tick 1s
+  input u : 1 in [0, 1] nominal 0.5
+  state x : 1 in [0, 10] init 1
+  state y : 1 in [0, 10] init 1
+  next x = 0.5 * x + 0.02 * x * y + u
+  next y = 0.5 * y + u
+  objective keep x <= 8
+  objective keep y <= 9
+  require no bad equilibrium
+}"""
+    ts = compile_text("t.coh", text).systems[0]
+    asked: list[tuple[str, tuple[str, ...]]] = []
+
+    def solve(self: Any, objectives: list[str], rlimit: int, stats: Any, near: Any = None) -> Any:
+        asked.append((self.enc.mode, tuple(objectives)))
+        return Answer(Outcome.UNKNOWN, "max. resource limit exceeded")
+
+    monkeypatch.setattr(equilibria.FixedPointQuery, "solve", solve)
+    r = equilibria.find(ts, SmtOptions(intervals=False), SolverStats())
+    assert r.status == Status.UNKNOWN
+    both = tuple(sorted(o.name for o in equilibria.keep_objectives(ts)))
+    exact = [tuple(sorted(objs)) for mode, objs in asked if mode == "exact"]
+    over = [tuple(sorted(objs)) for mode, objs in asked if mode == "overapprox"]
+    assert both in over  # the relaxation asks all at once first
+    assert exact and both not in exact  # exact arithmetic only one by one
+    assert sorted(exact) == sorted((o,) for o in both)
