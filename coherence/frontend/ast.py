@@ -139,6 +139,15 @@ class UnitDecl:
 
 
 @dataclass(frozen=True, slots=True)
+class Slew:
+    """``slew AMOUNT per DURATION``: an input moves by at most AMOUNT in DURATION."""
+
+    amount: Num
+    per: Num
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class InputDecl:
     name: str
     unit: str | None
@@ -146,6 +155,7 @@ class InputDecl:
     nominal: Num
     span: Span = _span()
     name_span: Span = _span()
+    slew: Slew | None = None
 
 
 @dataclass(frozen=True, slots=True)

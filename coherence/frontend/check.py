@@ -413,7 +413,20 @@ class _Checker:
                 help=f"choose a value in [{_show_num(d.range.lo)}, {_show_num(d.range.hi)}]",
             )
         self.declare(d.name, "input", u.dim, d.unit or "1", u.scale, d.name_span)
-        return ir.InputVar(d.name, lo, hi, nominal, d.unit or "1", u.scale, d.span)
+        slew = math.inf
+        if d.slew is not None:
+            amount = self.quantity(d.slew.amount, u, u.dim, "slew amount")
+            per = self.quantity(d.slew.per, Unit(self.tick, TIME), TIME, "slew duration")
+            if amount <= 0 or per <= 0:
+                self.error(
+                    "COH213",
+                    f"the slew of `{d.name}` must be a positive amount per positive duration",
+                    d.slew.span,
+                    help="write `slew 5 req/s per 1s`: at most 5 req/s of change in a second",
+                )
+            else:
+                slew = amount * self.tick / per
+        return ir.InputVar(d.name, lo, hi, nominal, d.unit or "1", u.scale, d.span, slew)
 
     def _params(self, decls: list[ast.ParamDecl]) -> list[ir.ParamVar]:
         out: list[ir.ParamVar] = []

@@ -133,8 +133,9 @@ def format_item(i: ast.SysItem) -> list[str]:
             return [f"tick {_num(d)}"]
         case ast.UnitDecl(name, definition):
             return [f"unit {name}" + (f" = {_num(definition)}" if definition else "")]
-        case ast.InputDecl(name, unit, rng, nominal):
-            return [f"input {name}{_ann(unit)} in {_range(rng)} nominal {_num(nominal)}"]
+        case ast.InputDecl(name, unit, rng, nominal, _, _, slew):
+            extra = f" slew {_num(slew.amount)} per {_num(slew.per)}" if slew else ""
+            return [f"input {name}{_ann(unit)} in {_range(rng)} nominal {_num(nominal)}{extra}"]
         case ast.ParamDecl(name, unit, value, rng, bind):
             r = f" in {_range(rng)}" if rng else ""
             b = ""

@@ -88,6 +88,8 @@ KEYWORDS = (
     "down",
     "ticks",
     "from",
+    "slew",
+    "per",
 )
 
 _FRIENDLY = {
@@ -218,8 +220,15 @@ class _ToAst(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def input_decl(self, meta: Any, items: list[Any]) -> ast.InputDecl:
-        name, unit, rng, nominal = items
-        return ast.InputDecl(str(name), unit, rng, nominal, self.sp(meta), _tsp(self.path, name))
+        name, unit, rng, nominal, slew = items
+        return ast.InputDecl(
+            str(name), unit, rng, nominal, self.sp(meta), _tsp(self.path, name), slew
+        )
+
+    @v_args(meta=True)
+    def slew(self, meta: Any, items: list[Any]) -> ast.Slew:
+        amount, per = items
+        return ast.Slew(amount, per, self.sp(meta))
 
     @v_args(meta=True)
     def param_decl(self, meta: Any, items: list[Any]) -> ast.ParamDecl:

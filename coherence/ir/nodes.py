@@ -19,6 +19,7 @@ All values are in canonical units (seconds, requests, watts, dollars ...); ``uni
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -108,7 +109,10 @@ Expr = Const | Var | Unary | Binary | Call | Ite | Phase
 
 @dataclass(frozen=True, slots=True)
 class InputVar:
-    """An exogenous signal: chosen by a scenario in simulation, by the adversary in SMT."""
+    """An exogenous signal: chosen by a scenario in simulation, by the adversary in SMT.
+
+    ``slew``: the most it moves from one tick to the next (canonical units; ``inf`` when the
+    spec declares no ``slew``)."""
 
     name: str
     lo: float
@@ -117,6 +121,7 @@ class InputVar:
     unit: str
     scale: float
     span: Span = _span()
+    slew: float = math.inf
 
 
 @dataclass(frozen=True, slots=True)

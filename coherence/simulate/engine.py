@@ -8,6 +8,7 @@ state to its range. Booleans are NumPy bools; ``round(x)`` is ``floor(x + 0.5)``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -368,6 +369,26 @@ def nominal_inputs(ts: TransitionSystem, ticks: int, scenarios: int = 1) -> Arra
     return np.broadcast_to(nominal, (scenarios, ticks, len(ts.inputs))).copy()
 
 
+def slew_limited(system: TransitionSystem, inputs: Array) -> Array:
+    """``inputs`` [S, T, n] with every input that declares a ``slew`` rate-limited: from
+    one tick to the next it moves at most its slew towards what the scenario asks (a step
+    becomes a ramp). The first tick is the scenario's. A move within the slew (up to a
+    relative ``1e-9``, for values a solver computed in exact arithmetic) is kept as it is."""
+    slews = [(j, u.slew) for j, u in enumerate(system.inputs) if math.isfinite(u.slew)]
+    if not slews or inputs.shape[1] < 2:
+        return inputs
+    out = np.array(inputs, dtype=float, copy=True)
+    for j, r in slews:
+        col = out[:, :, j]
+        room = r * (1 + 1e-9)
+        for t in range(1, col.shape[1]):
+            prev, want = col[:, t - 1], col[:, t]
+            col[:, t] = np.where(
+                np.abs(want - prev) <= room, want, np.clip(want, prev - r, prev + r)
+            )
+    return out
+
+
 def simulate(
     ts: TransitionSystem | Compiled,
     ticks: int,
@@ -398,6 +419,7 @@ def simulate(
         raise ValueError(
             f"inputs must have shape [S, {ticks}, {len(system.inputs)}], got {inputs.shape}"
         )
+    inputs = slew_limited(system, inputs)
     S = inputs.shape[0]
     pvals: dict[str, Array] = {}
     for p in system.params:

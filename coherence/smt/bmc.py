@@ -45,9 +45,13 @@ import numpy as np
 import z3
 
 from coherence.ir.nodes import (
+    Binary,
+    Const,
+    Expr,
     Phase,
     Requirement,
     TransitionSystem,
+    Unary,
     names_in,
     walk,
 )
@@ -346,10 +350,41 @@ def param_settings(ts: TransitionSystem) -> list[dict[str, float]]:
     return out
 
 
+def _shifted(e: Expr, margin: float, easier: bool) -> Expr:
+    """``e`` with each comparison moved by ``margin`` so that it is easier to make true
+    (``easier``) or harder; ``not`` turns the direction round, ``and``/``or`` keep it."""
+    match e:
+        case Binary("<=" | "<" as op, a, b):
+            m = Const(margin if easier else -margin)
+            return Binary(op, a, Binary("+", b, m), e.span)
+        case Binary(">=" | ">" as op, a, b):
+            m = Const(margin if easier else -margin)
+            return Binary(op, Binary("+", a, m), b, e.span)
+        case Binary("and" | "or" as op, a, b):
+            return Binary(op, _shifted(a, margin, easier), _shifted(b, margin, easier), e.span)
+        case Unary("not", a):
+            return Unary("not", _shifted(a, margin, not easier), e.span)
+    return e
+
+
+def robust(req: Requirement, margin: float) -> Requirement:
+    """``req`` as a float trace must violate it to count: a violation by more than
+    ``margin``. Its condition is relaxed by ``margin`` and its trigger tightened, so a trace
+    that violates the result violates ``req`` with room to spare, not by float rounding (an
+    input ramped by its slew in floats reaches ``0.30000000000000004``)."""
+    if margin <= 0:
+        return req
+    cond = _shifted(req.cond, margin, True) if req.cond is not None else None
+    trig = _shifted(req.trigger, margin, False) if req.trigger is not None else None
+    return replace(req, cond=cond, trigger=trig)
+
+
 def falsify_by_patterns(
-    ts: TransitionSystem, req: Requirement, ticks: int, seed: int
+    ts: TransitionSystem, req: Requirement, ticks: int, seed: int, margin: float = 1e-6
 ) -> Counterexample | None:
-    """Simulate the structured patterns; the earliest violation, replayed alone, or None."""
+    """Simulate the structured patterns; the earliest violation by more than ``margin``,
+    replayed alone, or None."""
+    judged = robust(req, margin)
     n_ticks = ticks
     if not ts.inputs and not any(p.lo < p.hi for p in ts.params if not p.internal):
         pats = np.zeros((1, n_ticks, 0))
@@ -359,7 +394,7 @@ def falsify_by_patterns(
     for setting in param_settings(ts):
         with np.errstate(all="ignore"):
             trace = simulate(ts, n_ticks, inputs=pats, params=setting or None)
-        fail = check_requirement(req, trace)
+        fail = check_requirement(judged, trace)
         assert fail is not None
         hits = np.flatnonzero(fail >= 0)
         if hits.size == 0:
@@ -1296,7 +1331,7 @@ def check_bounded(
     horizon = horizon_of(req, options)
     capped = replace(req, horizon=horizon)
     if options.patterns:
-        cex = falsify_by_patterns(ts, capped, horizon, options.seed)
+        cex = falsify_by_patterns(ts, capped, horizon, options.seed, options.margin)
         if cex is not None:
             return Result(Status.FALSIFIED, cex.tick, "", cex)
     reached = (

@@ -102,6 +102,7 @@ from coherence.smt.encode import (
     rational,
     real,
     signal_ranges,
+    slew_bounds,
 )
 from coherence.smt.intervals import Interval
 from coherence.smt.objectives import worse
@@ -444,6 +445,10 @@ class _BeforeInputs(Inputs):
             )
             for u in ts.inputs
         }
+        after = then.at(0)
+        for u in ts.inputs:  # the witness's first input is one slew away from this one
+            if u.lo < u.hi and math.isfinite(u.slew):
+                enc.constraints += slew_bounds(after[u.name], self.first[u.name], u.slew)
 
     def at(self, t: int) -> dict[str, Num]:
         return self.first if t == 0 else self.then.at(t - 1)

@@ -1137,8 +1137,17 @@ class Inputs:
                     self._held[u.name] = self.enc.named(u.name, rng)
                 out[u.name] = self._held[u.name]
             else:
-                out[u.name] = self.enc.named(f"{u.name}@{t}", rng)
+                x = self.enc.named(f"{u.name}@{t}", rng)
+                out[u.name] = x
+                if t > 0 and math.isfinite(u.slew):
+                    self.enc.constraints += slew_bounds(x, self._ticks[t - 1][u.name], u.slew)
         return out
+
+
+def slew_bounds(x: Num, before: Num, slew: float) -> list[Any]:
+    """``|x - before| <= slew``: an input's move from one tick to the next (its ``slew``)."""
+    r = real(rational(slew))
+    return [x.term - before.term <= r, before.term - x.term <= r]
 
 
 def param_values(enc: Encoder, ts: TransitionSystem, free: bool = True) -> dict[str, Num]:
