@@ -74,9 +74,7 @@ def test_the_formatter_keeps_the_slew() -> None:
         ("slew 0.1 per 3 req", "COH207", "slew duration"),
     ],
 )
-def test_a_bad_slew_is_a_located_error(
-    tmp_path: Path, slew: str, code: str, what: str
-) -> None:
+def test_a_bad_slew_is_a_located_error(tmp_path: Path, slew: str, code: str, what: str) -> None:
     path = tmp_path / "bad.coh"
     path.write_text(JUMP.replace("slew 0.1 per 1s", slew))
     rc, out, err = cli("check", "--no-smt", "--no-linear", str(path))
