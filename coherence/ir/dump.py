@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from coherence.ir.nodes import Binary, Call, Const, Expr, Ite, Phase, TransitionSystem, Unary, Var
 
 _PREC = {
@@ -65,9 +67,10 @@ def dump(ts: TransitionSystem) -> str:
     """The canonical dump: declarations in order, one per line."""
     out = [f"system {ts.name}", f"  tick {fmt_num(ts.tick)}s  hyperperiod {ts.hyperperiod}"]
     for u in ts.inputs:
+        slew = f" slew {fmt_num(u.slew)}/tick" if math.isfinite(u.slew) else ""
         out.append(
             f"  input {u.name} [{fmt_num(u.lo)}, {fmt_num(u.hi)}] nominal {fmt_num(u.nominal)}"
-            f"  ({u.unit})"
+            f"{slew}  ({u.unit})"
         )
     for p in ts.params:
         rng = f" in [{fmt_num(p.lo)}, {fmt_num(p.hi)}]" if p.lo != p.hi and not p.internal else ""
