@@ -63,8 +63,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         type=_jobs,
         default=None,
         metavar="N",
-        help="run the analyses in N worker processes (0, the default: one per CPU); the "
-        "results do not depend on it",
+        help="run the analyses in N worker processes (0, the default: one per CPU, at most "
+        "8); the results do not depend on it",
     )
     c.add_argument("-v", "--verbose", action="store_true", help="show every table")
     c.add_argument(

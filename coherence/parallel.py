@@ -28,9 +28,12 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+AUTO_MAX = 8  # workers that ``jobs = 0`` starts at most: each holds its own solver's memory
+
+
 def resolve_jobs(jobs: int) -> int:
-    """``jobs`` as a count of worker processes: 0 means one per CPU."""
-    return cpu_count() if jobs == 0 else max(1, jobs)
+    """``jobs`` as a count of worker processes: 0 means one per CPU, at most ``AUTO_MAX``."""
+    return min(cpu_count(), AUTO_MAX) if jobs == 0 else max(1, jobs)
 
 
 def _run(i: int) -> Any:

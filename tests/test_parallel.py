@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from coherence.parallel import resolve_jobs, run_all
+from coherence.parallel import AUTO_MAX, cpu_count, resolve_jobs, run_all
 from coherence.pipeline import CheckOptions, check_paths
 from coherence.results import RunReport
 
@@ -53,9 +53,10 @@ def test_an_exception_in_a_task_is_raised_here() -> None:
         run_all([_pid, _fail, _pid], 2)
 
 
-def test_zero_jobs_is_one_per_cpu() -> None:
-    assert resolve_jobs(0) >= 1
+def test_zero_jobs_is_one_per_cpu_up_to_a_cap() -> None:
+    assert 1 <= resolve_jobs(0) <= min(cpu_count(), AUTO_MAX)
     assert resolve_jobs(3) == 3
+    assert resolve_jobs(32) == 32  # an explicit count is taken as it is
 
 
 def _without_seconds(report: RunReport) -> Any:
