@@ -83,3 +83,16 @@ def test_the_cancelled_form_has_the_same_value(x: float, y: float, z: float) -> 
     assert out == Var("y")
     env = {"x": x, "y": y, "z": z, "q": z / x}
     assert math.isclose(compile_expr(e)(env), compile_expr(out)(env), rel_tol=1e-12, abs_tol=1e-12)
+
+
+def test_the_solver_encodings_take_the_cancelled_form() -> None:
+    from coherence.ir.nodes import names_in
+    from coherence.smt.simplify import for_solver
+
+    ts = compile_text("t.coh", HPA).systems[0]
+    rec = next(d for d in ts.lets if d.name.endswith("replicas.rec"))
+    assert "hpa.per_pod" in names_in(rec.expr) or "per_pod" in names_in(rec.expr)
+    solver_ts = for_solver(ts)
+    rec2 = next(d for d in solver_ts.lets if d.name == rec.name)
+    reads = names_in(rec2.expr)
+    assert "demand" in reads and not {"per_pod", "hpa.per_pod"} & reads
