@@ -27,3 +27,25 @@ def run(body: str, inputs: dict[str, list[float]] | None = None, ticks: int | No
         j = ts.input_names.index(name)
         arr[: len(values), j] = values
     return simulate(ts, n, inputs=arr[None, :, :])
+
+
+def copy_and_shadow(lag: float = 3.0, slew: str = "") -> TransitionSystem:
+    """``x`` moves by the input ``u`` (in [-1, 1], with ``slew`` if given) a tick; ``copy``
+    sets ``y`` to ``x`` and ``shadow`` sets ``w`` to ``y``, each every tick; ``shadow``
+    wants ``y - w <= lag``. One tick after ``copy`` acts, ``y - w`` is the ``u`` of the tick
+    before, at most 1 on every run."""
+    return system(
+        f"""  input u : 1 in [-1, 1] nominal 0 {slew}
+  state x : 1 in [0, 10] init 5
+  state y : 1 in [0, 10] init 5
+  state w : 1 in [0, 10] init 5
+  next x = x + u
+  loop copy {{ every 1s actuates y to x }}
+  loop shadow {{
+    every 1s
+    actuates w to y
+    objective keep lag = y - w <= {lag:g}
+  }}
+  require coherent""",
+        "s",
+    )

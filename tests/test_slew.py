@@ -26,6 +26,7 @@ from coherence.smt.conflicts import check_all
 from coherence.smt.solver import SolverStats, own_context
 from coherence.source import SourceFile
 from tests.ci.util import cli
+from tests.helpers import copy_and_shadow
 
 JUMP = """system s "one tick's move" {
   tick 1s
@@ -119,21 +120,7 @@ def test_a_float_level_violation_of_a_ramp_is_not_a_counterexample() -> None:
 
 
 def test_a_conflict_witness_moves_its_inputs_within_the_slew() -> None:
-    text = """system s { tick 1s
-  input u : 1 in [-1, 1] nominal 0 slew 0.25 per 1s
-  state x : 1 in [0, 10] init 5
-  state y : 1 in [0, 10] init 5
-  state w : 1 in [0, 10] init 5
-  next x = x + u
-  loop copy { every 1s actuates y to x }
-  loop shadow {
-    every 1s
-    actuates w to y
-    objective keep lag = y - w <= 0.5
-  }
-  require coherent
-}"""
-    ts = compiled(text)
+    ts = copy_and_shadow(0.5, "slew 0.25 per 1s")
     with own_context():
         found = {(p.actor, p.affected): p for p in check_all(ts, SmtOptions(), SolverStats())}
     p = found[("copy", "shadow")]

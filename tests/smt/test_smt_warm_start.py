@@ -28,27 +28,11 @@ from coherence.smt.conflicts import (
 )
 from coherence.smt.encode import Encoder, param_values
 from coherence.smt.solver import SolverStats, own_context
+from tests.helpers import copy_and_shadow
 
 
 def lagged() -> TransitionSystem:
-    text = """system s { tick 1s
-  input u : 1 in [-1, 1] nominal 0
-  state x : 1 in [0, 10] init 5
-  state y : 1 in [0, 10] init 5
-  state w : 1 in [0, 10] init 5
-  next x = x + u
-  loop copy {
-    every 1s
-    actuates y to x
-  }
-  loop shadow {
-    every 1s
-    actuates w to y
-    objective keep lag = y - w <= 3
-  }
-  require coherent
-}"""
-    return compile_text("t.coh", text).systems[0]
+    return copy_and_shadow(3.0)
 
 
 def pairs(
@@ -112,21 +96,7 @@ def test_the_default_search_rechecks_a_cold_witness_from_the_warm_start() -> Non
 def test_a_real_conflict_survives_the_recheck() -> None:
     # ``shadow`` wants y - w <= 0.5 while x moves by up to 1 a tick: from a reachable state
     # (x = y = w = 5, then u = 1 twice) copy's action opens a lag of 1 that holding does not
-    text = """system s { tick 1s
-  input u : 1 in [-1, 1] nominal 0
-  state x : 1 in [0, 10] init 5
-  state y : 1 in [0, 10] init 5
-  state w : 1 in [0, 10] init 5
-  next x = x + u
-  loop copy { every 1s actuates y to x }
-  loop shadow {
-    every 1s
-    actuates w to y
-    objective keep lag = y - w <= 0.5
-  }
-  require coherent
-}"""
-    ts = compile_text("t.coh", text).systems[0]
+    ts = copy_and_shadow(0.5)
     with own_context():
         found = {(p.actor, p.affected): p for p in check_all(ts, SmtOptions(), SolverStats())}
     p = found[("copy", "shadow")]
