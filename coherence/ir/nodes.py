@@ -20,7 +20,7 @@ All values are in canonical units (seconds, requests, watts, dollars ...); ``uni
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from coherence.source import Span
@@ -396,6 +396,20 @@ def walk(e: Expr) -> Iterator[Expr]:
                 stack += (b, a, c)
             case _:
                 pass
+
+
+def map_children(e: Expr, f: Callable[[Expr], Expr]) -> Expr:
+    """``e`` with ``f`` applied to each of its direct children (a leaf is ``e`` itself)."""
+    match e:
+        case Unary(op, a):
+            return Unary(op, f(a), e.span)
+        case Binary(op, a, b):
+            return Binary(op, f(a), f(b), e.span)
+        case Call(fn, args):
+            return Call(fn, tuple(f(a) for a in args), e.span)
+        case Ite(c, a, b):
+            return Ite(f(c), f(a), f(b), e.span)
+    return e
 
 
 def names_in(e: Expr) -> frozenset[str]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from coherence.ir.nodes import Binary, Call, Const, Expr, Ite, Phase, TransitionSystem, Unary, Var
+from coherence.ir.nodes import Expr, Phase, TransitionSystem, map_children
 from coherence.simulate.engine import Trace, simulate
 from coherence.smt.encode import Num, Path
 from coherence.smt.solver import to_float
@@ -95,17 +95,7 @@ def rotate_phases(ts: TransitionSystem, shift: int) -> TransitionSystem:
         match e:
             case Phase(p, o):
                 return Phase(p, (o - shift) % p, e.span)
-            case Unary(op, a):
-                return Unary(op, rot(a), e.span)
-            case Binary(op, a, b):
-                return Binary(op, rot(a), rot(b), e.span)
-            case Call(fn, args):
-                return Call(fn, tuple(rot(a) for a in args), e.span)
-            case Ite(c, a, b):
-                return Ite(rot(c), rot(a), rot(b), e.span)
-            case Const() | Var():
-                return e
-        return e
+        return map_children(e, rot)
 
     lets = tuple(replace(d, expr=rot(d.expr)) for d in ts.lets)
     states = tuple(replace(s, update=rot(s.update), init=rot(s.init)) for s in ts.states)

@@ -22,14 +22,13 @@ from typing import cast
 
 from coherence.ir.nodes import (
     Binary,
-    Call,
     Const,
     Expr,
     Ite,
     TransitionSystem,
-    Unary,
     Var,
     conjunction,
+    map_children,
 )
 
 
@@ -69,15 +68,7 @@ def for_solver(ts: TransitionSystem) -> TransitionSystem:
                 if act_ok:
                     return Ite(guards[c], then, zero, e.span)
                 return e
-            case Unary(op, a):
-                return Unary(op, rw(a), e.span)
-            case Binary(op, a, b):
-                return Binary(op, rw(a), rw(b), e.span)
-            case Call(fn, args):
-                return Call(fn, tuple(rw(a) for a in args), e.span)
-            case Ite(c, a, b):
-                return Ite(rw(c), rw(a), rw(b), e.span)
-        return e
+        return map_children(e, rw)
 
     nonzero = nonzero_names(ts)
 
@@ -166,14 +157,6 @@ def cancel_factors(e: Expr, lets: Mapping[str, Expr], nonzero: set[str]) -> Expr
                 for f in den:
                     top = Binary("/", top, f)
                 return top
-            case Unary(op, a):
-                return Unary(op, rw(a), x.span)
-            case Binary(op, a, b):
-                return Binary(op, rw(a), rw(b), x.span)
-            case Call(fn, args):
-                return Call(fn, tuple(rw(a) for a in args), x.span)
-            case Ite(c, a, b):
-                return Ite(rw(c), rw(a), rw(b), x.span)
-        return x
+        return map_children(x, rw)
 
     return rw(e)
