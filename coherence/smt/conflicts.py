@@ -1741,17 +1741,17 @@ def _recheck_warm(
     coupled: Mapping[tuple[str, str], tuple[int, tuple[str, ...]]],
     out: dict[tuple[str, str], PairResult],
 ) -> None:
-    """Search the pairs the cold start left unproved again from the warm start.
+    """Search the pairs the cold search found a witness for again, from the warm start.
 
     A witness of the cold search starts anywhere in the reachable enclosure, a box, whose
     corners pair values no run pairs. From the warm start (:class:`Encoding`, one tick after
     a state of the box, or the initial state) a proof still covers every reachable state, so
-    a pair proved there is aligned; a warm witness is taken where the cold search found
-    none; otherwise the cold result stays
-    (a cold witness stays a conflict: the conservative side, and a witness near the
-    operating point is not rechecked). The warm search gets its own budget
-    (``warm_budget``), shared by the pairs it rechecks; it runs only where the cold start
-    could differ from it (the initial state is known exactly).
+    a pair proved there is aligned: its cold witness started where no tick leads. Otherwise
+    the cold result stays (a conflict stays a conflict: the conservative side). Undecided
+    pairs are not rechecked: the warm-up constraints make their queries harder, not easier.
+    The warm search runs without samples, on a budget of its own (``warm_budget``) shared by
+    the pairs it rechecks, and only where the initial state is known exactly (otherwise the
+    warm start is the cold one).
     """
     ts, options = cold.ts, cold.options
     if not options.warm_recheck or options.warm_start or initial_values(ts) is None:

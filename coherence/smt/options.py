@@ -47,11 +47,11 @@ class SmtOptions:
       (:class:`coherence.smt.conflicts.Encoding`). Off by default: every query then carries
       the warm-up tick of the start values it reads; the cold search is the cheaper first
       pass, and ``warm_recheck`` takes the warm start where the cold one found a witness.
-    - ``warm_recheck``: the pairs the cold search leaves unproved (undecided, or a witness
-      away from the operating point) are searched again from the warm start, with a budget
-      of their own (``warm_budget``): a proof there makes the pair aligned, a warm witness
-      is taken where the cold search found none, and otherwise the cold result stays. A
-      query reads the warm-up tick only for the start values its goal reads.
+    - ``warm_recheck``: the pairs the cold search found a witness for (conflicting, or
+      conflicting in a region) are searched again from the warm start, without samples, on
+      a budget of their own (``warm_budget``): a proof there makes the pair aligned, and
+      otherwise the cold result stays. A query reads the warm-up tick only for the start
+      values its goal reads.
     - ``seed``: the seed of the random patterns.
     - ``settle``: ticks simulated at nominal input to reach the operating point.
     - ``analyses``: which of ``requirements``, ``conflicts``, ``equilibria`` run.
