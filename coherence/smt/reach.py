@@ -85,13 +85,19 @@ class Unsupported(Exception):
 
 
 def _dn(x: F) -> F:
-    x = np.where(np.isnan(x), -INF, x)
-    return np.where(np.isinf(x), x, np.nextafter(x, -INF))
+    r = np.nextafter(x, -INF)
+    odd = ~np.isfinite(x)
+    if odd.any():  # infinities stay, NaN (an undefined end) goes to -inf
+        r = np.where(np.isnan(x), -INF, np.where(odd, x, r))
+    return r
 
 
 def _up(x: F) -> F:
-    x = np.where(np.isnan(x), INF, x)
-    return np.where(np.isinf(x), x, np.nextafter(x, INF))
+    r = np.nextafter(x, INF)
+    odd = ~np.isfinite(x)
+    if odd.any():
+        r = np.where(np.isnan(x), INF, np.where(odd, x, r))
+    return r
 
 
 def _lib_dn(x: F) -> F:
@@ -102,13 +108,6 @@ def _lib_dn(x: F) -> F:
 def _lib_up(x: F) -> F:
     x = np.where(np.isnan(x), INF, x)
     return np.where(np.isinf(x), x, np.nextafter(x + np.abs(x) * _LIB_REL + 1e-300, INF))
-
-
-def _mul0(a: F, b: F) -> F:
-    """Products of interval ends with ``0 * inf = 0``."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        p = a * b
-    return np.where((a == 0.0) | (b == 0.0), 0.0, p)
 
 
 def const_interval(v: float) -> tuple[float, float]:
@@ -171,10 +170,17 @@ def sub(a: Iv, b: Iv) -> Iv:
 
 
 def mul(a: Iv, b: Iv) -> Iv:
-    c1, c2, c3, c4 = _mul0(a.lo, b.lo), _mul0(a.lo, b.hi), _mul0(a.hi, b.lo), _mul0(a.hi, b.hi)
-    lo = np.minimum(np.minimum(c1, c2), np.minimum(c3, c4))
-    hi = np.maximum(np.maximum(c1, c2), np.maximum(c3, c4))
-    return Iv(_dn(lo), _up(hi))
+    """The product's enclosure: the least and greatest of the four products of the ends
+    (``0 * inf = 0``)."""
+    alo, ahi, blo, bhi = np.broadcast_arrays(a.lo, a.hi, b.lo, b.hi)
+    ends_a = np.stack((alo, alo, ahi, ahi))
+    ends_b = np.stack((blo, bhi, blo, bhi))
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = ends_a * ends_b
+    zero = (ends_a == 0.0) | (ends_b == 0.0)
+    if zero.any():
+        p[zero] = 0.0
+    return Iv(_dn(p.min(axis=0)), _up(p.max(axis=0)))
 
 
 def div(a: Iv, b: Iv) -> tuple[Iv, B]:
@@ -660,6 +666,8 @@ class Reach:
         self.ints = integer_states(ts)
         self.free = tuple(u.name for u in ts.inputs if u.lo < u.hi and u.name not in self.unk.held)
         self._compiled: dict[int, Compiled] = {}
+        # each state's range, as the intervals of its two ends (an update is clamped to it)
+        self._bounds = [(const_interval(s.lo), const_interval(s.hi)) for s in ts.states]
 
     def _compile(self, n: int) -> Compiled:
         if n not in self._compiled:
@@ -756,19 +764,15 @@ class Reach:
         ups = self._compile(n)[1]
         undef = _none(n)
         out: list[Iv] = []
-        for s, f in zip(self.ts.states, ups, strict=True):
+        for s, f, (lo, hi) in zip(self.ts.states, ups, self._bounds, strict=True):
             v, u = f(env, t)
             undef = undef | u
             x = _num(v)
-            lo = const_interval(s.lo)
-            hi = const_interval(s.hi)
-            x = minimum(
-                maximum(x, Iv(_full(n, lo[0]), _full(n, lo[1]))),
-                Iv(_full(n, hi[0]), _full(n, hi[1])),
-            )
+            xlo = np.minimum(np.maximum(x.lo, lo[0]), hi[0])
+            xhi = np.minimum(np.maximum(x.hi, lo[1]), hi[1])
             if s.name in self.ints:
-                x = Iv(np.ceil(x.lo), np.floor(x.hi))
-            out.append(Iv(np.broadcast_to(x.lo, (n,)), np.broadcast_to(x.hi, (n,))))
+                xlo, xhi = np.ceil(xlo), np.floor(xhi)
+            out.append(Iv(np.broadcast_to(xlo, (n,)), np.broadcast_to(xhi, (n,))))
         return out, undef
 
     def sweep(self, blo: F, bhi: F, horizon: int) -> Sweep:
@@ -1097,26 +1101,44 @@ def evaluate_envs(
 ) -> list[list[tuple[float, float]]] | None:
     """``exprs`` enclosed in each environment of :func:`interval_envs`: ``out[t][i]``; None
     when one may be undefined or is not handled here."""
+    got = evaluate_batch(ts, envs, phase, exprs, 1)
+    if got is None or bool(got[2][0]):
+        return None
+    lo, hi, _ = got
+    return [
+        [(float(lo[t, i, 0]), float(hi[t, i, 0])) for i in range(len(exprs))]
+        for t in range(len(envs))
+    ]
+
+
+def evaluate_batch(
+    ts: TransitionSystem, envs: Sequence[Env], phase: int, exprs: Sequence[Expr], size: int
+) -> tuple[F, F, B] | None:
+    """``exprs`` enclosed in environments of batches of ``size`` boxes: ``lo[t, i, k]`` and
+    ``hi[t, i, k]`` (tick, expression, box), and per box whether one may be undefined; None
+    when an expression is not handled here."""
     consts = {p.name: p.value for p in ts.params if p.lo == p.hi or p.internal}
+    lo = np.full((len(envs), len(exprs), size), -INF)
+    hi = np.full((len(envs), len(exprs), size), INF)
+    undef = _none(size)
     try:
         let_exprs = {d.name: d.expr for d in ts.lets}
         nonzero = nonzero_names(ts)
         fns = [
-            compile_iv(normalize(cancel_factors(e, let_exprs, nonzero), consts), 1) for e in exprs
+            compile_iv(normalize(cancel_factors(e, let_exprs, nonzero), consts), size)
+            for e in exprs
         ]
-        out: list[list[tuple[float, float]]] = []
-        for t, env in enumerate(envs):
-            row: list[tuple[float, float]] = []
-            for f in fns:
-                v, u = f(env, phase + t)
-                if bool(np.any(u)):
-                    return None
-                x = _num(v)
-                row.append((float(x.lo[0]), float(x.hi[0])))
-            out.append(row)
+        with np.errstate(all="ignore"):
+            for t, env in enumerate(envs):
+                for i, f in enumerate(fns):
+                    v, u = f(env, phase + t)
+                    undef = undef | u
+                    x = _num(v)
+                    lo[t, i] = x.lo
+                    hi[t, i] = x.hi
     except Unsupported:
         return None
-    return out
+    return lo, hi, undef
 
 
 def interval_frames(
@@ -1144,72 +1166,125 @@ class Contraction:
     empty: bool = False
 
 
-def fixed_point_contraction(
-    ts: TransitionSystem, box: Mapping[str, tuple[float, float]], max_rounds: int = 200
-) -> Contraction | None:
-    """Contract ``box`` around the fixed points of one hyperperiod at nominal input.
+@dataclass(slots=True)
+class Contracted:
+    """Boxes of states contracted around the fixed points of one hyperperiod at nominal input
+    (:func:`contract_boxes`), per box ``i``: ``lo[i]``, ``hi[i]`` (shape [N, D], the system's
+    states in order), ``empty[i]`` (no fixed point in the box), ``undef[i]`` (an operation
+    may be undefined in the box: it is not contracted and ``envs`` say nothing of it), and
+    ``envs``, the interval environments of ticks ``0..H`` of a hyperperiod from the boxes."""
 
-    A state ``x`` with ``F^H(x) = x`` (inputs at nominal, parameters at their declared
-    values, the hyperperiod from phase 0: the meaning of :mod:`coherence.smt.equilibria`)
-    that lies in a box ``B`` lies in ``F^H(B)`` too, so in ``B ∩ F^H(B)``; iterating keeps
-    every fixed point of the first box (a Kleene iteration downwards, with the interval
-    semantics of this module, sound by outward rounding). It stops when no end moves by more
-    than a millionth of its width (or of 1), after ``max_rounds``, or within the work
-    budget; an empty meet proves there is no fixed point in ``box``. None when an operation
-    may be undefined in the first box or an expression is not handled here (a later box
-    where an operation may be undefined ends the iteration at the box before it).
-    """
-    true_ = Requirement(kind="always", cond=Const(1.0), horizon=1)
-    h = ts.hyperperiod
-    names = ts.state_names
-    try:
-        reach = Reach(ts, true_)
-        unk = reach.unk
+    lo: F
+    hi: F
+    empty: B
+    undef: B
+    envs: list[Env]
+    rounds: int
+
+
+class FixedPoints:
+    """The interval semantics of one hyperperiod at nominal input (inputs at their nominal
+    values, parameters at their declared values, from phase 0), compiled once for batches of
+    ``size`` boxes of states."""
+
+    def __init__(self, ts: TransitionSystem, size: int) -> None:
+        true_ = Requirement(kind="always", cond=Const(1.0), horizon=1)
+        self.ts = ts
+        self.size = size
+        self.reach = Reach(ts, true_)  # Unsupported when an expression is not handled here
+        unk = self.reach.unk
         value = {p.name: p.value for p in ts.params}
         plo = np.array([const_interval(value[n])[0] for n in unk.names])
         phi = np.array([const_interval(value[n])[1] for n in unk.names])
-        base = reach.base(plo[None, :], phi[None, :])
+        self.base = self.reach.base(
+            np.tile(plo[None, :], (size, 1)).reshape(size, len(unk.names)),
+            np.tile(phi[None, :], (size, 1)).reshape(size, len(unk.names)),
+        )
         for u in ts.inputs:
             nlo, nhi = const_interval(u.nominal)
-            base[u.name] = Iv(np.array([nlo]), np.array([nhi]))
-        lo = np.array([float(box[n][0]) for n in names])
-        hi = np.array([float(box[n][1]) for n in names])
-        rounds = max(1, min(max_rounds, WORK // max(1, h * len(names))))
+            self.base[u.name] = Iv(np.full(size, nlo), np.full(size, nhi))
+
+    def run(self, lo: F, hi: F) -> tuple[list[Env], F, F, B]:
+        """One hyperperiod from the boxes: the environments of ticks ``0..H``, the boxes of
+        the states at its end, and per box whether an operation may be undefined."""
+        n = self.size
+        reach = self.reach
+        h = self.ts.hyperperiod
+        state = [Iv(lo[:, i].copy(), hi[:, i].copy()) for i in range(lo.shape[1])]
+        undef = _none(n)
         envs: list[Env] = []
-        for r in range(rounds):
-            state = [Iv(np.array([lo[i]]), np.array([hi[i]])) for i in range(len(names))]
-            run: list[Env] = []
-            undef = False
+        with np.errstate(all="ignore"):
             for t in range(h + 1):
-                env, ul = reach.lets(base, state, t, 1)
-                run.append(env)
-                if bool(np.any(ul)):
-                    undef = True
-                    break
+                env, ul = reach.lets(self.base, state, t, n)
+                envs.append(env)
+                undef = undef | ul
                 if t < h:
-                    state, us = reach.step(env, t, 1)
-                    if bool(np.any(us)):
-                        undef = True
-                        break
-            if undef:
-                if r == 0:
-                    return None
-                break
-            envs = run
-            end_lo = np.array([float(x.lo[0]) for x in state])
-            end_hi = np.array([float(x.hi[0]) for x in state])
+                    state, us = reach.step(env, t, n)
+                    undef = undef | us
+        end_lo = np.stack([np.broadcast_to(x.lo, (n,)) for x in state], axis=1)
+        end_hi = np.stack([np.broadcast_to(x.hi, (n,)) for x in state], axis=1)
+        undef = undef | ~np.all(np.isfinite(end_lo) & np.isfinite(end_hi), axis=1)
+        return envs, end_lo, end_hi, undef
+
+    def contract(self, lo: F, hi: F, max_rounds: int) -> Contracted:
+        """Contract each box ``[lo[i], hi[i]]`` (shape [size, D]).
+
+        A state ``x`` with ``F^H(x) = x`` that lies in a box ``B`` lies in ``F^H(B)`` too,
+        so in ``B ∩ F^H(B)``; iterating keeps every fixed point of the first box (a Kleene
+        iteration downwards, with the interval semantics of this module, sound by outward
+        rounding). A box stops when no end moves by more than a millionth of its width (or
+        of 1), when its meet is empty (no fixed point in it), or at the first run where an
+        operation may be undefined (it keeps the box before that run). The environments are
+        those of one more run from the final boxes.
+        """
+        n = self.size
+        lo, hi = lo.copy(), hi.copy()
+        active = np.ones(n, dtype=bool)
+        empty = _none(n)
+        undef_first = _none(n)
+        rounds = 0
+        for r in range(max_rounds):
+            rounds = r + 1
+            _, end_lo, end_hi, undef = self.run(lo, hi)
+            if r == 0:
+                undef_first = undef.copy()
             new_lo, new_hi = np.maximum(lo, end_lo), np.minimum(hi, end_hi)
-            if np.any(new_lo > new_hi):
-                return Contraction({}, [], r + 1, empty=True)
+            ok = active & ~undef
+            gone = ok & np.any(new_lo > new_hi, axis=1)
+            empty |= gone
             width = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
             tol = 1e-6 * np.maximum(width, 1.0)
-            moved = (new_lo - lo > tol) | (hi - new_hi > tol)
-            lo, hi = new_lo, new_hi
-            if not moved.any():
+            moved = np.any((new_lo - lo > tol) | (hi - new_hi > tol), axis=1)
+            take = ok & ~gone
+            lo = np.where(take[:, None], new_lo, lo)
+            hi = np.where(take[:, None], new_hi, hi)
+            active = take & moved
+            if not active.any():
                 break
+        envs, _, _, undef = self.run(lo, hi)
+        return Contracted(lo, hi, empty, (undef | undef_first) & ~empty, envs, rounds)
+
+
+def fixed_point_contraction(
+    ts: TransitionSystem, box: Mapping[str, tuple[float, float]], max_rounds: int = 200
+) -> Contraction | None:
+    """Contract ``box`` around the fixed points of one hyperperiod at nominal input
+    (:meth:`FixedPoints.contract` of one box); an empty meet proves there is no fixed point
+    in ``box``. None when an operation may be undefined in the first box or an expression is
+    not handled here; the rounds stay within the work budget."""
+    h = ts.hyperperiod
+    names = ts.state_names
+    try:
+        fp = FixedPoints(ts, 1)
+        lo = np.array([[float(box[n][0]) for n in names]])
+        hi = np.array([[float(box[n][1]) for n in names]])
+        rounds = max(1, min(max_rounds, WORK // max(1, h * len(names))))
+        got = fp.contract(lo, hi, rounds)
     except Unsupported:
         return None
-    if not envs:
+    if bool(got.empty[0]):
+        return Contraction({}, [], got.rounds, empty=True)
+    if bool(got.undef[0]):
         return None
-    out = {n: (float(lo[i]), float(hi[i])) for i, n in enumerate(names)}
-    return Contraction(out, envs, r + 1)
+    out = {n: (float(got.lo[0, i]), float(got.hi[0, i])) for i, n in enumerate(names)}
+    return Contraction(out, got.envs, got.rounds)
