@@ -5,7 +5,9 @@ Run: ``.venv/bin/python -m benchmarks.smt_bench [--depths 10 25 50 100] [--specs
 For each spec (specs/seed/tipping_point.coh and specs/llm_serving.coh; a missing file is
 skipped): BMC of its first ``always`` requirement (the first trace requirement if it has no
 ``always``) from the initial state to each depth, in both modes, with the solver alone (the
-input-pattern simulation that normally runs first is off); then the conflict-witness search
+input-pattern simulation that normally runs first is off); then the same requirement to each
+depth as ``coherence check --horizon D`` checks it (``bmc default``: input patterns, interval
+reachability, induction, then BMC in auto mode); then the conflict-witness search
 over all coupled pairs; then the default ``analyze`` call. Then, for specs with a ``no
 flapping`` requirement (specs/conflicts/hpa_lag_fixed.coh and specs/stacks/vllm_llmd_fleet.coh
 by default, ``--flapping``), the requirement's check with default options and the patterns
@@ -86,6 +88,30 @@ def bench(path: Path, depths: list[int], budget: int) -> list[list[str]]:
                         f"{dt:.2f}",
                     ]
                 )
+        for d in depths:
+            # what `coherence check --horizon D` runs: patterns, intervals, induction, BMC
+            depth = min(d, req.horizon)
+            stats = SolverStats()
+            t0 = time.perf_counter()
+            res = check_bounded(
+                ts, replace(req, horizon=max(req.horizon, depth)), SmtOptions(horizon=depth), stats
+            )
+            dt = time.perf_counter() - t0
+            how = res.reason.split(":")[0] if res.reason else ""
+            if res.cex is not None:
+                how = f"cex at t={res.cex.tick} ({res.cex.source})"
+            rows.append(
+                [
+                    name,
+                    "bmc default",
+                    str(depth),
+                    res.status.value,
+                    how[:70],
+                    str(stats.calls),
+                    f"{stats.rlimit / 1e6:.1f}M",
+                    f"{dt:.2f}",
+                ]
+            )
     stats = SolverStats()
     t0 = time.perf_counter()
     pairs = check_all(ts, SmtOptions(), stats)

@@ -93,13 +93,26 @@ def test_only_the_smt_package_imports_z3() -> None:
         assert "z3" not in _imports(path), path
 
 
+def test_a_call_the_guard_stops_is_unknown_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import coherence.smt.solver as solver
+
+    monkeypatch.setattr(solver, "GUARD_S", 0.001)
+    x, y, z = z3.Ints("x y z")
+    hard = new_solver()
+    hard.add(x * x * x + y * y * y == z * z * z, x > 1, y > 1, z > 1)
+    ans = check(hard, 10**9)
+    assert ans.outcome is Outcome.UNKNOWN
+    assert "guard" in ans.reason and "resource limit exceeded" not in ans.reason
+
+
 def test_every_solver_call_goes_through_the_helper() -> None:
-    """One place calls ``Solver.check`` and sets the rlimit; nothing sets a timeout."""
+    """One place calls ``Solver.check``, sets the rlimit and the guard; nothing else sets a
+    timeout or a global parameter."""
     for path in PACKAGE.glob("*.py"):
         text = path.read_text(encoding="utf-8")
-        assert '"timeout"' not in text and "set_param" not in text, path
+        assert "set_param" not in text, path
         if path.name != "solver.py":
-            assert ".check(" not in text, path
+            assert ".check(" not in text and '"timeout"' not in text, path
 
 
 @pytest.mark.parametrize(
