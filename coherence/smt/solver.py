@@ -134,7 +134,6 @@ class SolverStats:
 
 
 GUARD_S = 30.0  # seconds one call may run whatever its rlimit (see the module docstring)
-NLSAT_DELAY = 100  # final checks before the nonlinear solver calls nlsat (Z3's default: 10)
 
 
 def new_solver() -> Any:
@@ -148,11 +147,6 @@ def new_solver() -> Any:
     # fixed-point query of specs/conflicts/power_cap_fixed.coh one call under rlimit 1M took
     # 20 s with it and 0.3 s without, with the same answer.
     s.set("arith.nl.nra_check_assignment", False)
-    # nlsat itself is not charged either: a 7-variable BMC query of specs/llm_serving.coh at
-    # depth 2 ran for more than ten minutes under an rlimit of 2M with nlsat called after the
-    # default 10 final checks; called after 100, the incremental linearization (tangent and
-    # order lemmas, charged) proves it unsat in 0.6 s, and nlsat runs only where it is needed.
-    s.set("arith.nl.delay", NLSAT_DELAY)
     return s
 
 
