@@ -1182,6 +1182,18 @@ class Contracted:
     rounds: int
 
 
+def _drift(e: Expr, x: Var) -> Expr:
+    """``e - x``, the subtraction pushed into the arms of a ``min``, ``max`` or ``if`` (the
+    same value), so that ``x`` cancels in each arm where it occurs linearly:
+    ``max(0, x + d) - x`` is ``max(-x, d)``."""
+    match e:
+        case Call("min" | "max" as fn, args):
+            return Call(fn, tuple(_drift(a, x) for a in args), e.span)
+        case Ite(c, a, b):
+            return Ite(c, _drift(a, x), _drift(b, x), e.span)
+    return Binary("-", e, x)
+
+
 class FixedPoints:
     """The interval semantics of one hyperperiod at nominal input (inputs at their nominal
     values, parameters at their declared values, from phase 0), compiled once for batches of
@@ -1203,26 +1215,61 @@ class FixedPoints:
         for u in ts.inputs:
             nlo, nhi = const_interval(u.nominal)
             self.base[u.name] = Iv(np.full(size, nlo), np.full(size, nhi))
+        # the drift of each plant state, ``next x - x``, with ``x`` cancelled where it occurs
+        # linearly: its sign over a whole hyperperiod pins the fixed points (see run)
+        consts = {p.name: p.value for p in ts.params if p.name not in unk.names}
+        let_exprs = {d.name: d.expr for d in ts.lets}
+        nonzero = nonzero_names(ts)
+        self.drifts: list[tuple[int, Fn]] = []
+        for i, st in enumerate(ts.states):
+            if st.kind == "plant":
+                e = _drift(st.update, Var(st.name))
+                e = normalize(cancel_factors(e, let_exprs, nonzero), consts)
+                self.drifts.append((i, compile_iv(e, size)))
+        self.decl_lo = np.array([s.lo for s in ts.states], dtype=float)
+        self.decl_hi = np.array([s.hi for s in ts.states], dtype=float)
 
     def run(self, lo: F, hi: F) -> tuple[list[Env], F, F, B]:
         """One hyperperiod from the boxes: the environments of ticks ``0..H``, the boxes of
-        the states at its end, and per box whether an operation may be undefined."""
+        the states at its end (met with what the drifts allow), and per box whether an
+        operation may be undefined.
+
+        A plant state whose drift ``next x - x`` is negative at every tick of the
+        hyperperiod over a box only falls along every orbit from it (its clamped update
+        stays below it, or at its lower bound when it is already there), so a fixed point
+        in the box has it at its declared lower bound at every tick; a positive drift, at
+        its upper bound. The end box says so.
+        """
         n = self.size
         reach = self.reach
         h = self.ts.hyperperiod
         state = [Iv(lo[:, i].copy(), hi[:, i].copy()) for i in range(lo.shape[1])]
         undef = _none(n)
         envs: list[Env] = []
+        falls = np.ones((n, len(self.drifts)), dtype=bool)
+        rises = np.ones((n, len(self.drifts)), dtype=bool)
         with np.errstate(all="ignore"):
             for t in range(h + 1):
                 env, ul = reach.lets(self.base, state, t, n)
                 envs.append(env)
                 undef = undef | ul
                 if t < h:
+                    for k, (_, f) in enumerate(self.drifts):
+                        v, u = f(env, t)
+                        d = _num(v)
+                        falls[:, k] &= ~u & (d.hi < 0.0)
+                        rises[:, k] &= ~u & (d.lo > 0.0)
                     state, us = reach.step(env, t, n)
                     undef = undef | us
-        end_lo = np.stack([np.broadcast_to(x.lo, (n,)) for x in state], axis=1)
-        end_hi = np.stack([np.broadcast_to(x.hi, (n,)) for x in state], axis=1)
+        end_lo = np.stack([np.broadcast_to(x.lo, (n,)) for x in state], axis=1).copy()
+        end_hi = np.stack([np.broadcast_to(x.hi, (n,)) for x in state], axis=1).copy()
+        for k, (i, _) in enumerate(self.drifts):
+            end_hi[:, i] = np.where(
+                falls[:, k], np.minimum(end_hi[:, i], self.decl_lo[i]), end_hi[:, i]
+            )
+            end_lo[:, i] = np.where(
+                rises[:, k], np.maximum(end_lo[:, i], self.decl_hi[i]), end_lo[:, i]
+            )
         undef = undef | ~np.all(np.isfinite(end_lo) & np.isfinite(end_hi), axis=1)
         return envs, end_lo, end_hi, undef
 

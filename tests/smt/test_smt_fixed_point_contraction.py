@@ -45,7 +45,29 @@ def test_no_fixed_point_in_the_box_empties_it() -> None:
     ts = affine(1.0, 1.0)
     con = fixed_point_contraction(ts, {"x": (0.0, 5.0)})
     assert con is not None and con.empty
-    assert con.rounds == 6  # [0,5] -> [1,5] -> ... -> [5,5] -> [6,6] meets it in nothing
+    # the drift x' - x = u = 1 is positive everywhere: a fixed point sits at the upper bound
+    # 100, outside the box, and the first round says so (the meets alone take 6 rounds:
+    # [0,5] -> [1,5] -> ... -> [5,5] -> [6,6])
+    assert con.rounds == 1
+
+
+def drain(extra: str = "") -> TransitionSystem:
+    text = f"""system s {{ tick 1s
+  input u : 1 in [0, 2] nominal 1
+  state x : 1 in [0, 100] init 0
+  next x = max(0, x + u - 2)
+  {extra}
+}}"""
+    return compile_text("t.coh", text).systems[0]
+
+
+def test_a_draining_queue_has_its_fixed_point_at_zero() -> None:
+    # x' = max(0, x - 1) at nominal input: the drift max(-x, -1) is negative wherever x > 0
+    con = fixed_point_contraction(drain(), {"x": (1.0, 50.0)})
+    assert con is not None and con.empty and con.rounds == 1
+    con = fixed_point_contraction(drain(), {"x": (0.0, 50.0)})
+    assert con is not None and not con.empty
+    assert con.box["x"] == (0.0, 0.0)
 
 
 def test_a_fixed_point_on_a_bound_stays() -> None:
