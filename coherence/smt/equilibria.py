@@ -161,7 +161,9 @@ def nominal_run(ts: TransitionSystem, init: dict[str, float], ticks: int) -> Tra
 def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> EquilibriumResult:
     """Search, confirm and explain a bad equilibrium (or prove there is none).
 
-    First the places simulation points at: nominal runs from perturbed and extreme states
+    First, without a solver, the reachable enclosure's fixed points in intervals: the
+    contraction (:func:`contract`, :func:`never_violated`), then branch and bound
+    (:func:`cover`); the objectives they prove drop out. Then the places simulation points at: nominal runs from perturbed and extreme states
     that stay bad end near a bad fixed point, and the solver is asked for one there. Then,
     per mode (over-approximation first), one query for all objectives not yet proved; if it
     is undecided, one query per objective (sharing the limit), so that those the solver can
