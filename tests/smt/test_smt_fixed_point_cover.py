@@ -10,6 +10,8 @@ three fixed points violates is never proved, and the boxes left undecided lie on
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coherence.compile import compile_text
 from coherence.ir.nodes import TransitionSystem
@@ -83,3 +85,37 @@ def test_the_search_still_finds_the_bad_equilibrium() -> None:
     res = find(cubic(2.5, init=3.9), SmtOptions(), SolverStats())
     assert res.status is Status.FALSIFIED
     assert res.state is not None and res.state["x"] == pytest.approx(3.0, abs=0.05)
+
+
+@given(
+    roots=st.lists(
+        st.integers(min_value=1, max_value=35).map(lambda k: k / 10),
+        min_size=3,
+        max_size=3,
+        unique=True,
+    ),
+    bound=st.integers(min_value=0, max_value=40).map(lambda k: k / 10 + 0.05),
+)
+@settings(max_examples=25, derandomize=True, deadline=None)
+def test_the_cover_proves_exactly_the_bounds_above_every_root(
+    roots: list[float], bound: float
+) -> None:
+    # x' = x - 0.05 u (x - a)(x - b)(x - c) on [0, 4]: fixed points a, b, c (the clamps add
+    # none: the cubic's sign keeps 0 and 4 moving inwards); `keep x <= bound` holds at every
+    # one iff bound >= max(a, b, c); bounds sit 0.05 off the roots' grid of 0.1
+    a, b, c = sorted(roots)
+    text = f"""system s {{ tick 1s
+  input u : 1 in [0.5, 1.5] nominal 1
+  state x : 1 in [0, 4] init 0
+  next x = x - 0.05 * u * (x - {a}) * (x - {b}) * (x - {c})
+  objective keep x <= {bound}
+}}"""
+    ts = compile_text("t.coh", text).systems[0]
+    got = cover(ts, keep_objectives(ts), {"x": (0.0, 4.0)})
+    assert got is not None
+    if bound > c:
+        assert got.proved == {"x"}
+    else:  # a root above the bound violates it: never proved, and a box is left on one
+        assert not got.proved
+        assert got.left
+        assert min(abs(x["x"] - r) for x in got.left for r in (a, b, c) if r > bound) < 1e-3
