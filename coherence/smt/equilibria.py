@@ -103,7 +103,7 @@ HINT_RUNS = 64  # nominal runs that look for them
 HINT_CELLS = 1e7  # at most this many state values simulated for them
 COVER_BATCH = 256  # boxes contracted at once by the branch and bound
 COVER_ROUNDS = 5  # contraction rounds per box
-COVER_WORK = 10_000  # batch-state-ticks the branch and bound may take (deterministic)
+COVER_WORK = 8_000  # batch-state-ticks the branch and bound may take (deterministic)
 
 
 @dataclass(frozen=True, slots=True)
