@@ -666,19 +666,23 @@ class Reach:
         self.ints = integer_states(ts)
         self.free = tuple(u.name for u in ts.inputs if u.lo < u.hi and u.name not in self.unk.held)
         self._compiled: dict[int, Compiled] = {}
+        self._lets = {d.name: d.expr for d in ts.lets}
+        self._nonzero = nonzero_names(ts)
+        self._consts = {p.name: p.value for p in ts.params if p.name not in self.unk.names}
         # each state's range, as the intervals of its two ends (an update is clamped to it)
         self._bounds = [(const_interval(s.lo), const_interval(s.hi)) for s in ts.states]
+
+    def compile_expr(self, e: Expr, n: int) -> Fn:
+        """``e`` as an interval function of this system's environments for ``n`` boxes
+        (shared factors cancelled, parameters other than the unknowns folded)."""
+        return compile_iv(normalize(cancel_factors(e, self._lets, self._nonzero), self._consts), n)
 
     def _compile(self, n: int) -> Compiled:
         if n not in self._compiled:
             ts, req = self.ts, self.req
-            consts = {p.name: p.value for p in ts.params if p.name not in self.unk.names}
-
-            let_exprs = {d.name: d.expr for d in ts.lets}
-            nonzero = nonzero_names(ts)
 
             def comp(e: Expr) -> Fn:
-                return compile_iv(normalize(cancel_factors(e, let_exprs, nonzero), consts), n)
+                return self.compile_expr(e, n)
 
             lets = [(d.name, comp(d.expr)) for d in ts.lets]
             ups = [comp(s.update) for s in ts.states]
@@ -1217,15 +1221,11 @@ class FixedPoints:
             self.base[u.name] = Iv(np.full(size, nlo), np.full(size, nhi))
         # the drift of each plant state, ``next x - x``, with ``x`` cancelled where it occurs
         # linearly: its sign over a whole hyperperiod pins the fixed points (see run)
-        consts = {p.name: p.value for p in ts.params if p.name not in unk.names}
-        let_exprs = {d.name: d.expr for d in ts.lets}
-        nonzero = nonzero_names(ts)
         self.drifts: list[tuple[int, Fn]] = []
         for i, st in enumerate(ts.states):
             if st.kind == "plant":
-                e = _drift(st.update, Var(st.name))
-                e = normalize(cancel_factors(e, let_exprs, nonzero), consts)
-                self.drifts.append((i, compile_iv(e, size)))
+                f = self.reach.compile_expr(_drift(st.update, Var(st.name)), size)
+                self.drifts.append((i, f))
         self.decl_lo = np.array([s.lo for s in ts.states], dtype=float)
         self.decl_hi = np.array([s.hi for s in ts.states], dtype=float)
 
