@@ -286,9 +286,31 @@ def test_a_long_fold_equals_the_left_fold_it_replaces() -> None:
         assert _bits(np.asarray(f(env))) == expect
         # passed in stacked by the evaluator, as the simulator does for consecutive registers
         assert _bits(np.asarray(f({fold_key(names): vals}))) == expect
+        # the signal first, its registers stacked (a window's sum: `x + r1 + ... + rn`)
+        for h in (1, 2):
+            tail = {fold_key(names[h:]): vals[h:]} | {n: env[n] for n in names[:h]}
+            assert _bits(np.asarray(f(tail))) == expect, (e, h)
     # booleans at the start of a sum keep their meaning (True + True is True, not 2)
     benv = {n: np.array([True]) for n in names[:2]} | {n: np.array([0.5]) for n in names[2:]}
     assert float(np.asarray(compile_expr(chain)(benv))[0]) == 1.0 + 0.5 * 10
+    # a boolean head does not take the stacked path: the plain fold keeps True + True = True
+    btail = benv | {fold_key(names[2:]): np.full((10, 1), 0.5)}
+    assert float(np.asarray(compile_expr(chain)(btail))[0]) == 1.0 + 0.5 * 10
+
+
+def test_window_sums_of_a_signal_and_its_registers_read_the_registers_stacked() -> None:
+    from coherence.compile import compile_text
+    from coherence.simulate.engine import compile_system, stacked_blocks
+
+    path = "specs/llm_serving.coh"
+    with open(path, encoding="utf-8") as fh:
+        ts = compile_text(path, fh.read()).systems[0]
+    index = {s.name: i for i, s in enumerate(ts.states)}
+    cost = next(d for d in ts.lets if d.name == "cost_controller.cost")
+    ((_, first, end),) = stacked_blocks(cost.expr, index)
+    assert end - first == 299  # `cost` (a let) first, then its 299 registers
+    comp = compile_system(ts)
+    assert any(b[1] == first for b in comp.blocks)
 
 
 def test_state_names_are_derived_once_and_follow_replace() -> None:

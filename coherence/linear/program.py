@@ -34,7 +34,7 @@ from coherence.ir.nodes import (
     names_in,
 )
 from coherence.linear.structure import Structure
-from coherence.simulate.engine import Env, Fn, fold_key, fold_walk, stacked_folds
+from coherence.simulate.engine import Env, Fn, fold_walk, stacked_blocks
 
 Array = NDArray[np.float64]
 
@@ -178,12 +178,8 @@ class Group:
         self.phase_envs = {}
         position = {name: j for j, name in enumerate(t.var_names)}
         blocks: dict[str, tuple[str, int, int]] = {}
-        for names in stacked_folds(t.expr):
-            pos = [position.get(n, -1) for n in names]
-            first = pos[0]
-            if first >= 0 and pos == list(range(first, first + len(pos))):
-                key = fold_key(names)
-                blocks[key] = (key, first, first + len(pos))
+        for key, first, end in stacked_blocks(t.expr, position):
+            blocks[key] = (key, first, end)
         self.blocks = tuple(blocks.values())
         outside = _names_outside(t.expr, {key for key, _, _ in self.blocks})
         self.loose = tuple((n, j) for j, n in enumerate(t.var_names) if n in outside)

@@ -9,6 +9,7 @@ state to its range. Booleans are NumPy bools; ``round(x)`` is ``floor(x + 0.5)``
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -128,7 +129,8 @@ def fold_key(names: Sequence[str]) -> str:
 def fold_walk(e: Expr, stop: Collection[str] = ()) -> Iterator[tuple[Expr, tuple[str, ...] | None]]:
     """Every node of ``e``, each with the operand names of a *fold* (a sum, ``min`` or ``max``
     whose operands are all names) or None. A fold whose :func:`fold_key` is in ``stop`` is
-    yielded but its operands are not visited."""
+    yielded but its operands are not visited (one whose operands after its first one or two
+    are keyed there: only those first ones)."""
     stack = [e]
     while stack:
         x = stack.pop()
@@ -142,8 +144,7 @@ def fold_walk(e: Expr, stop: Collection[str] = ()) -> Iterator[tuple[Expr, tuple
             names = tuple(p.name for p in parts if isinstance(p, Var))
             folded = names if len(names) == len(parts) else None
             yield x, folded
-            if folded is None or fold_key(folded) not in stop:
-                stack.extend(parts)
+            stack.extend(parts[: _unstacked(folded, stop) if folded else len(parts)])
             continue
         yield x, None
         match x:
@@ -157,6 +158,19 @@ def fold_walk(e: Expr, stop: Collection[str] = ()) -> Iterator[tuple[Expr, tuple
                 stack.extend((c, a, b))
 
 
+def _unstacked(names: tuple[str, ...], stop: Collection[str]) -> int:
+    """How many leading operands of the fold of ``names`` are read one by one when the
+    blocks keyed in ``stop`` are passed stacked (all of them when none is)."""
+    if not stop:
+        return len(names)
+    for h in range(_HEADS + 1):
+        if len(names) - h < _STACK_MIN:
+            break
+        if fold_key(names[h:]) in stop:
+            return h
+    return len(names)
+
+
 def stacked_folds(e: Expr) -> list[tuple[str, ...]]:
     """The folds of ``e`` that take their operands stacked: sums, mins and maxes of at least
     ``_STACK_MIN`` names (a window's registers, a stabilization window's history)."""
@@ -166,6 +180,46 @@ def stacked_folds(e: Expr) -> list[tuple[str, ...]]:
 def _names_only(parts: Sequence[Expr]) -> tuple[str, ...] | None:
     names = tuple(p.name for p in parts if isinstance(p, Var))
     return names if len(names) >= max(len(parts), _STACK_MIN) else None
+
+
+# a fold may also read its operands as a few leading values (the signal a window sums,
+# before its registers) and a stacked block of the rest
+_HEADS = 2
+
+
+def _is_float(v: Value) -> bool:
+    if isinstance(v, np.ndarray):
+        return v.dtype == np.float64
+    return isinstance(v, float)
+
+
+def _fold_onto(f: np.ufunc, heads: list[Value], tail: Array) -> Value:
+    """The left fold of ``heads`` then the rows of ``tail``, as one accumulate over
+    ``[fold of heads, *tail]``: the same operations in the same order as the plain fold."""
+    acc = heads[0]
+    for v in heads[1:]:
+        acc = f(acc, v)
+    stack = np.empty((tail.shape[0] + 1, *tail.shape[1:]))
+    stack[0] = acc
+    stack[1:] = tail
+    return f.accumulate(stack, axis=0)[-1]  # type: ignore[no-any-return]
+
+
+def stacked_blocks(e: Expr, position: Mapping[str, int]) -> list[tuple[str, int, int]]:
+    """The stacked folds of ``e`` whose operands (all of them, or all but up to ``_HEADS``
+    leading ones) are consecutive in ``position``: (fold key of those, first, end)."""
+    out = []
+    for names in stacked_folds(e):
+        for h in range(0, _HEADS + 1):
+            rest = names[h:]
+            if len(rest) < _STACK_MIN:
+                break
+            pos = [position.get(n, -1) for n in rest]
+            first = pos[0]
+            if first >= 0 and pos == list(range(first, first + len(pos))):
+                out.append((fold_key(rest), first, first + len(pos)))
+                break
+    return out
 
 
 def _fold(f: np.ufunc, parts: Sequence[Expr], fns: list[Fn]) -> Fn:
@@ -180,12 +234,20 @@ def _fold(f: np.ufunc, parts: Sequence[Expr], fns: list[Fn]) -> Fn:
     if names is None:
         return lambda env: _reduce(f, [g(env) for g in fns])
     key = fold_key(names)
+    tails = [(h, fold_key(names[h:])) for h in range(1, _HEADS + 1) if len(names) - h >= _STACK_MIN]
 
     def stacked(env: Env) -> Value:
         block = env.get(key)
         if block is not None:
             out: Value = f.accumulate(block, axis=0)[-1]
             return out
+        for h, tail_key in tails:
+            tail = env.get(tail_key)
+            if isinstance(tail, np.ndarray):
+                heads = [env[n] for n in names[:h]]
+                if all(_is_float(v) for v in heads):
+                    return _fold_onto(f, heads, tail)
+                break
         vals = [env[n] for n in names]
         a, b = vals[0], vals[1]
         # the fold is float from its first step on, so later booleans count as 0.0 / 1.0
@@ -237,12 +299,8 @@ def compile_system(ts: TransitionSystem) -> Compiled:
             updates.append((i, compile_expr(s.update)))
     blocks: dict[str, tuple[str, int, int]] = {}
     for e in [d.expr for d in ts.lets] + [s.update for s in ts.states]:
-        for names in stacked_folds(e):
-            pos = [index.get(n, -1) for n in names]
-            first = pos[0]
-            if first >= 0 and pos == list(range(first, first + len(pos))):
-                key = fold_key(names)
-                blocks[key] = (key, first, first + len(pos))
+        for key, first, end in stacked_blocks(e, index):
+            blocks[key] = (key, first, end)
     return Compiled(
         ts,
         lets,
@@ -253,6 +311,45 @@ def compile_system(ts: TransitionSystem) -> Compiled:
         user,
         tuple(blocks.values()),
     )
+
+
+# compiled systems and nominal runs, by the identity of the system they were made from (each
+# entry keeps its system, so an id is never reused while its entry lives)
+_CACHE_SIZE = 8
+_COMPILED: OrderedDict[int, Compiled] = OrderedDict()
+_NOMINAL: OrderedDict[int, Trace] = OrderedDict()
+
+
+def compiled(ts: TransitionSystem) -> Compiled:
+    """``compile_system(ts)``, kept for the last few systems: every replay of a system's
+    counterexamples and every run of an analysis compiles it once."""
+    hit = _COMPILED.get(id(ts))
+    if hit is not None and hit.ts is ts:
+        _COMPILED.move_to_end(id(ts))
+        return hit
+    comp = _COMPILED[id(ts)] = compile_system(ts)
+    while len(_COMPILED) > _CACHE_SIZE:
+        _COMPILED.popitem(last=False)
+    return comp
+
+
+def nominal_trace(ts: TransitionSystem, ticks: int) -> Trace:
+    """The run of ``ticks`` ticks at nominal input from the initial state, shared by the
+    analyses that ask for it (the nominal simulation, the operating point of the conflict
+    search and of the equilibria): computed once per system for the longest run asked,
+    its arrays read-only."""
+    hit = _NOMINAL.get(id(ts))
+    if hit is not None and hit.ts is ts and hit.ticks >= ticks:
+        _NOMINAL.move_to_end(id(ts))
+        return hit.prefix(ticks)
+    with np.errstate(all="ignore"):
+        tr = simulate(ts, ticks)
+    for a in (tr.states, tr.inputs, tr.lets, tr.clipped, *tr.params.values()):
+        a.flags.writeable = False
+    _NOMINAL[id(ts)] = tr
+    while len(_NOMINAL) > _CACHE_SIZE:
+        _NOMINAL.popitem(last=False)
+    return tr
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +389,19 @@ class Trace:
     @property
     def scenarios(self) -> int:
         return int(self.states.shape[0])
+
+    def prefix(self, ticks: int) -> Trace:
+        """The first ``ticks`` ticks (views of this trace's arrays)."""
+        if ticks >= self.ticks:
+            return self
+        return Trace(
+            self.ts,
+            self.states[:, : ticks + 1],
+            self.inputs[:, :ticks],
+            self.lets[:, :ticks],
+            self.clipped[:, :ticks],
+            self.params,
+        )
 
     def state(self, name: str) -> Array:
         i = self._state_index.get(name)
@@ -410,7 +520,7 @@ def simulate(
     >>> simulate(ts, 4).state("x")[0].tolist()
     [1.0, 2.0, 4.0, 8.0, 10.0]
     """
-    comp = ts if isinstance(ts, Compiled) else compile_system(ts)
+    comp = ts if isinstance(ts, Compiled) else compiled(ts)
     system = comp.ts
     if inputs is None:
         inputs = nominal_inputs(system, ticks, scenarios or 1)

@@ -13,7 +13,7 @@ import numpy as np
 
 from coherence.ir.nodes import TransitionSystem
 from coherence.results import AnalysisResult, Finding, Table
-from coherence.simulate.engine import Trace, simulate
+from coherence.simulate.engine import Trace, nominal_trace
 from coherence.simulate.requirements import objective_violations
 from coherence.simulate.view import show, trace_view
 
@@ -74,7 +74,7 @@ def summary_table(ts: TransitionSystem, trace: Trace, scenario: int = 0, title: 
 def nominal_analysis(ts: TransitionSystem, ticks: int | None = None) -> AnalysisResult:
     start = time.perf_counter()
     n = ticks or default_ticks(ts)
-    trace = simulate(ts, n)
+    trace = nominal_trace(ts, n)
     findings: list[Finding] = []
     finite = np.isfinite(trace.states[0]).all(axis=0)
     for i, s in enumerate(ts.states):

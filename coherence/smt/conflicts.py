@@ -79,6 +79,7 @@ from coherence.simulate.engine import (
     compile_expr,
     compile_system,
     evaluate,
+    nominal_trace,
     simulate,
 )
 from coherence.smt.encode import (
@@ -1157,8 +1158,7 @@ def operating_point(ts: TransitionSystem, settle: int) -> dict[str, float]:
     key = ("operating point", id(ts), settle)
     cache = scope_cache()
     if key not in cache:  # the system is kept with its entry, so its id stays unique
-        with np.errstate(all="ignore"):
-            tr = simulate(ts, settle)
+        tr = nominal_trace(ts, settle)
         cache[key] = (ts, {n: float(tr.states[0, -1, i]) for i, n in enumerate(ts.state_names)})
     return dict(cache[key][1])
 
