@@ -96,6 +96,53 @@ def real(fr: Fraction | int | float) -> Term:
     )
 
 
+def _numeral(fr: Fraction, c: Any) -> Any:
+    """The real numeral ``fr`` in context ``c`` (cached for the context's lifetime)."""
+    cache = scope_cache()
+    key = ("numeral", fr, id(c))
+    out = cache.get(key)
+    if out is None:
+        ast = z3.z3core.Z3_mk_numeral(
+            c.ref(), f"{fr.numerator}/{fr.denominator}", z3.RealSort(c).ast
+        )
+        out = cache[key] = z3.ArithRef(ast, c)
+    return out
+
+
+def affine_cmp(lhs: Term, op: str, terms: Iterable[tuple[Fraction, Term]], c0: Fraction) -> Term:
+    """``lhs >= sum(a * t) + c0`` (``op`` ``>=``) or ``<=``, built through Z3's C API: the
+    same formula as the operator form, with one call per node instead of the Python
+    operators' coercions (envelopes and bounds are most of what an encoding builds)."""
+    c = lhs.ctx
+    ref = c.ref()
+    keep: list[Any] = []
+    parts: list[Any] = []
+    for a, t in terms:
+        if a == 0:
+            continue
+        pair = (z3.Ast * 2)(_numeral(a, c).as_ast(), t.as_ast())
+        m = z3.ArithRef(z3.z3core.Z3_mk_mul(ref, 2, pair), c)
+        keep.append(m)
+        parts.append(m.as_ast())
+    parts.append(_numeral(c0, c).as_ast())
+    if len(parts) == 1:
+        rhs = parts[0]
+    else:
+        arr = (z3.Ast * len(parts))(*parts)
+        total = z3.ArithRef(z3.z3core.Z3_mk_add(ref, len(parts), arr), c)
+        keep.append(total)
+        rhs = total.as_ast()
+    mk = z3.z3core.Z3_mk_ge if op == ">=" else z3.z3core.Z3_mk_le
+    return z3.BoolRef(mk(ref, lhs.as_ast(), rhs), c)
+
+
+def bound_cmp(x: Term, op: str, fr: Fraction) -> Term:
+    """``x >= fr`` or ``x <= fr`` (a bound), through the C API."""
+    c = x.ctx
+    mk = z3.z3core.Z3_mk_ge if op == ">=" else z3.z3core.Z3_mk_le
+    return z3.BoolRef(mk(c.ref(), x.as_ast(), _numeral(fr, c).as_ast()), c)
+
+
 Lin = tuple[Fraction, tuple[tuple[int, Fraction], ...]]  # c0 + sum(coef * atom)
 
 
@@ -154,27 +201,28 @@ def mccormick(w: Term, x: Term, y: Term, bx: Interval, by: Interval) -> list[Ter
     """
     out: list[Term] = []
     xl, xu, yl, yu = bx.lo, bx.hi, by.lo, by.hi
+    # w >= a*y + b*x - a*b (under), w <= a*y + b*x - a*b (over), per corner (a, b)
     if math.isfinite(xl) and math.isfinite(yl):
-        a, b = real(q_down(xl)), real(q_down(yl))
-        out.append(w >= a * y + x * b - a * b)
+        a, b = q_down(xl), q_down(yl)
+        out.append(affine_cmp(w, ">=", ((a, y), (b, x)), -a * b))
     if math.isfinite(xu) and math.isfinite(yu):
-        a, b = real(q_up(xu)), real(q_up(yu))
-        out.append(w >= a * y + x * b - a * b)
+        a, b = q_up(xu), q_up(yu)
+        out.append(affine_cmp(w, ">=", ((a, y), (b, x)), -a * b))
     if math.isfinite(xu) and math.isfinite(yl):
-        a, b = real(q_up(xu)), real(q_down(yl))
-        out.append(w <= a * y + x * b - a * b)
+        a, b = q_up(xu), q_down(yl)
+        out.append(affine_cmp(w, "<=", ((a, y), (b, x)), -a * b))
     if math.isfinite(xl) and math.isfinite(yu):
-        a, b = real(q_down(xl)), real(q_up(yu))
-        out.append(w <= a * y + x * b - a * b)
+        a, b = q_down(xl), q_up(yu)
+        out.append(affine_cmp(w, "<=", ((a, y), (b, x)), -a * b))
     return out
 
 
 def in_box(x: Term, b: Interval) -> list[Term]:
     out = []
     if math.isfinite(b.lo):
-        out.append(x >= real(q_down(b.lo)))
+        out.append(bound_cmp(x, ">=", q_down(b.lo)))
     if math.isfinite(b.hi):
-        out.append(x <= real(q_up(b.hi)))
+        out.append(bound_cmp(x, "<=", q_up(b.hi)))
     return out
 
 
@@ -214,10 +262,11 @@ def tangent(
     if not (math.isfinite(fp) and math.isfinite(sp) and math.isfinite(width)):
         return []
     slack = abs(fp) * 1e-9 + 1e-12 + (abs(sp) * 1e-9 + 1e-15) * (width + abs(p - box.lo))
-    line = real(rational(fp)) + real(rational(sp)) * (x - real(rational(p)))
+    # the line f(p) + f'(p) (x - p), loosened by the slack
+    fp_, sp_, p_ = rational(fp), rational(sp), rational(p)
     if convex:
-        return [w >= line - real(q_up(slack))]
-    return [w <= line + real(q_up(slack))]
+        return [affine_cmp(w, ">=", ((sp_, x),), fp_ - sp_ * p_ - q_up(slack))]
+    return [affine_cmp(w, "<=", ((sp_, x),), fp_ - sp_ * p_ + q_up(slack))]
 
 
 def secant(
@@ -234,10 +283,11 @@ def secant(
         return []
     slope = (fhi - flo) / (hi - lo)
     slack = (abs(flo) + abs(fhi)) * 1e-9 + 1e-12 + abs(slope) * 1e-9 * (hi - lo)
-    line = real(rational(flo)) + real(rational(slope)) * (x - real(rational(lo)))
+    # the chord f(lo) + slope (x - lo), loosened by the slack
+    flo_, s_, lo_ = rational(flo), rational(slope), rational(lo)
     if convex:
-        return [w <= line + real(q_up(slack))]
-    return [w >= line - real(q_up(slack))]
+        return [affine_cmp(w, "<=", ((s_, x),), flo_ - s_ * lo_ + q_up(slack))]
+    return [affine_cmp(w, ">=", ((s_, x),), flo_ - s_ * lo_ - q_up(slack))]
 
 
 def true() -> Cond:
@@ -432,9 +482,9 @@ class Encoder:
 
     def bound(self, term: Term, iv: Interval) -> None:
         if math.isfinite(iv.lo):
-            self.constraints.append(term >= real(q_down(iv.lo)))
+            self.constraints.append(bound_cmp(term, ">=", q_down(iv.lo)))
         if math.isfinite(iv.hi):
-            self.constraints.append(term <= real(q_up(iv.hi)))
+            self.constraints.append(bound_cmp(term, "<=", q_up(iv.hi)))
 
     def _relax(self, op: str) -> None:
         self.relaxed = True
