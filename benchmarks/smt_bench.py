@@ -31,7 +31,7 @@ from coherence.ir.nodes import Requirement, TransitionSystem
 from coherence.smt import SmtOptions, analyze
 from coherence.smt.bmc import bmc, check_bounded
 from coherence.smt.conflicts import check_all
-from coherence.smt.solver import SolverStats
+from coherence.smt.solver import SolverStats, own_context
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ("specs/seed/tipping_point.coh", "specs/llm_serving.coh")
@@ -93,9 +93,13 @@ def bench(path: Path, depths: list[int], budget: int) -> list[list[str]]:
             depth = min(d, req.horizon)
             stats = SolverStats()
             t0 = time.perf_counter()
-            res = check_bounded(
-                ts, replace(req, horizon=max(req.horizon, depth)), SmtOptions(horizon=depth), stats
-            )
+            with own_context():  # each row in a Z3 context of its own, as in `coherence check`
+                res = check_bounded(
+                    ts,
+                    replace(req, horizon=max(req.horizon, depth)),
+                    SmtOptions(horizon=depth),
+                    stats,
+                )
             dt = time.perf_counter() - t0
             how = res.reason.split(":")[0] if res.reason else ""
             if res.cex is not None:
@@ -163,7 +167,8 @@ def bench_flapping(path: Path) -> list[list[str]]:
             continue
         stats = SolverStats()
         t0 = time.perf_counter()
-        res = check_bounded(ts, req, SmtOptions(patterns=False), stats)
+        with own_context():
+            res = check_bounded(ts, req, SmtOptions(patterns=False), stats)
         dt = time.perf_counter() - t0
         how = res.reason.split(":")[0] if res.reason else ""
         rows.append(

@@ -96,51 +96,50 @@ def real(fr: Fraction | int | float) -> Term:
     )
 
 
+# Terms built through Z3's C API, one call per node: exactly the terms the Python operators
+# build (``a * y + x * b - a * b`` is mul, mul, add, mul, sub, as the operators make it), so
+# the solver sees the same formulas, without the operators' coercions at every node
+# (envelopes and bounds are most of what an encoding builds).
+
+
 def _numeral(fr: Fraction, c: Any) -> Any:
-    """The real numeral ``fr`` in context ``c`` (cached for the context's lifetime)."""
-    cache = scope_cache()
-    key = ("numeral", fr, id(c))
-    out = cache.get(key)
-    if out is None:
-        ast = z3.z3core.Z3_mk_numeral(
-            c.ref(), f"{fr.numerator}/{fr.denominator}", z3.RealSort(c).ast
-        )
-        out = cache[key] = z3.ArithRef(ast, c)
-    return out
+    """The real numeral ``fr`` in context ``c``, as :func:`real` makes it. Not cached: Z3's
+    search follows the ids of terms, which a cache keeping numerals alive would change."""
+    text = f"{fr.numerator}/{fr.denominator}" if fr.denominator != 1 else str(fr.numerator)
+    return z3.RatNumRef(z3.z3core.Z3_mk_numeral(c.ref(), text, z3.RealSort(c).ast), c)
 
 
-def affine_cmp(lhs: Term, op: str, terms: Iterable[tuple[Fraction, Term]], c0: Fraction) -> Term:
-    """``lhs >= sum(a * t) + c0`` (``op`` ``>=``) or ``<=``, built through Z3's C API: the
-    same formula as the operator form, with one call per node instead of the Python
-    operators' coercions (envelopes and bounds are most of what an encoding builds)."""
-    c = lhs.ctx
-    ref = c.ref()
-    keep: list[Any] = []
-    parts: list[Any] = []
-    for a, t in terms:
-        if a == 0:
-            continue
-        pair = (z3.Ast * 2)(_numeral(a, c).as_ast(), t.as_ast())
-        m = z3.ArithRef(z3.z3core.Z3_mk_mul(ref, 2, pair), c)
-        keep.append(m)
-        parts.append(m.as_ast())
-    parts.append(_numeral(c0, c).as_ast())
-    if len(parts) == 1:
-        rhs = parts[0]
-    else:
-        arr = (z3.Ast * len(parts))(*parts)
-        total = z3.ArithRef(z3.z3core.Z3_mk_add(ref, len(parts), arr), c)
-        keep.append(total)
-        rhs = total.as_ast()
+def _bin(mk: Callable[..., Any], a: Any, b: Any) -> Any:
+    """``a op b`` for Z3's n-ary arithmetic constructors (add, mul, sub), as the operators."""
+    args = (z3.Ast * 2)(a.as_ast(), b.as_ast())
+    return z3.ArithRef(mk(a.ctx.ref(), 2, args), a.ctx)
+
+
+def _cmp(op: str, a: Any, b: Any) -> Term:
     mk = z3.z3core.Z3_mk_ge if op == ">=" else z3.z3core.Z3_mk_le
-    return z3.BoolRef(mk(ref, lhs.as_ast(), rhs), c)
+    return z3.BoolRef(mk(a.ctx.ref(), a.as_ast(), b.as_ast()), a.ctx)
+
+
+def _add(a: Any, b: Any) -> Any:
+    return _bin(z3.z3core.Z3_mk_add, a, b)
+
+
+def _sub(a: Any, b: Any) -> Any:
+    return _bin(z3.z3core.Z3_mk_sub, a, b)
+
+
+def _mul(a: Any, b: Any) -> Any:
+    return _bin(z3.z3core.Z3_mk_mul, a, b)
 
 
 def bound_cmp(x: Term, op: str, fr: Fraction) -> Term:
-    """``x >= fr`` or ``x <= fr`` (a bound), through the C API."""
-    c = x.ctx
-    mk = z3.z3core.Z3_mk_ge if op == ">=" else z3.z3core.Z3_mk_le
-    return z3.BoolRef(mk(c.ref(), x.as_ast(), _numeral(fr, c).as_ast()), c)
+    """``x >= fr`` or ``x <= fr`` (a bound), as the operators build it: a numeral's class
+    derives from a term's, so Python asks the numeral's reflected comparison first and the
+    term is ``fr <= x`` (``fr >= x``)."""
+    n = _numeral(fr, x.ctx)
+    if isinstance(x, z3.RatNumRef):
+        return _cmp(op, x, n)
+    return _cmp("<=" if op == ">=" else ">=", n, x)
 
 
 Lin = tuple[Fraction, tuple[tuple[int, Fraction], ...]]  # c0 + sum(coef * atom)
@@ -201,19 +200,21 @@ def mccormick(w: Term, x: Term, y: Term, bx: Interval, by: Interval) -> list[Ter
     """
     out: list[Term] = []
     xl, xu, yl, yu = bx.lo, bx.hi, by.lo, by.hi
-    # w >= a*y + b*x - a*b (under), w <= a*y + b*x - a*b (over), per corner (a, b)
+    # w >= a*y + x*b - a*b (under), w <= a*y + x*b - a*b (over), per corner (a, b)
+    c = w.ctx
+
+    def plane(op: str, a: Fraction, b: Fraction) -> Term:
+        na, nb = _numeral(a, c), _numeral(b, c)
+        return _cmp(op, w, _sub(_add(_mul(na, y), _mul(x, nb)), _mul(na, nb)))
+
     if math.isfinite(xl) and math.isfinite(yl):
-        a, b = q_down(xl), q_down(yl)
-        out.append(affine_cmp(w, ">=", ((a, y), (b, x)), -a * b))
+        out.append(plane(">=", q_down(xl), q_down(yl)))
     if math.isfinite(xu) and math.isfinite(yu):
-        a, b = q_up(xu), q_up(yu)
-        out.append(affine_cmp(w, ">=", ((a, y), (b, x)), -a * b))
+        out.append(plane(">=", q_up(xu), q_up(yu)))
     if math.isfinite(xu) and math.isfinite(yl):
-        a, b = q_up(xu), q_down(yl)
-        out.append(affine_cmp(w, "<=", ((a, y), (b, x)), -a * b))
+        out.append(plane("<=", q_up(xu), q_down(yl)))
     if math.isfinite(xl) and math.isfinite(yu):
-        a, b = q_down(xl), q_up(yu)
-        out.append(affine_cmp(w, "<=", ((a, y), (b, x)), -a * b))
+        out.append(plane("<=", q_down(xl), q_up(yu)))
     return out
 
 
@@ -262,11 +263,15 @@ def tangent(
     if not (math.isfinite(fp) and math.isfinite(sp) and math.isfinite(width)):
         return []
     slack = abs(fp) * 1e-9 + 1e-12 + (abs(sp) * 1e-9 + 1e-15) * (width + abs(p - box.lo))
+    c = w.ctx
     # the line f(p) + f'(p) (x - p), loosened by the slack
-    fp_, sp_, p_ = rational(fp), rational(sp), rational(p)
+    line = _add(
+        _numeral(rational(fp), c),
+        _mul(_numeral(rational(sp), c), _sub(x, _numeral(rational(p), c))),
+    )
     if convex:
-        return [affine_cmp(w, ">=", ((sp_, x),), fp_ - sp_ * p_ - q_up(slack))]
-    return [affine_cmp(w, "<=", ((sp_, x),), fp_ - sp_ * p_ + q_up(slack))]
+        return [_cmp(">=", w, _sub(line, _numeral(q_up(slack), c)))]
+    return [_cmp("<=", w, _add(line, _numeral(q_up(slack), c)))]
 
 
 def secant(
@@ -283,11 +288,15 @@ def secant(
         return []
     slope = (fhi - flo) / (hi - lo)
     slack = (abs(flo) + abs(fhi)) * 1e-9 + 1e-12 + abs(slope) * 1e-9 * (hi - lo)
+    c = w.ctx
     # the chord f(lo) + slope (x - lo), loosened by the slack
-    flo_, s_, lo_ = rational(flo), rational(slope), rational(lo)
+    line = _add(
+        _numeral(rational(flo), c),
+        _mul(_numeral(rational(slope), c), _sub(x, _numeral(rational(lo), c))),
+    )
     if convex:
-        return [affine_cmp(w, "<=", ((s_, x),), flo_ - s_ * lo_ + q_up(slack))]
-    return [affine_cmp(w, ">=", ((s_, x),), flo_ - s_ * lo_ - q_up(slack))]
+        return [_cmp("<=", w, _add(line, _numeral(q_up(slack), c)))]
+    return [_cmp(">=", w, _sub(line, _numeral(q_up(slack), c)))]
 
 
 def true() -> Cond:

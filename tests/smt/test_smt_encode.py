@@ -147,3 +147,84 @@ def test_phase_is_resolved_per_tick(system: Callable[[str], TransitionSystem]) -
     path = Path(enc, param_values(enc, ts), Inputs(enc, ts, "free"))
     fires = [path.lets(t).values["l.fires"] for t in range(6)]
     assert [getattr(f, "value", None) for f in fires] == [False, True, False, False, True, False]
+
+
+# ---- the C-API constructors build the operators' very terms -------------------------------
+
+_ENDS = st.one_of(
+    st.floats(-1e6, 1e6, allow_nan=False),
+    st.just(0.0),
+    st.just(math.inf),
+    st.just(-math.inf),
+)
+
+
+def _box(a: float, b: float) -> Interval:
+    return Interval(min(a, b), max(a, b))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    _ENDS,
+    _ENDS,
+    _ENDS,
+    _ENDS,
+    st.floats(-50, 50, allow_nan=False),
+    st.floats(0.01, 20, allow_nan=False),
+)
+def test_envelopes_and_bounds_are_the_terms_the_operators_build(
+    a: float, b: float, c: float, d: float, p: float, width: float
+) -> None:
+    """Same formulas, same solver behaviour: every envelope, tangent, chord and bound built
+    through Z3's C API is (structurally) the term the Python operators build."""
+    from coherence.smt.encode import (
+        in_box,
+        mccormick,
+        q_down,
+        q_up,
+        rational,
+        real,
+        secant,
+        tangent,
+    )
+
+    w, x, y = z3.Reals("w x y")
+    n = z3.ToReal(z3.Int("n"))
+    bx, by = _box(a, b), _box(c, d)
+    ref = []
+    xl, xu, yl, yu = bx.lo, bx.hi, by.lo, by.hi
+    for op, fx, fy, ex, ey in (
+        (">=", q_down, q_down, xl, yl),
+        (">=", q_up, q_up, xu, yu),
+        ("<=", q_up, q_down, xu, yl),
+        ("<=", q_down, q_up, xl, yu),
+    ):
+        if math.isfinite(ex) and math.isfinite(ey):
+            ra, rb = real(fx(ex)), real(fy(ey))
+            rhs = ra * y + x * rb - ra * rb
+            ref.append(w >= rhs if op == ">=" else w <= rhs)
+    got = mccormick(w, x, y, bx, by)
+    assert len(got) == len(ref) and all(z3.eq(g, r) for g, r in zip(got, ref, strict=True))
+    for t in (x, n):
+        boxed = in_box(t, bx)
+        want = []
+        if math.isfinite(bx.lo):
+            want.append(t >= real(q_down(bx.lo)))
+        if math.isfinite(bx.hi):
+            want.append(t <= real(q_up(bx.hi)))
+        assert len(boxed) == len(want)
+        assert all(z3.eq(g, r) for g, r in zip(boxed, want, strict=True))
+    # a tangent and a chord of x^2 (convex) over a finite box
+    lo, hi = p, p + width
+    box, dom = Interval(lo, hi), Interval(-math.inf, math.inf)
+    (tan,) = tangent(w, x, lambda v: v * v, lambda v: 2 * v, True, p, box, dom)
+    fp, sp = p * p, 2 * p
+    slack = abs(fp) * 1e-9 + 1e-12 + (abs(sp) * 1e-9 + 1e-15) * ((hi - lo) + abs(p - lo))
+    line = real(rational(fp)) + real(rational(sp)) * (x - real(rational(p)))
+    assert z3.eq(tan, w >= line - real(q_up(slack)))
+    (chord,) = secant(w, x, lambda v: v * v, True, lo, hi)
+    flo, fhi = lo * lo, hi * hi
+    slope = (fhi - flo) / (hi - lo)
+    slack = (abs(flo) + abs(fhi)) * 1e-9 + 1e-12 + abs(slope) * 1e-9 * (hi - lo)
+    line = real(rational(flo)) + real(rational(slope)) * (x - real(rational(lo)))
+    assert z3.eq(chord, w <= line + real(q_up(slack)))
