@@ -144,8 +144,8 @@ def new_solver() -> Any:
     # would break the link between the limit and the time a call takes: off.
     s.set("arith.nl.grobner", False)
     # Likewise the nonlinear solver's check of a candidate assignment against nlsat: on the
-    # fixed-point query of specs/conflicts/power_cap_fixed.coh one call under rlimit 1M took
-    # 20 s with it and 0.3 s without, with the same answer.
+    # fixed-point query of an earlier specs/conflicts/power_cap_fixed.coh (maxReplicas 72) one
+    # call under rlimit 1M took 20 s with it and 0.3 s without, with the same answer.
     s.set("arith.nl.nra_check_assignment", False)
     return s
 
