@@ -228,3 +228,40 @@ def test_envelopes_and_bounds_are_the_terms_the_operators_build(
     slack = (abs(flo) + abs(fhi)) * 1e-9 + 1e-12 + abs(slope) * 1e-9 * (hi - lo)
     line = real(rational(flo)) + real(rational(slope)) * (x - real(rational(lo)))
     assert z3.eq(chord, w <= line + real(q_up(slack)))
+
+
+def test_rational_of_a_unit_conversion_is_the_fraction_it_denotes() -> None:
+    from coherence.smt.encode import rational
+
+    # 8 $/h in $/s: the float prints with 19 digits, the constant is 1/450
+    assert rational(8 / 3600) == Fraction(1, 450)
+    assert rational(1 / 3) == Fraction(1, 3)
+    assert rational(0.1) == Fraction(1, 10)
+    # a decimal literal comes back as itself, not as a nearby simpler fraction
+    assert rational(0.3267) == Fraction(3267, 10000)
+    assert rational(47.99) == Fraction(4799, 100)
+    # no small fraction reads back as this one: the shortest decimal
+    assert rational(2.221e-16) == Fraction("2.221e-16")
+    assert rational(0.05 * 0.1) == Fraction(repr(0.05 * 0.1))
+    with pytest.raises(__import__('coherence.smt.encode', fromlist=['EncodeError']).EncodeError):
+        rational(math.inf)
+
+
+@settings(max_examples=300, derandomize=True)
+@given(
+    st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12),
+        st.builds(
+            lambda p, q: p / q,
+            st.integers(-10**6, 10**6),
+            st.integers(1, 10**6),
+        ),
+    )
+)
+def test_rational_reads_back_as_the_float(v: float) -> None:
+    from coherence.smt.encode import rational
+
+    fr = rational(v)
+    assert float(fr) == v
+    # never a longer denominator than the shortest decimal that reads back
+    assert fr.denominator <= Fraction(repr(v)).denominator
