@@ -243,7 +243,7 @@ def test_rational_of_a_unit_conversion_is_the_fraction_it_denotes() -> None:
     # no small fraction reads back as this one: the shortest decimal
     assert rational(2.221e-16) == Fraction("2.221e-16")
     assert rational(0.05 * 0.1) == Fraction(repr(0.05 * 0.1))
-    with pytest.raises(__import__('coherence.smt.encode', fromlist=['EncodeError']).EncodeError):
+    with pytest.raises(__import__("coherence.smt.encode", fromlist=["EncodeError"]).EncodeError):
         rational(math.inf)
 
 
@@ -253,7 +253,7 @@ def test_rational_of_a_unit_conversion_is_the_fraction_it_denotes() -> None:
         st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12),
         st.builds(
             lambda p, q: p / q,
-            st.integers(-10**6, 10**6),
+            st.integers(-(10**6), 10**6),
             st.integers(1, 10**6),
         ),
     )
