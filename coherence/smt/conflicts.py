@@ -18,7 +18,9 @@ proof of alignment over the enclosure, and so over every state the system can re
 whose operations are all defined). Before any solver call, :func:`aligned_by_intervals` tries
 the proof with interval bounds alone: both runs enclosed from the enclosure for ``k`` ticks at
 every start phase; it succeeds when B's objective cannot move by more than its tolerance
-there, or a keep-objective cannot be violated at all. A confirmed witness is then looked for again in the *operating region*:
+there, or a keep-objective cannot be violated at all; then with both runs enclosed together,
+with their difference (:func:`coherence.smt.pairs.aligned_by_pairs`): it succeeds when B's
+objective cannot move by more than its tolerance. A confirmed witness is then looked for again in the *operating region*:
 inputs at their nominal values and every state within 5% of its range around the operating
 point (the nominal run from the initial state after ``settle`` ticks). A conflict there is
 COH401; one that exists only outside it is COH402 (regional); an undecided region leaves it
@@ -108,6 +110,7 @@ from coherence.smt.encode import (
 from coherence.smt.intervals import Interval
 from coherence.smt.objectives import worse
 from coherence.smt.options import SmtOptions
+from coherence.smt.pairs import PairRuns, aligned_by_pairs
 from coherence.smt.reach import Env as IvEnv
 from coherence.smt.reach import evaluate_envs, interval_envs, reachable
 from coherence.smt.replay import Scenario, rotate_phases, value
@@ -1415,6 +1418,7 @@ class Search:
         self._encodings: dict[str, Encoding | EncodeError] = {}
         self._queries: dict[tuple[str, str], ActorQuery | EncodeError] = {}
         self._intervals: IntervalRuns | None = None
+        self._pairs: dict[str, PairRuns] = {}  # per actor: both runs enclosed together
         self.ranges: dict[str, Interval]
         self.reachable: bool
         self.systems: Systems
@@ -1422,6 +1426,7 @@ class Search:
             self.ranges, self.reachable = like.ranges, like.reachable
             self.systems = like.systems
             self._intervals = like._intervals
+            self._pairs = like._pairs
         else:
             self.ranges, self.reachable = start_ranges(
                 ts, param_values(Encoder(ts, OVERAPPROX, "s."), ts)
@@ -1478,8 +1483,9 @@ class Search:
     # ---- one pair -----------------------------------------------------------------------------
     def by_intervals(self, a: str, b: str, k: int) -> str:
         """Why interval bounds over the reachable enclosure prove the pair aligned, or "" when
-        they do not (:func:`holds_still`, :func:`aligned_by_intervals`): no solver call, no
-        share of the budget."""
+        they do not (:func:`holds_still`, :func:`aligned_by_intervals`, then the paired
+        enclosure of :func:`coherence.smt.pairs.aligned_by_pairs`): no solver call, no share
+        of the budget."""
         enc = reachable(self.ts)
         if enc is None:
             return ""
@@ -1489,6 +1495,14 @@ class Search:
             return f"`{a}` never moves its actuators in a reachable state (interval bounds)"
         if aligned_by_intervals(self._intervals, a, b, k):
             return "proved by interval bounds over the reachable enclosure"
+        if self._intervals.affordable:
+            if a not in self._pairs:
+                self._pairs[a] = PairRuns(self.ts, a, self._intervals.box, self.depths[a])
+            if aligned_by_pairs(self._pairs[a], objectives_of(self.ts, b), k):
+                return (
+                    "proved by paired interval bounds over the reachable enclosure (both runs "
+                    "and their difference enclosed together)"
+                )
         return ""
 
     def pair(

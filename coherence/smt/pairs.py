@@ -1,0 +1,658 @@
+"""Paired interval enclosures: a run and its counterfactual, with their difference.
+
+A conflict query compares two runs from the same start, at the same phase, under the same
+inputs and parameters: the run where loop A acts and the one where A holds its actuators.
+Enclosing each run on its own (:func:`coherence.smt.reach.interval_envs`) forgets that the
+two share almost everything: at a tick where A's action has moved a value by at most 0.01,
+the two enclosures are each as wide as the whole reachable range, and their difference is
+bounded only by that width. This module encloses the pair instead. Every value carries
+
+- ``h``: its enclosure in the counterfactual run,
+- ``a``: its enclosure in the acting run,
+- ``d``: an enclosure of the difference ``a - h`` (the same run, the same tick, the same
+  start, phase and inputs),
+- ``same``: whether the two values are provably equal (then ``d`` is exactly 0). A value is
+  the same when everything it is computed from is (the start, the inputs, the parameters
+  and the phase are; what A's firing decides is not).
+
+The difference follows each operation with a rule that is sound in real arithmetic and
+evaluated with outward rounding: ``(x*y)_a - (x*y)_h = x_a * dy + dx * y_h``; a quotient
+``(dx*y_h - x_h*dy) / (y_a*y_h)``; ``min`` and ``max`` move by no more than their arguments
+do (the difference lies between the least and the greatest of the arguments' differences);
+``abs`` and a clamp to a range are 1-Lipschitz and a monotone function keeps the sign of its
+argument's difference; an ``if`` whose condition is the same in both runs moves by its
+branch's difference. Wherever no rule applies the difference is the plain ``a - h``, and
+every difference is intersected with ``a - h`` and every acting enclosure with ``h + d``, so
+the pair is never wider than the two enclosures taken alone. An integer state's difference
+is an integer.
+
+The enclosures of all start phases of the hyperperiod are computed at once, one per element
+of the arrays: the start phase is the only thing the phases' runs do not share.
+
+:func:`aligned_by_pairs` then proves a pair of loops aligned where B's objective cannot move
+by more than its tolerance: a relative tolerance is measured against the counterfactual's
+value (its least magnitude in the enclosure), as the conflict query's ``worse`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from coherence.ir.nodes import (
+    Binary,
+    Call,
+    Const,
+    Expr,
+    Ite,
+    ObjectiveIR,
+    Phase,
+    Requirement,
+    TransitionSystem,
+    Unary,
+    Var,
+    sum_terms,
+)
+from coherence.ir.transform import hold_loop
+from coherence.smt.reach import (
+    INF,
+    B,
+    Bv,
+    F,
+    Iv,
+    Lin,
+    Reach,
+    Unsupported,
+    _cond,
+    _frac_interval,
+    _num,
+    _unary_call,
+    add,
+    compare,
+    const_interval,
+    div,
+    hull,
+    maximum,
+    minimum,
+    mul,
+    neg,
+    normalize,
+    power,
+    sub,
+)
+from coherence.smt.simplify import cancel_factors, nonzero_names
+
+__all__ = ["PVal", "PairRuns", "Pc", "Pn", "aligned_by_pairs", "compile_pair", "tighten"]
+
+
+# ---- values -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Pn:
+    """A number in both runs: counterfactual ``h``, acting ``a``, difference ``d = a - h``."""
+
+    h: Iv
+    a: Iv
+    d: Iv
+    same: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Pc:
+    """A condition in both runs (three-valued each); ``same``: provably equal in both."""
+
+    h: Bv
+    a: Bv
+    same: bool
+
+
+PVal = Pn | Pc
+Ticks = NDArray[np.int64]  # one tick per element (each element its own start phase)
+PEnv = dict[str, PVal]
+POut = tuple[PVal, B]  # the value and "an operation on the way may be undefined" (either run)
+PFn = Callable[[PEnv, Ticks], POut]  # of the environment and the ticks (one per element)
+
+
+def _zeros(n: int) -> Iv:
+    return Iv(np.zeros(n), np.zeros(n))
+
+
+def _whole(n: int) -> Iv:
+    return Iv(np.full(n, -INF), np.full(n, INF))
+
+
+def _size(v: PVal) -> int:
+    return int(v.h.lo.shape[0]) if isinstance(v, Pn) else int(v.h.t.shape[0])
+
+
+def same_value(v: Iv | Bv) -> PVal:
+    """A value that is the same in both runs."""
+    if isinstance(v, Iv):
+        return Pn(v, v, _zeros(v.lo.shape[0]), True)
+    return Pc(v, v, True)
+
+
+def tighten(h: Iv, a: Iv, d: Iv) -> Pn:
+    """The pair with ``d`` cut to ``a - h`` and ``a`` cut to ``h + d``."""
+    plain = sub(a, h)
+    dlo, dhi = np.maximum(d.lo, plain.lo), np.minimum(d.hi, plain.hi)
+    bad = ~(dlo <= dhi)  # only where a rounding or an undefined end crossed the ends
+    if bad.any():
+        dlo, dhi = np.where(bad, plain.lo, dlo), np.where(bad, plain.hi, dhi)
+    dd = Iv(dlo, dhi)
+    hd = add(h, dd)
+    alo, ahi = np.maximum(a.lo, hd.lo), np.minimum(a.hi, hd.hi)
+    bad = ~(alo <= ahi)
+    if bad.any():
+        alo, ahi = np.where(bad, a.lo, alo), np.where(bad, a.hi, ahi)
+    return Pn(h, Iv(alo, ahi), dd, False)
+
+
+def as_num(v: PVal) -> Pn:
+    if isinstance(v, Pn):
+        return v
+    h, a = _num(v.h), _num(v.a)
+    if v.same:
+        return Pn(h, h, _zeros(h.lo.shape[0]), True)
+    return tighten(h, a, _whole(h.lo.shape[0]))
+
+
+def as_cond(v: PVal) -> Pc:
+    if isinstance(v, Pc):
+        return v
+    return Pc(_cond(v.h), _cond(v.a), v.same)
+
+
+def _pn(h: Iv, a: Iv, d: Iv, same: bool) -> Pn:
+    if same:
+        return Pn(h, h, _zeros(h.lo.shape[0]), True)
+    return tighten(h, a, d)
+
+
+def _monotone(d: Iv) -> Iv:
+    """The difference of a nondecreasing function: the sign of its argument's difference."""
+    return Iv(np.where(d.lo < 0.0, -INF, 0.0), np.where(d.hi > 0.0, INF, 0.0))
+
+
+def lipschitz(d: Iv) -> Iv:
+    """The difference of a 1-Lipschitz function: at most the argument's, in magnitude."""
+    m = np.maximum(np.abs(d.lo), np.abs(d.hi))
+    return Iv(-m, m)
+
+
+def clamped(d: Iv) -> Iv:
+    """The difference of a nondecreasing 1-Lipschitz function (a clamp): between 0 and the
+    argument's difference."""
+    return Iv(np.minimum(d.lo, 0.0), np.maximum(d.hi, 0.0))
+
+
+# ---- the compiler -------------------------------------------------------------------------------
+
+
+def compile_pair(e: Expr) -> PFn:
+    """A paired interval function of the environment and the ticks (an int array: one tick
+    per element; a :class:`~coherence.ir.nodes.Phase` is decided per element)."""
+    if isinstance(e, Lin):
+        return _compile_lin(e)
+    match e:
+        case Const(v):
+            lo, hi = const_interval(float(v))
+
+            def _const(env: PEnv, t: Ticks) -> POut:
+                n = t.shape[0]
+                return same_value(Iv(np.full(n, lo), np.full(n, hi))), np.zeros(n, dtype=bool)
+
+            return _const
+        case Var(name):
+            return lambda env, t: (env[name], np.zeros(t.shape[0], dtype=bool))
+        case Unary("neg", x):
+            fx = compile_pair(x)
+
+            def _neg(env: PEnv, t: Ticks) -> POut:
+                v, u = fx(env, t)
+                p = as_num(v)
+                return Pn(neg(p.h), neg(p.a), neg(p.d), p.same), u
+
+            return _neg
+        case Unary(_, x):
+            fx = compile_pair(x)
+
+            def _not(env: PEnv, t: Ticks) -> POut:
+                v, u = fx(env, t)
+                c = as_cond(v)
+                return Pc(Bv(c.h.f, c.h.t), Bv(c.a.f, c.a.t), c.same), u
+
+            return _not
+        case Binary("and" | "or" as op, x, y):
+            fx, fy = compile_pair(x), compile_pair(y)
+
+            def _bool(env: PEnv, t: Ticks) -> POut:
+                vx, ux = fx(env, t)
+                vy, uy = fy(env, t)
+                cx, cy = as_cond(vx), as_cond(vy)
+
+                def comb(p: Bv, q: Bv) -> Bv:
+                    if op == "and":
+                        return Bv(p.t & q.t, p.f | q.f)
+                    return Bv(p.t | q.t, p.f & q.f)
+
+                return Pc(comb(cx.h, cy.h), comb(cx.a, cy.a), cx.same and cy.same), ux | uy
+
+            return _bool
+        case Binary(op, x, y) if op in ("<", "<=", ">", ">=", "==", "!="):
+            fx, fy = compile_pair(x), compile_pair(y)
+
+            def _cmp(env: PEnv, t: Ticks) -> POut:
+                vx, ux = fx(env, t)
+                vy, uy = fy(env, t)
+                px, py = as_num(vx), as_num(vy)
+                h = compare(op, px.h, py.h)
+                same = px.same and py.same
+                a = h if same else compare(op, px.a, py.a)
+                return Pc(h, a, same), ux | uy
+
+            return _cmp
+        case Binary("+", _, _):
+            terms = [compile_pair(x) for x in sum_terms(e)]
+
+            def _sum(env: PEnv, t: Ticks) -> POut:
+                v0, u = terms[0](env, t)
+                acc = as_num(v0)
+                h, a, d, same = acc.h, acc.a, acc.d, acc.same
+                for g in terms[1:]:
+                    v, u2 = g(env, t)
+                    p = as_num(v)
+                    h, a, d, same = add(h, p.h), add(a, p.a), add(d, p.d), same and p.same
+                    u = u | u2
+                return _pn(h, a, d, same), u
+
+            return _sum
+        case Binary("^", x, Const(cexp)):
+            fx = compile_pair(x)
+
+            def _pow(env: PEnv, t: Ticks) -> POut:
+                v, u = fx(env, t)
+                p = as_num(v)
+                h, bad = power(p.h, float(cexp))
+                if p.same:
+                    return _pn(h, h, p.d, True), u | bad
+                a, bad_a = power(p.a, float(cexp))
+                return _pn(h, a, _whole(t.shape[0]), False), u | bad | bad_a
+
+            return _pow
+        case Binary(op, x, y) if op in ("-", "*", "/"):
+            fx, fy = compile_pair(x), compile_pair(y)
+
+            def _arith(env: PEnv, t: Ticks) -> POut:
+                vx, ux = fx(env, t)
+                vy, uy = fy(env, t)
+                px, py = as_num(vx), as_num(vy)
+                u = ux | uy
+                same = px.same and py.same
+                if op == "-":
+                    return _pn(sub(px.h, py.h), sub(px.a, py.a), sub(px.d, py.d), same), u
+                if op == "*":
+                    h = mul(px.h, py.h)
+                    if same:
+                        return _pn(h, h, px.d, True), u
+                    d = add(mul(px.a, py.d), mul(px.d, py.h))
+                    return _pn(h, mul(px.a, py.a), d, False), u
+                h, bad = div(px.h, py.h)  # "/"
+                if same:
+                    return _pn(h, h, px.d, True), u | bad
+                a, bad_a = div(px.a, py.a)
+                num = sub(mul(px.d, py.h), mul(px.h, py.d))
+                d, _ = div(num, mul(py.a, py.h))
+                return _pn(h, a, d, False), u | bad | bad_a
+
+            return _arith
+        case Call("min" | "max" as fn, args):
+            fs = [compile_pair(x) for x in args]
+            red = minimum if fn == "min" else maximum
+
+            def _ext(env: PEnv, t: Ticks) -> POut:
+                v0, u = fs[0](env, t)
+                p = as_num(v0)
+                h, a, same = p.h, p.a, p.same
+                dlo, dhi = p.d.lo, p.d.hi
+                for g in fs[1:]:
+                    v, u2 = g(env, t)
+                    q = as_num(v)
+                    h, a, same = red(h, q.h), red(a, q.a), same and q.same
+                    dlo, dhi = np.minimum(dlo, q.d.lo), np.maximum(dhi, q.d.hi)
+                    u = u | u2
+                return _pn(h, a, Iv(dlo, dhi), same), u
+
+            return _ext
+        case Call(fn, (arg,)):
+            fx = compile_pair(arg)
+
+            def _call(env: PEnv, t: Ticks) -> POut:
+                v, u = fx(env, t)
+                p = as_num(v)
+                h, bad = _unary_call(fn, lambda _e, _t: (p.h, np.zeros_like(u)))({}, 0)
+                h = _num(h)
+                if p.same:
+                    return _pn(h, h, p.d, True), u | bad
+                a, bad_a = _unary_call(fn, lambda _e, _t: (p.a, np.zeros_like(u)))({}, 0)
+                d = lipschitz(p.d) if fn == "abs" else _monotone(p.d)
+                return _pn(h, _num(a), d, False), u | bad | bad_a
+
+            return _call
+        case Ite(c, x, y):
+            fc, fx, fy = compile_pair(c), compile_pair(x), compile_pair(y)
+
+            def _ite(env: PEnv, t: Ticks) -> POut:
+                vc, uc = fc(env, t)
+                cc = as_cond(vc)
+                vx, ux = fx(env, t)
+                vy, uy = fy(env, t)
+                may_t, may_f = cc.h.t | cc.a.t, cc.h.f | cc.a.f
+                u = uc | (may_t & ux) | (may_f & uy)
+                if isinstance(vx, Pc) and isinstance(vy, Pc):
+                    return _ite_cond(cc, vx, vy), u
+                px, py = as_num(vx), as_num(vy)
+                h = hull(cc.h, px.h, py.h)
+                same = cc.same and px.same and py.same
+                if same:
+                    return _pn(h, h, px.d, True), u
+                a = hull(cc.a, px.a, py.a)
+                only_t = cc.h.t & ~cc.h.f & cc.a.t & ~cc.a.f
+                only_f = cc.h.f & ~cc.h.t & cc.a.f & ~cc.a.t
+                if cc.same:  # the same branch in both runs: its difference
+                    other = Iv(np.minimum(px.d.lo, py.d.lo), np.maximum(px.d.hi, py.d.hi))
+                else:
+                    other = _whole(t.shape[0])
+                d = Iv(
+                    np.where(only_t, px.d.lo, np.where(only_f, py.d.lo, other.lo)),
+                    np.where(only_t, px.d.hi, np.where(only_f, py.d.hi, other.hi)),
+                )
+                return _pn(h, a, d, False), u
+
+            return _ite
+        case Phase(period, offset):
+
+            def _phase(env: PEnv, t: Ticks) -> POut:
+                yes = t % period == offset
+                return same_value(Bv(yes, ~yes)), np.zeros(t.shape[0], dtype=bool)
+
+            return _phase
+    raise Unsupported(f"cannot evaluate {e!r} on paired intervals")
+
+
+def _ite_cond(c: Pc, x: Pc, y: Pc) -> Pc:
+    def one(cb: Bv, xb: Bv, yb: Bv) -> Bv:
+        both = cb.t & cb.f
+        tt = np.where(both, xb.t | yb.t, np.where(cb.t, xb.t, yb.t))
+        ff = np.where(both, xb.f | yb.f, np.where(cb.t, xb.f, yb.f))
+        return Bv(tt, ff)
+
+    return Pc(one(c.h, x.h, y.h), one(c.a, x.a, y.a), c.same and x.same and y.same)
+
+
+def _compile_lin(e: Lin) -> PFn:
+    lo0, hi0 = _frac_interval(e.c0)
+    parts = [(_frac_interval(k), compile_pair(atom)) for atom, k in e.terms]
+
+    def f(env: PEnv, t: Ticks) -> POut:
+        n = t.shape[0]
+        c0 = Iv(np.full(n, lo0), np.full(n, hi0))
+        h, a, d, same = c0, c0, _zeros(n), True
+        u = np.zeros(n, dtype=bool)
+        for (klo, khi), g in parts:
+            v, u2 = g(env, t)
+            p = as_num(v)
+            k = Iv(np.full(n, klo), np.full(n, khi))
+            u = u | u2
+            h = add(h, mul(k, p.h))
+            if p.same:
+                a = add(a, mul(k, p.h))
+            else:
+                a, d, same = add(a, mul(k, p.a)), add(d, mul(k, p.d)), False
+        return _pn(h, a, d, same), u
+
+    return f
+
+
+# ---- the paired runs ----------------------------------------------------------------------------
+
+
+class PairRuns:
+    """The acting run of ``ts`` and loop A's counterfactual, enclosed together from ``box``
+    for ``k`` ticks, at every start phase of the hyperperiod at once (element ``i`` of every
+    array starts at phase ``i``). ``envs`` is None when an operation may be undefined on the
+    way or an expression is not handled here."""
+
+    def __init__(
+        self, ts: TransitionSystem, a: str, box: Mapping[str, tuple[float, float]], k: int
+    ) -> None:
+        self.ts = ts
+        self.a = a
+        self.k = k
+        self.held = hold_loop(ts, a)
+        self.n = ts.hyperperiod
+        self._act = _Normal(ts)
+        self._hold = _Normal(self.held)
+        self.envs: list[PEnv] | None = None
+        try:
+            self.envs = self._run(box)
+        except Unsupported:
+            self.envs = None
+
+    def fn(self, e_act: Expr, e_hold: Expr) -> Callable[[PEnv, Ticks], POut]:
+        """The pair function of an expression that reads ``e_act`` in the acting run and
+        ``e_hold`` in the counterfactual (one paired function where both normalize alike,
+        else each evaluated on its own run)."""
+        na, nh = self._act.norm(e_act), self._hold.norm(e_hold)
+        if na == nh:
+            return compile_pair(na)
+        fa, fh = compile_pair(na), compile_pair(nh)
+
+        def split(env: PEnv, t: Ticks) -> POut:
+            va, ua = fa(_side(env, "a"), t)
+            vh, uh = fh(_side(env, "h"), t)
+            if isinstance(va, Pc) or isinstance(vh, Pc):
+                ca, ch = as_cond(va), as_cond(vh)
+                return Pc(ch.h, ca.a, False), ua | uh
+            return tighten(vh.h, va.a, _whole(t.shape[0])), ua | uh
+
+        return split
+
+    def _run(self, box: Mapping[str, tuple[float, float]]) -> list[PEnv] | None:
+        ts, held, n = self.ts, self.held, self.n
+        reach = Reach(ts, Requirement(kind="always", cond=Const(1.0), horizon=self.k + 1))
+        unk = reach.unk
+        base = reach.base(np.tile(unk.lo, (n, 1)), np.tile(unk.hi, (n, 1)))
+        env0: PEnv = {name: same_value(v) for name, v in base.items()}
+        lets = [
+            (d.name, self.fn(d.expr, dh.expr)) for d, dh in zip(ts.lets, held.lets, strict=True)
+        ]
+        ups = [self.fn(s.update, sh.update) for s, sh in zip(ts.states, held.states, strict=True)]
+        bounds = [(const_interval(s.lo), const_interval(s.hi)) for s in ts.states]
+        ints = reach.ints
+        state: dict[str, PVal] = {
+            nm: same_value(Iv(np.full(n, box[nm][0]), np.full(n, box[nm][1])))
+            for nm in ts.state_names
+        }
+        phases = np.arange(n, dtype=np.int64)
+        out: list[PEnv] = []
+        for t in range(self.k + 1):
+            ticks = phases + t
+            env: PEnv = dict(env0)
+            env.update(state)
+            for name, f in lets:
+                v, u = f(env, ticks)
+                if bool(np.any(u)):
+                    return None
+                env[name] = v
+            out.append(env)
+            if t == self.k:
+                break
+            new: dict[str, PVal] = {}
+            for s, f, (lo, hi) in zip(ts.states, ups, bounds, strict=True):
+                v, u = f(env, ticks)
+                if bool(np.any(u)):
+                    return None
+                new[s.name] = _clamp(as_num(v), lo, hi, s.name in ints)
+            state = new
+        return out
+
+    def values(self, e: Expr) -> list[Pn] | None:
+        """``e`` (read the same way in both runs) at ticks ``0..k``; None when it may be
+        undefined or is not handled here."""
+        if self.envs is None:
+            return None
+        try:
+            f = self.fn(e, e)
+            out = []
+            for t, env in enumerate(self.envs):
+                v, u = f(env, np.arange(self.n, dtype=np.int64) + t)
+                if bool(np.any(u)):
+                    return None
+                out.append(as_num(v))
+        except Unsupported:
+            return None
+        return out
+
+
+class _Normal:
+    """Expressions of one system as the interval engine reads them: fixed parameters as
+    constants, shared factors cancelled, sums in linear normal form."""
+
+    def __init__(self, ts: TransitionSystem) -> None:
+        self.lets = {d.name: d.expr for d in ts.lets}
+        self.nonzero = nonzero_names(ts)
+        self.consts = {p.name: p.value for p in ts.params if p.lo == p.hi or p.internal}
+
+    def norm(self, e: Expr) -> Expr:
+        return self._unchanged(normalize(cancel_factors(e, self.lets, self.nonzero), self.consts))
+
+    def _unchanged(self, e: Expr) -> Expr:
+        """``if (f and x != y) then x else y`` is ``if f then x else y`` (and ``if x != y
+        then x else y`` is ``x``): where the test fails the branches are equal. An actuator's
+        update reads so (it changes when the loop fires and its target differs), and the
+        test, which the two runs may decide differently, would hide that both runs take the
+        target whenever the loop fires. The condition may be a let."""
+        match e:
+            case Ite(c, x, y):
+                x, y = self._unchanged(x), self._unchanged(y)
+                test = self.lets.get(c.name, c) if isinstance(c, Var) else c
+                match test:
+                    case Binary("!=", p, q) if self._pair(p, q, x, y):
+                        return x
+                    case Binary("and", f, Binary("!=", p, q)) if self._pair(p, q, x, y):
+                        return Ite(f, x, y)
+                return Ite(self._unchanged(c), x, y)
+            case Unary(op, x):
+                return Unary(op, self._unchanged(x))
+            case Binary(op, x, y):
+                return Binary(op, self._unchanged(x), self._unchanged(y))
+            case Call(fn, args):
+                return Call(fn, tuple(self._unchanged(x) for x in args))
+            case Lin(c0, terms):
+                return Lin(c0, tuple((self._unchanged(x), k) for x, k in terms))
+        return e
+
+    def _pair(self, p: Expr, q: Expr, x: Expr, y: Expr) -> bool:
+        np_, nq = (normalize(v, self.consts) for v in (p, q))
+        return {np_, nq} == {x, y} and np_ != nq
+
+
+def _side(env: PEnv, which: str) -> PEnv:
+    """One run's values as values that are the same in both (to evaluate an expression that
+    is read differently in the two runs on each run alone)."""
+    out: PEnv = {}
+    for name, v in env.items():
+        if isinstance(v, Pn):
+            out[name] = same_value(v.a if which == "a" else v.h)
+        else:
+            out[name] = same_value(v.a if which == "a" else v.h)
+    return out
+
+
+def _clamp(p: Pn, lo: tuple[float, float], hi: tuple[float, float], integer: bool) -> Pn:
+    """A state's update clamped to its range (and rounded in, for an integer state)."""
+
+    def cut(x: Iv) -> Iv:
+        xlo = np.minimum(np.maximum(x.lo, lo[0]), hi[0])
+        xhi = np.minimum(np.maximum(x.hi, lo[1]), hi[1])
+        if integer:
+            xlo, xhi = np.ceil(xlo), np.floor(xhi)
+        return Iv(xlo, xhi)
+
+    h = cut(p.h)
+    if p.same:
+        return Pn(h, h, p.d, True)
+    a = cut(p.a)
+    may_cut = (p.h.lo < lo[1]) | (p.h.hi > hi[0]) | (p.a.lo < lo[1]) | (p.a.hi > hi[0])
+    wide = clamped(p.d)
+    d = Iv(np.where(may_cut, wide.lo, p.d.lo), np.where(may_cut, wide.hi, p.d.hi))
+    if integer:  # both values are integers: so is their difference
+        d = Iv(np.ceil(d.lo), np.floor(d.hi))
+    return tighten(h, a, d)
+
+
+# ---- the alignment test -------------------------------------------------------------------------
+
+
+def _pad(x: F) -> F:
+    return 1e-9 * (np.abs(x) + 1e-9)
+
+
+def not_worse(o: ObjectiveIR, p: Pn) -> bool:
+    """minimize / maximize: the acting run's value never exceeds the counterfactual's by more
+    than the tolerance (relative to the counterfactual's least magnitude), at every phase."""
+    h, d = p.h, p.d
+    if p.same:
+        return True
+    vals = (h.lo, h.hi, d.lo, d.hi)
+    if not all(bool(np.all(np.isfinite(x))) for x in vals):
+        return False
+    least = np.where((h.lo <= 0.0) & (h.hi >= 0.0), 0.0, np.minimum(np.abs(h.lo), np.abs(h.hi)))
+    tol = o.tolerance * least if o.relative else np.full(h.lo.shape, o.tolerance)
+    diff = d.hi if o.kind == "minimize" else -d.lo
+    return bool(np.all(diff + _pad(diff) + _pad(tol) <= tol))
+
+
+def keep_not_worse(o: ObjectiveIR, slack: Pn) -> bool:
+    """keep: the acting run's violation amount ``max(0, -slack)`` never exceeds the
+    counterfactual's: the acting run's slack is never below the counterfactual's, or the
+    acting run never violates it."""
+    if slack.same:
+        return True
+    s_a, d = slack.a, slack.d
+    strict = o.cmp in ("<", ">")
+    never = s_a.lo - _pad(s_a.lo) > 0.0 if strict else s_a.lo - _pad(s_a.lo) >= 0.0
+    above = np.isfinite(d.lo) & (d.lo - _pad(d.lo) >= 0.0)
+    return bool(np.all(never | above))
+
+
+def keep_slack(o: ObjectiveIR) -> Expr:
+    """A keep objective's slack as an expression (:func:`coherence.smt.objectives.slack`)."""
+    assert o.kind == "keep" and o.bound is not None
+    tol: Expr = Const(o.tolerance)
+    if o.relative:
+        tol = Binary("*", tol, Call("abs", (o.bound,)))
+    if o.cmp in ("<=", "<"):
+        return Binary("-", Binary("+", o.bound, tol), o.expr)
+    return Binary("-", o.expr, Binary("-", o.bound, tol))
+
+
+def aligned_by_pairs(runs: PairRuns, objectives: list[ObjectiveIR], k: int) -> bool:
+    """Whether the paired enclosure shows that A's run is never worse than its counterfactual
+    for any of ``objectives`` at ticks ``1..k``, from any start in the box at any phase."""
+    if runs.envs is None or k > runs.k or not objectives:
+        return False
+    for o in objectives:
+        vals = runs.values(keep_slack(o) if o.kind == "keep" else o.expr)
+        if vals is None:
+            return False
+        for j in range(1, k + 1):
+            ok = keep_not_worse(o, vals[j]) if o.kind == "keep" else not_worse(o, vals[j])
+            if not ok:
+                return False
+    return True
