@@ -423,9 +423,9 @@ def _compile_lin(e: Lin) -> PFn:
 
 class PairRuns:
     """The acting run of ``ts`` and loop A's counterfactual, enclosed together from ``box``
-    for ``k`` ticks, at every start phase of the hyperperiod at once (element ``i`` of every
-    array starts at phase ``i``). ``envs`` is None when an operation may be undefined on the
-    way or an expression is not handled here."""
+    for up to ``k`` ticks, at every start phase of the hyperperiod at once (element ``i`` of
+    every array starts at phase ``i``). Ticks are enclosed as they are asked for
+    (:meth:`env`), so a pair refuted at its first tick costs one tick."""
 
     def __init__(
         self, ts: TransitionSystem, a: str, box: Mapping[str, tuple[float, float]], k: int
@@ -437,11 +437,13 @@ class PairRuns:
         self.n = ts.hyperperiod
         self._act = _Normal(ts)
         self._hold = _Normal(self.held)
-        self.envs: list[PEnv] | None = None
+        self._envs: list[PEnv] = []
+        self._broken = False  # an operation may be undefined, or one is not handled here
+        self._phases = np.arange(self.n, dtype=np.int64)
         try:
-            self.envs = self._run(box)
+            self._setup(box)
         except Unsupported:
-            self.envs = None
+            self._broken = True
 
     def fn(self, e_act: Expr, e_hold: Expr) -> Callable[[PEnv, Ticks], POut]:
         """The pair function of an expression that reads ``e_act`` in the acting run and
@@ -462,58 +464,80 @@ class PairRuns:
 
         return split
 
-    def _run(self, box: Mapping[str, tuple[float, float]]) -> list[PEnv] | None:
+    def _setup(self, box: Mapping[str, tuple[float, float]]) -> None:
         ts, held, n = self.ts, self.held, self.n
         reach = Reach(ts, Requirement(kind="always", cond=Const(1.0), horizon=self.k + 1))
         unk = reach.unk
         base = reach.base(np.tile(unk.lo, (n, 1)), np.tile(unk.hi, (n, 1)))
-        env0: PEnv = {name: same_value(v) for name, v in base.items()}
-        lets = [
+        self._env0: PEnv = {name: same_value(v) for name, v in base.items()}
+        self._lets = [
             (d.name, self.fn(d.expr, dh.expr)) for d, dh in zip(ts.lets, held.lets, strict=True)
         ]
-        ups = [self.fn(s.update, sh.update) for s, sh in zip(ts.states, held.states, strict=True)]
-        bounds = [(const_interval(s.lo), const_interval(s.hi)) for s in ts.states]
-        ints = reach.ints
-        state: dict[str, PVal] = {
+        self._ups = [
+            self.fn(s.update, sh.update) for s, sh in zip(ts.states, held.states, strict=True)
+        ]
+        self._bounds = [(const_interval(s.lo), const_interval(s.hi)) for s in ts.states]
+        self._ints = reach.ints
+        self._state: dict[str, PVal] = {
             nm: same_value(Iv(np.full(n, box[nm][0]), np.full(n, box[nm][1])))
             for nm in ts.state_names
         }
-        phases = np.arange(n, dtype=np.int64)
-        out: list[PEnv] = []
-        for t in range(self.k + 1):
-            ticks = phases + t
-            env: PEnv = dict(env0)
-            env.update(state)
-            for name, f in lets:
-                v, u = f(env, ticks)
-                if bool(np.any(u)):
-                    return None
-                env[name] = v
-            out.append(env)
-            if t == self.k:
-                break
+
+    def env(self, t: int) -> PEnv | None:
+        """The paired environment of tick ``t <= k`` (states, inputs, parameters, lets);
+        None when an operation on the way may be undefined or is not handled here."""
+        while not self._broken and len(self._envs) <= t:
+            try:
+                self._tick()
+            except Unsupported:
+                self._broken = True
+        return None if self._broken else self._envs[t]
+
+    def _tick(self) -> None:
+        t = len(self._envs)
+        ticks = self._phases + t
+        if t > 0:  # the states of tick t, from tick t - 1's environment
+            last = self._envs[-1]
             new: dict[str, PVal] = {}
-            for s, f, (lo, hi) in zip(ts.states, ups, bounds, strict=True):
-                v, u = f(env, ticks)
+            for s, f, (lo, hi) in zip(self.ts.states, self._ups, self._bounds, strict=True):
+                v, u = f(last, ticks - 1)
                 if bool(np.any(u)):
-                    return None
-                new[s.name] = _clamp(as_num(v), lo, hi, s.name in ints)
-            state = new
-        return out
+                    self._broken = True
+                    return
+                new[s.name] = _clamp(as_num(v), lo, hi, s.name in self._ints)
+            self._state = new
+        env: PEnv = dict(self._env0)
+        env.update(self._state)
+        for name, f in self._lets:
+            v, u = f(env, ticks)
+            if bool(np.any(u)):
+                self._broken = True
+                return
+            env[name] = v
+        self._envs.append(env)
+
+    def value(self, f: Callable[[PEnv, Ticks], POut], t: int) -> Pn | None:
+        """A pair function (:meth:`fn`) at tick ``t``; None when it may be undefined."""
+        env = self.env(t)
+        if env is None:
+            return None
+        try:
+            v, u = f(env, self._phases + t)
+        except Unsupported:
+            return None
+        return None if bool(np.any(u)) else as_num(v)
 
     def values(self, e: Expr) -> list[Pn] | None:
         """``e`` (read the same way in both runs) at ticks ``0..k``; None when it may be
         undefined or is not handled here."""
-        if self.envs is None:
-            return None
         try:
             f = self.fn(e, e)
             out = []
-            for t, env in enumerate(self.envs):
-                v, u = f(env, np.arange(self.n, dtype=np.int64) + t)
-                if bool(np.any(u)):
+            for t in range(self.k + 1):
+                v = self.value(f, t)
+                if v is None:
                     return None
-                out.append(as_num(v))
+                out.append(v)
         except Unsupported:
             return None
         return out
@@ -644,15 +668,21 @@ def keep_slack(o: ObjectiveIR) -> Expr:
 
 def aligned_by_pairs(runs: PairRuns, objectives: list[ObjectiveIR], k: int) -> bool:
     """Whether the paired enclosure shows that A's run is never worse than its counterfactual
-    for any of ``objectives`` at ticks ``1..k``, from any start in the box at any phase."""
-    if runs.envs is None or k > runs.k or not objectives:
+    for any of ``objectives`` at ticks ``1..k``, from any start in the box at any phase (tick
+    by tick: the first tick that fails ends it)."""
+    if k > runs.k or not objectives:
         return False
-    for o in objectives:
-        vals = runs.values(keep_slack(o) if o.kind == "keep" else o.expr)
-        if vals is None:
-            return False
-        for j in range(1, k + 1):
-            ok = keep_not_worse(o, vals[j]) if o.kind == "keep" else not_worse(o, vals[j])
-            if not ok:
+    try:
+        fns = [
+            (o, runs.fn(*(2 * [keep_slack(o) if o.kind == "keep" else o.expr]))) for o in objectives
+        ]
+    except Unsupported:
+        return False
+    for j in range(1, k + 1):
+        for o, f in fns:
+            v = runs.value(f, j)
+            if v is None:
+                return False
+            if not (keep_not_worse(o, v) if o.kind == "keep" else not_worse(o, v)):
                 return False
     return True
