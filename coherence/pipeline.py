@@ -179,6 +179,10 @@ def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[F
         # every forked worker
         import scipy.optimize  # noqa: F401
         import sympy  # noqa: F401
+    if jobs > 1 and any(name == "smt" for name, _ in chosen):
+        _enclosures(
+            [ts for _, _, r in compiled if r is not None and r.ok for ts in r.systems], jobs
+        )
     tasks: list[Callable[[], Any]] = []
     first: list[int] = []
     plan: list[list[tuple[str, list[int]]]] = []  # per system: (analysis, its task indices)
@@ -216,6 +220,30 @@ def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[F
                 reports.append(_system_report(ts, next(systems), done, opts))
         out.append(FileReport(str(path), result.diagnostics, tuple(reports), src.text))
     return tuple(out)
+
+
+def _enclosures(systems: list[TransitionSystem], jobs: int) -> None:
+    """The reachable enclosure of every system (every piece of the formal analysis reads
+    it), computed once each in the workers and kept here, before the pieces are forked: a
+    worker would otherwise compute it again for each system it takes a piece of."""
+    from coherence.parallel import run_all
+    from coherence.smt.reach import reachable_enclosure, remember_enclosure
+
+    if not systems:
+        return
+    sizes = [len(ts.states) * ts.hyperperiod for ts in systems]
+    first = sorted(range(len(systems)), key=lambda i: -sizes[i])
+    tasks = [functools.partial(_enclosure, reachable_enclosure, ts) for ts in systems]
+    for ts, (ok, enclosure) in zip(systems, run_all(tasks, jobs, first), strict=True):
+        if ok:  # else the pieces compute it again and report what went wrong, as ever
+            remember_enclosure(ts, enclosure)
+
+
+def _enclosure(fn: Callable[[TransitionSystem], Any], ts: TransitionSystem) -> tuple[bool, Any]:
+    try:
+        return True, fn(ts)
+    except Exception:  # reported by the piece that needs it
+        return False, None
 
 
 def _system_report(

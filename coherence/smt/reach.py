@@ -1050,6 +1050,7 @@ def reachable_enclosure(
     return None
 
 
+ENCLOSURES_KEPT = 64  # a check of a whole library computes them all before its workers start
 _ENCLOSURES: dict[int, tuple[TransitionSystem, Enclosure | None]] = {}
 
 
@@ -1058,10 +1059,17 @@ def reachable(ts: TransitionSystem) -> Enclosure | None:
     terms, so one computation serves every analysis of the system; the last few are kept)."""
     got = _ENCLOSURES.get(id(ts))
     if got is None or got[0] is not ts:
-        if len(_ENCLOSURES) >= 16:
-            _ENCLOSURES.pop(next(iter(_ENCLOSURES)))
-        got = _ENCLOSURES[id(ts)] = (ts, reachable_enclosure(ts))
+        remember_enclosure(ts, reachable_enclosure(ts))
+        got = _ENCLOSURES[id(ts)]
     return got[1]
+
+
+def remember_enclosure(ts: TransitionSystem, enclosure: Enclosure | None) -> None:
+    """Keep ``enclosure`` (:func:`reachable_enclosure` of ``ts``, computed elsewhere: in a
+    worker process) for :func:`reachable` (the last ``ENCLOSURES_KEPT`` are kept)."""
+    while len(_ENCLOSURES) >= ENCLOSURES_KEPT:
+        _ENCLOSURES.pop(next(iter(_ENCLOSURES)))
+    _ENCLOSURES[id(ts)] = (ts, enclosure)
 
 
 def enclosure_box(ts: TransitionSystem) -> dict[str, Interval] | None:
