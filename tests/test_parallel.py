@@ -89,3 +89,30 @@ def test_a_spec_that_does_not_compile_keeps_its_place(tmp_path: Path) -> None:
     assert [f.path for f in two.files] == paths
     assert _without_seconds(one) == _without_seconds(two)
     assert two.files[1].diagnostics and not two.files[1].systems
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
+def test_enclosures_are_computed_in_the_workers_and_kept_for_the_pieces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from coherence.compile import compile_text
+    from coherence.pipeline import _enclosures
+    from coherence.smt import reach
+
+    systems = []
+    for name in ("retry_storm_fixed.coh", "hpa_lag_broken.coh"):
+        path = ROOT / "specs" / "conflicts" / name
+        systems.append(compile_text(str(path), path.read_text(encoding="utf-8")).systems[0])
+    expected = [reach.reachable_enclosure(ts) for ts in systems]
+    parent = os.getpid()
+    real = reach.reachable_enclosure
+
+    def in_a_worker(t: Any, *args: Any, **kwargs: Any) -> Any:
+        assert os.getpid() != parent, "computed in the parent"
+        return real(t, *args, **kwargs)
+
+    monkeypatch.setattr(reach, "reachable_enclosure", in_a_worker)
+    _enclosures(systems, 2)
+    for ts, want in zip(systems, expected, strict=True):
+        got = reach.reachable(ts)  # kept: computing it here would fail in in_a_worker
+        assert got is not None and want is not None and got.box == want.box
