@@ -70,7 +70,6 @@ from coherence.smt.reach import (
     _frac_interval,
     _num,
     _unary_call,
-    add,
     compare,
     const_interval,
     div,
@@ -81,11 +80,34 @@ from coherence.smt.reach import (
     neg,
     normalize,
     power,
-    sub,
+)
+from coherence.smt.reach import (
+    add as _add,
+)
+from coherence.smt.reach import (
+    sub as _sub,
 )
 from coherence.smt.simplify import cancel_factors, nonzero_names
 
 __all__ = ["PVal", "PairRuns", "Pc", "Pn", "aligned_by_pairs", "compile_pair", "tighten"]
+
+
+def add(a: Iv, b: Iv) -> Iv:
+    """:func:`coherence.smt.reach.add`, but an end that is exactly 0 stays 0: a float sum or
+    difference is 0 only when it is exact (gradual underflow), and a difference of two equal
+    values must stay 0 for a keep-objective's test (``lo(d) >= 0``) to see it."""
+    r = _add(a, b)
+    with np.errstate(invalid="ignore"):
+        lo, hi = a.lo + b.lo, a.hi + b.hi
+    return Iv(np.where(lo == 0.0, 0.0, r.lo), np.where(hi == 0.0, 0.0, r.hi))
+
+
+def sub(a: Iv, b: Iv) -> Iv:
+    """:func:`coherence.smt.reach.sub`, exact zeros kept (see :func:`add`)."""
+    r = _sub(a, b)
+    with np.errstate(invalid="ignore"):
+        lo, hi = a.lo - b.hi, a.hi - b.lo
+    return Iv(np.where(lo == 0.0, 0.0, r.lo), np.where(hi == 0.0, 0.0, r.hi))
 
 
 # ---- values -------------------------------------------------------------------------------------
@@ -144,6 +166,11 @@ def tighten(h: Iv, a: Iv, d: Iv) -> Pn:
     if bad.any():
         dlo, dhi = np.where(bad, plain.lo, dlo), np.where(bad, plain.hi, dhi)
     dd = Iv(dlo, dhi)
+    if not (np.any(dlo) or np.any(dhi)):  # a - h is exactly 0: the same value in both runs
+        both = Iv(np.maximum(h.lo, a.lo), np.minimum(h.hi, a.hi))
+        if bool(np.all(both.lo <= both.hi)):
+            return Pn(both, both, dd, True)
+        return Pn(h, h, dd, True)
     hd = add(h, dd)
     alo, ahi = np.maximum(a.lo, hd.lo), np.minimum(a.hi, hd.hi)
     bad = ~(alo <= ahi)
@@ -299,13 +326,23 @@ def compile_pair(e: Expr) -> PFn:
                     h = mul(px.h, py.h)
                     if same:
                         return _pn(h, h, px.d, True), u
-                    d = add(mul(px.a, py.d), mul(px.d, py.h))
+                    if py.same:  # only x moves: (x_a - x_h) * y
+                        d = mul(px.d, py.h)
+                    elif px.same:
+                        d = mul(px.a, py.d)
+                    else:
+                        d = add(mul(px.a, py.d), mul(px.d, py.h))
                     return _pn(h, mul(px.a, py.a), d, False), u
                 h, bad = div(px.h, py.h)  # "/"
                 if same:
                     return _pn(h, h, px.d, True), u | bad
                 a, bad_a = div(px.a, py.a)
-                num = sub(mul(px.d, py.h), mul(px.h, py.d))
+                if py.same:
+                    num = mul(px.d, py.h)
+                elif px.same:
+                    num = neg(mul(px.h, py.d))
+                else:
+                    num = sub(mul(px.d, py.h), mul(px.h, py.d))
                 d, _ = div(num, mul(py.a, py.h))
                 return _pn(h, a, d, False), u | bad | bad_a
 
@@ -650,8 +687,9 @@ def keep_not_worse(o: ObjectiveIR, slack: Pn) -> bool:
         return True
     s_a, d = slack.a, slack.d
     strict = o.cmp in ("<", ">")
-    never = s_a.lo - _pad(s_a.lo) > 0.0 if strict else s_a.lo - _pad(s_a.lo) >= 0.0
-    above = np.isfinite(d.lo) & (d.lo - _pad(d.lo) >= 0.0)
+    # both ends are rigorous (outward rounded): no margin is needed against rounding
+    never = s_a.lo > 0.0 if strict else s_a.lo >= 0.0
+    above = np.isfinite(d.lo) & (d.lo >= 0.0)
     return bool(np.all(never | above))
 
 
