@@ -88,6 +88,7 @@ from coherence.smt.solver import (
     Answer,
     Outcome,
     SolverStats,
+    assert_all,
     check,
     ctx,
     isolated,
@@ -187,7 +188,7 @@ class Run:
     def query(self, d: int, margin: Fraction, rlimit: int) -> Answer:
         """Is there a run with a violation at depth ``d``?"""
         bad = self.bad(d, margin)
-        self.solver.add(*self.enc.drain())
+        assert_all(self.solver, self.enc.drain())
         if bad.value is False:
             return Answer(Outcome.UNSAT, "decided by bounds")
         self._count += 1
@@ -198,7 +199,7 @@ class Run:
     def safe(self, d: int) -> None:
         """Record that no run violates at depth ``d`` (proved): later depths may use it."""
         bad = self.bad(d, Fraction(0))
-        self.solver.add(*self.enc.drain())
+        assert_all(self.solver, self.enc.drain())
         if bad.value is not False:
             self.solver.add(z3.Not(bad.term))
 
@@ -733,7 +734,7 @@ class Step:
             self.invariant_ticks += 1
         violated = self._violated(k)
         bad = enc.or_([violated, path.undefined([k])])
-        self.solver.add(*enc.drain())
+        assert_all(self.solver, enc.drain())
         if bad.value is False:
             return Answer(Outcome.UNSAT, "decided by bounds")
         self.solver.push()
@@ -1240,7 +1241,7 @@ class _DwellScan:
         if self.path.undefined([j]).value is not False:
             return Answer(Outcome.UNKNOWN, "an operation of the cone may be undefined")
         then = self.moves[j][1 if self.up else 0]
-        self.solver.add(*enc.drain())
+        assert_all(self.solver, enc.drain())
         if then.value is False:
             return Answer(Outcome.UNSAT, "decided by bounds")
         lit = self._literal(f"then@{j}", then)

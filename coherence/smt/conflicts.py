@@ -119,6 +119,7 @@ from coherence.smt.solver import (
     Answer,
     Outcome,
     SolverStats,
+    assert_all,
     check,
     ctx,
     isolated,
@@ -676,14 +677,14 @@ class ActorQuery:
                 parts.append(worse(self.enc, o, f1, f2, Fraction(0)))
                 new = f1.undefined[known[0] :] + f2.undefined[known[1] :]
                 self._guard([(j, c) for c in new])
-                self.solver.add(*self.enc.drain())
+                assert_all(self.solver, self.enc.drain())
             self._goals[key] = self.enc.or_(parts)
         return self._goals[key]
 
     def _take(self, cone: list[tuple[Run, Key]]) -> None:
         self.sync()
         for run, key in sorted(cone, key=lambda rk: rk[0].seq[rk[1]]):  # in encoding order
-            _assert(self.solver, run.emitted[key])
+            assert_all(self.solver, run.emitted[key])
             self._guard(run.undefined[key])
         if self.encoding.warm:
             starts = {
@@ -691,7 +692,7 @@ class ActorQuery:
                 for label, t, n in self._seen
                 if t == 0 and n in self.encoding.links and label not in ("pre", "link")
             }
-            _assert(self.solver, self.encoding.warm_cone(sorted(starts), self._seen))
+            assert_all(self.solver, self.encoding.warm_cone(sorted(starts), self._seen))
 
     def _guard(self, conds: list[tuple[int, Any]]) -> None:
         for t, c in conds:
@@ -707,7 +708,7 @@ class ActorQuery:
     def sync(self) -> None:
         """Hand the solver what the encoding made common since (refinements, new inputs)."""
         self.encoding.common += self.enc.drain()
-        _assert(self.solver, self.encoding.common[self._common :])
+        assert_all(self.solver, self.encoding.common[self._common :])
         self._common = len(self.encoding.common)
 
     def ask(
@@ -786,17 +787,6 @@ def _within(x: float, iv: Interval) -> float:
     if math.isnan(x):
         return iv.lo if math.isfinite(iv.lo) else (iv.hi if math.isfinite(iv.hi) else 0.0)
     return min(max(x, iv.lo), iv.hi)
-
-
-def _assert(solver: Any, terms: list[Any]) -> None:
-    """``solver.add(*terms)`` for terms the encoder built (Z3 booleans of the solver's
-    context), without the per-term conversions of ``add``: the cones bring thousands."""
-    ref, native = solver.ctx.ref(), solver.solver
-    for t in terms:
-        if z3.is_expr(t):
-            z3.Z3_solver_assert(ref, native, t.as_ast())
-        else:  # pragma: no cover - defensive: a Python boolean
-            solver.add(t)
 
 
 class ModelValues:

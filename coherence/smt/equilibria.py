@@ -86,6 +86,7 @@ from coherence.smt.solver import (
     Answer,
     Outcome,
     SolverStats,
+    assert_all,
     check,
     isolated,
     new_solver,
@@ -930,8 +931,8 @@ class FixedPointQuery:
         if goal.value is False:
             return Answer(Outcome.UNSAT)
         solver = new_solver()
-        solver.add(*self.base)
-        solver.add(*self.blocks)
+        assert_all(solver, self.base)
+        assert_all(solver, self.blocks)
         if goal.value is None:
             solver.add(goal.term)
         if near is not None:

@@ -66,7 +66,15 @@ from coherence.smt.encode import (
 )
 from coherence.smt.intervals import Interval
 from coherence.smt.options import SmtOptions
-from coherence.smt.solver import Answer, Outcome, SolverStats, check, ctx, new_solver
+from coherence.smt.solver import (
+    Answer,
+    Outcome,
+    SolverStats,
+    assert_all,
+    check,
+    ctx,
+    new_solver,
+)
 
 F = NDArray[np.float64]
 
@@ -470,7 +478,7 @@ class _Initial:
         self.post = [encode(path, c, 0) for c in cands]
         undef0 = path.undefined([0])
         self.solver = new_solver()
-        self.solver.add(*enc.drain())
+        assert_all(self.solver, enc.drain())
         if undef0.value is not False:  # only defined initial ticks matter (see above)
             self.solver.add(z3.Not(undef0.term))
         self.assume: list[Any] = [None] * len(cands)
@@ -500,7 +508,7 @@ def _inductive(
         pre = {i: encode(path, cands[i], 0) for i in live}
         post = {i: encode(path, cands[i], 1) for i in live}
         solver = new_solver()
-        solver.add(*enc.drain())
+        assert_all(solver, enc.drain())
         for t in (0, 1):  # a defined step: undefined operations are k-induction's to refute
             u = path.undefined([t])
             if u.value is not False:

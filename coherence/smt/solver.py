@@ -150,6 +150,18 @@ def new_solver() -> Any:
     return s
 
 
+def assert_all(solver: Any, terms: Sequence[Any]) -> None:
+    """``solver.add(*terms)`` for terms the encoder built (Z3 booleans of the solver's
+    context), without the per-term conversions of ``add`` (the same assertions, in the same
+    order): queries bring thousands."""
+    ref, native = solver.ctx.ref(), solver.solver
+    for t in terms:
+        if z3.is_expr(t):
+            z3.Z3_solver_assert(ref, native, t.as_ast())
+        else:  # pragma: no cover - defensive: a Python boolean
+            solver.add(t)
+
+
 def _rlimit_count(solver: Any) -> int:
     st = solver.statistics()
     try:
