@@ -139,6 +139,14 @@ def stay_ticks(ts: TransitionSystem) -> int:
     return max(50 * h, 300) // h * h
 
 
+def hint_ticks(ts: TransitionSystem) -> int:
+    """How long the runs that look for hints are: as long as the operating point settles
+    (:func:`coherence.smt.conflicts.settle_ticks`). A hint only steers the solver; a bad
+    equilibrium it leads to is confirmed over :func:`stay_ticks`."""
+    h = ts.hyperperiod
+    return max(20 * h, 300) // h * h
+
+
 def stays_bad(ts: TransitionSystem, obj: ObjectiveIR, trace: Trace) -> np.ndarray:
     """Per scenario: the objective is violated in each of the last 5 hyperperiods."""
     h = ts.hyperperiod
@@ -544,7 +552,7 @@ def simulated_hints(
     if not main:
         return []
     h = ts.hyperperiod
-    ticks = stay_ticks(ts)
+    ticks = hint_ticks(ts)
     cap = max(4, min(HINT_RUNS, int(HINT_CELLS // (ticks * max(len(ts.states), 1)))))
     good = operating_point(ts, settle_ticks(ts, options))
     starts: list[dict[str, float]] = []
