@@ -30,6 +30,10 @@ from coherence.linear.spectrum import monodromy
 
 Vec = NDArray[np.float64]
 
+# a settling run whose last hyperperiod still moved a state by more than this (scaled) has
+# not settled: its end is no better a start for the root solve than the declared one
+UNSETTLED = 0.1
+
 
 @dataclass(frozen=True, slots=True)
 class OperatingPoint:
@@ -114,9 +118,13 @@ def find_operating_point(engine: Engine, options: LinearOptions) -> OperatingPoi
     x[:, p.cooldown] = 0.0
     best_x[:, p.cooldown] = 0.0
 
-    # where the run settled (or came closest), then the declared start
-    candidates: list[tuple[Vec, str]] = [(x[0] if res[0] <= best[0] else best_x[0], "settled")]
-    candidates.append((x0.copy(), "root"))
+    # where the run settled (or came closest), then the declared start; a run that came no
+    # closer than UNSETTLED (a limit cycle, a drift) says nothing about where an
+    # equilibrium is, and the declared start goes first
+    settled = (x[0] if res[0] <= best[0] else best_x[0], "settled")
+    candidates: list[tuple[Vec, str]] = [settled, (x0.copy(), "root")]
+    if not min(res[0], best[0]) <= UNSETTLED:
+        candidates.reverse()
     found: Vec | None = None
     method = "none"
     message = ""
@@ -124,7 +132,7 @@ def find_operating_point(engine: Engine, options: LinearOptions) -> OperatingPoi
     for cand, how in candidates:
         if not np.all(np.isfinite(cand)):
             continue
-        tried_x0 = tried_x0 or cand is candidates[-1][0]
+        tried_x0 = tried_x0 or how == "root"
         sol, msg = _equilibrium_near(engine, fmap, cand, scale, options)
         message = message or msg
         if sol is not None:

@@ -12,6 +12,7 @@ import pytest
 from coherence.ir.nodes import TransitionSystem
 from coherence.linear import LinearOptions, analyze, linearize, operating_point
 from coherence.linear.linearize import Engine
+from coherence.linear.oppoint import find_operating_point
 from coherence.results import Status
 from coherence.simulate import simulate
 
@@ -144,3 +145,48 @@ def test_corners_of_the_shaping(spec: Spec) -> None:
 def test_interior_operating_point_has_no_corner(spec: Spec) -> None:
     for name in ("shaped", "integral", "multirate", "fight"):
         assert "COH307" not in {f.code for f in analyze(spec(name)).findings}, name
+
+
+def _solve_starts(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
+    import coherence.linear.oppoint as oppoint
+
+    starts: list[np.ndarray] = []
+    real = oppoint._solve
+
+    def spy(engine, fmap, x0, scale, options):  # type: ignore[no-untyped-def]
+        starts.append(np.array(x0, dtype=float))
+        return real(engine, fmap, x0, scale, options)
+
+    monkeypatch.setattr(oppoint, "_solve", spy)
+    return starts
+
+
+def test_an_unsettled_run_does_not_start_the_root_solve(
+    compile_ts: Callable[[str], TransitionSystem], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the lagged HPA flaps: its settling run ends 0.2 of a scale from a fixed point, so the
+    # root solve starts from the declared initial state, and converges there
+    ts = compile_ts((ROOT / "specs/conflicts/hpa_lag_broken.coh").read_text())
+    engine = Engine(ts)
+    x0 = engine.exact.initial_states()[0]
+    x0[engine.exact.cooldown] = 0.0
+    starts = _solve_starts(monkeypatch)
+    op = find_operating_point(engine, LinearOptions())
+    assert op.found and op.method == "root"
+    assert starts, "the root solve was not asked"
+    free = np.isfinite(x0)
+    np.testing.assert_array_equal(starts[0][free], x0[free])
+    ref = simulate(ts, ts.hyperperiod, init=dict(zip(ts.state_names, op.x, strict=True)))
+    np.testing.assert_allclose(ref.states[0, -1], op.x, atol=1e-9)
+
+
+def test_a_settled_run_starts_the_root_solve(spec: Spec, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `shaped` comes close to its fixed point: the root solve starts where the run ended,
+    # and the declared start is not asked
+    ts = spec("shaped")
+    engine = Engine(ts)
+    x0 = engine.exact.initial_states()[0]
+    starts = _solve_starts(monkeypatch)
+    op = find_operating_point(engine, LinearOptions())
+    assert op.found and starts
+    assert all(not np.allclose(s, x0) for s in starts)
