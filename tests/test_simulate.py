@@ -335,3 +335,27 @@ def test_trace_lookups_by_name() -> None:
         tr.state("spread")
     with pytest.raises(ValueError):
         tr.let("b")
+
+
+def test_until_stops_at_the_first_prefix_it_accepts_and_changes_nothing_before() -> None:
+    from coherence.simulate.engine import UNTIL_FIRST
+
+    ts = system(WINDOWED)
+    rng = np.random.default_rng(3)
+    inputs = rng.uniform(0, 100, size=(4, 300, 2))
+    full = simulate(ts, 300, inputs=inputs)
+    seen: list[int] = []
+
+    def past_100(head: object) -> bool:
+        seen.append(head.ticks)  # type: ignore[attr-defined]
+        return head.ticks > 100  # type: ignore[attr-defined]
+
+    part = simulate(ts, 300, inputs=inputs, until=past_100)
+    assert seen == [UNTIL_FIRST, 2 * UNTIL_FIRST, 4 * UNTIL_FIRST]
+    assert part.ticks == 4 * UNTIL_FIRST
+    ref = full.prefix(part.ticks)
+    for a, b in [(part.states, ref.states), (part.lets, ref.lets), (part.inputs, ref.inputs)]:
+        assert _bits(a) == _bits(b)
+    assert part.clipped.tolist() == ref.clipped.tolist()
+    never = simulate(ts, 300, inputs=inputs, until=lambda head: False)
+    assert never.ticks == 300 and _bits(never.states) == _bits(full.states)

@@ -499,6 +499,9 @@ def slew_limited(system: TransitionSystem, inputs: Array) -> Array:
     return out
 
 
+UNTIL_FIRST = 32  # ticks after which ``until`` first looks at a run
+
+
 def simulate(
     ts: TransitionSystem | Compiled,
     ticks: int,
@@ -506,6 +509,7 @@ def simulate(
     params: Mapping[str, float | Array] | None = None,
     init: Mapping[str, float | Array] | None = None,
     scenarios: int | None = None,
+    until: Callable[[Trace], bool] | None = None,
 ) -> Trace:
     """Run the system for ``ticks`` ticks.
 
@@ -513,6 +517,9 @@ def simulate(
     ``params`` overrides parameter values (a float, or an array of S samples);
     ``init`` overrides initial states: any state, including registers; registers not given
     start from their init expression over the other initial values.
+    ``until`` stops the run early: it is shown the trace so far after ``UNTIL_FIRST`` ticks,
+    then each time their count has doubled, and the run stops at the first prefix it returns
+    True for (that prefix is returned; its values are those of the whole run's first ticks).
 
     >>> from coherence.compile import compile_text
     >>> ts = compile_text("a.coh", "system s { tick 1s state x in [0, 10] init 1 "
@@ -574,7 +581,15 @@ def simulate(
 
     names = system.state_names
     raw = np.empty((S, n))
+    look = UNTIL_FIRST if until is not None else ticks + 1
     for t in range(ticks):
+        if t == look:
+            assert until is not None
+            look *= 2
+            head = Trace(system, states[:, : t + 1], inputs[:, :t], lets[:, :t],
+                         clipped[:, :t], pvals)  # fmt: skip
+            if until(head):
+                return head
         env = {"__t": t}
         env.update(pvals)
         for j, u in enumerate(system.inputs):

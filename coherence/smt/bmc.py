@@ -392,9 +392,19 @@ def falsify_by_patterns(
     else:
         pats = pattern_inputs(ts, n_ticks, req.inputs == "held", seed)
     best: tuple[int, Scenario] | None = None
+
+    def decided(head: Trace) -> bool:
+        # a violation a check reports on a prefix is the whole run's (each check's first
+        # failing tick depends on the ticks up to it): the run can stop at one, and, for a
+        # later setting, once it is past the earliest violation found so far
+        if best is not None and head.ticks > best[0]:
+            return True
+        got = check_requirement(judged, head)
+        return got is not None and bool(np.any(got >= 0))
+
     for setting in param_settings(ts):
         with np.errstate(all="ignore"):
-            trace = simulate(ts, n_ticks, inputs=pats, params=setting or None)
+            trace = simulate(ts, n_ticks, inputs=pats, params=setting or None, until=decided)
         fail = check_requirement(judged, trace)
         assert fail is not None
         hits = np.flatnonzero(fail >= 0)

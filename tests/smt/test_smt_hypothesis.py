@@ -131,3 +131,40 @@ def test_linear_counterexamples_are_exact(
     assert res.status is Status.FALSIFIED and res.cex is not None
     assert res.cex.tick == want
     _replays(ts, res)
+
+
+@given(body=systems(), drain=st.sampled_from([10, 20, 40]))
+@settings(max_examples=14, derandomize=True, deadline=None)
+def test_patterns_stop_early_with_the_same_counterexample(
+    system: Callable[[str], TransitionSystem], body: str, drain: int
+) -> None:
+    """The pattern search stops its runs at the first prefix that shows a violation (and,
+    for a later parameter setting, past the earliest one found): the counterexample is the
+    one the whole runs give, scenario, tick and all."""
+    from unittest import mock
+
+    import coherence.simulate.engine as engine
+    import coherence.smt.bmc as bmc_module
+    from coherence.simulate.engine import simulate
+
+    body = body.replace("for 12 ticks", "for 300 ticks").replace(
+        "level * valve / 20", "level * valve / drain"
+    )
+    ts = system(f"param drain = {drain} in [{drain // 2}, {2 * drain}]\n{body}")
+    req = ts.requirements[0]
+
+    def whole(*args: object, **kwargs: object) -> object:
+        kwargs.pop("until", None)
+        return simulate(*args, **kwargs)  # type: ignore[arg-type]
+
+    # prefixes of 2, 4, 8, ... ticks: the violations here come in the first few dozen
+    with mock.patch.object(engine, "UNTIL_FIRST", 2):
+        early = bmc_module.falsify_by_patterns(ts, req, req.horizon, seed=0)
+    with mock.patch.object(bmc_module, "simulate", whole):
+        ref = bmc_module.falsify_by_patterns(ts, req, req.horizon, seed=0)
+    assert (early is None) == (ref is None)
+    if early is not None and ref is not None:
+        assert early.tick == ref.tick
+        assert early.scenario.params == ref.scenario.params
+        assert early.scenario.init == ref.scenario.init
+        assert early.scenario.inputs.tolist() == ref.scenario.inputs.tolist()
