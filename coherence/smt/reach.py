@@ -85,19 +85,34 @@ class Unsupported(Exception):
 
 
 def _dn(x: F) -> F:
-    r = np.nextafter(x, -INF)
-    odd = ~np.isfinite(x)
-    if odd.any():  # infinities stay, NaN (an undefined end) goes to -inf
-        r = np.where(np.isnan(x), -INF, np.where(odd, x, r))
-    return r
+    if _finite(x):
+        return _nextafter(x, -INF)
+    r = _nextafter(x, -INF)
+    odd = ~np.isfinite(x)  # infinities stay, NaN (an undefined end) goes to -inf
+    return np.where(np.isnan(x), -INF, np.where(odd, x, r))
 
 
 def _up(x: F) -> F:
-    r = np.nextafter(x, INF)
+    if _finite(x):
+        return _nextafter(x, INF)
+    r = _nextafter(x, INF)
     odd = ~np.isfinite(x)
-    if odd.any():
-        r = np.where(np.isnan(x), INF, np.where(odd, x, r))
-    return r
+    return np.where(np.isnan(x), INF, np.where(odd, x, r))
+
+
+_nextafter = np.nextafter
+_sum = np.add.reduce
+
+
+def _finite(x: F) -> bool:
+    return bool(np.isfinite(x).all())
+
+
+def _ends_finite(lo: F, hi: F) -> bool:
+    """Whether every end is finite, in two operations (``hi - lo`` is finite only when both
+    ends are; where it overflows the answer is no, and the caller takes its general path).
+    Call it where NumPy's invalid and overflow warnings are off."""
+    return math.isfinite(_sum(hi - lo, axis=None))
 
 
 def _lib_dn(x: F) -> F:
@@ -159,19 +174,47 @@ def _cond(v: Val) -> Bv:
     return Bv(~only_zero, zero_possible)
 
 
-def add(a: Iv, b: Iv) -> Iv:
-    with np.errstate(invalid="ignore"):
-        return Iv(_dn(a.lo + b.lo), _up(a.hi + b.hi))
+# The arithmetic below rounds outward by one ulp. Its fast path, taken when every end it
+# produced is finite, is exactly what the general path computes there: no NaN or infinity
+# needs mending, and a product's signed zero rounds to the same neighbour as +0.0. The
+# ``_r`` forms leave NumPy's floating-point warnings to their caller (a compiled expression
+# turns them off once, :func:`compile_iv`); the public forms turn them off themselves.
 
 
-def sub(a: Iv, b: Iv) -> Iv:
-    with np.errstate(invalid="ignore"):
-        return Iv(_dn(a.lo - b.hi), _up(a.hi - b.lo))
+def _rounded(lo: F, hi: F) -> Iv:
+    if _ends_finite(lo, hi):
+        return Iv(_nextafter(lo, -INF), _nextafter(hi, INF))
+    return Iv(_dn(lo), _up(hi))
 
 
-def mul(a: Iv, b: Iv) -> Iv:
-    """The product's enclosure: the least and greatest of the four products of the ends
-    (``0 * inf = 0``)."""
+def _add_r(a: Iv, b: Iv) -> Iv:
+    return _rounded(a.lo + b.lo, a.hi + b.hi)
+
+
+def _sub_r(a: Iv, b: Iv) -> Iv:
+    return _rounded(a.lo - b.hi, a.hi - b.lo)
+
+
+def _mul_r(a: Iv, b: Iv) -> Iv:
+    p1, p2, p3, p4 = a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi
+    lo = np.minimum(np.minimum(p1, p2), np.minimum(p3, p4))
+    hi = np.maximum(np.maximum(p1, p2), np.maximum(p3, p4))
+    if _ends_finite(lo, hi):
+        return Iv(_nextafter(lo, -INF), _nextafter(hi, INF))
+    return _mul_general(a, b)
+
+
+def _scale_r(k: float, x: Iv) -> Iv:
+    """``_mul_r`` of the point interval ``k`` and ``x``: two of the four products are the
+    other two again."""
+    p, q = k * x.lo, k * x.hi
+    lo, hi = np.minimum(p, q), np.maximum(p, q)
+    if _ends_finite(lo, hi):
+        return Iv(_nextafter(lo, -INF), _nextafter(hi, INF))
+    return _mul_general(Iv(np.full(x.lo.shape, k), np.full(x.lo.shape, k)), x)
+
+
+def _mul_general(a: Iv, b: Iv) -> Iv:
     alo, ahi, blo, bhi = np.broadcast_arrays(a.lo, a.hi, b.lo, b.hi)
     ends_a = np.stack((alo, alo, ahi, ahi))
     ends_b = np.stack((blo, bhi, blo, bhi))
@@ -183,15 +226,35 @@ def mul(a: Iv, b: Iv) -> Iv:
     return Iv(_dn(p.min(axis=0)), _up(p.max(axis=0)))
 
 
+def _div_r(a: Iv, b: Iv) -> tuple[Iv, B]:
+    zero = (b.lo <= 0.0) & (b.hi >= 0.0)
+    rlo = np.where(np.isinf(b.hi), 0.0, 1.0 / b.hi)
+    rhi = np.where(np.isinf(b.lo), 0.0, 1.0 / b.lo)
+    q = _mul_r(a, _rounded(rlo, rhi))
+    return Iv(np.where(zero, -INF, q.lo), np.where(zero, INF, q.hi)), zero
+
+
+def add(a: Iv, b: Iv) -> Iv:
+    with np.errstate(all="ignore"):
+        return _add_r(a, b)
+
+
+def sub(a: Iv, b: Iv) -> Iv:
+    with np.errstate(all="ignore"):
+        return _sub_r(a, b)
+
+
+def mul(a: Iv, b: Iv) -> Iv:
+    """The product's enclosure: the least and greatest of the four products of the ends
+    (``0 * inf = 0``)."""
+    with np.errstate(all="ignore"):
+        return _mul_r(a, b)
+
+
 def div(a: Iv, b: Iv) -> tuple[Iv, B]:
     """``a / b``; where ``b`` may be 0 the result is the whole line and undefined is flagged."""
-    zero = (b.lo <= 0.0) & (b.hi >= 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rlo = np.where(np.isinf(b.hi), 0.0, 1.0 / b.hi)
-        rhi = np.where(np.isinf(b.lo), 0.0, 1.0 / b.lo)
-    recip = Iv(_dn(rlo), _up(rhi))
-    q = mul(a, recip)
-    return Iv(np.where(zero, -INF, q.lo), np.where(zero, INF, q.hi)), zero
+    with np.errstate(all="ignore"):
+        return _div_r(a, b)
 
 
 def minimum(a: Iv, b: Iv) -> Iv:
@@ -416,7 +479,19 @@ def _none(n: int) -> B:
 
 
 def compile_iv(e: Expr, size: int) -> Fn:
-    """An interval function of the environment and the (concrete) tick."""
+    """An interval function of the environment and the (concrete) tick. NumPy's
+    floating-point warnings are off while it runs: the interval operations mend infinities
+    and undefined ends themselves."""
+    f = _compile_iv(e, size)
+
+    def run(env: Env, t: int) -> Out:
+        with np.errstate(all="ignore"):
+            return f(env, t)
+
+    return run
+
+
+def _compile_iv(e: Expr, size: int) -> Fn:
     z = _none(size)
     if isinstance(e, Lin):
         return _compile_lin(e, size)
@@ -428,7 +503,7 @@ def compile_iv(e: Expr, size: int) -> Fn:
         case Var(name):
             return lambda env, t: (env[name], z)
         case Unary("neg", a):
-            fa = compile_iv(a, size)
+            fa = _compile_iv(a, size)
 
             def _neg(env: Env, t: int) -> Out:
                 v, u = fa(env, t)
@@ -436,7 +511,7 @@ def compile_iv(e: Expr, size: int) -> Fn:
 
             return _neg
         case Unary(_, a):
-            fa = compile_iv(a, size)
+            fa = _compile_iv(a, size)
 
             def _not(env: Env, t: int) -> Out:
                 v, u = fa(env, t)
@@ -445,7 +520,7 @@ def compile_iv(e: Expr, size: int) -> Fn:
 
             return _not
         case Binary("and" | "or" as op, a, b):
-            fa, fb = compile_iv(a, size), compile_iv(b, size)
+            fa, fb = _compile_iv(a, size), _compile_iv(b, size)
 
             def _bool(env: Env, t: int) -> Out:
                 va, ua = fa(env, t)
@@ -457,7 +532,7 @@ def compile_iv(e: Expr, size: int) -> Fn:
 
             return _bool
         case Binary(op, a, b) if op in ("<", "<=", ">", ">=", "==", "!="):
-            fa, fb = compile_iv(a, size), compile_iv(b, size)
+            fa, fb = _compile_iv(a, size), _compile_iv(b, size)
 
             def _cmp(env: Env, t: int) -> Out:
                 va, ua = fa(env, t)
@@ -466,20 +541,20 @@ def compile_iv(e: Expr, size: int) -> Fn:
 
             return _cmp
         case Binary("+", _, _):
-            terms = [compile_iv(x, size) for x in sum_terms(e)]
+            terms = [_compile_iv(x, size) for x in sum_terms(e)]
 
             def _sum(env: Env, t: int) -> Out:
                 v0, u = terms[0](env, t)
                 acc = _num(v0)
                 for g in terms[1:]:
                     v, u2 = g(env, t)
-                    acc = add(acc, _num(v))
+                    acc = _add_r(acc, _num(v))
                     u = u | u2
                 return acc, u
 
             return _sum
         case Binary("^", a, Const(cexp)):
-            fa = compile_iv(a, size)
+            fa = _compile_iv(a, size)
 
             def _pow(env: Env, t: int) -> Out:
                 v, u = fa(env, t)
@@ -488,22 +563,22 @@ def compile_iv(e: Expr, size: int) -> Fn:
 
             return _pow
         case Binary(op, a, b) if op in ("-", "*", "/"):
-            fa, fb = compile_iv(a, size), compile_iv(b, size)
+            fa, fb = _compile_iv(a, size), _compile_iv(b, size)
 
             def _arith(env: Env, t: int) -> Out:
                 va, ua = fa(env, t)
                 vb, ub = fb(env, t)
                 x, y = _num(va), _num(vb)
                 if op == "-":
-                    return sub(x, y), ua | ub
+                    return _sub_r(x, y), ua | ub
                 if op == "*":
-                    return mul(x, y), ua | ub
-                q, bad = div(x, y)
+                    return _mul_r(x, y), ua | ub
+                q, bad = _div_r(x, y)
                 return q, ua | ub | bad
 
             return _arith
         case Call("min" | "max" as fn, args):
-            fs = [compile_iv(x, size) for x in args]
+            fs = [_compile_iv(x, size) for x in args]
             red = minimum if fn == "min" else maximum
 
             def _ext(env: Env, t: int) -> Out:
@@ -517,10 +592,10 @@ def compile_iv(e: Expr, size: int) -> Fn:
 
             return _ext
         case Call(fn, (arg,)):
-            fa = compile_iv(arg, size)
+            fa = _compile_iv(arg, size)
             return _unary_call(fn, fa)
         case Ite(c, a, b):
-            fc, fa, fb = compile_iv(c, size), compile_iv(a, size), compile_iv(b, size)
+            fc, fa, fb = _compile_iv(c, size), _compile_iv(a, size), _compile_iv(b, size)
 
             def _ite(env: Env, t: int) -> Out:
                 vc, uc = fc(env, t)
@@ -547,14 +622,18 @@ def _compile_lin(e: Lin, size: int) -> Fn:
     z = _none(size)
     lo0, hi0 = _frac_interval(e.c0)
     c0 = Iv(np.full(size, lo0), np.full(size, hi0))
-    parts: list[tuple[Iv | None, int, Fn]] = []
+    # each term: the coefficient as a float (exactly representable), or as an interval, or
+    # None for +1 and -1 (then ``sign``)
+    parts: list[tuple[float | Iv | None, int, Fn]] = []
     for atom, k in e.terms:
         sign = 1 if k > 0 else -1
+        g = _compile_iv(atom, size)
         if abs(k) == 1:
-            parts.append((None, sign, compile_iv(atom, size)))
-        else:
-            klo, khi = _frac_interval(k)
-            parts.append((Iv(np.full(size, klo), np.full(size, khi)), 1, compile_iv(atom, size)))
+            parts.append((None, sign, g))
+            continue
+        klo, khi = _frac_interval(k)
+        coef = klo if klo == khi else Iv(np.full(size, klo), np.full(size, khi))
+        parts.append((coef, 1, g))
 
     def f(env: Env, t: int) -> Out:
         acc = c0
@@ -563,12 +642,12 @@ def _compile_lin(e: Lin, size: int) -> Fn:
             v, u2 = g(env, t)
             x = _num(v)
             u = u | u2
-            if coef is not None:
-                acc = add(acc, mul(coef, x))
-            elif sign > 0:
-                acc = add(acc, x)
+            if coef is None:
+                acc = _add_r(acc, x) if sign > 0 else _sub_r(acc, x)
+            elif isinstance(coef, float):
+                acc = _add_r(acc, _scale_r(coef, x))
             else:
-                acc = sub(acc, x)
+                acc = _add_r(acc, _mul_r(coef, x))
         return acc, u
 
     return f
@@ -586,7 +665,7 @@ def _unary_call(fn: str, fa: Fn) -> Fn:
             return ceil(x), u
         if fn == "round":
             half = Iv(np.full(x.lo.shape, 0.5), np.full(x.lo.shape, 0.5))
-            return floor(add(x, half)), u
+            return floor(_add_r(x, half)), u
         with np.errstate(all="ignore"):
             if fn == "sqrt":
                 lo, hi = np.maximum(x.lo, 0.0), np.maximum(x.hi, 0.0)
@@ -671,6 +750,12 @@ class Reach:
         self._consts = {p.name: p.value for p in ts.params if p.name not in self.unk.names}
         # each state's range, as the intervals of its two ends (an update is clamped to it)
         self._bounds = [(const_interval(s.lo), const_interval(s.hi)) for s in ts.states]
+        # the same ends as columns, for clamping every state's [lo, hi] at once (:meth:`step`)
+        ends = np.array([[lo[0], lo[1], hi[0], hi[1]] for lo, hi in self._bounds]).reshape(-1, 4)
+        self._clamp = tuple(ends[:, j : j + 1] for j in range(4))
+        self._int_rows = np.array(
+            [i for i, s in enumerate(ts.states) if s.name in self.ints], dtype=np.intp
+        )
 
     def compile_expr(self, e: Expr, n: int) -> Fn:
         """``e`` as an interval function of this system's environments for ``n`` boxes
@@ -767,17 +852,21 @@ class Reach:
         """Every state's update at tick ``t``, clamped to its range (integers rounded in)."""
         ups = self._compile(n)[1]
         undef = _none(n)
-        out: list[Iv] = []
-        for s, f, (lo, hi) in zip(self.ts.states, ups, self._bounds, strict=True):
+        m = len(ups)
+        xlo, xhi = np.empty((m, n)), np.empty((m, n))
+        for i, f in enumerate(ups):
             v, u = f(env, t)
             undef = undef | u
             x = _num(v)
-            xlo = np.minimum(np.maximum(x.lo, lo[0]), hi[0])
-            xhi = np.minimum(np.maximum(x.hi, lo[1]), hi[1])
-            if s.name in self.ints:
-                xlo, xhi = np.ceil(xlo), np.floor(xhi)
-            out.append(Iv(np.broadcast_to(xlo, (n,)), np.broadcast_to(xhi, (n,))))
-        return out, undef
+            xlo[i], xhi[i] = x.lo, x.hi
+        # every state clamped at once, row by row with its own ends (the same operations)
+        lo0, lo1, hi0, hi1 = self._clamp
+        xlo = np.minimum(np.maximum(xlo, lo0), hi0)
+        xhi = np.minimum(np.maximum(xhi, lo1), hi1)
+        rows = self._int_rows
+        if rows.size:
+            xlo[rows], xhi[rows] = np.ceil(xlo[rows]), np.floor(xhi[rows])
+        return [Iv(xlo[i], xhi[i]) for i in range(m)], undef
 
     def sweep(self, blo: F, bhi: F, horizon: int) -> Sweep:
         """Run the boxes ``[blo, bhi]`` (shape [N, D]) for ``horizon`` ticks."""
