@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from coherence.ir.nodes import TransitionSystem
 from coherence.simulate.engine import simulate
 from tests.helpers import run, system
 
@@ -359,3 +360,80 @@ def test_until_stops_at_the_first_prefix_it_accepts_and_changes_nothing_before()
     assert part.clipped.tolist() == ref.clipped.tolist()
     never = simulate(ts, 300, inputs=inputs, until=lambda head: False)
     assert never.ticks == 300 and _bits(never.states) == _bits(full.states)
+
+
+def _clamp_every_tick(ts: TransitionSystem, ticks: int, inputs: np.ndarray, init: dict) -> tuple:
+    """The plain semantics: every state, registers included, clamped at every tick."""
+    from coherence.simulate.engine import compile_system
+
+    comp = compile_system(ts)
+    tr0 = simulate(ts, 0, inputs=inputs[:, :0], init=init)  # the starts, registers filled
+    S, n = inputs.shape[0], len(ts.states)
+    lo = np.array([s.lo for s in ts.states])
+    hi = np.array([s.hi for s in ts.states])
+    states = np.empty((S, ticks + 1, n))
+    states[:, 0] = tr0.states[:, 0]
+    clipped = np.zeros((S, ticks, n), dtype=bool)
+    for t in range(ticks):
+        env = {"__t": t, **{p.name: np.full(S, p.value) for p in ts.params}}
+        env.update({u.name: inputs[:, t, j] for j, u in enumerate(ts.inputs)})
+        env.update(zip(ts.state_names, states[:, t].T, strict=True))
+        with np.errstate(all="ignore"):
+            for name, f in comp.lets:
+                env[name] = f(env)
+            raw = np.empty((S, n))
+            raw[:, comp.shift_dst] = states[:, t][:, comp.shift_src]
+            for i, f in comp.updates:
+                raw[:, i] = f(env)
+            states[:, t + 1] = np.clip(raw, lo, hi)
+            clipped[:, t] = (raw < lo) | (raw > hi)
+    return states, clipped
+
+
+@pytest.mark.parametrize("change", ["same", "wider", "narrower", "signed zero", "none"])
+def test_register_copies_after_the_first_tick_are_the_clamped_semantics(change: str) -> None:
+    """After the first tick a register copy whose range is its source's (or holds it with
+    room) is taken without a clamp; whatever the registers' ranges and starts (outside the
+    range, NaN, -0.0), the values and clamp flags are those of clamping every state at every
+    tick, bit for bit."""
+    import dataclasses
+
+    ts = system(
+        "  input u : 1 in [-5, 5] nominal 0\n"
+        "  state x : 1 in [0, 4] init 1\n"
+        "  state y : 1 in [0, 4] init 0\n"
+        "  next x = x + u\n"
+        "  loop l { every 2s senses x delay 3s window 2s actuates y to x }"
+    )
+    regs = [s for s in ts.states if s.kind == "sensor"]
+    assert len(regs) >= 3
+    # the ranges of the first two registers (they come without one: the whole line)
+    ranges = {
+        "same": ((0.0, 4.0), (0.0, 4.0)),
+        "wider": ((0.0, 4.0), (-1.0, 5.0)),
+        "narrower": ((0.0, 4.0), (0.5, 3.0)),
+        "signed zero": ((0.0, 4.0), (-0.0, 4.0)),
+        "none": ((-np.inf, np.inf), (-np.inf, np.inf)),
+    }[change]
+    ranged = {regs[0].name: ranges[0], regs[1].name: ranges[1]}
+    ts = dataclasses.replace(
+        ts,
+        states=tuple(
+            dataclasses.replace(s, lo=ranged[s.name][0], hi=ranged[s.name][1])
+            if s.name in ranged
+            else s
+            for s in ts.states
+        ),
+    )
+    rng = np.random.default_rng(7)
+    S, T = 12, 25
+    inputs = rng.uniform(-5, 5, (S, T, 1))
+    inputs[:, ::4] = 0.0
+    init = {s.name: rng.uniform(-2, 6, S) for s in ts.states}
+    init[regs[0].name][:4] = [-0.0, 0.0, np.nan, 4.0]
+    init["x"][:3] = [-0.0, 0.0, -1.0]
+    with np.errstate(all="ignore"):
+        tr = simulate(ts, T, inputs=inputs, init=init)
+    states, clipped = _clamp_every_tick(ts, T, inputs, init)
+    assert tr.states.tobytes() == states.tobytes()
+    assert tr.clipped.tolist() == clipped.tolist()

@@ -281,6 +281,47 @@ class Compiled:
     user_lets: tuple[tuple[str, Fn], ...]
     # folds over consecutive states: (fold key, first state, end), stacked once per tick
     blocks: tuple[tuple[str, int, int], ...] = ()
+    # after the first tick (see :func:`_settled_copies`): the copies that need no clamp, as
+    # runs (first destination, end, first source); the states clamped, and their ranges
+    runs: tuple[tuple[int, int, int], ...] = ()
+    clamped: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    loose_dst: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    loose_src: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+
+
+def _settled_copies(
+    ts: TransitionSystem, dst: list[int], src: list[int]
+) -> tuple[list[tuple[int, int, int]], list[int], list[int], list[int]]:
+    """Which register copies can skip the clamp once every state has been clamped once.
+
+    After the first tick every state's value is one that its own clamp leaves unchanged,
+    bit for bit (``np.clip`` is idempotent; NaN passes). A copy keeps that for its
+    destination when the destination's range is the source's, bit for bit, or holds it with
+    room at both ends (a value at a bound equal in value but not in sign of zero would be
+    replaced by the bound). Those copies are taken as they are, in runs of consecutive
+    states (one slice each); the others are clamped like the updates. Returns the runs, the
+    clamped states (updates and the other copies, sorted) and the other copies' pairs."""
+    states = ts.states
+
+    def same(a: float, b: float) -> bool:
+        return bool(np.float64(a).view(np.int64) == np.float64(b).view(np.int64))
+
+    settled: list[tuple[int, int]] = []
+    loose: list[tuple[int, int]] = []
+    for d, s_ in zip(dst, src, strict=True):
+        a, b = states[d], states[s_]
+        exact = same(a.lo, b.lo) and same(a.hi, b.hi)
+        inside = a.lo < b.lo and b.hi < a.hi
+        (settled if exact or inside else loose).append((d, s_))
+    runs: list[tuple[int, int, int]] = []
+    for d, s_ in sorted(settled):
+        if runs and runs[-1][1] == d and runs[-1][2] + (d - runs[-1][0]) == s_:
+            runs[-1] = (runs[-1][0], d + 1, runs[-1][2])
+        else:
+            runs.append((d, d + 1, s_))
+    copied = {d for d, _ in settled}
+    clamped = [i for i in range(len(states)) if i not in copied]
+    return runs, clamped, [d for d, _ in loose], [s_ for _, s_ in loose]
 
 
 def compile_system(ts: TransitionSystem) -> Compiled:
@@ -301,6 +342,7 @@ def compile_system(ts: TransitionSystem) -> Compiled:
     for e in [d.expr for d in ts.lets] + [s.update for s in ts.states]:
         for key, first, end in stacked_blocks(e, index):
             blocks[key] = (key, first, end)
+    runs, clamped, loose_dst, loose_src = _settled_copies(ts, dst, src)
     return Compiled(
         ts,
         lets,
@@ -310,6 +352,10 @@ def compile_system(ts: TransitionSystem) -> Compiled:
         tuple(compile_expr(s.init) for s in ts.states),
         user,
         tuple(blocks.values()),
+        tuple(runs),
+        np.array(clamped, dtype=np.intp),
+        np.array(loose_dst, dtype=np.intp),
+        np.array(loose_src, dtype=np.intp),
     )
 
 
@@ -581,6 +627,7 @@ def simulate(
 
     names = system.state_names
     raw = np.empty((S, n))
+    lo_c, hi_c = lo[comp.clamped], hi[comp.clamped]
     look = UNTIL_FIRST if until is not None else ticks + 1
     for t in range(ticks):
         if t == look:
@@ -603,11 +650,24 @@ def simulate(
                 v = f(env)
                 env[name] = v
                 lets[:, t, k] = v
-            raw[:, comp.shift_dst] = current[:, comp.shift_src]
+            if t == 0:  # every state clamped (its start may lie outside its range)
+                raw[:, comp.shift_dst] = current[:, comp.shift_src]
+                for i, f in comp.updates:
+                    raw[:, i] = f(env)
+                states[:, t + 1, :] = np.clip(raw, lo, hi)
+                clipped[:, t, :] = (raw < lo) | (raw > hi)
+                continue
+            # from then on the settled copies are taken as they are (see _settled_copies):
+            # the same values, and clamping them would flag nothing
+            nxt = states[:, t + 1, :]
+            for d0, d1, s0 in comp.runs:
+                nxt[:, d0:d1] = current[:, s0 : s0 + (d1 - d0)]
+            raw[:, comp.loose_dst] = current[:, comp.loose_src]
             for i, f in comp.updates:
                 raw[:, i] = f(env)
-            states[:, t + 1, :] = np.clip(raw, lo, hi)
-            clipped[:, t, :] = (raw < lo) | (raw > hi)
+            core = raw[:, comp.clamped]
+            nxt[:, comp.clamped] = np.clip(core, lo_c, hi_c)
+            clipped[:, t, comp.clamped] = (core < lo_c) | (core > hi_c)
     return Trace(system, states, inputs[:, :ticks, :], lets, clipped, pvals)
 
 
