@@ -587,7 +587,7 @@ def simulate(
     pvals: dict[str, Array] = {}
     for p in system.params:
         v = p.value if params is None or p.name not in params else params[p.name]
-        pvals[p.name] = np.broadcast_to(np.asarray(v, dtype=float), (S,)).copy()
+        pvals[p.name] = _column(v, S)
     if params:
         unknown = set(params) - set(pvals)
         if unknown:
@@ -612,7 +612,7 @@ def simulate(
     pending = []
     for i, s in enumerate(system.states):
         if s.name in init:
-            env[s.name] = np.broadcast_to(np.asarray(init[s.name], dtype=float), (S,)).copy()
+            env[s.name] = _column(init[s.name], S)
         elif isinstance(s.init, Const):
             env[s.name] = np.full(S, s.init.value)
         else:
@@ -669,6 +669,16 @@ def simulate(
             nxt[:, comp.clamped] = np.clip(core, lo_c, hi_c)
             clipped[:, t, comp.clamped] = (core < lo_c) | (core > hi_c)
     return Trace(system, states, inputs[:, :ticks, :], lets, clipped, pvals)
+
+
+def _column(v: float | Array, S: int) -> Array:
+    """``v`` (a number, or one value per scenario) as a new float array of ``S`` values."""
+    a = np.asarray(v, dtype=float)
+    if a.shape == (S,):
+        return a.copy()
+    if a.ndim == 0:
+        return np.full(S, a[()])
+    return np.broadcast_to(a, (S,)).copy()
 
 
 def _as_array(v: Value, S: int) -> Array:
