@@ -180,8 +180,10 @@ def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[F
         import scipy.optimize  # noqa: F401
         import sympy  # noqa: F401
     if jobs > 1 and any(name == "smt" for name, _ in chosen):
-        _enclosures(
-            [ts for _, _, r in compiled if r is not None and r.ok for ts in r.systems], jobs
+        _shared(
+            [ts for _, _, r in compiled if r is not None and r.ok for ts in r.systems],
+            jobs,
+            opts,
         )
     tasks: list[Callable[[], Any]] = []
     first: list[int] = []
@@ -222,26 +224,60 @@ def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[F
     return tuple(out)
 
 
-def _enclosures(systems: list[TransitionSystem], jobs: int) -> None:
-    """The reachable enclosure of every system (every piece of the formal analysis reads
-    it), computed once each in the workers and kept here, before the pieces are forked: a
-    worker would otherwise compute it again for each system it takes a piece of."""
+def _shared(systems: list[TransitionSystem], jobs: int, opts: CheckOptions) -> None:
+    """What several pieces of a system read, computed once each in the workers and kept
+    here, before the pieces are forked (a worker would otherwise compute it again for each
+    piece it takes): the reachable enclosure of every system (every piece of the formal
+    analysis reads it), and the nominal run from the initial state of every system whose
+    conflict search or equilibria read its operating point (as long as the longest of them
+    and the nominal simulation ask for; a shorter run is the same run's first ticks)."""
     from coherence.parallel import run_all
+    from coherence.smt.analyze import shares_operating_point
+    from coherence.smt.conflicts import settle_ticks
     from coherence.smt.reach import reachable_enclosure, remember_enclosure
 
     if not systems:
         return
+    smt = smt_options(opts)
     sizes = [len(ts.states) * ts.hyperperiod for ts in systems]
-    first = sorted(range(len(systems)), key=lambda i: -sizes[i])
-    tasks = [functools.partial(_enclosure, reachable_enclosure, ts) for ts in systems]
-    for ts, (ok, enclosure) in zip(systems, run_all(tasks, jobs, first), strict=True):
-        if ok:  # else the pieces compute it again and report what went wrong, as ever
-            remember_enclosure(ts, enclosure)
+    tasks: list[Callable[[], tuple[bool, Any]]] = []
+    kinds: list[tuple[str, TransitionSystem]] = []
+    for ts in systems:
+        tasks.append(functools.partial(_guarded, reachable_enclosure, ts))
+        kinds.append(("enclosure", ts))
+    for ts in systems:
+        if shares_operating_point(ts, smt):
+            ticks = settle_ticks(ts, smt)
+            if opts.simulate:
+                from coherence.simulate.nominal import default_ticks
+
+                ticks = max(ticks, opts.ticks or default_ticks(ts))
+            tasks.append(functools.partial(_guarded, _nominal_arrays, ts, ticks))
+            kinds.append(("nominal", ts))
+    weight = [sizes[systems.index(ts)] for _, ts in kinds]
+    first = sorted(range(len(tasks)), key=lambda i: -weight[i])
+    for (kind, ts), (ok, value) in zip(kinds, run_all(tasks, jobs, first), strict=True):
+        if not ok:  # the pieces compute it again and report what went wrong, as ever
+            continue
+        if kind == "enclosure":
+            remember_enclosure(ts, value)
+        else:
+            from coherence.simulate.engine import Trace, remember_nominal
+
+            remember_nominal(Trace(ts, *value))
 
 
-def _enclosure(fn: Callable[[TransitionSystem], Any], ts: TransitionSystem) -> tuple[bool, Any]:
+def _nominal_arrays(ts: TransitionSystem, ticks: int) -> tuple[Any, ...]:
+    """The nominal run's arrays (not the system: the parent has it)."""
+    from coherence.simulate.engine import nominal_trace
+
+    tr = nominal_trace(ts, ticks)
+    return (tr.states, tr.inputs, tr.lets, tr.clipped, tr.params)
+
+
+def _guarded(fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
     try:
-        return True, fn(ts)
+        return True, fn(*args)
     except Exception:  # reported by the piece that needs it
         return False, None
 

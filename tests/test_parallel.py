@@ -96,7 +96,7 @@ def test_enclosures_are_computed_in_the_workers_and_kept_for_the_pieces(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from coherence.compile import compile_text
-    from coherence.pipeline import _enclosures
+    from coherence.pipeline import CheckOptions, _shared
     from coherence.smt import reach
 
     systems = []
@@ -112,7 +112,44 @@ def test_enclosures_are_computed_in_the_workers_and_kept_for_the_pieces(
         return real(t, *args, **kwargs)
 
     monkeypatch.setattr(reach, "reachable_enclosure", in_a_worker)
-    _enclosures(systems, 2)
+    _shared(systems, 2, CheckOptions(jobs=2))
     for ts, want in zip(systems, expected, strict=True):
         got = reach.reachable(ts)  # kept: computing it here would fail in in_a_worker
         assert got is not None and want is not None and got.box == want.box
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
+def test_nominal_runs_are_computed_in_the_workers_and_kept_for_the_pieces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The nominal run that the simulation, the conflict search and the equilibria read is
+    computed once, in a worker, as long as the longest of them asks; each piece reads its
+    first ticks, which are bit for bit the run it would have computed itself."""
+    from coherence.compile import compile_text
+    from coherence.pipeline import CheckOptions, _shared
+    from coherence.simulate import engine
+    from coherence.simulate.nominal import default_ticks
+    from coherence.smt import SmtOptions
+    from coherence.smt.conflicts import settle_ticks
+
+    path = ROOT / "specs" / "seed" / "tipping_point.coh"
+    text = path.read_text(encoding="utf-8")
+    ts = compile_text(str(path), text).systems[0]
+    alone = compile_text(str(path), text).systems[0]  # an equal system, its own cache entry
+    settle, shown = settle_ticks(ts, SmtOptions()), default_ticks(ts) + 200  # `--ticks`
+    want = {n: engine.simulate(alone, n) for n in (settle, shown)}
+    parent = os.getpid()
+    real = engine.simulate
+
+    def in_a_worker(*args: Any, **kwargs: Any) -> Any:
+        assert os.getpid() != parent, "computed in the parent"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "simulate", in_a_worker)
+    _shared([ts], 2, CheckOptions(jobs=2, ticks=shown))
+    for n, tr in want.items():
+        got = engine.nominal_trace(ts, n)  # kept: computing it here would fail
+        assert got.ts is ts and got.ticks == n
+        assert got.states.tobytes() == tr.states.tobytes()
+        assert got.lets.tobytes() == tr.lets.tobytes()
+        assert not got.states.flags.writeable

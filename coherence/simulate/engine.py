@@ -390,12 +390,24 @@ def nominal_trace(ts: TransitionSystem, ticks: int) -> Trace:
         return hit.prefix(ticks)
     with np.errstate(all="ignore"):
         tr = simulate(ts, ticks)
+    remember_nominal(tr)
+    return tr
+
+
+def remember_nominal(tr: Trace) -> None:
+    """Keep ``tr`` as its system's nominal run (:func:`nominal_trace`), its arrays made
+    read-only: a run computed elsewhere (in a worker process) and handed back, so that the
+    analyses forked after it do not compute it again. Only the nominal run from the initial
+    state belongs here; a longer run than one kept replaces it."""
+    hit = _NOMINAL.get(id(tr.ts))
+    if hit is not None and hit.ts is tr.ts and hit.ticks >= tr.ticks:
+        return
     for a in (tr.states, tr.inputs, tr.lets, tr.clipped, *tr.params.values()):
         a.flags.writeable = False
-    _NOMINAL[id(ts)] = tr
+    _NOMINAL[id(tr.ts)] = tr
+    _NOMINAL.move_to_end(id(tr.ts))
     while len(_NOMINAL) > _CACHE_SIZE:
         _NOMINAL.popitem(last=False)
-    return tr
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,23 @@ def _equilibria_part(ts: TransitionSystem, opts: SmtOptions, index: int) -> Part
     return Part((v,), tuple(fs), (_row(v),), (), (), _counts(stats), time.perf_counter() - start)
 
 
+def _has_conflicts(ts: TransitionSystem, opts: SmtOptions) -> bool:
+    has_global = any(o.owner is None for o in ts.objectives)
+    return "conflicts" in opts.analyses and (len(ts.loops) >= 2 or (bool(ts.loops) and has_global))
+
+
+def _equilibria_indices(ts: TransitionSystem, opts: SmtOptions) -> list[int]:
+    if "equilibria" not in opts.analyses:
+        return []
+    return [i for i, r in enumerate(ts.requirements) if r.kind == "no_bad_equilibrium"]
+
+
+def shares_operating_point(ts: TransitionSystem, options: SmtOptions) -> bool:
+    """Whether a piece of :func:`parts` reads the operating point (the nominal run from the
+    initial state): the conflict search and the equilibria do."""
+    return _has_conflicts(ts, options) or bool(_equilibria_indices(ts, options))
+
+
 def parts(ts: TransitionSystem, options: SmtOptions | None = None) -> list[Callable[[], Part]]:
     """The independent pieces of :func:`analyze`, in the order their results are reported."""
     opts = options or SmtOptions()
@@ -109,13 +126,10 @@ def parts(ts: TransitionSystem, options: SmtOptions | None = None) -> list[Calla
         for i, req in enumerate(ts.requirements):
             if req.kind in BOUNDED:
                 out.append(functools.partial(_bounded_part, ts, opts, i))
-    has_global = any(o.owner is None for o in ts.objectives)
-    if "conflicts" in opts.analyses and (len(ts.loops) >= 2 or (ts.loops and has_global)):
+    if _has_conflicts(ts, opts):
         out.append(functools.partial(_conflicts_part, ts, opts))
-    if "equilibria" in opts.analyses:
-        for i, req in enumerate(ts.requirements):
-            if req.kind == "no_bad_equilibrium":
-                out.append(functools.partial(_equilibria_part, ts, opts, i))
+    for i in _equilibria_indices(ts, opts):
+        out.append(functools.partial(_equilibria_part, ts, opts, i))
     return out
 
 
