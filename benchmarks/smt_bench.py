@@ -6,8 +6,9 @@ For each spec (specs/seed/tipping_point.coh and specs/llm_serving.coh; a missing
 skipped): BMC of its first ``always`` requirement (the first trace requirement if it has no
 ``always``) from the initial state to each depth, in both modes, with the solver alone (the
 input-pattern simulation that normally runs first is off); then the same requirement to each
-depth as ``coherence check --horizon D`` checks it (``bmc default``: input patterns, interval
-reachability, induction, then BMC in auto mode); then the conflict-witness search
+depth as ``coherence check --horizon D`` checks it (``bmc default``: input patterns, over
+the requirement's own horizon when D is shorter, interval reachability, induction, then BMC
+in auto mode); then the conflict-witness search
 over all coupled pairs; then the default ``analyze`` call. Then, for specs with a ``no
 flapping`` requirement (specs/conflicts/hpa_lag_fixed.coh and specs/stacks/vllm_llmd_fleet.coh
 by default, ``--flapping``), the requirement's check with default options and the patterns

@@ -25,6 +25,9 @@ class _Parser(argparse.ArgumentParser):
         raise CoherenceError(message, f"see `{self.prog} --help`")
 
 
+HORIZON_HELP = "cap on the solver's unrolling (ticks); input patterns run the full horizon"
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; ``argv`` lets it skip importing what the chosen command does not need."""
     p = _Parser(
@@ -43,7 +46,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     c.add_argument("--no-linear", action="store_true", help="skip the linear analysis")
     c.add_argument("--no-smt", action="store_true", help="skip the formal (Z3) analysis")
     c.add_argument("--ticks", type=_positive_int, help="ticks of the nominal simulation")
-    c.add_argument("--horizon", type=_positive_int, help="BMC horizon override (ticks)")
+    c.add_argument("--horizon", type=_positive_int, help=HORIZON_HELP)
     c.add_argument(
         "--mode",
         choices=("auto", "exact", "overapprox"),
@@ -90,7 +93,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     df.add_argument("--no-linear", action="store_true", help="skip the linear analysis")
     df.add_argument("--no-smt", action="store_true", help="skip the formal (Z3) analysis")
     df.add_argument("--ticks", type=_positive_int, help="ticks of the nominal simulation")
-    df.add_argument("--horizon", type=_positive_int, help="BMC horizon override (ticks)")
+    df.add_argument("--horizon", type=_positive_int, help=HORIZON_HELP)
     df.add_argument("--rlimit", type=_positive_int, help="Z3 resource limit per query")
     df.add_argument("--exit-zero", action="store_true", help="exit 0 even on a regression")
     df.add_argument("--color", choices=("auto", "always", "never"), default="auto")

@@ -1343,6 +1343,11 @@ def check_bounded(
     capped = replace(req, horizon=horizon)
     if options.patterns:
         cex = falsify_by_patterns(ts, capped, horizon, options.seed, options.margin)
+        if cex is None and horizon < max(1, req.horizon):
+            # the cap bounds the solver's unrolling, not the requirement: a simulated
+            # violation within the requirement's own horizon is a finding all the same
+            # (and no proof for all time, which the steps below would try, can exist)
+            cex = falsify_by_patterns(ts, req, req.horizon, options.seed, options.margin)
         if cex is not None:
             return Result(Status.FALSIFIED, cex.tick, "", cex)
     reached = (

@@ -112,6 +112,19 @@ def test_tipping_point_cascade_replays(spec: Callable[[str], TransitionSystem]) 
     _assert_replays(ts, req, res)
 
 
+def test_a_horizon_cap_does_not_hide_a_simulated_violation_beyond_it(
+    spec: Callable[[str], TransitionSystem],
+) -> None:
+    """``--horizon`` caps the solver's unrolling, not the requirement: the cascade at t=123
+    of the requirement's 300 ticks is reported with a cap of 10, as it is without one (it
+    was "holds to depth 10", after a k-induction that could not succeed)."""
+    ts = spec("specs/seed/tipping_point.coh")
+    req = _req(ts, "always")
+    res = check_bounded(ts, req, SmtOptions(horizon=10), SolverStats())
+    assert res.status is Status.FALSIFIED and res.cex is not None and res.cex.tick == 123
+    _assert_replays(ts, req, res)
+
+
 # ---- always, response, proofs -----------------------------------------------------------------
 
 
@@ -131,6 +144,22 @@ def test_always_falsified_by_the_solver(system: Callable[[str], TransitionSystem
         assert res.status is Status.FALSIFIED, mode
         assert res.cex is not None and res.cex.tick == 4  # +4 per tick at best: 4, 8, 12, 16
         _assert_replays(ts, req, res)
+
+
+@pytest.mark.parametrize("cap", [1, 3, 4])
+def test_a_capped_horizon_reports_the_requirements_violation(
+    cap: int, system: Callable[[str], TransitionSystem]
+) -> None:
+    # +4 a tick at most: 0, 4, 8, 12, 16; the first violation of `<= 12` is at tick 4,
+    # whatever the cap on the unrolling; `<= 100` (the level's range) is never violated
+    ts = system(TANK + "require always level <= 12 req for 30 ticks")
+    req = _req(ts, "always")
+    res = check_bounded(ts, req, SmtOptions(horizon=cap), SolverStats())
+    assert res.status is Status.FALSIFIED and res.cex is not None and res.cex.tick == 4
+    _assert_replays(ts, req, res)
+    ok = system(TANK + "require always level <= 100 req for 30 ticks")
+    res = check_bounded(ok, _req(ok, "always"), SmtOptions(horizon=cap), SolverStats())
+    assert res.status in (Status.HOLDS, Status.PROVED)
 
 
 def test_always_proved_by_induction(system: Callable[[str], TransitionSystem]) -> None:

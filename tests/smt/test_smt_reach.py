@@ -199,12 +199,14 @@ _ENDS = st.one_of(
 
 
 def _ref_dn(x: np.ndarray) -> np.ndarray:
-    r = np.nextafter(x, -np.inf)
+    with np.errstate(all="ignore"):  # the greatest float's neighbour is the infinity
+        r = np.nextafter(x, -np.inf)
     return np.where(np.isnan(x), -np.inf, np.where(np.isinf(x), x, r))
 
 
 def _ref_up(x: np.ndarray) -> np.ndarray:
-    r = np.nextafter(x, np.inf)
+    with np.errstate(all="ignore"):
+        r = np.nextafter(x, np.inf)
     return np.where(np.isnan(x), np.inf, np.where(np.isinf(x), x, r))
 
 
