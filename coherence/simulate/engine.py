@@ -287,6 +287,8 @@ class Compiled:
     clamped: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     loose_dst: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     loose_src: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    # the states a let or an update reads one by one (not only as part of a stacked block)
+    read: tuple[tuple[str, int], ...] | None = None
 
 
 def _settled_copies(
@@ -343,6 +345,13 @@ def compile_system(ts: TransitionSystem) -> Compiled:
         for key, first, end in stacked_blocks(e, index):
             blocks[key] = (key, first, end)
     runs, clamped, loose_dst, loose_src = _settled_copies(ts, dst, src)
+    keys = set(blocks)
+    outside: set[str] = set()
+    copies = set(dst)
+    computed = [s.update for i, s in enumerate(ts.states) if i not in copies]
+    for e in [d.expr for d in ts.lets] + computed:
+        outside |= {x.name for x, _ in fold_walk(e, keys) if isinstance(x, Var)}
+    read = tuple((s.name, i) for i, s in enumerate(ts.states) if s.name in outside)
     return Compiled(
         ts,
         lets,
@@ -356,6 +365,7 @@ def compile_system(ts: TransitionSystem) -> Compiled:
         np.array(clamped, dtype=np.intp),
         np.array(loose_dst, dtype=np.intp),
         np.array(loose_src, dtype=np.intp),
+        read,
     )
 
 
@@ -654,7 +664,12 @@ def simulate(
         for j, u in enumerate(system.inputs):
             env[u.name] = inputs[:, t, j]
         current = states[:, t, :]
-        env.update(zip(names, current.T, strict=True))
+        if comp.read is None:
+            env.update(zip(names, current.T, strict=True))
+        else:  # the registers a window sums are read as their stacked block
+            cols = current.T
+            for name, i in comp.read:
+                env[name] = cols[i]
         for key, start, end in comp.blocks:
             env[key] = current[:, start:end].T
         with np.errstate(all="ignore"):
