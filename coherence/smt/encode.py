@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -148,6 +148,25 @@ def _cmp(op: str, a: Any, b: Any) -> Term:
 
 def _add(a: Any, b: Any) -> Any:
     return _bin(z3.z3core.Z3_mk_add, a, b)
+
+
+def sum_of(parts: Sequence[Any]) -> Any:
+    """``z3.Sum(*parts)`` of two or more real terms: the same term, one ``Z3_mk_add`` over
+    them, without ``z3.Sum``'s coercion (which looks at every operand's sort through several
+    Python objects, and wraps an integer one in ``ToReal``: such sums go through it)."""
+    c = parts[0].ctx
+    ref = c.ref()
+    asts = [t.as_ast() for t in parts]
+    get_sort, kind = z3.z3core.Z3_get_sort, z3.z3core.Z3_get_sort_kind
+    if any(
+        not isinstance(t, z3.ArithRef)
+        or t.ctx is not c
+        or kind(ref, get_sort(ref, a)) != z3.Z3_REAL_SORT
+        for t, a in zip(parts, asts, strict=True)
+    ):
+        return z3.Sum(*parts)
+    arr = (z3.Ast * len(asts))(*asts)
+    return z3.ArithRef(z3.z3core.Z3_mk_add(ref, len(asts), arr), c)
 
 
 def _sub(a: Any, b: Any) -> Any:
@@ -641,7 +660,7 @@ class Encoder:
             parts.append(t if c == 1 else -t if c == -1 else real(c) * t)
         if lin[0] != 0:
             parts.append(real(lin[0]))
-        return parts[0] if len(parts) == 1 else z3.Sum(*parts)
+        return parts[0] if len(parts) == 1 else sum_of(parts)
 
     def sub(self, x: Num, y: Num) -> Num:
         return self.add(x, self.neg(y))

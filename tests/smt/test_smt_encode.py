@@ -265,3 +265,45 @@ def test_rational_reads_back_as_the_float(v: float) -> None:
     assert float(fr) == v
     # never a longer denominator than the shortest decimal that reads back
     assert fr.denominator <= Fraction(repr(v)).denominator
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("var"), st.integers(0, 4)),
+            st.tuples(st.just("int"), st.integers(0, 2)),
+            st.tuples(st.just("num"), st.fractions(max_denominator=50)),
+            st.tuples(st.just("scaled"), st.integers(0, 4)),
+        ),
+        min_size=2,
+        max_size=12,
+    )
+)
+def test_sums_are_the_terms_z3_sum_builds(spec: list[tuple[str, object]]) -> None:
+    """``sum_of`` is ``z3.Sum``: the same term, and the same ids for the terms made after
+    it (no term made on the way), so the solver's search is the same; a sum with an integer
+    operand is ``z3.Sum``'s own (it wraps the operand in ``ToReal``)."""
+    from coherence.smt.encode import sum_of
+
+    def build(ctx: z3.Context, fast: bool) -> tuple[z3.ExprRef, int]:
+        parts: list[z3.ArithRef] = []
+        for kind, v in spec:
+            if kind == "var":
+                parts.append(z3.Real(f"x{v}", ctx))
+            elif kind == "int":
+                parts.append(z3.Int(f"n{v}", ctx))
+            elif kind == "num":
+                fr = Fraction(v)  # type: ignore[arg-type]
+                parts.append(z3.RealVal(f"{fr.numerator}/{fr.denominator}", ctx))
+            else:
+                parts.append(z3.RealVal(3, ctx) * z3.Real(f"y{v}", ctx))
+        term = sum_of(parts) if fast else z3.Sum(*parts)
+        after = z3.Real("after", ctx)
+        return term, after.get_id()
+
+    a, b = z3.Context(), z3.Context()
+    got, next_a = build(a, True)
+    want, next_b = build(b, False)
+    assert got.sexpr() == want.sexpr()
+    assert got.get_id() == want.get_id() and next_a == next_b
