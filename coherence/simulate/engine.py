@@ -83,9 +83,7 @@ def compile_expr(e: Expr) -> Fn:
             fl, fr = terms
             return lambda env: np.add(fl(env), fr(env))
         case Binary(op, left, right):
-            f = _ARITH[op]
-            fl, fr = compile_expr(left), compile_expr(right)
-            return lambda env: f(fl(env), fr(env))
+            return _binary(_ARITH[op], left, right)
         case Call("min", args):
             return _fold(np.minimum, args, [compile_expr(a) for a in args])
         case Call("max", args):
@@ -100,6 +98,35 @@ def compile_expr(e: Expr) -> Fn:
         case Phase(period, offset):
             return lambda env: _phase(env["__t"], period, offset)
     raise ValueError(f"cannot compile {e!r}")
+
+
+def _binary(f: Callable[[Value, Value], Value], left: Expr, right: Expr) -> Fn:
+    """``f(left, right)``; a name or a constant operand is read in place rather than through
+    a function of its own (the same values, a call fewer: most operands are one or the
+    other)."""
+    match left, right:
+        case Var(a), Var(b):
+            return lambda env: f(env[a], env[b])
+        case Var(a), Const(v):
+            c = float(v)
+            return lambda env: f(env[a], c)
+        case Const(v), Var(b):
+            c = float(v)
+            return lambda env: f(c, env[b])
+        case Var(a), _:
+            fr = compile_expr(right)
+            return lambda env: f(env[a], fr(env))
+        case _, Var(b):
+            fl = compile_expr(left)
+            return lambda env: f(fl(env), env[b])
+        case _, Const(v):
+            fl, c = compile_expr(left), float(v)
+            return lambda env: f(fl(env), c)
+        case Const(v), _:
+            fr, c = compile_expr(right), float(v)
+            return lambda env: f(c, fr(env))
+    fl, fr = compile_expr(left), compile_expr(right)
+    return lambda env: f(fl(env), fr(env))
 
 
 def _phase(t: Value, period: int, offset: int) -> Value:
