@@ -239,7 +239,6 @@ def _shared(systems: list[TransitionSystem], jobs: int, opts: CheckOptions) -> N
     if not systems:
         return
     smt = smt_options(opts)
-    sizes = [len(ts.states) * ts.hyperperiod for ts in systems]
     tasks: list[Callable[[], tuple[bool, Any]]] = []
     kinds: list[tuple[str, TransitionSystem]] = []
     for ts in systems:
@@ -254,7 +253,7 @@ def _shared(systems: list[TransitionSystem], jobs: int, opts: CheckOptions) -> N
                 ticks = max(ticks, opts.ticks or default_ticks(ts))
             tasks.append(functools.partial(_guarded, _nominal_arrays, ts, ticks))
             kinds.append(("nominal", ts))
-    weight = [sizes[systems.index(ts)] for _, ts in kinds]
+    weight = [len(ts.states) * ts.hyperperiod for _, ts in kinds]  # the largest first
     first = sorted(range(len(tasks)), key=lambda i: -weight[i])
     for (kind, ts), (ok, value) in zip(kinds, run_all(tasks, jobs, first), strict=True):
         if not ok:  # the pieces compute it again and report what went wrong, as ever
