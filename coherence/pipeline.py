@@ -224,13 +224,18 @@ def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[F
     return tuple(out)
 
 
+# the largest nominal run handed from a worker to the pieces, in values (8 bytes each)
+SHARED_VALUES = 4_000_000
+
+
 def _shared(systems: list[TransitionSystem], jobs: int, opts: CheckOptions) -> None:
     """What several pieces of a system read, computed once each in the workers and kept
     here, before the pieces are forked (a worker would otherwise compute it again for each
     piece it takes): the reachable enclosure of every system (every piece of the formal
     analysis reads it), and the nominal run from the initial state of every system whose
     conflict search or equilibria read its operating point (as long as the longest of them
-    and the nominal simulation ask for; a shorter run is the same run's first ticks)."""
+    and the nominal simulation ask for; a shorter run is the same run's first ticks), unless
+    it is longer than ``SHARED_VALUES`` values."""
     from coherence.parallel import run_all
     from coherence.smt.analyze import shares_operating_point
     from coherence.smt.conflicts import settle_ticks
@@ -251,6 +256,8 @@ def _shared(systems: list[TransitionSystem], jobs: int, opts: CheckOptions) -> N
                 from coherence.simulate.nominal import default_ticks
 
                 ticks = max(ticks, opts.ticks or default_ticks(ts))
+            if (len(ts.states) + len(ts.lets)) * ticks > SHARED_VALUES:
+                continue  # a long `--ticks` run: cheaper to compute than to hand over
             tasks.append(functools.partial(_guarded, _nominal_arrays, ts, ticks))
             kinds.append(("nominal", ts))
     weight = [len(ts.states) * ts.hyperperiod for _, ts in kinds]  # the largest first

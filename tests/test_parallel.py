@@ -153,3 +153,22 @@ def test_nominal_runs_are_computed_in_the_workers_and_kept_for_the_pieces(
         assert got.states.tobytes() == tr.states.tobytes()
         assert got.lets.tobytes() == tr.lets.tobytes()
         assert not got.states.flags.writeable
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
+def test_a_nominal_run_too_long_to_hand_over_is_left_to_the_pieces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from coherence import pipeline
+    from coherence.compile import compile_text
+    from coherence.simulate import engine
+
+    path = ROOT / "specs" / "seed" / "tipping_point.coh"
+    ts = compile_text(str(path), path.read_text(encoding="utf-8")).systems[0]
+    size = (len(ts.states) + len(ts.lets)) * 300
+    monkeypatch.setattr(pipeline, "SHARED_VALUES", size - 1)
+    pipeline._shared([ts], 2, pipeline.CheckOptions(jobs=2))
+    assert id(ts) not in engine._NOMINAL
+    monkeypatch.setattr(pipeline, "SHARED_VALUES", size)
+    pipeline._shared([ts], 2, pipeline.CheckOptions(jobs=2))
+    assert engine._NOMINAL[id(ts)].ticks == 300
