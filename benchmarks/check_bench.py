@@ -20,6 +20,7 @@ import argparse
 import time
 from pathlib import Path
 
+from benchmarks.table import print_table
 from coherence.pipeline import CheckOptions, check_file, check_paths, find_specs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,10 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         check_paths(args.specs, options)
         rows.append(["all, one pool", "", "", "", "", f"{time.perf_counter() - start:.2f}", "", ""])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     print()
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print_table(rows)
     return 0
 
 

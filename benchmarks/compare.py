@@ -130,10 +130,10 @@ def main(argv: list[str] | None = None) -> int:
                     "yes" if same else "NO",
                 ]
             )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    from benchmarks.table import print_table  # here: the workers run this file as a script
+
     print()
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print_table(rows)
     return 0
 
 

@@ -27,6 +27,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from benchmarks.table import print_table
 from coherence.compile import compile_text
 from coherence.ir.nodes import Requirement, TransitionSystem
 from coherence.smt import SmtOptions, analyze
@@ -50,10 +51,6 @@ def target(ts: TransitionSystem) -> Requirement | None:
     reqs = [r for r in ts.requirements if r.kind == "always"]
     reqs = reqs or [r for r in ts.requirements if r.kind in ("response", "flapping")]
     return reqs[0] if reqs else None
-
-
-def row(cells: list[str], widths: list[int]) -> str:
-    return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
 
 
 def bench(path: Path, depths: list[int], budget: int) -> list[list[str]]:
@@ -213,11 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipping {spec}: no such file")
             continue
         table += bench_flapping(path)
-    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
-    print(row(header, widths))
-    print(row(["-" * w for w in widths], widths))
-    for r in table:
-        print(row(r, widths))
+    print_table([header, *table], rule=True)
     return 0
 
 
