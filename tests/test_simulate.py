@@ -439,6 +439,48 @@ def test_register_copies_after_the_first_tick_are_the_clamped_semantics(change: 
     assert tr.clipped.tolist() == clipped.tolist()
 
 
+def test_states_with_equal_inits_start_as_each_computed_alone() -> None:
+    """A window's registers all start at their signal's value, computed once for all of
+    them; each state's start is still the value of its own init expression, bit for bit,
+    also where two inits are equal expressions whose values differ in the sign of a zero."""
+    import dataclasses
+
+    from coherence.ir.nodes import Binary, Const, Var
+    from coherence.simulate.engine import compile_expr
+
+    ts = system(
+        "  input u : 1 in [-5, 5] nominal 0\n"
+        "  state x : 1 in [-4, 4] init 1\n"
+        "  state y : 1 in [-4, 4] init 0\n"
+        "  next x = x + u\n"
+        "  loop l { every 1s senses x window 6s actuates y to x }"
+    )
+    regs = [s.name for s in ts.states if s.kind == "sensor"]
+    assert len(regs) >= 5
+    plus = {regs[0]: Const(0.0), regs[1]: Const(-0.0)}  # x + 0.0 == x + -0.0 as expressions
+    ts = dataclasses.replace(
+        ts,
+        states=tuple(
+            dataclasses.replace(s, init=Binary("+", Var("x"), plus[s.name]))
+            if s.name in plus
+            else s
+            for s in ts.states
+        ),
+    )
+    assert ts.states[[s.name for s in ts.states].index(regs[0])].init == Binary(
+        "+", Var("x"), Const(-0.0)
+    )
+    x0 = np.array([-0.0, 0.0, 1.5, np.nan])
+    tr = simulate(ts, 2, init={"x": x0}, scenarios=4)
+    env = {"x": x0, "y": np.zeros(4), "u": np.zeros(4)}
+    for i, s in enumerate(ts.states):
+        value = x0 if s.name == "x" else compile_expr(s.init)(env)
+        want = np.broadcast_to(np.asarray(value, dtype=float), (4,))
+        assert tr.states[:, 0, i].tobytes() == want.tobytes(), s.name
+    assert np.signbit(tr.states[0, 0, tr.ts.state_names.index(regs[1])])
+    assert not np.signbit(tr.states[0, 0, tr.ts.state_names.index(regs[0])])
+
+
 def test_registers_read_only_as_a_stacked_window_stay_out_of_the_environment() -> None:
     """A window's registers that only its stacked sum reads are not put in the environment
     one by one each tick; the run is bit for bit the plain semantics'."""

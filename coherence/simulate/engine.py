@@ -305,6 +305,9 @@ class Compiled:
     shift_dst: NDArray[np.intp]  # states whose update copies another state (registers)
     shift_src: NDArray[np.intp]
     inits: tuple[Fn, ...]
+    # per state, the first state whose init expression equals its own (a window's registers
+    # all start at their signal's value: it is computed once)
+    init_keys: tuple[int, ...]
     user_lets: tuple[tuple[str, Fn], ...]
     # folds over consecutive states: (fold key, first state, end), stacked once per tick
     blocks: tuple[tuple[str, int, int], ...] = ()
@@ -386,6 +389,7 @@ def compile_system(ts: TransitionSystem) -> Compiled:
         np.array(dst, dtype=np.intp),
         np.array(src, dtype=np.intp),
         tuple(compile_expr(s.init) for s in ts.states),
+        _init_keys(ts),
         user,
         tuple(blocks.values()),
         tuple(runs),
@@ -394,6 +398,13 @@ def compile_system(ts: TransitionSystem) -> Compiled:
         np.array(loose_src, dtype=np.intp),
         read,
     )
+
+
+def _init_keys(ts: TransitionSystem) -> tuple[int, ...]:
+    # keyed by the text, not by equality: ``x + 0.0`` and ``x + -0.0`` are equal
+    # expressions whose values differ in the sign of a zero
+    first: dict[str, int] = {}
+    return tuple(first.setdefault(repr(s.init), i) for i, s in enumerate(ts.states))
 
 
 # compiled systems and nominal runs, by the identity of the system they were made from (each
@@ -669,8 +680,14 @@ def simulate(
     if pending:
         for name, f in comp.user_lets:
             env[name] = f(env)
+        # the names an init reads are all set by now (one that is not fails the same way),
+        # so states whose inits are equal get the same values: computed once
+        done: dict[int, Array] = {}
         for i in pending:
-            env[system.states[i].name] = _as_array(comp.inits[i](env), S)
+            like = comp.init_keys[i]
+            if like not in done:
+                done[like] = _as_array(comp.inits[like](env), S)
+            env[system.states[i].name] = done[like]
     for i, s in enumerate(system.states):
         states[:, 0, i] = env[s.name]
 

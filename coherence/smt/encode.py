@@ -101,10 +101,15 @@ def q_down(x: float) -> Fraction:
         return Fraction(0) if x >= 0 else Fraction(-1, 10**30)
     if x == math.floor(x) and abs(x) < 2**53:
         return Fraction(int(x))
-    # 4 significant decimal digits, rounded down (exactly: the float is converted exactly)
+    # 4 significant decimal digits, rounded down (exactly: the float is converted exactly):
+    # floor(x / 10**e) * 10**e, in integers (one Fraction, not five)
     e = math.floor(math.log10(abs(x))) - 3
-    unit = Fraction(10) ** e
-    return math.floor(Fraction(x) / unit) * unit
+    n, d = x.as_integer_ratio()
+    if e >= 0:
+        unit = 10**e
+        return Fraction(n // (d * unit) * unit)
+    unit = 10**-e
+    return Fraction(n * unit // d, unit)
 
 
 def q_up(x: float) -> Fraction:

@@ -307,3 +307,35 @@ def test_sums_are_the_terms_z3_sum_builds(spec: list[tuple[str, object]]) -> Non
     want, next_b = build(b, False)
     assert got.sexpr() == want.sexpr()
     assert got.get_id() == want.get_id() and next_a == next_b
+
+
+def _q_down_definition(x: float) -> Fraction:
+    """q_down as defined: the float converted exactly, rounded down to 4 significant digits."""
+    if abs(x) < 1e-30:
+        return Fraction(0) if x >= 0 else Fraction(-1, 10**30)
+    if x == math.floor(x) and abs(x) < 2**53:
+        return Fraction(int(x))
+    unit = Fraction(10) ** (math.floor(math.log10(abs(x))) - 3)
+    return math.floor(Fraction(x) / unit) * unit
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(
+    st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.floats(min_value=-1e4, max_value=1e4, allow_nan=False),
+        st.integers(-(10**20), 10**20).map(float),
+        st.integers(-(10**6), 10**6).map(lambda n: n / 1000),
+    )
+)
+def test_short_rationals_are_their_definition(x: float) -> None:
+    """q_down (in integer arithmetic) is the definition's rational, and q_up its mirror: the
+    same value and hence the same numeral, at or below (above) ``x``, within 4 digits."""
+    from coherence.smt.encode import q_down, q_up
+
+    down, up = q_down(x), q_up(x)
+    assert down == _q_down_definition(x)
+    assert up == -_q_down_definition(-x)
+    assert down <= Fraction(x) <= up
+    if abs(x) >= 1e-30:
+        assert Fraction(x) - down <= abs(Fraction(x)) / 1000
