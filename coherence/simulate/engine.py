@@ -220,12 +220,37 @@ def _is_float(v: Value) -> bool:
     return isinstance(v, float)
 
 
+# a fold over a stack of more values than this runs row by row, in place (see _fold_rows)
+_ROWS_OVER = 32_768
+
+
+def _fold_rows(f: np.ufunc, acc: Value, rows: Array) -> Array:
+    """``f(...f(f(acc, rows[0]), rows[1])..., rows[-1])``, one row at a time into one array:
+    the operations of ``f.accumulate`` over ``[acc, *rows]``, in its order, without its
+    output (a row per step) or a stack to run it over. For a stack of many scenarios those
+    two arrays cost more than the steps (fresh memory, page by page)."""
+    out = np.array(f(acc, rows[0]), dtype=np.float64)
+    for row in rows[1:]:
+        f(out, row, out=out)
+    return out
+
+
+def _accumulated(f: np.ufunc, block: Array) -> Value:
+    """The left fold of the rows of ``block`` (``f.accumulate(block, axis=0)[-1]``)."""
+    if block.size > _ROWS_OVER and block.ndim == 2 and block.shape[0] > 1:
+        return _fold_rows(f, block[0], block[1:])
+    return f.accumulate(block, axis=0)[-1]  # type: ignore[no-any-return]
+
+
 def _fold_onto(f: np.ufunc, heads: list[Value], tail: Array) -> Value:
     """The left fold of ``heads`` then the rows of ``tail``, as one accumulate over
-    ``[fold of heads, *tail]``: the same operations in the same order as the plain fold."""
+    ``[fold of heads, *tail]`` (or row by row, for a large stack): the same operations in
+    the same order as the plain fold."""
     acc = heads[0]
     for v in heads[1:]:
         acc = f(acc, v)
+    if tail.size > _ROWS_OVER and tail.ndim == 2:
+        return _fold_rows(f, acc, tail)
     stack = np.empty((tail.shape[0] + 1, *tail.shape[1:]))
     stack[0] = acc
     stack[1:] = tail
@@ -266,8 +291,7 @@ def _fold(f: np.ufunc, parts: Sequence[Expr], fns: list[Fn]) -> Fn:
     def stacked(env: Env) -> Value:
         block = env.get(key)
         if block is not None:
-            out: Value = f.accumulate(block, axis=0)[-1]
-            return out
+            return _accumulated(f, block)
         for h, tail_key in tails:
             tail = env.get(tail_key)
             if isinstance(tail, np.ndarray):
