@@ -290,7 +290,7 @@ def _fold(f: np.ufunc, parts: Sequence[Expr], fns: list[Fn]) -> Fn:
 
     def stacked(env: Env) -> Value:
         block = env.get(key)
-        if block is not None:
+        if isinstance(block, np.ndarray):
             return _accumulated(f, block)
         for h, tail_key in tails:
             tail = env.get(tail_key)
