@@ -185,3 +185,35 @@ def test_exact_mode_asks_one_objective_at_a_time_after_the_relaxation_runs_out(
     assert both in over  # the relaxation asks all at once first
     assert exact and both not in exact  # exact arithmetic only one by one
     assert sorted(exact) == sorted((o,) for o in both)
+
+
+@pytest.mark.parametrize("part", [1, 3, 1000])
+def test_a_lead_run_in_parts_ends_where_one_run_ends(
+    part: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hints' lead run goes a few hyperperiods at a time: every state ends where one run
+    of all its ticks ends, bit for bit, with loops of different periods (phases), windows,
+    a stabilization history and an integer actuator, from starts inside, on and outside the
+    declared ranges."""
+    from coherence.compile import compile_path
+    from coherence.smt import equilibria
+
+    ts = compile_path("specs/stacks/vllm_llmd_fleet.coh").systems[0]
+    h = ts.hyperperiod
+    assert h > 1 and {"sensor", "history"} <= {s.kind for s in ts.states}
+    rng = np.random.default_rng(5)
+    S = 9
+    init = {}
+    for s in ts.states:
+        lo = s.lo if np.isfinite(s.lo) else -1e3
+        hi = s.hi if np.isfinite(s.hi) else 1e3
+        v = rng.uniform(lo - 0.2 * (hi - lo), hi + 0.2 * (hi - lo), S)
+        v[:2] = [lo, hi]
+        init[s.name] = v
+    ticks = 7 * h
+    with np.errstate(all="ignore"):
+        whole = simulate(ts, ticks, init=init, scenarios=S)
+        monkeypatch.setattr(equilibria, "LEAD_TICKS", part * h)
+        got = equilibria.run_on(ts, init, ticks, S)
+    for j, name in enumerate(ts.state_names):
+        assert got[name].tobytes() == whole.states[:, -1, j].tobytes(), name
