@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check coherence tests benchmarks examples
 
 typecheck: $(STAMP)
-	$(BIN)/mypy coherence
+	$(BIN)/mypy coherence benchmarks
 
 unit: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -1,6 +1,7 @@
 """Two revisions of coherence on the same specs: CPU time per analysis, and the same results.
 
-Run: ``.venv/bin/python -m benchmarks.compare [REV] [--specs PATH ...] [--reps 3]``
+Run: ``.venv/bin/python -m benchmarks.compare [REV] [--specs PATH ...] [--reps 3]`` (a
+directory stands for every spec under it; a spec that does not compile stops the run)
 
 ``REV`` (default ``HEAD``) is checked out into a temporary git worktree; the working tree is
 the other side. For each repetition, each spec is checked (``check_file``, one process, the
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = (
@@ -41,6 +43,9 @@ def _worker(spec: str) -> int:
     start = time.process_time()
     report = check_file(Path(spec), CheckOptions(jobs=1))
     cpu = time.process_time() - start
+    if not report.systems:  # a file that does not compile is no measurement
+        print(f"{spec}: no system was checked (does it compile?)", file=sys.stderr)
+        return 1
     seconds: dict[str, float] = {}
     results: list[object] = []
     for system in report.systems:
@@ -84,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.worker:
         return _worker(args.worker)
+    from coherence.diagnostics import CoherenceError
+    from coherence.pipeline import find_specs
+
+    try:  # directories stand for the specs under them
+        args.specs = [str(p) for p in find_specs(args.specs)]
+    except CoherenceError as exc:
+        ap.error(str(exc))
     with tempfile.TemporaryDirectory(prefix="coherence-compare-") as tmp:
         base = Path(tmp) / "base"
         subprocess.run(
@@ -99,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                 for spec in args.specs:
                     for name, tree in sides.items():
                         got = _run(tree, spec)
-                        row = {"all": float(got["cpu"])}  # type: ignore[arg-type]
-                        row.update(got["seconds"])  # type: ignore[arg-type]
+                        row = {"all": float(cast(float, got["cpu"]))}
+                        row.update(cast(dict[str, float], got["seconds"]))
                         keep = best.setdefault((spec, name), {})
                         for k, v in row.items():
                             keep[k] = min(keep.get(k, v), v)

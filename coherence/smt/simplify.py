@@ -16,6 +16,7 @@ product the over-approximation relaxes, are then as tight as the algebra allows)
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import cast
@@ -38,10 +39,29 @@ def _conjuncts(e: Expr) -> list[Expr]:
     return [e]
 
 
+# the rewritten form of the last few systems, by the identity of the system (each entry keeps
+# it, so an id is not reused while its entry lives): every query of an analysis asks for it
+_SOLVER_FORMS: OrderedDict[int, tuple[TransitionSystem, TransitionSystem]] = OrderedDict()
+_FORMS_KEPT = 8
+
+
 def for_solver(ts: TransitionSystem) -> TransitionSystem:
     """``ts`` with each action's ``target != a`` guard dropped from the state updates, and
     the shared factors of products and quotients cancelled (:func:`cancel_factors`) in the
-    updates and lets."""
+    updates and lets. Computed once for each of the last few systems asked (the same object
+    each time)."""
+    hit = _SOLVER_FORMS.get(id(ts))
+    if hit is not None and hit[0] is ts:
+        _SOLVER_FORMS.move_to_end(id(ts))
+        return hit[1]
+    out = _rewritten(ts)
+    _SOLVER_FORMS[id(ts)] = (ts, out)
+    while len(_SOLVER_FORMS) > _FORMS_KEPT:
+        _SOLVER_FORMS.popitem(last=False)
+    return out
+
+
+def _rewritten(ts: TransitionSystem) -> TransitionSystem:
     lets = {d.name: d.expr for d in ts.lets}
     guards: dict[str, Expr] = {}
     for lp in ts.loops:

@@ -96,3 +96,22 @@ def test_the_solver_encodings_take_the_cancelled_form() -> None:
     rec2 = next(d for d in solver_ts.lets if d.name == rec.name)
     reads = names_in(rec2.expr)
     assert "demand" in reads and not {"per_pod", "hpa.per_pod"} & reads
+
+
+def test_the_solver_form_is_computed_once_per_system() -> None:
+    """Every query asks for the rewritten system: the second ask of the same system gets the
+    same object, a different system (equal or not) its own, and a cached form is the form
+    computed afresh."""
+    from coherence.smt import simplify
+
+    ts = compile_text("t.coh", HPA).systems[0]
+    twin = compile_text("t.coh", HPA).systems[0]
+    first = simplify.for_solver(ts)
+    assert simplify.for_solver(ts) is first
+    other = simplify.for_solver(twin)
+    assert other is not first and other == first
+    assert simplify._rewritten(ts) == first
+    for _ in range(simplify._FORMS_KEPT):  # pushed out by other systems, then made again
+        simplify.for_solver(compile_text("t.coh", HPA).systems[0])
+    again = simplify.for_solver(ts)
+    assert again is not first and again == first
