@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coherence.compile import compile_text
+from coherence.frontend import parser as parser_module
 from coherence.frontend.format import format_module
 from coherence.frontend.parser import parse_source
 from coherence.frontend.units import UnitError, UnitTable
@@ -312,3 +313,69 @@ def test_computed_parameter_range_reads_in_a_declared_unit() -> None:
       param b = 2 * budget in [1600, 2000] state y in [0, 1] init 0 next y = y * b / b }""",
     )
     assert r.ok, [d.message for d in r.diagnostics]
+
+
+# ---- the grammar cache ----------------------------------------------------------------------
+
+_PROBES = (
+    (ROOT / "specs" / "llm_serving.coh").read_text(encoding="utf-8"),
+    # a keyword that starts a longer word: `initial` is not `init` and `ial`
+    "system s { tick 1s state x in [0, 1] initial 0 }",
+    "system s { tick 1s lets y = 1 }",
+)
+
+
+def _parsed_with(monkeypatch: pytest.MonkeyPatch, cache: str) -> list[object]:
+    """What the probes parse to with a parser built afresh under ``COHERENCE_CACHE_DIR``."""
+    monkeypatch.setenv("COHERENCE_CACHE_DIR", cache)
+    parser_module._parser.cache_clear()
+    try:
+        return [parse_source(SourceFile("a.coh", text))[:2] for text in _PROBES]
+    finally:
+        parser_module._parser.cache_clear()
+
+
+def test_a_parser_loaded_from_the_grammar_cache_parses_as_a_fresh_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = _parsed_with(monkeypatch, "")
+    assert not list(tmp_path.iterdir())
+    written = _parsed_with(monkeypatch, str(tmp_path))  # builds, and writes the cache
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["parser.lark-cache", "terminals.lark-cache"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    loaded = _parsed_with(monkeypatch, str(tmp_path))  # loads the tables from it
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == stamps
+    # the same modules, spans and diagnostics: positions, keyword boundaries and hints kept
+    assert written == fresh
+    assert loaded == fresh
+    assert [[d.message for d in diags] for _, diags in loaded] == [
+        [],
+        ["unexpected `initial`"],
+        ["unexpected `lets`"],
+    ]
+
+
+def test_a_damaged_grammar_cache_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = _parsed_with(monkeypatch, "")
+    for name in ("parser.lark-cache", "terminals.lark-cache"):
+        (tmp_path / name).write_bytes(b"not a cache\n")
+    assert _parsed_with(monkeypatch, str(tmp_path)) == fresh
+    assert (tmp_path / "parser.lark-cache").stat().st_size > 1000
+
+
+def test_the_grammar_cache_can_be_turned_off_or_be_out_of_reach(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COHERENCE_CACHE_DIR", "")
+    assert parser_module.cache_dir() is None
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the directory would go")
+    monkeypatch.setenv("COHERENCE_CACHE_DIR", str(blocked / "coherence"))
+    assert parser_module.cache_dir() is None
+    assert _parsed_with(monkeypatch, str(blocked / "coherence"))[1][1]  # parses all the same
+    monkeypatch.delenv("COHERENCE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert parser_module.cache_dir() == tmp_path / "xdg" / "coherence"
