@@ -20,27 +20,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.table import print_table
 from coherence.compile import compile_path
-from coherence.ir.nodes import TransitionSystem
 from coherence.pipeline import find_specs
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _name(ts: TransitionSystem, part: Callable[[], object]) -> str:
-    """``bounded: <requirement>``, ``conflicts`` or ``equilibria: <requirement>``."""
-    from coherence.smt.analyze import req_key
-
-    fn = getattr(part, "func", None)
-    args: tuple[object, ...] = getattr(part, "args", ())
-    label = getattr(fn, "__name__", "piece").strip("_").removesuffix("_part")
-    if len(args) > 2 and isinstance(args[2], int):
-        return f"{label}: {req_key(ts.requirements[args[2]])}"
-    return label
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                 verdicts = ", ".join(v.status.value for v in done.verdicts) or "-"
                 cells = [
                     f"{rel}" + (f" ({ts.name})" if len(systems) > 1 else ""),
-                    _name(ts, part),
+                    done.name,
                     f"{seconds:.2f}",
                     str(calls),
                     str(unknown),

@@ -71,6 +71,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     c.add_argument("-v", "--verbose", action="store_true", help="show every table")
     c.add_argument(
+        "--timings",
+        action="store_true",
+        help="after the report, list what each piece of the run cost (wall time, solver "
+        "calls, unknowns, rlimit), slowest first, on standard error",
+    )
+    c.add_argument(
         "--expect",
         metavar="MANIFEST",
         help="compare the findings and verdicts with a manifest of expected results (TOML); "

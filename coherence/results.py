@@ -127,6 +127,21 @@ class Verdict:
 
 
 @dataclass(frozen=True, slots=True)
+class PieceTime:
+    """What one piece of an analysis cost (``coherence check --timings``): its wall time in
+    the process that ran it, its solver calls, how many of them ended unknown, and the rlimit
+    they spent. Like ``seconds``, no report format carries it: a report's bytes do not depend
+    on the machine."""
+
+    piece: str  # "bounded: <requirement>", "conflicts", "equilibria"
+    seconds: float
+    calls: int = 0
+    unknown: int = 0
+    rlimit: int = 0
+    result: str = ""  # the piece's verdicts, comma-separated
+
+
+@dataclass(frozen=True, slots=True)
 class AnalysisResult:
     """What one analysis found about one system."""
 
@@ -136,6 +151,7 @@ class AnalysisResult:
     tables: tuple[Table, ...] = ()
     data: tuple[tuple[str, Any], ...] = ()
     seconds: float = 0.0
+    pieces: tuple[PieceTime, ...] = ()  # the formal analysis' pieces, in report order
 
 
 class Coherence(enum.Enum):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 from typing import TextIO
 
@@ -138,7 +139,9 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
             invariants=args.invariants or config.invariants,
             jobs=args.jobs if getattr(args, "jobs", None) is not None else config.jobs,
         )
+        start = time.perf_counter()
         report = add_topology(check_paths(paths, options))
+        wall = time.perf_counter() - start
         complete = tuple(name for name, _ in analyses_for(options)) == FULL_ANALYSES
         judge = every_code if complete else front_end_only
 
@@ -160,6 +163,13 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
         verbose=getattr(args, "verbose", False), color=color, fail_level=fail_level, lint=lint
     )
     write_outputs(run, args.format, outputs, stdout, options_)
+    if getattr(args, "timings", False) and not lint:
+        from coherence.parallel import resolve_jobs
+        from coherence.reports.text import make_console, render_table
+        from coherence.reports.timings import timings_table
+
+        table = timings_table(report, wall, resolve_jobs(options.jobs))
+        render_table(make_console(stderr, color), table)
     code = exit_code(report, run, fail_level, args.exit_zero)
     if getattr(args, "expect", None) and code != EXIT_ERROR:
         from coherence.expect import compare, expectation_table

@@ -25,7 +25,7 @@ from typing import Any
 
 from coherence.ir.dump import format_expr
 from coherence.ir.nodes import Requirement, TransitionSystem, Var, names_in
-from coherence.results import AnalysisResult, Cell, Finding, Status, Table, Verdict
+from coherence.results import AnalysisResult, Cell, Finding, PieceTime, Status, Table, Verdict
 from coherence.simulate.engine import evaluate
 from coherence.simulate.view import show, trace_view
 from coherence.smt import bmc, conflicts, equilibria
@@ -50,6 +50,7 @@ class Part:
     data: tuple[tuple[str, Any], ...] = ()
     stats: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)  # calls, sat, unsat, unknown, rlimit
     seconds: float = 0.0
+    name: str = ""  # "bounded: <requirement>", "conflicts", "equilibria"
 
 
 def _counts(stats: SolverStats) -> tuple[int, int, int, int, int]:
@@ -63,7 +64,9 @@ def _bounded_part(ts: TransitionSystem, opts: SmtOptions, index: int) -> Part:
     with own_context():  # each part answers as a function of itself alone
         res = bmc.check_bounded(ts, req, opts, stats)
     v, fs = _bounded(ts, req, res, opts)
-    return Part((v,), tuple(fs), (_row(v),), (), (), _counts(stats), time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    name = f"bounded: {req_key(req)}"
+    return Part((v,), tuple(fs), (_row(v),), (), (), _counts(stats), seconds, name)
 
 
 def _conflicts_part(ts: TransitionSystem, opts: SmtOptions) -> Part:
@@ -88,6 +91,7 @@ def _conflicts_part(ts: TransitionSystem, opts: SmtOptions) -> Part:
         data,
         _counts(stats),
         time.perf_counter() - start,
+        "conflicts",
     )
 
 
@@ -98,7 +102,9 @@ def _equilibria_part(ts: TransitionSystem, opts: SmtOptions, index: int) -> Part
     with own_context():
         eq = equilibria.find(ts, opts, stats)
     v, fs = _equilibrium(ts, req, eq)
-    return Part((v,), tuple(fs), (_row(v),), (), (), _counts(stats), time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    name = f"equilibria: {req_key(req)}"
+    return Part((v,), tuple(fs), (_row(v),), (), (), _counts(stats), seconds, name)
 
 
 def _has_conflicts(ts: TransitionSystem, opts: SmtOptions) -> bool:
@@ -149,6 +155,17 @@ def assemble(options: SmtOptions | None, done: list[Part], seconds: float) -> An
     totals = [sum(p.stats[i] for p in done) for i in range(5)]
     names = ("calls", "sat", "unsat", "unknown", "rlimit")
     data.append(("solver", tuple(zip(names, totals, strict=True))))
+    pieces = tuple(
+        PieceTime(
+            p.name,
+            p.seconds,
+            p.stats[0],
+            p.stats[3],
+            p.stats[4],
+            ", ".join(v.status.value for v in p.verdicts),
+        )
+        for p in done
+    )
     return AnalysisResult(
         "smt",
         tuple(sorted(findings, key=Finding.sort_key)),
@@ -156,6 +173,7 @@ def assemble(options: SmtOptions | None, done: list[Part], seconds: float) -> An
         tuple(tables),
         tuple(data),
         seconds,
+        pieces,
     )
 
 

@@ -1,0 +1,106 @@
+"""``coherence check --timings``: every piece of the run, slowest first, on standard error."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from coherence.cli import main
+from coherence.compile import compile_path
+from coherence.reports.timings import piece_rows, timings_table
+from coherence.results import (
+    AnalysisResult,
+    FileReport,
+    PieceTime,
+    RunReport,
+    Status,
+    SystemReport,
+    Verdict,
+)
+from coherence.smt.analyze import parts, req_key
+from coherence.source import Span
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "specs" / "conflicts" / "cache_affinity_broken.coh"
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _system(name: str, *analyses: AnalysisResult) -> SystemReport:
+    return SystemReport(name, "a.coh", Span.unknown("a.coh"), analyses)
+
+
+def test_pieces_are_listed_slowest_first_with_their_system_where_a_file_has_several() -> None:
+    stable = Verdict("require stable", "stable", Status.PROVED, Span.unknown(), "linear")
+    one = _system(
+        "one",
+        AnalysisResult("linear", verdicts=(stable,), seconds=0.5),
+        AnalysisResult(
+            "smt",
+            seconds=3.0,
+            pieces=(
+                PieceTime("bounded: always:x<=1", 0.25, 4, 0, 1000, "proved"),
+                PieceTime("conflicts", 2.0, 10, 10, 9000, "unknown"),
+                PieceTime("equilibria: no_bad_equilibrium", 0.5, 2, 1, 500, "proved"),
+            ),
+        ),
+        AnalysisResult("topology"),  # no time of its own: left out
+    )
+    two = _system("two", AnalysisResult("simulate", seconds=0.75))
+    alone = _system("alone", AnalysisResult("linear", seconds=0.5))
+    report = RunReport(
+        (FileReport("a.coh", (), (one, two)), FileReport("b.coh", (), (alone,))), "0"
+    )
+    rows = piece_rows(report)
+    assert [(where, p.piece, p.seconds) for where, p in rows] == [
+        ("a.coh (one)", "conflicts", 2.0),
+        ("a.coh (two)", "simulate", 0.75),
+        ("a.coh (one)", "linear", 0.5),  # a tie: in report order
+        ("a.coh (one)", "equilibria: no_bad_equilibrium", 0.5),
+        ("b.coh", "linear", 0.5),
+        ("a.coh (one)", "bounded: always:x<=1", 0.25),
+    ]
+    assert rows[2][1].result == "proved"
+    table = timings_table(report, wall=2.5, jobs=2)
+    assert table.rows[0] == ("a.coh (one)", "conflicts", "2.00", "10", "10", "9,000", "unknown")
+    assert table.rows[1] == ("a.coh (two)", "simulate", "0.75", "-", "-", "-", "-")
+    assert table.note.startswith(
+        "6 pieces, 4.50 s in all; the run took 2.50 s of wall time in 2 worker processes. "
+        "1 piece (2.00 s) ended every solver call unknown"
+    )
+    alone_note = timings_table(RunReport((FileReport("b.coh", (), (alone,)),), "0"), 0.6, 1).note
+    assert alone_note == "1 pieces, 0.50 s in all; the run took 0.60 s of wall time in one process"
+
+
+def test_check_timings_lists_every_piece_on_stderr_and_leaves_the_report_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # one line a row
+    args = ("check", str(SPEC), "--format", "json", "-j", "1", "--color", "never")
+    code, out, err = _cli(*args)
+    code_t, out_t, err_t = _cli(*args, "--timings")
+    assert (code_t, out_t) == (code, out)  # the report's bytes do not carry timings
+    assert err == ""
+    assert err_t.startswith("Timings")
+    ts = compile_path(SPEC).systems[0]
+    names = [
+        f"bounded: {req_key(ts.requirements[p.args[2]])}" for p in parts(ts) if len(p.args) > 2
+    ]
+    names.append("conflicts")
+    body = [line for line in err_t.splitlines() if line.startswith("│")]
+    listed = [line.split("│")[2].strip() for line in body]
+    assert sorted(listed) == sorted([*names, "linear", "simulate"])
+    seconds = [float(line.split("│")[3]) for line in body]
+    assert seconds == sorted(seconds, reverse=True)
+    calls = sum(int(c) for c in (line.split("│")[4].strip() for line in body) if c != "-")
+    doc = json.loads(out_t)
+    smt = next(a for a in doc["files"][0]["systems"][0]["analyses"] if a["analysis"] == "smt")
+    assert calls == dict(smt["data"]["solver"])["calls"] > 0
+    assert f"{len(body)} pieces" in err_t
