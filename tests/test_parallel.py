@@ -68,8 +68,7 @@ def _without_seconds(report: RunReport) -> Any:
     files = []
     for f in report.files:
         systems = tuple(
-            replace(s, analyses=tuple(_untimed(r) for r in s.analyses))
-            for s in f.systems
+            replace(s, analyses=tuple(_untimed(r) for r in s.analyses)) for s in f.systems
         )
         files.append(replace(f, systems=systems))
     return tuple(files)
