@@ -72,8 +72,10 @@ def test_pieces_are_listed_slowest_first_with_their_system_where_a_file_has_seve
     assert table.rows[0] == ("a.coh (one)", "conflicts", "2.00", "10", "10", "9,000", "unknown")
     assert table.rows[1] == ("a.coh (two)", "simulate", "0.75", "-", "-", "-", "-")
     assert table.note.startswith(
-        "6 pieces, 4.50 s in all; the run took 2.50 s of wall time in 2 worker processes. "
-        "1 piece (2.00 s) ended every solver call unknown"
+        "6 pieces, 4.50 s in all; the run took 2.50 s of wall time in 2 worker processes "
+        "(what several pieces of a system share, its reachable enclosure and nominal run, is "
+        "computed before them and is in no row). 1 piece (2.00 s) ended every solver call "
+        "unknown"
     )
     alone_note = timings_table(RunReport((FileReport("b.coh", (), (alone,)),), "0"), 0.6, 1).note
     assert alone_note == "1 pieces, 0.50 s in all; the run took 0.60 s of wall time in one process"

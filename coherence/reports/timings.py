@@ -58,6 +58,11 @@ def timings_table(report: RunReport, wall: float, jobs: int) -> Table:
         f"{len(rows)} pieces, {total:.2f} s in all; the run took {wall:.2f} s of wall time "
         f"in {workers}"
     )
+    if jobs > 1:
+        note += (
+            " (what several pieces of a system share, its reachable enclosure and nominal run,"
+            " is computed before them and is in no row)"
+        )
     if starved:
         spent = sum(p.seconds for p in starved)
         note += (
