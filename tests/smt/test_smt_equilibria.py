@@ -13,6 +13,7 @@ from coherence.results import Status
 from coherence.simulate.engine import simulate
 from coherence.smt import SmtOptions, analyze
 from coherence.smt.equilibria import (
+    JOINT,
     FixedPointQuery,
     find,
     find_chains,
@@ -217,3 +218,28 @@ def test_a_lead_run_in_parts_ends_where_one_run_ends(
         got = equilibria.run_on(ts, init, ticks, S)
     for j, name in enumerate(ts.state_names):
         assert got[name].tobytes() == whole.states[:, -1, j].tobytes(), name
+
+
+def test_the_query_of_several_objectives_at_once_is_a_fast_path_on_a_part_of_the_limit() -> None:
+    """Several keep-objectives: the query of all at once gets ``rlimit // JOINT``, then each
+    objective a share of the limit (over-approximation, then exact: every over-approximate
+    query ran out, so exact asks the objectives one by one); one objective: the whole limit."""
+    from coherence.compile import compile_path
+
+    rlimit = 20_000
+    opts = SmtOptions(rlimit=rlimit, intervals=False)
+    many = compile_path("specs/conflicts/power_cap_fixed.coh").systems[0]
+    n = len(keep_objectives(many))
+    assert n == 2
+    assert rlimit // JOINT < rlimit // n  # less than one objective's share
+    stats = SolverStats()
+    got = find(many, opts, stats)
+    assert got.status is Status.UNKNOWN
+    assert f"over-approximation: resource limit exceeded (rlimit {rlimit // JOINT})" in got.reason
+    assert (stats.calls, stats.unknown) == (1 + 2 * n, 1 + 2 * n)
+    assert stats.rlimit == rlimit // JOINT + 2 * n * (rlimit // n)
+    one = compile_path("specs/stacks/knative_kpa.coh").systems[0]
+    assert len(keep_objectives(one)) == 1
+    got = find(one, opts, SolverStats())
+    assert got.status is Status.UNKNOWN
+    assert f"over-approximation: resource limit exceeded (rlimit {rlimit})" in got.reason
