@@ -133,7 +133,7 @@ class PieceTime:
     they spent. Like ``seconds``, no report format carries it: a report's bytes do not depend
     on the machine."""
 
-    piece: str  # "bounded: <requirement>", "conflicts", "equilibria"
+    piece: str  # a requirement's key ("always:latency<=30"), "conflicts", "equilibria"
     seconds: float
     calls: int = 0
     unknown: int = 0

@@ -50,7 +50,7 @@ class Part:
     data: tuple[tuple[str, Any], ...] = ()
     stats: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)  # calls, sat, unsat, unknown, rlimit
     seconds: float = 0.0
-    name: str = ""  # "bounded: <requirement>", "conflicts", "equilibria"
+    name: str = ""  # the requirement's key ("always:latency<=30"), "conflicts", "equilibria"
 
 
 def _counts(stats: SolverStats) -> tuple[int, int, int, int, int]:
@@ -65,8 +65,7 @@ def _bounded_part(ts: TransitionSystem, opts: SmtOptions, index: int) -> Part:
         res = bmc.check_bounded(ts, req, opts, stats)
     v, fs = _bounded(ts, req, res, opts)
     seconds = time.perf_counter() - start
-    name = f"bounded: {req_key(req)}"
-    return Part((v,), tuple(fs), (_row(v),), (), (), _counts(stats), seconds, name)
+    return Part((v,), tuple(fs), (_row(v),), (), (), _counts(stats), seconds, req_key(req))
 
 
 def _conflicts_part(ts: TransitionSystem, opts: SmtOptions) -> Part:
@@ -103,8 +102,7 @@ def _equilibria_part(ts: TransitionSystem, opts: SmtOptions, index: int) -> Part
         eq = equilibria.find(ts, opts, stats)
     v, fs = _equilibrium(ts, req, eq)
     seconds = time.perf_counter() - start
-    name = f"equilibria: {req_key(req)}"
-    return Part((v,), tuple(fs), (_row(v),), (), (), _counts(stats), seconds, name)
+    return Part((v,), tuple(fs), (_row(v),), (), (), _counts(stats), seconds, "equilibria")
 
 
 def _has_conflicts(ts: TransitionSystem, opts: SmtOptions) -> bool:
