@@ -5,23 +5,44 @@
 - :func:`with_extra_delay`: extra ticks of measurement delay on every sensor of a loop
   (delay margins), rebuilt exactly as lowering builds sensors.
 
-Each returns a new system; the input is never changed.
+Each returns a new system (:func:`hold_loop` the same one for the same system and loop);
+the input is never changed.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 
 from coherence.ir.lower import build_sensor
 from coherence.ir.nodes import Const, Let, TransitionSystem
 
+# the counterfactuals asked for last, by the identity of the system (each entry keeps the
+# system, so an id is not reused while its entry lives) and the loop held
+_HELD: OrderedDict[tuple[int, str], tuple[TransitionSystem, TransitionSystem]] = OrderedDict()
+_HELD_KEPT = 32
+
 
 def hold_loop(ts: TransitionSystem, loop: str) -> TransitionSystem:
-    """The system in which ``loop`` never fires: its actuators hold their values."""
+    """The system in which ``loop`` never fires: its actuators hold their values.
+
+    The same object each time for the last few (system, loop) pairs asked: what is computed
+    once per system (the solver's form, :func:`coherence.smt.simplify.for_solver`; a compiled
+    simulator) is then computed once per counterfactual too, not at every query that holds
+    the loop (the conflict search of an eight-loop system asks 30 times)."""
+    key = (id(ts), loop)
+    hit = _HELD.get(key)
+    if hit is not None and hit[0] is ts:
+        _HELD.move_to_end(key)
+        return hit[1]
     lp = ts.loop(loop)
     lets = tuple(replace(d, expr=Const(0.0)) if d.name == lp.fires else d for d in ts.lets)
-    return replace(ts, lets=lets)
+    held = replace(ts, lets=lets)
+    _HELD[key] = (ts, held)
+    while len(_HELD) > _HELD_KEPT:
+        _HELD.popitem(last=False)
+    return held
 
 
 def with_params(ts: TransitionSystem, values: Mapping[str, float]) -> TransitionSystem:

@@ -42,7 +42,7 @@ def _conjuncts(e: Expr) -> list[Expr]:
 # the rewritten form of the last few systems, by the identity of the system (each entry keeps
 # it, so an id is not reused while its entry lives): every query of an analysis asks for it
 _SOLVER_FORMS: OrderedDict[int, tuple[TransitionSystem, TransitionSystem]] = OrderedDict()
-_FORMS_KEPT = 8
+_FORMS_KEPT = 24  # a system and each of its counterfactuals (one per loop held)
 
 
 def for_solver(ts: TransitionSystem) -> TransitionSystem:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 import z3
 
-from coherence.ir.nodes import TransitionSystem
+from coherence.ir.nodes import Const, TransitionSystem
 from coherence.ir.transform import hold_loop
 from coherence.results import Status
 from coherence.smt import SmtOptions, analyze
@@ -204,3 +205,30 @@ def test_a_starved_pair_gets_more_only_at_the_rate_it_proved() -> None:
 def test_small_systems_are_sampled_more(spec: Callable[[str], TransitionSystem]) -> None:
     assert sample_count(spec("power_fight.coh")) == 1024
     assert sample_count(spec("specs/llm_serving.coh")) == 256
+
+
+def test_the_conflict_search_rewrites_each_counterfactual_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A held loop's system is the same object at every query that holds it, so its solver
+    form is computed once per loop held (and once for the system), not at every query."""
+    from coherence.compile import compile_path
+    from coherence.smt import simplify
+
+    ts = compile_path("specs/seed/tipping_point.coh").systems[0]
+    made: list[tuple[str, ...]] = []  # per rewrite: the loops the system holds
+    rewrite = simplify._rewritten
+
+    def counted(system: TransitionSystem) -> TransitionSystem:
+        fires = {lp.fires: lp.name for lp in system.loops}
+        made.append(
+            tuple(fires[d.name] for d in system.lets if d.name in fires and d.expr == Const(0.0))
+        )
+        return rewrite(system)
+
+    monkeypatch.setattr(simplify, "_rewritten", counted)
+    simplify._SOLVER_FORMS.clear()
+    check_all(ts, SmtOptions(), SolverStats())
+    assert () in made and any(made)  # the system, and counterfactuals of it
+    assert len(made) == len(set(made))  # each once
+    assert len(made) <= len(ts.loops) + 1
