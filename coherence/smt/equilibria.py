@@ -175,8 +175,9 @@ def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> Equil
     contraction (:func:`contract`, :func:`never_violated`), then branch and bound
     (:func:`cover`); the objectives they prove drop out. Then the places simulation points at: nominal runs from perturbed and extreme states
     that stay bad end near a bad fixed point, and the solver is asked for one there. Then,
-    per mode (over-approximation first), one query for all objectives not yet proved; if it
-    is undecided, one query per objective (sharing the limit), so that those the solver can
+    per mode (over-approximation first), one query for all objectives not yet proved (on
+    ``rlimit // JOINT`` when they are several: a fast path); if it is undecided, one query
+    per objective (sharing the limit), so that those the solver can
     prove are proved and the exact mode only sees the rest.
     """
     keeps = keep_objectives(ts)
