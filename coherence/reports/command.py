@@ -169,7 +169,7 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
         from coherence.reports.timings import timings_table
 
         table = timings_table(report, wall, resolve_jobs(options.jobs))
-        render_table(make_console(stderr, color), table)
+        render_table(make_console(stderr, color), table, fold=True)
     code = exit_code(report, run, fail_level, args.exit_zero)
     if getattr(args, "expect", None) and code != EXIT_ERROR:
         from coherence.expect import compare, expectation_table

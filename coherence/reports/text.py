@@ -69,10 +69,13 @@ def fmt_cell(c: Cell) -> str:
     return str(c)
 
 
-def render_table(console: Console, t: Table) -> None:
+def render_table(console: Console, t: Table, fold: bool = False) -> None:
+    """``t`` as a Rich table; ``fold``: a cell too wide for its column wraps onto more lines
+    rather than being cut short with an ellipsis (a path, a requirement's key)."""
     rt = RichTable(title=Text(t.title), title_justify="left", show_lines=False, header_style="bold")
     for c in t.columns:
-        rt.add_column(Text(c))  # Text, not markup: "[s]" in a header is a unit, not a style
+        # Text, not markup: "[s]" in a header is a unit, not a style
+        rt.add_column(Text(c), overflow="fold" if fold else "ellipsis")
     for row in t.rows:
         rt.add_row(*(Text(fmt_cell(c)) for c in row))
     console.print(rt)

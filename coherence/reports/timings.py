@@ -69,5 +69,5 @@ def timings_table(report: RunReport, wall: float, jobs: int) -> Table:
             f". {len(starved)} piece{'s' if len(starved) != 1 else ''} ({spent:.2f} s) ended "
             "every solver call unknown: --rlimit trades their time against what they decide"
         )
-    columns = ("spec", "piece", "wall s", "solver calls", "unknown", "rlimit", "result")
+    columns = ("spec", "piece", "wall s", "calls", "unknown", "rlimit", "result")
     return Table("Timings", columns, cells, note)
