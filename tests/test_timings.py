@@ -104,3 +104,20 @@ def test_check_timings_lists_every_piece_on_stderr_and_leaves_the_report_alone(
     smt = next(a for a in doc["files"][0]["systems"][0]["analyses"] if a["analysis"] == "smt")
     assert calls == dict(smt["data"]["solver"])["calls"] > 0
     assert f"{len(body)} pieces" in err_t
+
+
+def test_a_folded_table_wraps_a_long_cell_instead_of_cutting_it() -> None:
+    from coherence.reports.text import make_console, render_table
+    from coherence.results import Table
+
+    path = "specs/stacks/a_rather_long_directory/and_a_long_spec_name.coh"
+    table = Table("Timings", ("spec", "piece", "wall s"), ((path, "conflicts", "1.00"),))
+    shown = {}
+    for fold in (False, True):
+        out = io.StringIO()
+        render_table(make_console(out, color=False, width=40), table, fold=fold)
+        shown[fold] = out.getvalue()
+    assert "…" in shown[False]
+    assert "…" not in shown[True]
+    cells = "".join(line.split("│")[1].strip() for line in shown[True].splitlines() if "│" in line)
+    assert cells == path
