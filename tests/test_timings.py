@@ -78,7 +78,12 @@ def test_pieces_are_listed_slowest_first_with_their_system_where_a_file_has_seve
         "unknown"
     )
     alone_note = timings_table(RunReport((FileReport("b.coh", (), (alone,)),), "0"), 0.6, 1).note
-    assert alone_note == "1 pieces, 0.50 s in all; the run took 0.60 s of wall time in one process"
+    assert alone_note == "1 piece, 0.50 s in all; the run took 0.60 s of wall time in one process"
+    # with workers, but no formal analysis: nothing was computed before the pieces
+    alone_2 = timings_table(RunReport((FileReport("b.coh", (), (alone,)),), "0"), 0.6, 2).note
+    assert (
+        alone_2 == "1 piece, 0.50 s in all; the run took 0.60 s of wall time in 2 worker processes"
+    )
 
 
 def test_check_timings_lists_every_piece_on_stderr_and_leaves_the_report_alone(

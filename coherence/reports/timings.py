@@ -54,11 +54,10 @@ def timings_table(report: RunReport, wall: float, jobs: int) -> Table:
         for spec, p in rows
     )
     workers = f"{jobs} worker process{'es' if jobs != 1 else ''}" if jobs > 1 else "one process"
-    note = (
-        f"{len(rows)} pieces, {total:.2f} s in all; the run took {wall:.2f} s of wall time "
-        f"in {workers}"
-    )
-    if jobs > 1:
+    pieces = f"{len(rows)} piece{'s' if len(rows) != 1 else ''}"
+    note = f"{pieces}, {total:.2f} s in all; the run took {wall:.2f} s of wall time in {workers}"
+    formal = any(a.pieces for f in report.files for s in f.systems for a in s.analyses)
+    if jobs > 1 and formal:
         note += (
             " (what several pieces of a system share, its reachable enclosure and nominal run,"
             " is computed before them and is in no row)"
