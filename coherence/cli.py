@@ -69,6 +69,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="run the analyses in N worker processes (0, the default: one per CPU, at most "
         "8); the results do not depend on it",
     )
+    c.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="analyse every system, neither reading nor writing the results cache (a system "
+        "checked before with the same code, spec and options is otherwise read from it)",
+    )
     c.add_argument("-v", "--verbose", action="store_true", help="show every table")
     c.add_argument(
         "--timings",

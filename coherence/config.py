@@ -18,6 +18,7 @@ rlimit = 2000000             # Z3 resource limit per query
 mode = "auto"                # auto | exact | overapprox
 invariants = false           # Houdini invariants for undecided `always` requirements
 jobs = 0                     # worker processes for `coherence check` (0: one per CPU)
+cache = true                 # keep reports between runs (the results cache)
 linear = true                # run the linear analysis
 smt = true                   # run the formal analysis
 ```
@@ -69,6 +70,7 @@ class Config:
     linear: bool = True
     smt: bool = True
     jobs: int = 0  # worker processes for `coherence check`: 0 is one per CPU
+    cache: bool = True  # the results cache of `coherence check` (coherence.cache)
 
 
 def find_config(start: Path | None = None) -> Path | None:
@@ -190,6 +192,7 @@ _KEYS: dict[str, tuple[str, _Check]] = {
     "linear": ("linear", _bool),
     "smt": ("smt", _bool),
     "jobs": ("jobs", _jobs),
+    "cache": ("cache", _bool),
 }
 
 

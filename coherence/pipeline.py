@@ -35,6 +35,16 @@ class CheckOptions:
     invariants: bool = False
     jobs: int = 1  # worker processes (0: one per CPU); results do not depend on it
     extra: dict[str, object] = field(default_factory=dict)
+    # where reports are kept between runs (the results cache, :mod:`coherence.cache`): the
+    # cache directory, or None for none (the library's default; the CLI's is on)
+    cache: Path | None = None
+
+    def key(self) -> tuple[object, ...]:
+        """What of these options the results depend on (not ``jobs``, not ``cache``)."""
+        return (
+            self.simulate, self.linear, self.smt, self.ticks, self.horizon, self.mode,
+            self.rlimit, self.invariants, sorted(self.extra.items()),
+        )  # fmt: skip
 
 
 def find_specs(paths: Sequence[str]) -> list[Path]:
@@ -67,19 +77,30 @@ def _internal(analysis: str, ts: TransitionSystem, exc: BaseException) -> Analys
 
 
 def analyses_for(options: CheckOptions) -> list[tuple[str, Analysis]]:
+    """The analyses ``options`` choose, in report order; each imports its package on its
+    first call (a run whose systems all come from the results cache imports none)."""
     chosen: list[tuple[str, Analysis]] = []
     if options.simulate:
-        from coherence.simulate.nominal import nominal_analysis
 
-        chosen.append(("simulate", lambda ts: nominal_analysis(ts, options.ticks)))
+        def run_simulate(ts: TransitionSystem) -> AnalysisResult:
+            from coherence.simulate.nominal import nominal_analysis
+
+            return nominal_analysis(ts, options.ticks)
+
+        chosen.append(("simulate", run_simulate))
     if options.linear:
-        import coherence.linear as linear
 
-        chosen.append(("linear", lambda ts: linear.analyze(ts)))
+        def run_linear(ts: TransitionSystem) -> AnalysisResult:
+            import coherence.linear as linear
+
+            return linear.analyze(ts)
+
+        chosen.append(("linear", run_linear))
     if options.smt:
-        import coherence.smt as smt
 
         def run_smt(ts: TransitionSystem) -> AnalysisResult:
+            import coherence.smt as smt
+
             return smt.analyze(ts, smt_options(options))
 
         chosen.append(("smt", run_smt))
@@ -125,8 +146,47 @@ def check_file(path: Path, options: CheckOptions, lint_only: bool = False) -> Fi
     systems: list[SystemReport] = []
     if not lint_only and result.ok:
         chosen = analyses_for(options)
-        systems = [analyse_system(ts, chosen) for ts in result.systems]
+        store = _store(options)
+        for ts in result.systems:
+            kept = _lookup(store, ts, options)
+            if kept is None:
+                kept = analyse_system(ts, chosen)
+                _keep(store, ts, options, kept)
+            systems.append(kept)
     return FileReport(str(path), result.diagnostics, tuple(systems), src.text)
+
+
+def _store(options: CheckOptions) -> Any:
+    """The results cache of ``options``, or None."""
+    if options.cache is None:
+        return None
+    from coherence.cache import ResultCache
+
+    return ResultCache(options.cache)
+
+
+def _lookup(store: Any, ts: TransitionSystem, options: CheckOptions) -> SystemReport | None:
+    """The report of ``ts`` kept by an earlier run with the same options, marked as cached."""
+    if store is None:
+        return None
+    from dataclasses import replace
+
+    from coherence.cache import result_key
+
+    kept = store.get(result_key(ts, options.key()))
+    return replace(kept, cached=True) if isinstance(kept, SystemReport) else None
+
+
+def _keep(store: Any, ts: TransitionSystem, options: CheckOptions, report: SystemReport) -> None:
+    """Keep ``report`` for later runs, unless it depended on more than the key says: an
+    analysis that failed (COH903), or a solver call the wall-clock guard stopped."""
+    if store is None:
+        return
+    from coherence.cache import GUARD_NOTE, result_key
+
+    if any(f.code == "COH903" for f in report.findings) or GUARD_NOTE in repr(report):
+        return
+    store.put(result_key(ts, options.key()), report)
 
 
 def check_paths(
@@ -163,7 +223,8 @@ def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[F
     """:func:`check_file` of every spec, the analyses of all their systems run as one pool of
     independent pieces (the simulation, the linear analysis, each piece of the formal
     analysis: :func:`coherence.smt.analyze.parts`), longest first; the reports are put
-    together in the order a sequential run gives."""
+    together in the order a sequential run gives. Systems whose report the results cache
+    keeps are not analysed."""
     from coherence.parallel import run_all
 
     compiled: list[tuple[Path, Any, CompileResult | None]] = []
@@ -174,53 +235,57 @@ def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[F
         else:
             compiled.append((path, src, compile_source(src)))
     chosen = analyses_for(opts)
-    if any(name == "linear" for name, _ in chosen):
+    store = _store(opts)
+    kept: dict[int, SystemReport] = {}  # id of a system -> its report from the cache
+    todo: list[TransitionSystem] = []
+    for _, _, r in compiled:
+        for ts in r.systems if r is not None and r.ok else ():
+            hit = _lookup(store, ts, opts)
+            if hit is None:
+                todo.append(ts)
+            else:
+                kept[id(ts)] = hit
+    if todo and any(name == "linear" for name, _ in chosen):
         # what the linear analysis imports on first use, imported once here rather than in
         # every forked worker
         import scipy.optimize  # noqa: F401
         import sympy  # noqa: F401
+
+        import coherence.linear  # noqa: F401
     if jobs > 1 and any(name == "smt" for name, _ in chosen):
-        _shared(
-            [ts for _, _, r in compiled if r is not None and r.ok for ts in r.systems],
-            jobs,
-            opts,
-        )
+        _shared(todo, jobs, opts)
     tasks: list[Callable[[], Any]] = []
     first: list[int] = []
-    plan: list[list[tuple[str, list[int]]]] = []  # per system: (analysis, its task indices)
-    for _, _, result in compiled:
-        if result is None or not result.ok:
-            continue
-        for ts in result.systems:
-            entry: list[tuple[str, list[int]]] = []
-            for name, fn in chosen:
-                if name == "smt":
-                    from coherence.smt.analyze import parts
+    plan: list[list[tuple[str, list[int]]]] = []  # per system to analyse: its task indices
+    for ts in todo:
+        entry: list[tuple[str, list[int]]] = []
+        for name, fn in chosen:
+            if name == "smt":
+                from coherence.smt.analyze import parts
 
-                    pieces = parts(ts, smt_options(opts))
-                    idx = list(range(len(tasks), len(tasks) + len(pieces)))
-                    tasks += [_timed(name, ts, piece) for piece in pieces]
-                    first += idx[-2:]  # the conflict search and the equilibria
-                else:
-                    idx = [len(tasks)]
-                    tasks.append(_timed(name, ts, functools.partial(fn, ts)))
-                    if name == "linear":
-                        first.append(idx[0])
-                entry.append((name, idx))
-            plan.append(entry)
+                pieces = parts(ts, smt_options(opts))
+                idx = list(range(len(tasks), len(tasks) + len(pieces)))
+                tasks += [_timed(name, ts, piece) for piece in pieces]
+                first += idx[-2:]  # the conflict search and the equilibria
+            else:
+                idx = [len(tasks)]
+                tasks.append(_timed(name, ts, functools.partial(fn, ts)))
+                if name == "linear":
+                    first.append(idx[0])
+            entry.append((name, idx))
+        plan.append(entry)
     done = run_all(tasks, jobs, first)
-    systems = iter(plan)
+    for ts, entry in zip(todo, plan, strict=True):
+        kept[id(ts)] = _system_report(ts, entry, done, opts)
+        _keep(store, ts, opts, kept[id(ts)])
     out: list[FileReport] = []
     for path, src, result in compiled:
         if result is None:
             assert isinstance(src, Diagnostic)
             out.append(FileReport(str(path), (src,)))
             continue
-        reports: list[SystemReport] = []
-        if result.ok:
-            for ts in result.systems:
-                reports.append(_system_report(ts, next(systems), done, opts))
-        out.append(FileReport(str(path), result.diagnostics, tuple(reports), src.text))
+        reports = tuple(kept[id(ts)] for ts in result.systems) if result.ok else ()
+        out.append(FileReport(str(path), result.diagnostics, reports, src.text))
     return tuple(out)
 
 

@@ -170,6 +170,9 @@ class SystemReport:
     span: Span
     analyses: tuple[AnalysisResult, ...]
     loops: tuple[str, ...] = ()
+    # read from the results cache (coherence.cache) rather than computed by this run: the
+    # same report either way, so no report format shows it (``--timings`` does)
+    cached: bool = field(default=False, compare=False)
 
     @property
     def findings(self) -> tuple[Finding, ...]:

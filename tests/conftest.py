@@ -29,6 +29,13 @@ class Golden:
         assert actual == expected, f"{name} differs from its golden file (pytest --update-golden)"
 
 
+@pytest.fixture(autouse=True)
+def _no_results_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests run ``coherence check`` without the results cache: many patch analyses in the
+    process, which the cache's key does not see (tests/test_cache.py turns it back on)."""
+    monkeypatch.setenv("COHERENCE_NO_CACHE", "1")
+
+
 @pytest.fixture
 def golden(request: pytest.FixtureRequest) -> Golden:
     return Golden(bool(request.config.getoption("--update-golden")))

@@ -2,25 +2,24 @@
 
 The grammar (``coherence.lark``, also at ``dsl/coherence.lark``) is compiled once per process
 with Lark's LALR parser and contextual lexer; the tables are kept between runs in the
-grammar cache (:func:`cache_dir`, docs/ci.md). On a syntax error the offending statement is
-blanked out (positions preserved) and the file is parsed again, so one run reports every
+grammar cache (:func:`coherence.cache.cache_dir`, docs/ci.md). On a syntax error the
+offending statement is blanked out (positions preserved) and the file is parsed again, so one run reports every
 syntax error that recovery can reach.
 """
 
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from contextvars import ContextVar
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from coherence.cache import cache_dir
 from coherence.diagnostics import Diagnostic
 from coherence.frontend import ast
 from coherence.source import SourceFile, Span
@@ -152,25 +151,6 @@ def _keyword_boundary(tok: Token) -> Token:
         m = _WORD.match(text, tok.start_pos or 0)
         raise _KeywordPrefix(tok, m.group() if m else str(tok))
     return tok
-
-
-def cache_dir() -> Path | None:
-    """Where the compiled grammar is kept between runs: ``$COHERENCE_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/coherence``, else ``~/.cache/coherence``; None (no cache) when
-    ``COHERENCE_CACHE_DIR`` is set to the empty string or the directory cannot be made."""
-    env = os.environ.get("COHERENCE_CACHE_DIR")
-    if env is not None:
-        if not env:
-            return None
-        path = Path(env)
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        path = (Path(xdg) if xdg else Path.home() / ".cache") / "coherence"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return path
 
 
 def _cached(name: str) -> str | bool:

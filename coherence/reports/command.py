@@ -104,6 +104,17 @@ def write_outputs(
             raise CoherenceError(f"cannot write `{path}`: {e.strerror}") from None
 
 
+def results_cache(args: argparse.Namespace, configured: bool) -> Path | None:
+    """The results cache's directory for a check (:mod:`coherence.cache`), or None: off with
+    ``--no-cache``, ``cache = false`` in the configuration, ``COHERENCE_NO_CACHE`` or
+    ``COHERENCE_CACHE_DIR=""``."""
+    from coherence.cache import cache_dir, results_disabled
+
+    if getattr(args, "no_cache", False) or not configured or results_disabled():
+        return None
+    return cache_dir()
+
+
 def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bool = False) -> int:
     """``coherence check`` / ``coherence lint``; returns the exit code."""
     from coherence.baseline import Baseline, from_findings, load_baseline, write_baseline
@@ -138,6 +149,7 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
             rlimit=args.rlimit or config.rlimit,
             invariants=args.invariants or config.invariants,
             jobs=args.jobs if getattr(args, "jobs", None) is not None else config.jobs,
+            cache=results_cache(args, config.cache),
         )
         start = time.perf_counter()
         report = add_topology(check_paths(paths, options))

@@ -8,6 +8,8 @@ process that ran it, its solver calls, how many ended ``unknown`` and the rlimit
 a piece whose calls end unknown after spending the whole limit is the one a larger
 ``--rlimit`` may decide and a smaller one makes cheaper. It is written to standard error:
 no report format carries timings, so a report's bytes do not depend on the machine.
+A system read from the results cache (:mod:`coherence.cache`) was not analysed by the run:
+it has no rows, and the note counts it.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ def piece_rows(report: RunReport) -> list[tuple[str, PieceTime]]:
     order); the spec is its path, with the system's name where the file holds several.
     An analysis that is not split into pieces is one (the linear analysis, the nominal
     simulation); one that took no time of its own is left out (the topology, read off the
-    others)."""
+    others), and so is a system read from the results cache (its times are an earlier run's)."""
     out: list[tuple[str, PieceTime]] = []
     for f in report.files:
         for s in f.systems:
+            if s.cached:
+                continue
             where = f.path if len(f.systems) == 1 else f"{f.path} ({s.name})"
             for a in s.analyses:
                 if a.pieces:
@@ -61,6 +65,14 @@ def timings_table(report: RunReport, wall: float, jobs: int) -> Table:
         note += (
             " (what several pieces of a system share, its reachable enclosure and nominal run,"
             " is computed before them and is in no row)"
+        )
+    cached = [s for f in report.files for s in f.systems if s.cached]
+    if cached:
+        one = len(cached) == 1
+        note += (
+            f". {len(cached)} system{'' if one else 's'} came from the results cache and "
+            f"{'is' if one else 'are'} in no row (--no-cache analyses {'it' if one else 'them'} "
+            "again)"
         )
     if starved:
         spent = sum(p.seconds for p in starved)

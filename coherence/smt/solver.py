@@ -25,6 +25,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import z3
 
+from coherence.cache import GUARD_NOTE
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -206,7 +208,7 @@ def check(
         reason = solver.reason_unknown() or "unknown"
         if reason in ("canceled", "timeout") and used < rlimit:
             reason = (
-                f"stopped by the {GUARD_S:g} s guard after {used} of its rlimit {rlimit} "
+                f"{GUARD_NOTE} ({GUARD_S:g} s) after {used} of its rlimit {rlimit} "
                 "(nonlinear work Z3 does not charge to the rlimit)"
             )
         elif reason in ("max. resource limit exceeded", "canceled", "resource limits reached"):

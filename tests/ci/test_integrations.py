@@ -39,6 +39,11 @@ def test_the_github_action() -> None:
     script = "\n".join(s.get("run", "") for s in steps)
     assert '--output "sarif=$SARIF"' in script and "GITHUB_STEP_SUMMARY" in script
     assert "--format github" in script
+    # the cache directory the check writes is the one actions/cache keeps
+    restore = next(s for s in steps if s.get("uses", "").startswith("actions/cache@"))
+    assert restore["with"]["path"] == "${{ runner.temp }}/coherence-cache"
+    assert 'COHERENCE_CACHE_DIR="$RUNNER_TEMP/coherence-cache"' in script
+    assert action["inputs"]["cache"]["default"] == "true"
 
 
 @pytest.mark.usefixtures("in_root")

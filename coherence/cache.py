@@ -1,0 +1,183 @@
+"""What ``coherence`` keeps between runs: the parser's tables and the analyses' results.
+
+Both live in one directory (:func:`cache_dir`): ``$COHERENCE_CACHE_DIR``, else
+``$XDG_CACHE_HOME/coherence``, else ``~/.cache/coherence``; ``COHERENCE_CACHE_DIR`` set to
+the empty string turns every cache off.
+
+The results cache (:class:`ResultCache`, ``results/`` in that directory) keeps the report of
+each analysed system. Every analysis is a deterministic function of the lowered system and
+the options (solver budgets are Z3 ``rlimit`` units, seeds are fixed), so a report computed
+once is the report every later run computes: a run whose key matches reads the report
+instead of analysing. The key (:func:`result_key`) is a SHA-256 over
+
+- the lowered system's full ``repr``: every declaration, expression, parameter value (those a
+  calibration profile supplied included), source span and the file's path;
+- the options that change results (the analyses chosen, ticks, horizon, mode, rlimit,
+  invariants; not ``jobs``, which changes none);
+- the code: a hash of every file of the ``coherence`` package (:func:`build_id`), and the
+  versions of Python and of the libraries the analyses compute with (Z3, NumPy, SciPy, SymPy,
+  python-control).
+
+What is not in the key is not cached: a report where a solver call was stopped by the
+wall-clock guard (:data:`GUARD_NOTE`, a machine-dependent answer) or an
+analysis failed (COH903) is never written. Code patched into a running process (a test's
+monkeypatch) is not seen by the key; such callers run without the cache (``--no-cache``,
+``COHERENCE_NO_CACHE=1``).
+
+Entries are written to a temporary file and renamed into place, so concurrent runs never see
+half an entry; one that cannot be read (damaged, or from an incompatible build) is a miss and
+is removed. The directory is pruned to :data:`MAX_BYTES`, least recently used first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1  # the layout of an entry; bumped when it changes
+MAX_BYTES = 256 * 2**20  # the results directory's size, pruned least recently used first
+LIBRARIES = ("z3-solver", "numpy", "scipy", "sympy", "control")
+# how the reason of a solver call the wall-clock guard stopped begins
+# (:mod:`coherence.smt.solver`): such an answer depends on the machine, so a report that
+# carries it is never kept
+GUARD_NOTE = "stopped by the wall-clock guard"
+
+
+def cache_dir() -> Path | None:
+    """Where ``coherence`` keeps what it caches between runs: ``$COHERENCE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/coherence``, else ``~/.cache/coherence``; None (no cache) when
+    ``COHERENCE_CACHE_DIR`` is set to the empty string or the directory cannot be made."""
+    env = os.environ.get("COHERENCE_CACHE_DIR")
+    if env is not None:
+        if not env:
+            return None
+        path = Path(env)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        path = (Path(xdg) if xdg else Path.home() / ".cache") / "coherence"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path
+
+
+def results_disabled() -> bool:
+    """``COHERENCE_NO_CACHE`` set to anything but the empty string: the same as ``--no-cache``."""
+    return bool(os.environ.get("COHERENCE_NO_CACHE"))
+
+
+@functools.cache
+def build_id() -> str:
+    """A hash of the code that computes results: every file of the ``coherence`` package (its
+    modules, grammar and schemas, in path order), and the versions of Python and of
+    :data:`LIBRARIES`."""
+    from importlib import metadata
+
+    h = hashlib.sha256(f"coherence-results/{FORMAT}\n{sys.version}\n".encode())
+    for lib in LIBRARIES:
+        try:
+            version = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            version = "-"
+        h.update(f"{lib}=={version}\n".encode())
+    package = Path(__file__).resolve().parent
+    for path in sorted(_package_files(package)):
+        h.update(path.relative_to(package).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _package_files(package: Path) -> Iterable[Path]:
+    for path in package.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            yield path
+
+
+def result_key(system: Any, options: tuple[Any, ...]) -> str:
+    """The key of one system's report under ``options`` (see the module docstring)."""
+    h = hashlib.sha256(build_id().encode())
+    h.update(repr(options).encode())
+    h.update(b"\0")
+    h.update(repr(system).encode())
+    return h.hexdigest()
+
+
+class ResultCache:
+    """Reports of analysed systems, one file each under ``root / "results"``."""
+
+    def __init__(self, root: Path) -> None:
+        self.dir = root / "results"
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}.pickle"
+
+    def get(self, key: str) -> Any | None:
+        """The report kept under ``key``, or None (counted as a hit or a miss)."""
+        path = self._path(key)
+        try:
+            with path.open("rb") as stream:
+                stored_key, report = pickle.load(stream)
+        except FileNotFoundError:
+            self.misses += 1
+            return None
+        except Exception:  # damaged, or from a build whose classes differ: a miss
+            _remove(path)
+            self.misses += 1
+            return None
+        if stored_key != key:  # a file that is not what its name says
+            _remove(path)
+            self.misses += 1
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: pruned last
+        self.hits += 1
+        return report
+
+    def put(self, key: str, report: Any) -> None:
+        """Keep ``report`` under ``key``; a directory that cannot be written is passed over."""
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as stream:
+                    pickle.dump((key, report), stream, protocol=pickle.HIGHEST_PROTOCOL)
+                os.replace(tmp, path)
+            except BaseException:
+                _remove(Path(tmp))
+                raise
+        except (OSError, pickle.PicklingError):
+            return
+        self.prune()
+
+    def prune(self, limit: int = MAX_BYTES) -> None:
+        """Remove the least recently used entries until the directory holds ``limit`` bytes."""
+        entries = []
+        for path in self.dir.glob("*/*.pickle"):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            entries.append((st.st_mtime_ns, path.name, st.st_size, path))
+        total = sum(e[2] for e in entries)
+        for _, _, size, path in sorted(entries):
+            if total <= limit:
+                break
+            _remove(path)
+            total -= size
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()

@@ -1,0 +1,215 @@
+"""The results cache: a system checked before with the same code, spec and options is read
+back, byte for byte the report a fresh analysis gives; anything else is analysed again."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+import coherence.cache as cache_module
+import coherence.linear as linear
+from coherence.cache import GUARD_NOTE, ResultCache, result_key
+from coherence.cli import main
+from coherence.compile import compile_path
+from coherence.pipeline import CheckOptions, check_paths
+from coherence.results import AnalysisResult
+
+SPEC = """\
+system tiny {
+  tick 1s
+  input load : req/s in [0, 10] nominal 5
+  state q : req in [0, 100] init 0
+  state rate : req/s in [1, 20] init 5
+  next q = max(0, q + (load - rate) * tick)
+  loop scaler {
+    every 2s
+    senses q
+    actuates rate by 0.1 / 1s * (q - 10 req)
+    objective keep q <= 50 req
+  }
+  require stable
+  require always q <= 80 req for 20 ticks
+}
+"""
+
+
+@pytest.fixture
+def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A small spec, with the results cache on in ``tmp_path / "cache"``."""
+    monkeypatch.delenv("COHERENCE_NO_CACHE", raising=False)
+    monkeypatch.setenv("COHERENCE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # no project configuration
+    path = tmp_path / "tiny.coh"
+    path.write_text(SPEC, encoding="utf-8")
+    return path
+
+
+def _entries(root: Path) -> list[Path]:
+    return sorted((root / "cache" / "results").glob("*/*.pickle"))
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _fail(ts: object) -> AnalysisResult:
+    raise AssertionError("analysed although the report was cached")
+
+
+def _check(path: Path, *more: str) -> tuple[int, str, str]:
+    return _cli("check", str(path), "--format", "json", "-j", "1", "--color", "never", *more)
+
+
+def test_a_second_check_reads_the_report_back_byte_for_byte(
+    spec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _check(spec)
+    assert len(_entries(spec.parent)) == 1
+    monkeypatch.setattr(linear, "analyze", _fail)  # a second run must not analyse
+    again = _check(spec)
+    assert again == first
+    assert first[0] == 1 and '"COH301"' in first[1]  # an unstable loop: a real report
+    # the library reads it too (a path as the command line shows it: the report names it)
+    report = check_paths([spec.name], CheckOptions(cache=spec.parent / "cache"))
+    assert [s.cached for f in report.files for s in f.systems] == [True]
+
+
+def test_workers_and_one_process_share_the_entries(
+    spec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _cli("check", str(spec), "--format", "json", "-j", "2")
+    monkeypatch.setattr(linear, "analyze", _fail)
+    assert _check(spec) == first  # written by the parallel run, read by the sequential one
+
+
+def test_the_key_changes_with_the_spec_its_place_the_options_and_the_code(
+    spec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ts = compile_path(spec).systems[0]
+    key = result_key(ts, CheckOptions().key())
+    assert key == result_key(compile_path(spec).systems[0], CheckOptions(jobs=4).key())
+    moved = spec.with_name("other.coh")
+    moved.write_text(SPEC, encoding="utf-8")
+    commented = spec.with_name("commented.coh")
+    commented.write_text("# a comment moves every span\n" + SPEC, encoding="utf-8")
+    tuned = spec.with_name("tuned.coh")
+    tuned.write_text(SPEC.replace("0.1 / 1s", "0.2 / 1s"), encoding="utf-8")
+    for other in (moved, commented, tuned):
+        assert result_key(compile_path(other).systems[0], CheckOptions().key()) != key
+    for opts in (CheckOptions(rlimit=1000), CheckOptions(smt=False), CheckOptions(ticks=50)):
+        assert result_key(ts, opts.key()) != key
+    monkeypatch.setattr(cache_module, "build_id", lambda: "another build")
+    assert result_key(ts, CheckOptions().key()) != key
+
+
+def test_the_build_id_covers_every_file_of_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    package = Path(cache_module.__file__).resolve().parent
+    files = {p.relative_to(package).as_posix() for p in cache_module._package_files(package)}
+    assert {"cache.py", "smt/solver.py", "frontend/coherence.lark"} <= files
+    assert not any(f.endswith(".pyc") for f in files)
+    base = cache_module.build_id()
+    cache_module.build_id.cache_clear()
+    try:
+        monkeypatch.setattr(cache_module, "LIBRARIES", ("z3-solver", "numpy"))
+        assert cache_module.build_id() != base  # fewer library versions in it
+    finally:
+        cache_module.build_id.cache_clear()
+
+
+def test_a_changed_spec_is_analysed_again(spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _check(spec)
+    spec.write_text(SPEC.replace("for 20 ticks", "for 10 ticks"), encoding="utf-8")
+    _, out, _ = _check(spec)
+    assert "10 ticks" in out and "20 ticks" not in out
+    assert len(_entries(spec.parent)) == 2
+
+
+def test_a_damaged_entry_is_a_miss_and_is_replaced(spec: Path) -> None:
+    first = _check(spec)
+    (entry,) = _entries(spec.parent)
+    entry.write_bytes(b"not a pickle")
+    assert _check(spec) == first
+    (entry,) = _entries(spec.parent)
+    key, report = pickle.loads(entry.read_bytes())
+    assert key == entry.stem and report.name == "tiny"
+
+
+def test_an_entry_under_the_wrong_name_is_not_believed(tmp_path: Path) -> None:
+    store = ResultCache(tmp_path)
+    store.put("ab" * 32, "a report")
+    wrong = store._path("cd" * 32)
+    wrong.parent.mkdir(parents=True)
+    os.replace(store._path("ab" * 32), wrong)
+    assert store.get("cd" * 32) is None and not wrong.exists()
+    assert (store.hits, store.misses) == (0, 1)
+
+
+def test_a_failed_analysis_or_a_guarded_answer_is_not_kept(
+    spec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(ts: object) -> AnalysisResult:
+        raise RuntimeError("boom")
+
+    with monkeypatch.context() as m:
+        m.setattr(linear, "analyze", broken)
+        _, out, _ = _check(spec)
+    assert '"COH903"' in out and _entries(spec.parent) == []
+
+    def guarded(ts: object) -> AnalysisResult:
+        return AnalysisResult("linear", data=(("why", f"{GUARD_NOTE} (30 s) after 5 of 10"),))
+
+    with monkeypatch.context() as m:
+        m.setattr(linear, "analyze", guarded)
+        _check(spec)
+    assert _entries(spec.parent) == []
+    _check(spec)
+    assert len(_entries(spec.parent)) == 1
+
+
+@pytest.mark.parametrize(
+    "how", ["--no-cache", "config", "COHERENCE_NO_CACHE", "COHERENCE_CACHE_DIR"]
+)
+def test_the_cache_can_be_turned_off(spec: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    more: list[str] = []
+    if how == "--no-cache":
+        more = ["--no-cache"]
+    elif how == "config":
+        (spec.parent / "coherence.toml").write_text("cache = false\n", encoding="utf-8")
+    elif how == "COHERENCE_NO_CACHE":
+        monkeypatch.setenv("COHERENCE_NO_CACHE", "1")
+    else:
+        monkeypatch.setenv("COHERENCE_CACHE_DIR", "")
+    _check(spec, *more)
+    _check(spec, *more)
+    assert _entries(spec.parent) == []
+
+
+def test_timings_leave_out_cached_systems_and_count_them(
+    spec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    _, _, fresh = _check(spec, "--timings")
+    assert "linear" in fresh and "results cache" not in fresh
+    _, _, cached = _check(spec, "--timings")
+    assert "0 pieces" in cached
+    assert "1 system came from the results cache" in cached
+    assert not [line for line in cached.splitlines() if line.startswith("│")]
+
+
+def test_pruning_removes_the_least_recently_used_first(tmp_path: Path) -> None:
+    store = ResultCache(tmp_path)
+    keys = [f"{i:02d}" * 32 for i in range(4)]
+    for n, key in enumerate(keys):
+        store.put(key, "x" * 1000)
+        os.utime(store._path(key), ns=(10**9 * n, 10**9 * n))
+    assert store.get(keys[0]) == "x" * 1000  # used now: the newest
+    size = store._path(keys[0]).stat().st_size
+    store.prune(limit=2 * size)
+    left = sorted(p.stem for p in tmp_path.glob("results/*/*.pickle"))
+    assert left == sorted([keys[0], keys[3]])
