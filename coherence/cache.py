@@ -34,11 +34,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
+import math
 import os
 import pickle
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +183,69 @@ class ResultCache:
 def _remove(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink()
+
+
+class Durations:
+    """How long each piece of a check took when it last ran (``durations.json`` in the cache
+    directory), so that ``-j`` hands out the longest first. Only the order of the pieces
+    depends on it, never a result: the pieces are independent (docs/ci.md, "Parallel runs").
+    A piece is named by its file, system and piece (``specs/a.coh\\0a\\0conflicts``); the
+    most recently recorded :data:`KEPT` are kept."""
+
+    FILE = "durations.json"
+    KEPT = 4096
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / self.FILE
+        self.seconds: dict[str, float] = {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                self.seconds = {
+                    str(k): float(v)
+                    for k, v in data.items()
+                    if isinstance(v, (int, float)) and math.isfinite(v) and v >= 0
+                }
+        except (OSError, ValueError):
+            pass
+
+    def get(self, name: str) -> float | None:
+        return self.seconds.get(name)
+
+    def record(self, measured: Mapping[str, float]) -> None:
+        """Keep ``measured`` (the newest last) and write the file; one that cannot be
+        written is passed over."""
+        for name, sec in measured.items():
+            self.seconds.pop(name, None)
+            self.seconds[name] = round(float(sec), 3)
+        items = list(self.seconds.items())[-self.KEPT :]
+        self.seconds = dict(items)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".", suffix=".tmp")
+        except OSError:
+            return
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as stream:
+                json.dump(self.seconds, stream, indent=0)
+            os.replace(tmp, self.path)
+        except OSError:
+            _remove(Path(tmp))
+
+
+def longest_first(
+    names: Sequence[str], first: Sequence[int], durations: Durations | None
+) -> list[int]:
+    """The order in which to hand out pieces named ``names``: those a run has timed, longest
+    first; a piece never timed keeps its place by the caller's guess (``first``, the pieces
+    it expects to be long, ahead of every timed one; the others after them)."""
+    guess = set(first)
+    fallback = list(dict.fromkeys([*first, *range(len(names))]))
+    rank = {i: n for n, i in enumerate(fallback)}
+
+    def key(i: int) -> tuple[int, float, int]:
+        sec = durations.get(names[i]) if durations is not None else None
+        if sec is None:
+            return (0 if i in guess else 2, 0.0, rank[i])
+        return (1, -sec, rank[i])
+
+    return sorted(range(len(names)), key=key)

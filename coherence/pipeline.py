@@ -224,7 +224,8 @@ def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[F
     independent pieces (the simulation, the linear analysis, each piece of the formal
     analysis: :func:`coherence.smt.analyze.parts`), longest first; the reports are put
     together in the order a sequential run gives. Systems whose report the results cache
-    keeps are not analysed."""
+    keeps are not analysed; with the cache on, the pieces are handed out longest first by
+    the durations of earlier runs (:class:`coherence.cache.Durations`)."""
     from coherence.parallel import run_all
 
     compiled: list[tuple[Path, Any, CompileResult | None]] = []
@@ -255,26 +256,38 @@ def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[F
     if jobs > 1 and any(name == "smt" for name, _ in chosen):
         _shared(todo, jobs, opts)
     tasks: list[Callable[[], Any]] = []
+    names: list[str] = []  # each task's file, system and piece, for the durations
     first: list[int] = []
     plan: list[list[tuple[str, list[int]]]] = []  # per system to analyse: its task indices
     for ts in todo:
         entry: list[tuple[str, list[int]]] = []
         for name, fn in chosen:
             if name == "smt":
-                from coherence.smt.analyze import parts
+                from coherence.smt.analyze import parts, piece_name
 
                 pieces = parts(ts, smt_options(opts))
                 idx = list(range(len(tasks), len(tasks) + len(pieces)))
                 tasks += [_timed(name, ts, piece) for piece in pieces]
+                names += [f"{ts.path}\0{ts.name}\0{piece_name(p)}" for p in pieces]
                 first += idx[-2:]  # the conflict search and the equilibria
             else:
                 idx = [len(tasks)]
                 tasks.append(_timed(name, ts, functools.partial(fn, ts)))
+                names.append(f"{ts.path}\0{ts.name}\0{name}")
                 if name == "linear":
                     first.append(idx[0])
             entry.append((name, idx))
         plan.append(entry)
-    done = run_all(tasks, jobs, first)
+    durations = None
+    if opts.cache is not None:
+        from coherence.cache import Durations
+
+        durations = Durations(opts.cache)
+    from coherence.cache import longest_first
+
+    done = run_all(tasks, jobs, longest_first(names, first, durations))
+    if durations is not None:
+        durations.record({n: sec for n, (_, sec) in zip(names, done, strict=True)})
     for ts, entry in zip(todo, plan, strict=True):
         kept[id(ts)] = _system_report(ts, entry, done, opts)
         _keep(store, ts, opts, kept[id(ts)])

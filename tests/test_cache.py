@@ -6,17 +6,21 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import coherence.cache as cache_module
 import coherence.linear as linear
-from coherence.cache import GUARD_NOTE, ResultCache, result_key
+from coherence.cache import GUARD_NOTE, Durations, ResultCache, longest_first, result_key
 from coherence.cli import main
 from coherence.compile import compile_path
 from coherence.pipeline import CheckOptions, check_paths
 from coherence.results import AnalysisResult
+from coherence.smt.analyze import parts, piece_name
 
 SPEC = """\
 system tiny {
@@ -213,3 +217,51 @@ def test_pruning_removes_the_least_recently_used_first(tmp_path: Path) -> None:
     store.prune(limit=2 * size)
     left = sorted(p.stem for p in tmp_path.glob("results/*/*.pickle"))
     assert left == sorted([keys[0], keys[3]])
+
+
+def test_pieces_timed_before_are_handed_out_longest_first() -> None:
+    names = ["a", "b", "c", "d", "e"]
+    durations = Durations(Path("/nonexistent"))
+    assert longest_first(names, [3], None) == [3, 0, 1, 2, 4]  # the caller's guess alone
+    durations.seconds = {"a": 1.0, "c": 5.0, "d": 0.5}
+    # the untimed guess (none here) first, then the timed by duration, then the rest
+    assert longest_first(names, [3], durations) == [2, 0, 3, 1, 4]
+    assert longest_first(names, [4], durations) == [4, 2, 0, 3, 1]
+
+
+def test_durations_are_kept_between_runs_and_a_bad_file_is_passed_over(tmp_path: Path) -> None:
+    first = Durations(tmp_path)
+    assert first.seconds == {}
+    first.record({"x": 2.0, "y": 1.25})
+    again = Durations(tmp_path)
+    assert again.seconds == {"x": 2.0, "y": 1.25}
+    again.record({"x": 3.0})
+    assert list(Durations(tmp_path).seconds.items()) == [("y", 1.25), ("x", 3.0)]
+    (tmp_path / Durations.FILE).write_text('{"x": "slow", "y": -1, "z": 0.5}')
+    assert Durations(tmp_path).seconds == {"z": 0.5}
+    (tmp_path / Durations.FILE).write_text("not json")
+    assert Durations(tmp_path).seconds == {}
+
+
+def test_a_parallel_check_records_every_piece_and_orders_the_next_run_by_it(
+    spec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import coherence.parallel as parallel
+
+    orders: list[list[int]] = []
+    real = parallel.run_all
+
+    def spy(tasks: list[Any], jobs: int, first: Sequence[int] = ()) -> list[Any]:
+        orders.append(list(first))
+        return real(tasks, jobs, first)
+
+    monkeypatch.setattr(parallel, "run_all", spy)
+    _cli("check", str(spec), "--format", "json", "-j", "2")
+    recorded = Durations(spec.parent / "cache").seconds
+    ts = compile_path(Path(spec.name)).systems[0]  # the path as the command line shows it
+    pieces = ["simulate", "linear", *(piece_name(p) for p in parts(ts))]
+    assert sorted(recorded) == sorted(f"{ts.path}\0{ts.name}\0{p}" for p in pieces)
+    shutil.rmtree(spec.parent / "cache" / "results")  # analysed again, in the timed order
+    _cli("check", str(spec), "--format", "json", "-j", "2")
+    seconds = [recorded[f"{ts.path}\0{ts.name}\0{pieces[i]}"] for i in orders[-1]]
+    assert seconds == sorted(seconds, reverse=True)

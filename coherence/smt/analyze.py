@@ -137,6 +137,15 @@ def parts(ts: TransitionSystem, options: SmtOptions | None = None) -> list[Calla
     return out
 
 
+def piece_name(piece: Callable[[], Part]) -> str:
+    """The name a piece of :func:`parts` reports (:attr:`Part.name`), known before it runs."""
+    assert isinstance(piece, functools.partial)
+    if piece.func is _bounded_part:
+        ts, _, index = piece.args
+        return req_key(ts.requirements[index])
+    return "conflicts" if piece.func is _conflicts_part else "equilibria"
+
+
 def assemble(options: SmtOptions | None, done: list[Part], seconds: float) -> AnalysisResult:
     """The analysis result from its pieces (:func:`parts`, run in their order)."""
     opts = options or SmtOptions()
