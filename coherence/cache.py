@@ -42,7 +42,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 FORMAT = 1  # the layout of an entry; bumped when it changes
 MAX_BYTES = 256 * 2**20  # the results directory's size, pruned least recently used first
@@ -249,3 +249,40 @@ def longest_first(
         return (1, -sec, rank[i])
 
     return sorted(range(len(names)), key=key)
+
+
+def run_command(clear: bool, out: TextIO) -> int:
+    """``coherence cache [--clear]``: the cache directory and what it holds; with ``clear``,
+    empty it (what another process is writing is left to it)."""
+    root = cache_dir()
+    if root is None:
+        out.write("no cache: COHERENCE_CACHE_DIR is empty, or the directory cannot be made\n")
+        return 0
+    results = ResultCache(root)
+    entries = sorted(results.dir.glob("*/*.pickle"))
+    size = 0
+    for path in entries:
+        with contextlib.suppress(OSError):
+            size += path.stat().st_size
+    others = [root / Durations.FILE, *sorted(root.glob("*.lark-cache"))]
+    if clear:
+        for path in [*entries, *others]:
+            _remove(path)
+        for sub in sorted(results.dir.glob("*"), reverse=True):
+            with contextlib.suppress(OSError):
+                sub.rmdir()
+        out.write(f"cleared {root}: {len(entries)} report{'' if len(entries) == 1 else 's'}\n")
+        return 0
+    timed = len(Durations(root).seconds)
+    out.write(
+        f"{root}\n"
+        f"  results    {len(entries)} report{'' if len(entries) == 1 else 's'}, "
+        f"{size / 2**20:.1f} MiB (at most {MAX_BYTES // 2**20} MiB){_off()}\n"
+        f"  durations  {timed} piece{'' if timed == 1 else 's'} timed\n"
+        f"  grammar    {'kept' if any(p.exists() for p in others[1:]) else 'not built yet'}\n"
+    )
+    return 0
+
+
+def _off() -> str:
+    return "; off: COHERENCE_NO_CACHE is set" if results_disabled() else ""

@@ -172,6 +172,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     f = sub.add_parser("fmt", help="print a spec in canonical layout (comments are not kept)")
     f.add_argument("spec")
 
+    ca = sub.add_parser(
+        "cache", help="where coherence keeps results between runs; --clear empties it"
+    )
+    ca.add_argument(
+        "--clear",
+        action="store_true",
+        help="remove the kept reports, the pieces' durations and the parser's tables",
+    )
+
     imp = sub.add_parser("import", help="turn HPA, KEDA or Knative autoscaling YAML into a spec")
     from coherence.importers import add_arguments as add_import_arguments
 
@@ -416,6 +425,10 @@ def main(
             return cmd_ir(args, out)
         if args.command == "fmt":
             return cmd_fmt(args, out)
+        if args.command == "cache":
+            from coherence.cache import run_command
+
+            return run_command(args.clear, out)
         if args.command == "import":
             from coherence.importers import run as run_import
 

@@ -265,3 +265,24 @@ def test_a_parallel_check_records_every_piece_and_orders_the_next_run_by_it(
     _cli("check", str(spec), "--format", "json", "-j", "2")
     seconds = [recorded[f"{ts.path}\0{ts.name}\0{pieces[i]}"] for i in orders[-1]]
     assert seconds == sorted(seconds, reverse=True)
+
+
+def test_the_cache_command_shows_what_is_kept_and_clears_it(spec: Path) -> None:
+    _cli("check", str(spec), "--format", "json", "-j", "2")
+    code, out, _ = _cli("cache")
+    root = spec.parent / "cache"
+    assert code == 0 and out.startswith(f"{root}\n")
+    assert (
+        "results    1 report," in out and "durations  3 pieces timed" in out
+    )  # simulate, linear, always
+    code, out, _ = _cli("cache", "--clear")
+    assert (code, out) == (0, f"cleared {root}: 1 report\n")
+    assert _entries(spec.parent) == [] and not (root / Durations.FILE).exists()
+    assert not list(root.glob("*.lark-cache"))
+    assert "results    0 reports" in _cli("cache")[1]
+
+
+def test_the_cache_command_without_a_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COHERENCE_CACHE_DIR", "")
+    code, out, _ = _cli("cache")
+    assert code == 0 and out.startswith("no cache")
