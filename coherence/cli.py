@@ -108,6 +108,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     df.add_argument("--horizon", type=_positive_int, help=HORIZON_HELP)
     df.add_argument("--rlimit", type=_positive_int, help="Z3 resource limit per query")
     df.add_argument("--exit-zero", action="store_true", help="exit 0 even on a regression")
+    df.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="analyse both versions, neither reading nor writing the results cache",
+    )
     df.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     _config_args(df)
 

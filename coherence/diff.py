@@ -274,14 +274,14 @@ def diff_files(old: FileReport, new: FileReport, old_label: str, new_label: str)
 def check_text(path: str, text: str, options: Any) -> FileReport:
     """Check a spec given as text, reported at ``path`` (as the pipeline checks a file)."""
     from coherence.compile import compile_source
-    from coherence.pipeline import analyse_system, analyses_for
+    from coherence.pipeline import analyse_cached, analyses_for
     from coherence.source import SourceFile
 
     result = compile_source(SourceFile(path, text))
     systems: list[SystemReport] = []
     if result.ok:
         chosen = analyses_for(options)
-        systems = [analyse_system(ts, chosen) for ts in result.systems]
+        systems = [analyse_cached(ts, chosen, options) for ts in result.systems]
     return FileReport(path, result.diagnostics, tuple(systems), text)
 
 
@@ -432,7 +432,7 @@ def run_diff(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """``coherence diff OLD NEW`` / ``coherence diff SPEC --rev REV``; returns the exit code."""
     from coherence.pipeline import CheckOptions
     from coherence.plot import add_topology
-    from coherence.reports.command import display_path, project_config
+    from coherence.reports.command import display_path, project_config, results_cache
     from coherence.suppress import Selection, front_end_only, triage
 
     if args.rev and args.new:
@@ -447,6 +447,7 @@ def run_diff(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         horizon=args.horizon or config.horizon,
         mode=config.mode or "auto",
         rlimit=args.rlimit or config.rlimit,
+        cache=results_cache(args, config.cache),
     )
     if args.rev:
         path = display_path(args.old)

@@ -146,14 +146,20 @@ def check_file(path: Path, options: CheckOptions, lint_only: bool = False) -> Fi
     systems: list[SystemReport] = []
     if not lint_only and result.ok:
         chosen = analyses_for(options)
-        store = _store(options)
-        for ts in result.systems:
-            kept = _lookup(store, ts, options)
-            if kept is None:
-                kept = analyse_system(ts, chosen)
-                _keep(store, ts, options, kept)
-            systems.append(kept)
+        systems = [analyse_cached(ts, chosen, options) for ts in result.systems]
     return FileReport(str(path), result.diagnostics, tuple(systems), src.text)
+
+
+def analyse_cached(
+    ts: TransitionSystem, analyses: list[tuple[str, Analysis]], options: CheckOptions
+) -> SystemReport:
+    """:func:`analyse_system`, through the results cache of ``options`` (if any)."""
+    store = _store(options)
+    kept = _lookup(store, ts, options)
+    if kept is None:
+        kept = analyse_system(ts, analyses)
+        _keep(store, ts, options, kept)
+    return kept
 
 
 def _store(options: CheckOptions) -> Any:

@@ -286,3 +286,16 @@ def test_the_cache_command_without_a_directory(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("COHERENCE_CACHE_DIR", "")
     code, out, _ = _cli("cache")
     assert code == 0 and out.startswith("no cache")
+
+
+def test_diff_reads_both_versions_from_what_check_kept(
+    spec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = spec.with_name("old.coh")
+    old.write_text(SPEC.replace("0.1 / 1s", "0.05 / 1s"), encoding="utf-8")
+    _check(Path(spec.name))  # the paths as the command line shows them: the reports name them
+    _check(Path(old.name))
+    fresh = _cli("diff", old.name, spec.name, "--format", "json", "--no-cache")
+    monkeypatch.setattr(linear, "analyze", _fail)
+    assert _cli("diff", old.name, spec.name, "--format", "json") == fresh
+    assert fresh[0] == 0 and '"delta"' in fresh[1]  # the gain moved the numbers
