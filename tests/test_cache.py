@@ -299,3 +299,29 @@ def test_diff_reads_both_versions_from_what_check_kept(
     monkeypatch.setattr(linear, "analyze", _fail)
     assert _cli("diff", old.name, spec.name, "--format", "json") == fresh
     assert fresh[0] == 0 and '"delta"' in fresh[1]  # the gain moved the numbers
+
+
+def test_the_key_is_the_same_in_every_process() -> None:
+    """The lowered system's ``repr`` holds no set or dict whose order varies with string
+    hashing (``PYTHONHASHSEED``): a key that did would never be found again."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    code = (
+        "from coherence.compile import compile_path\n"
+        "from coherence.pipeline import CheckOptions, find_specs\n"
+        "from coherence.cache import result_key\n"
+        "for p in find_specs(['specs']):\n"
+        "    for ts in compile_path(p).systems:\n"
+        "        print(result_key(ts, CheckOptions().key()))\n"
+    )
+    keys = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        run = subprocess.run(
+            [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stderr
+        keys.append(run.stdout.split())
+    assert keys[0] == keys[1] and len(keys[0]) >= 22
