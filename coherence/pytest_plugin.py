@@ -89,6 +89,8 @@ def _options(config: pytest.Config) -> CheckOptions:
         raise pytest.UsageError(
             f"unknown coherence analysis `{unknown[0]}`: choose from {', '.join(ANALYSES)}"
         )
+    from coherence.cache import cache_dir, results_disabled
+
     return CheckOptions(
         simulate="simulate" in names,
         linear="linear" in names and project.linear,
@@ -97,6 +99,8 @@ def _options(config: pytest.Config) -> CheckOptions:
         horizon=project.horizon,
         mode=project.mode or "auto",
         rlimit=project.rlimit,
+        # spec files are checked as `coherence check` checks them: through the results cache
+        cache=cache_dir() if project.cache and not results_disabled() else None,
     )
 
 

@@ -422,16 +422,17 @@ def evaluate(ts: TransitionSystem, options: CheckOptions | None = None) -> Syste
     """Run the available analyses on a system (through :mod:`coherence.pipeline`).
 
     The last few results are kept, so that several assertions on one changed system run
-    the analyses once.
+    the analyses once; with ``options.cache`` set, reports also go through the results cache
+    (:mod:`coherence.cache`), which the pytest plugin uses for spec files.
     """
-    from coherence.pipeline import analyse_system, analyses_for
+    from coherence.pipeline import analyse_cached, analyses_for
 
     opts = options or default_options()
     key = repr(opts)
     for cached_ts, cached_key, report in _CACHE:
         if cached_ts is ts and cached_key == key:
             return report
-    report = analyse_system(ts, analyses_for(opts))
+    report = analyse_cached(ts, analyses_for(opts), opts)
     _CACHE.insert(0, (ts, key, report))
     del _CACHE[_CACHE_SIZE:]
     return report

@@ -127,3 +127,22 @@ def test_this_suite_does_not_collect_its_own_spec_fixtures() -> None:
     ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert not ini.get("coherence_specs", False)
     assert Path(ROOT / "tests" / "diagnostics").is_dir()  # full of deliberate errors
+
+
+def test_spec_files_go_through_the_results_cache(  # type: ignore[no-untyped-def]
+    pytester: pytest.Pytester, run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import coherence.simulate.nominal as nominal
+
+    monkeypatch.delenv("COHERENCE_NO_CACHE")
+    monkeypatch.setenv("COHERENCE_CACHE_DIR", str(pytester.path / "cache"))
+    pytester.makefile(".coh", fleet=FAILING)
+    args = ("--coherence", "--coherence-analyses", "simulate")
+    run(*args).assert_outcomes(passed=1, failed=1, skipped=1)
+    assert len(list((pytester.path / "cache" / "results").glob("*/*.pickle"))) == 1
+
+    def analysed(*_: object) -> None:
+        raise AssertionError("analysed although the report was cached")
+
+    monkeypatch.setattr(nominal, "nominal_analysis", analysed)
+    run(*args).assert_outcomes(passed=1, failed=1, skipped=1)  # the same, read back
