@@ -292,7 +292,7 @@ def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[F
     from coherence.cache import longest_first
 
     done = run_all(tasks, jobs, longest_first(names, first, durations))
-    if durations is not None:
+    if durations is not None and tasks:
         durations.record({n: sec for n, (_, sec) in zip(names, done, strict=True)})
     for ts, entry in zip(todo, plan, strict=True):
         kept[id(ts)] = _system_report(ts, entry, done, opts)
