@@ -11,7 +11,12 @@
    hyperperiod from the point found; it must come back to it.
 
 A fixed point of ``F_H`` may be a periodic orbit of the per-tick maps; the linearization
-follows the orbit. Cooldown counters are idle at an equilibrium (nothing changes), so they are
+follows the orbit. Settling compares states once per hyperperiod, so a run that alternates
+between two values every tick looks settled when the hyperperiod is even: a sustained
+oscillation, not a rest point. Where the orbit found moves within the hyperperiod, a constant
+equilibrium (a fixed point of every tick's map) is sought from the orbit's mean and from the
+declared start, and analysed instead if there is one; other starting points that settled on
+such a cycle are not counted as other equilibria. Cooldown counters are idle at an equilibrium (nothing changes), so they are
 set to 0 and left out of the residual. Different starting points that settle at different
 equilibria are reported (COH306): the linear verdict is local to the one analysed.
 """
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from coherence.linear.linearize import Engine, LinearizationError, Orbit, tick_jacobians
+from coherence.linear.linearize import Engine, LinearizationError, Orbit, orbit, tick_jacobians
 from coherence.linear.options import LinearOptions
 from coherence.linear.program import state_scale
 from coherence.linear.spectrum import monodromy
@@ -46,6 +51,9 @@ class OperatingPoint:
     message: str = ""
     others: tuple[tuple[float, ...], ...] = ()
     replay_residual: float | None = None
+    # where the point is not constant within the hyperperiod: the period (ticks) of its
+    # per-tick orbit (a cycle, not a rest point); 0 for an equilibrium
+    cycle: int = 0
 
     @property
     def x(self) -> Vec:
@@ -155,12 +163,23 @@ def find_operating_point(engine: Engine, options: LinearOptions) -> OperatingPoi
             polished = None
         if polished is not None and _distance(polished, found, scale, fmap.free) < 1e-6:
             found = np.clip(polished, p.lo, p.hi)
+    cycle = _cycle(engine, found, scale, fmap.free, options)
+    if cycle:
+        # a cycle that returns once per hyperperiod: analyse the constant equilibrium the
+        # cycle swings around, if there is one
+        alt = _constant_equilibrium(engine, fmap, found, x0, scale, options)
+        if alt is not None:
+            found, method, cycle = alt, "root", 0
     others: list[Vec] = []
     # a run-away to the bounds settles at a saturated corner: the operating point the loops
     # are designed to hold is the equilibrium with the fewest saturated states, if any
     if _saturated(engine, found, scale) and not tried_x0:
         alt, _ = _equilibrium_near(engine, fmap, x0, scale, options)
-        if alt is not None and _distance(alt, found, scale, fmap.free) > 1e-4:
+        if (
+            alt is not None
+            and _distance(alt, found, scale, fmap.free) > 1e-4
+            and not _cycle(engine, np.clip(alt, p.lo, p.hi), scale, fmap.free, options)
+        ):
             alt = np.clip(alt, p.lo, p.hi)
             if _saturated(engine, alt, scale) < _saturated(engine, found, scale):
                 found, alt = alt, found
@@ -189,6 +208,8 @@ def find_operating_point(engine: Engine, options: LinearOptions) -> OperatingPoi
             continue
         if any(_distance(sol, o, scale, fmap.free) <= 1e-4 for o in others):
             continue
+        if _cycle(engine, sol, scale, fmap.free, options):
+            continue  # a point of a cycle, not another rest point
         others.append(sol)
 
     replay: float | None = None
@@ -213,7 +234,49 @@ def find_operating_point(engine: Engine, options: LinearOptions) -> OperatingPoi
         message,
         tuple(tuple(float(v) for v in o) for o in others),
         replay,
+        cycle,
     )
+
+
+def _cycle(
+    engine: Engine, x: Vec, scale: Vec, free: NDArray[np.bool_], options: LinearOptions
+) -> int:
+    """The period in ticks of the per-tick orbit from ``x`` over one hyperperiod, where it
+    moves (scaled) by more than the settling tolerance; 0 where it is constant."""
+    H = engine.ts.hyperperiod
+    if H <= 1:
+        return 0
+    xs = orbit(engine, x).states
+    tol = max(100 * options.residual_tol, 1e-6)
+    if max(_distance(xs[t], xs[0], scale, free) for t in range(H)) <= tol:
+        return 0
+    for p in range(1, H):
+        if H % p == 0 and all(
+            _distance(xs[t], xs[(t + p) % H], scale, free) <= tol for t in range(H)
+        ):
+            return p
+    return H
+
+
+def _constant_equilibrium(
+    engine: Engine, fmap: _Map, on_cycle: Vec, x0: Vec, scale: Vec, options: LinearOptions
+) -> Vec | None:
+    """A root of F_H(x) - x whose per-tick orbit is constant, sought from the mean of the
+    cycle through ``on_cycle`` and from the declared start ``x0``."""
+    mean = orbit(engine, on_cycle).states.mean(axis=0)
+    for start in (mean, x0):
+        if not np.all(np.isfinite(start)):
+            continue
+        try:
+            sol = _solve(engine, fmap, start, scale, options)
+        except (LinearizationError, np.linalg.LinAlgError, ValueError):
+            continue
+        if sol is None:
+            continue
+        sol = np.clip(sol, engine.exact.lo, engine.exact.hi)
+        if not _cycle(engine, sol, scale, fmap.free, options):
+            return sol
+    return None
 
 
 def _equilibrium_near(
