@@ -181,6 +181,8 @@ TOKENS = st.sampled_from(
         "up",
         "when",
         "and",
+        "tolerance",
+        "floor",
     ]
 )
 
@@ -233,6 +235,9 @@ def valid_specs(draw: st.DrawFn) -> str:
             f"loop l{i} {{ every {period}s senses {plant} delay {delay}s window {window}s "
             f"actuates {s} by {k:.3f} * (demand - {plant}) }}"
         )
+    tolerance = draw(st.sampled_from(["", " tolerance 5%", " tolerance 2 req/s"]))
+    floor = draw(st.sampled_from(["", " floor 0", " floor 1 req/s", " floor 30 req/min"]))
+    lines.append(f"objective minimize {plant}{tolerance}{floor}")
     lines.append("require always demand <= 200 req/s for 20 ticks")
     return "system gen {\n  " + "\n  ".join(lines) + "\n}\n"
 
@@ -379,3 +384,89 @@ def test_the_grammar_cache_can_be_turned_off_or_be_out_of_reach(
     monkeypatch.delenv("COHERENCE_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert parser_module.cache_dir() == tmp_path / "xdg" / "coherence"
+
+
+# ---- objective floors --------------------------------------------------------------------
+
+_FLOORS = """system s {
+  tick 1s
+  param price = 8 $/h
+  param floor = 2
+  state queue : req in [0, 1000] init 0
+  let latency = 0.2s + queue / (120 req/s)
+  let cost = price * queue / (1 req)
+  next queue = max(0, queue - floor(queue / floor))
+  objective minimize latency tolerance 5% floor 50ms
+  objective minimize cost floor 10 $/h
+  objective keep slow = latency <= 2s floor 0.1 s
+  objective minimize q = floor(queue / 1 req) * floor floor 1
+}
+"""
+
+
+def test_an_objective_takes_a_floor_after_its_tolerance() -> None:
+    module, diags = parse(_FLOORS)
+    assert not diags
+    objectives = [i for i in module.systems[0].items if type(i).__name__ == "Objective"]
+    got = [(o.tolerance and (o.tolerance.value, o.tolerance.unit), o.floor) for o in objectives]
+    assert [(t, (f.value, f.unit)) for t, f in got] == [
+        ((5, "%"), (50, "ms")),
+        (None, (10, "$/h")),
+        (None, (0.1, "s")),
+        (None, (1, None)),
+    ]
+    floor = objectives[0].floor
+    assert (floor.span.line, floor.span.column, floor.span.end_column) == (9, 49, 53)
+
+
+def test_floor_is_still_a_function_and_a_name_in_expressions() -> None:
+    module, diags = parse(_FLOORS)
+    assert not diags
+    assert format_module(module).count("floor(") == 2
+    r = compile_text("s.coh", _FLOORS)
+    assert r.ok, [d.message for d in r.diagnostics]
+    # `floor * 2`: the parameter, not the keyword
+    assert compile_text("f.coh", "system s { tick 1s param floor = 2 let y = floor * 2 }").ok
+
+
+def test_an_objective_floor_round_trips_through_the_formatter() -> None:
+    module, _ = parse(_FLOORS)
+    text = format_module(module)
+    assert "objective minimize latency tolerance 5 % floor 50 ms" in text
+    assert "objective minimize cost floor 10 $/h" in text
+    again, diags = parse(text)
+    assert not diags
+    assert again.systems == module.systems
+    assert format_module(again) == text
+
+
+def test_a_floor_in_another_dimension_is_a_located_unit_error() -> None:
+    text = _FLOORS.replace("floor 50ms", "floor 50 req")
+    diags = compile_text("s.coh", text).diagnostics
+    assert [(d.code, d.span.line, d.span.column) for d in diags] == [("COH207", 9, 49)]
+    assert diags[0].message == (
+        "the floor of objective `latency` must be a quantity in s, not a quantity in req"
+    )
+    assert diags[0].help.endswith("write `floor 50 s`")
+
+
+def test_a_floor_is_never_relative_and_never_infinite() -> None:
+    relative = compile_text("s.coh", _FLOORS.replace("floor 50ms", "floor 5%")).diagnostics
+    assert [d.code for d in relative] == ["COH207"]
+    assert "never relative" in relative[0].help
+    huge = compile_text("s.coh", _FLOORS.replace("floor 50ms", "floor 1e999 s")).diagnostics
+    assert [(d.code, d.span.line) for d in huge] == [("COH213", 9)]
+
+
+def test_a_tolerance_after_a_floor_says_which_comes_first() -> None:
+    _, diags = parse("system s { tick 1s objective minimize x floor 1 s tolerance 5% }")
+    assert [d.message for d in diags] == ["unexpected `tolerance`"]
+    assert "comes before its `floor`" in diags[0].help
+
+
+def test_a_loop_tolerance_after_an_objective_floor_is_the_loops() -> None:
+    _, diags = parse(
+        "system s { tick 1s state x in [0, 9] init 0 "
+        "loop l { actuates x by 1 objective minimize x floor 1 tolerance 5% } }"
+    )
+    assert not diags

@@ -80,3 +80,18 @@ def test_extra_delay_shifts_the_sensed_signal() -> None:
     more = simulate(with_extra_delay(ts, "l", 2), 5, inputs=inputs).state("a")[0].tolist()
     assert base == [0, 1, 1, 2, 3, 4]
     assert more == [0, 1, 1, 1, 1, 2]
+
+
+def test_an_objective_floor_is_kept_in_canonical_units() -> None:
+    ts = system(
+        "param price = 8 $/h\n state q : req in [0, 100] init 0\n next q = q\n"
+        "let latency = 0.2s + q / (10 req/s)\n let cost = price * q / (1 req)\n"
+        "objective minimize latency tolerance 5% floor 50ms\n"
+        "objective keep spend = cost <= 900 $/h floor 36 $/h\n"
+        "objective maximize q"
+    )
+    floors = {o.name: o.floor for o in ts.objectives}
+    assert floors == {"latency": pytest.approx(0.05), "spend": pytest.approx(0.01), "q": None}
+    lines = [line.strip() for line in dump(ts).splitlines() if "objective" in line]
+    assert lines[0] == "objective latency minimize latency tolerance 0.05 relative floor 0.05"
+    assert lines[2] == "objective q maximize q tolerance 0"

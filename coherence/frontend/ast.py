@@ -219,7 +219,8 @@ class NextDecl:
 
 @dataclass(frozen=True, slots=True)
 class Objective:
-    """``objective minimize|maximize [name =] expr`` or ``objective keep [name =] a CMP b``."""
+    """``objective minimize|maximize [name =] expr`` or ``objective keep [name =] a CMP b``,
+    each with an optional ``tolerance Q`` and ``floor Q`` (the smallest material change)."""
 
     kind: str  # minimize | maximize | keep
     name: str | None
@@ -228,6 +229,7 @@ class Objective:
     bound: Expr | None = None
     tolerance: Num | None = None
     span: Span = _span()
+    floor: Num | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -817,9 +817,43 @@ class _Checker:
             if tol < 0:
                 self.error("COH213", "a tolerance must be non-negative", o.tolerance.span)
         unit, scale = self._display(o.expr, t)
+        floor = None if o.floor is None else self._objective_floor(o.floor, t, name, unit)
         return ir.ObjectiveIR(
-            name, owner, o.kind, e, o.cmp, bound, tol, relative, unit, scale, o.span
+            name, owner, o.kind, e, o.cmp, bound, tol, relative, unit, scale, o.span, floor
         )
+
+    def _objective_floor(self, num: ast.Num, t: Dim, name: str, unit: str) -> float | None:
+        """The canonical value of ``floor Q``: absolute, in the objective's own dimension.
+
+        Unlike a tolerance a floor is never relative: ``%`` fits only a dimensionless
+        objective, and a bare number needs a unit unless the objective is dimensionless
+        (a bare ``0`` adapts).
+        """
+        reported = len(self.diags)
+        u = self.unit(num.unit, num.span)
+        if len(self.diags) > reported:  # an unknown unit, already reported
+            return None
+        if u.dim != t and not (num.unit is None and num.value == 0):
+            example = f"floor {num.value:g}" + ("" if t.dimensionless else f" {unit}")
+            why = "never relative (that is `tolerance`)" if num.unit == "%" else "absolute"
+            self.error(
+                "COH207",
+                f"the floor of objective `{name}` must be {_tname(t)}, not {_tname(u.dim)}",
+                num.span,
+                label="no unit" if num.unit is None else f"this is {_tname(u.dim)}",
+                help=f"a floor is {why}, in the objective's own units: write `{example}`",
+            )
+            return None
+        value = num.value * u.scale
+        if not math.isfinite(value) or value < 0:
+            self.error(
+                "COH213",
+                f"the floor of objective `{name}` must be finite and non-negative",
+                num.span,
+                help="the floor is the smallest change of the objective that matters",
+            )
+            return None
+        return value
 
     def _display(self, e: ast.Expr, t: Dim) -> tuple[str, float]:
         if isinstance(e, ast.Name) and e.name in self.symbols:

@@ -86,6 +86,7 @@ def format_require(r: ast.Require) -> str:
 def _objective(o: ast.Objective) -> str:
     name = f"{o.name} = " if o.name else ""
     tol = f" tolerance {_num(o.tolerance)}" if o.tolerance else ""
+    tol += f" floor {_num(o.floor)}" if o.floor else ""
     if o.kind == "keep":
         assert o.bound is not None
         return (

@@ -391,9 +391,9 @@ class _ToAst(Transformer[Token, Any]):
     # -- objectives and requirements
     @v_args(meta=True)
     def objective(self, meta: Any, items: list[Any]) -> ast.Objective:
-        body, tol = items
+        body, tol, floor = items
         kind, name, expr, cmp, bound = body
-        return ast.Objective(kind, name, expr, cmp, bound, tol, self.sp(meta))
+        return ast.Objective(kind, name, expr, cmp, bound, tol, self.sp(meta), floor)
 
     def obj_optimize(self, items: list[Any]) -> tuple[Any, ...]:
         direction, name, expr = items
@@ -578,6 +578,8 @@ def _syntax_diagnostic(err: UnexpectedInput, source: SourceFile) -> Diagnostic:
     span = _tsp(path, tok)
     expected = set(err.expected or ())
     help_ = _hint_for(tok, expected)
+    if str(tok) == "tolerance" and _AFTER_FLOOR.search(source.text, 0, tok.start_pos or 0):
+        help_ = "an objective's `tolerance` comes before its `floor`: `tolerance 5% floor 50ms`"
     return Diagnostic(
         "COH101",
         f"unexpected {_token_text(tok)}",
@@ -585,6 +587,10 @@ def _syntax_diagnostic(err: UnexpectedInput, source: SourceFile) -> Diagnostic:
         label=f"expected {_describe_expected(expected)}",
         help=help_,
     )
+
+
+# `floor QUANTITY` right before the offending token (an objective written `floor .. tolerance ..`)
+_AFTER_FLOOR = re.compile(r"\bfloor\s+[0-9.][0-9.eE+-]*\s*(?:[$%A-Za-z_][^\s]*\s*)?$")
 
 
 def _hint_for(tok: Token, expected: set[str]) -> str:

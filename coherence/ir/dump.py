@@ -98,6 +98,7 @@ def dump(ts: TransitionSystem) -> str:
             out.append(f"    actuates {a.state} {a.mode} {format_expr(a.law)}")
     for o in ts.objectives:
         tol = f" tolerance {fmt_num(o.tolerance)}{' relative' if o.relative else ''}"
+        tol += "" if o.floor is None else f" floor {fmt_num(o.floor)}"
         if o.kind == "keep":
             assert o.bound is not None
             body = f"keep {format_expr(o.expr)} {o.cmp} {format_expr(o.bound)}"

@@ -252,6 +252,10 @@ class ObjectiveIR:
     minimize/maximize: a loop wants ``expr`` low/high; ``tolerance`` is how much worse it
     accepts (relative if ``relative``). keep: ``expr cmp bound`` must hold, with
     ``tolerance`` of slack (relative to the bound if ``relative``).
+
+    ``floor`` is the smallest change of ``expr`` that is material, absolute and in canonical
+    units (``floor 50ms`` is 0.05); ``None`` when the spec gives none, and the analysis then
+    uses its default (docs/language.md, section 9).
     """
 
     name: str
@@ -265,6 +269,7 @@ class ObjectiveIR:
     unit: str = "1"
     scale: float = 1.0
     span: Span = _span()
+    floor: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
