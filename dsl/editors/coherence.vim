@@ -37,9 +37,11 @@ syn keyword cohLogical    and or not
 syn match   cohStatement  "\<tick\>\ze\s*[0-9.]"
 syn match   cohTickConst  "\<tick\>\(\s*[0-9.]\)\@!"
 
-" `max` is a function before `(` and a keyword in `no flapping of x max N`
+" `max` and `floor` are functions before `(`, and keywords in `no flapping of x max N` and
+" `objective minimize x floor Q`
 syn match   cohFunction   "\<\(min\|max\|abs\|clamp\|ceil\|floor\|round\|sqrt\|exp\|log\|pow\)\>\ze\s*("
 syn match   cohRequire    "\<max\>\ze\s\+[0-9.]"
+syn match   cohObjective  "\<floor\>\ze\s\+[0-9.]"
 
 " calibration profiles: PROFILE.step_time(x), from PROFILE.KEY
 syn match   cohProfileFn  "\<[A-Za-z_][A-Za-z_0-9]*\.\(step_time_slope\|step_time\|throughput_gain\|throughput\|overhead\)\>"
@@ -48,9 +50,10 @@ syn match   cohProfileFn  "\<[A-Za-z_][A-Za-z_0-9]*\.\(step_time_slope\|step_tim
 " A number: 3, 0.25, .5, 1., 1e-3 (no sign: `-` is an operator).
 syn match   cohNumber     "\(\<\|[^A-Za-z_0-9.]\@<=\)\(\d\+\(\.\d*\)\=\|\.\d\+\)\([eE][+-]\=\d\+\)\=" nextgroup=cohUnit,cohUnitSpace
 " The unit written right after a number: 15s, 300 ms, 100 req/s, 900 $/h, 5%, 3 ticks.
-" Keywords that may follow a number are not units (`init 0 next`, `max 2 within`).
+" Keywords that may follow a number are not units (`init 0 next`, `max 2 within`,
+" `tolerance 5% floor 1s`).
 syn match   cohUnitSpace  contained "\s\+" nextgroup=cohUnit
-syn match   cohUnit       contained "\(\(actuates\|and\|as\|by\|cooldown\|deadband\|delay\|down\|else\|every\|for\|free\|from\|held\|if\|in\|init\|input\|inputs\|integer\|keep\|let\|limit\|loop\|max\|maximize\|minimize\|next\|nominal\|not\|objective\|or\|param\|phase\|profile\|rate\|require\|senses\|stabilize\|state\|system\|then\|tick\|to\|tolerance\|unit\|up\|when\|window\|within\)\>\)\@!\(\$\|%\|[A-Za-z_]\+\)\(\^-\=\d\+\)\=\(/\(\$\|[A-Za-z_]\+\)\(\^-\=\d\+\)\=\)*"
+syn match   cohUnit       contained "\(\(actuates\|and\|as\|by\|cooldown\|deadband\|delay\|down\|else\|every\|floor\|for\|free\|from\|held\|if\|in\|init\|input\|inputs\|integer\|keep\|let\|limit\|loop\|max\|maximize\|minimize\|next\|nominal\|not\|objective\|or\|param\|phase\|profile\|rate\|require\|senses\|stabilize\|state\|system\|then\|tick\|to\|tolerance\|unit\|up\|when\|window\|within\)\>\)\@!\(\$\|%\|[A-Za-z_]\+\)\(\^-\=\d\+\)\=\(/\(\$\|[A-Za-z_]\+\)\(\^-\=\d\+\)\=\)*"
 " `: UNIT` in a declaration (`: 1` is dimensionless)
 syn match   cohAnnotation ":\s*\(1\>\|\(\$\|%\|[A-Za-z_]\+\)\(\^-\=\d\+\)\=\(/\(\$\|[A-Za-z_]\+\)\(\^-\=\d\+\)\=\)*\)" contains=cohAnnotUnit
 syn match   cohAnnotUnit  contained "[^: \t]\+"
