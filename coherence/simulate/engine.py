@@ -640,6 +640,7 @@ def simulate(
     init: Mapping[str, float | Array] | None = None,
     scenarios: int | None = None,
     until: Callable[[Trace], bool] | None = None,
+    start_tick: int | np.ndarray = 0,
 ) -> Trace:
     """Run the system for ``ticks`` ticks.
 
@@ -650,6 +651,9 @@ def simulate(
     ``until`` stops the run early: it is shown the trace so far after ``UNTIL_FIRST`` ticks,
     then each time their count has doubled, and the run stops at the first prefix it returns
     True for (that prefix is returned; its values are those of the whole run's first ticks).
+    ``start_tick`` is the tick of the run that tick 0 stands for (one per scenario, or one for
+    all): the loops' phases read it, so a run continued from a state of another run at its
+    tick ``t`` acts on the same ticks as that run did.
 
     >>> from coherence.compile import compile_text
     >>> ts = compile_text("a.coh", "system s { tick 1s state x in [0, 10] init 1 "
@@ -684,7 +688,12 @@ def simulate(
     clipped = np.zeros((S, ticks, n), dtype=bool)
 
     # initial state: declared values and overrides first, then registers from their signals
-    env: Env = {"__t": 0}
+    t0: int | np.ndarray = (
+        start_tick
+        if isinstance(start_tick, int)
+        else np.broadcast_to(np.asarray(start_tick, dtype=np.int64), (S,)).copy()
+    )
+    env: Env = {"__t": t0}
     env.update(pvals)
     first = inputs[:, 0, :] if inputs.shape[1] else nominal_inputs(system, 1, S)[:, 0, :]
     for j, u in enumerate(system.inputs):
@@ -727,7 +736,7 @@ def simulate(
                          clipped[:, :t], pvals)  # fmt: skip
             if until(head):
                 return head
-        env = {"__t": t}
+        env = {"__t": t + t0}
         env.update(pvals)
         for j, u in enumerate(system.inputs):
             env[u.name] = inputs[:, t, j]

@@ -23,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from coherence.ir.deps import GLOBAL, influence_cycles, user_names
 from coherence.ir.dump import format_expr
 from coherence.ir.nodes import Requirement, TransitionSystem, Var, names_in
 from coherence.results import AnalysisResult, Cell, Finding, PieceTime, Status, Table, Verdict
-from coherence.simulate.engine import evaluate
+from coherence.search.conflicts import values as _values
 from coherence.simulate.view import show, trace_view
 from coherence.smt import bmc, conflicts, equilibria
 from coherence.smt.options import SmtOptions
@@ -73,7 +74,7 @@ def _conflicts_part(ts: TransitionSystem, opts: SmtOptions) -> Part:
     stats = SolverStats()
     with own_context():
         pairs = conflicts.check_all(ts, opts, stats)
-    cycles = conflicts.influence_cycles(ts)
+    cycles = influence_cycles(ts)
     data = (("influence_cycles", tuple(" -> ".join((*c, c[0])) for c in cycles)),)
     findings: list[Finding] = _cycle_findings(ts, cycles) if opts.cycles else []
     verdicts: list[Verdict] = []
@@ -265,7 +266,7 @@ def _bounded(
                     f"found by {cex.source}; replayed in the simulator",
                     *_param_notes(ts, cex.scenario.params),
                 ),
-                help=_help(req),
+                help=_help(ts, req),
                 trace=view,
                 data=(("tick", cex.tick), ("source", cex.source)),
                 key=key,
@@ -336,9 +337,9 @@ def _violation_message(ts: TransitionSystem, req: Requirement, cex: bmc.Countere
     )
 
 
-def _help(req: Requirement) -> str:
-    if req.kind == "flapping":
-        return "add a stabilization window (`stabilize down 300s`), a deadband or a cooldown"
+def _help(ts: TransitionSystem, req: Requirement) -> str:
+    if req.kind == "flapping" and req.state is not None:
+        return bmc.flapping_help(ts, req.state, req.within)
     if req.kind == "response":
         return "the trace shows the trigger and the ticks in which the response did not come"
     return "the trace shows the inputs and loop actions that lead to the violation"
@@ -355,32 +356,47 @@ def _param_notes(ts: TransitionSystem, params: dict[str, float] | Any) -> tuple[
 # ---- conflicts ------------------------------------------------------------------------------
 
 
+def _unit(o: Any) -> str:
+    return "" if o.unit in ("1", "bool") else f" {o.unit}"
+
+
+def _signed(x: float, o: Any) -> str:
+    """A change in the objective's display unit, with its sign: ``+0.43 s``."""
+    return ("+" if x >= 0 else "-") + show(abs(x), o.scale) + _unit(o)
+
+
+def _cell(p: conflicts.PairResult, ts: TransitionSystem) -> str:
+    if p.verdict == conflicts.CONFLICT and p.witness is not None:
+        w = p.witness
+        o = ts.objective(w.objective)
+        what = f"{o.name.split('.')[-1]} {_signed(w.effect, o)}"
+        if o.kind == "keep":
+            what = f"{o.name.split('.')[-1]} violation {_signed(w.effect, o)}"
+        return f"conflicting ({what} at t+{w.tick})"
+    if p.verdict == conflicts.ALIGNED:
+        return f"aligned (proved, k={p.depth})"
+    if p.verdict == conflicts.NOT_FOUND:
+        return f"not found in {p.scenarios} scenarios"
+    return str(p.verdict)
+
+
 def _matrix(ts: TransitionSystem, pairs: list[conflicts.PairResult]) -> Table:
     names = [lp.name for lp in ts.loops]
-    cols = names + sorted({p.affected for p in pairs if p.affected == conflicts.GLOBAL})
+    cols = names + sorted({p.affected for p in pairs if p.affected == GLOBAL})
     cell = {(p.actor, p.affected): p for p in pairs}
     rows: list[tuple[Cell, ...]] = []
     for a in names:
         row: list[Cell] = [a]
         for b in cols:
-            if a == b:
-                row.append("-")
-                continue
-            p = cell[(a, b)]
-            text = p.verdict
-            if p.verdict in (conflicts.CONFLICT, conflicts.REGIONAL) and p.witness is not None:
-                text += f" ({p.witness.objective.split('.')[-1]}, t+{p.witness.tick})"
-            elif p.verdict == conflicts.ALIGNED:
-                text += f" (proved, k={p.depth})"
-            row.append(text)
+            row.append("-" if a == b else _cell(cell[(a, b)], ts))
         rows.append(tuple(row))
     note = (
         "row: the loop that acts; column: the loop whose objectives it may worsen. "
         f"aligned = no witness exists over {conflicts.scope_text(ts)} within k ticks "
-        "(a proof); "
-        "conflicting = a replayed witness near the operating point; conflicting in a "
-        "region = witnesses exist only away from it; uncoupled = no signal path within "
-        "k ticks"
+        "(a proof); conflicting = a replayed run from the initial state in which the action "
+        "makes the objective worse beyond its tolerance and floor (the size of the worst "
+        "effect found, and when); not found = no such run among the scenarios searched, and "
+        "no proof (not a pass); uncoupled = no signal path within k ticks"
     )
     return Table("Objective alignment", ("acts \\ affects", *cols), tuple(rows), note)
 
@@ -388,112 +404,166 @@ def _matrix(ts: TransitionSystem, pairs: list[conflicts.PairResult]) -> Table:
 def _coherent(
     ts: TransitionSystem, req: Requirement, pairs: list[conflicts.PairResult]
 ) -> tuple[Verdict, list[Finding]]:
-    findings: list[Finding] = []
-    for p in pairs:
-        if p.verdict in (conflicts.CONFLICT, conflicts.REGIONAL) and p.witness is not None:
-            findings.append(_conflict_finding(ts, p))
-        elif p.verdict == conflicts.UNKNOWN:
-            findings.append(
-                Finding(
-                    "COH901",
-                    f"whether `{p.actor}` works against {_who(p.affected)} could not be decided: "
-                    f"{p.reason}",
-                    ts.loop(p.actor).span,
-                    related=_related(ts, p.affected),
-                    help="raise the solver's rlimit; unknown never counts as a pass",
-                    key=f"unknown:conflict:{p.actor}->{p.affected}",
-                )
-            )
-    verdicts = {p.verdict for p in pairs}
-    codes = tuple(sorted({f.code for f in findings}))
+    findings: list[Finding] = [
+        _conflict_finding(ts, p)
+        for p in pairs
+        if p.verdict == conflicts.CONFLICT and p.witness is not None
+    ]
+    open_pairs = [p for p in pairs if p.verdict == conflicts.NOT_FOUND]
     depth = max((p.depth for p in pairs), default=0)
-    if conflicts.CONFLICT in verdicts:
+    if findings:
         status, reason = Status.FALSIFIED, _pairs_text(pairs, conflicts.CONFLICT)
-    elif conflicts.UNKNOWN in verdicts:
-        status, reason = Status.UNKNOWN, _pairs_text(pairs, conflicts.UNKNOWN)
-    elif conflicts.REGIONAL in verdicts:
-        status = Status.HOLDS
-        reason = "conflicts only away from the operating point: " + _pairs_text(
-            pairs, conflicts.REGIONAL
+    elif open_pairs:
+        n = max(p.scenarios for p in open_pairs)
+        T = max(p.ticks for p in open_pairs)
+        status = Status.UNKNOWN
+        reason = (
+            f"no conflict found in {n} scenarios of {T} ticks from the initial state, not "
+            f"proved: {_pairs_text(pairs, conflicts.NOT_FOUND)}"
+        )
+        findings.append(
+            Finding(
+                "COH901",
+                f"`{_text(req)}` could not be decided for {len(open_pairs)} pair"
+                f"{'s' if len(open_pairs) != 1 else ''} of loops: no conflict was found in "
+                f"{n} input scenarios of {T} ticks each, and none was proved absent",
+                req.span,
+                notes=tuple(
+                    f"{p.actor} -> {_who(p.affected).strip('`')}: {p.reason or 'not proved'}"
+                    for p in open_pairs[:6]
+                )
+                + ((f"and {len(open_pairs) - 6} more pairs",) if len(open_pairs) > 6 else ()),
+                help="raise the solver's rlimit (--rlimit) to try the proofs harder; "
+                "unknown never counts as a pass",
+                key="unknown:coherent",
+            )
         )
     else:
         status = Status.PROVED
-        n = sum(p.verdict == conflicts.ALIGNED for p in pairs)
-        reason = f"{n} coupled pair(s) proved aligned over {conflicts.scope_text(ts)}"
+        n_aligned = sum(p.verdict == conflicts.ALIGNED for p in pairs)
+        reason = f"{n_aligned} coupled pair(s) proved aligned over {conflicts.scope_text(ts)}"
+    codes = tuple(sorted({f.code for f in findings}))
     return Verdict(req.text, req.kind, status, req.span, "smt", depth, reason, codes), findings
 
 
 def _related(ts: TransitionSystem, b: str) -> tuple[Any, ...]:
-    if b == conflicts.GLOBAL:
+    if b == GLOBAL:
         return tuple(o.span for o in ts.objectives if o.owner is None)
     return (ts.loop(b).span,)
 
 
 def _who(b: str) -> str:
-    return "the spec's objectives" if b == conflicts.GLOBAL else f"`{b}`"
+    return "the spec's objectives" if b == GLOBAL else f"`{b}`"
 
 
 def _pairs_text(pairs: list[conflicts.PairResult], verdict: str) -> str:
     return ", ".join(f"{p.actor} -> {p.affected}" for p in pairs if p.verdict == verdict)
 
 
+def _conflict_help(ts: TransitionSystem, p: conflicts.PairResult) -> str:
+    """What to change, from the case: the actor's law does not read what it hurts, or the
+    two loops act at comparable speeds."""
+    w = p.witness
+    assert w is not None
+    o = ts.objective(w.objective)
+    lp = ts.loop(p.actor)
+    seen: set[str] = set()
+    for act in lp.actions:
+        seen |= names_in(act.law)
+    for sn in lp.sensors:
+        seen |= names_in(sn.signal)
+    hurt = [n for n in user_names(ts, sorted(names_in(o.expr))) if n not in seen]
+    parts = []
+    if hurt:
+        parts.append(
+            f"`{p.actor}` does not see {', '.join(f'`{n}`' for n in hurt[:3])}: let its law "
+            f"account for `{o.name}` (a guard or a term that backs off when it is near its "
+            "bound)"
+        )
+    if p.affected != GLOBAL:
+        pa, pb = lp.period, ts.loop(p.affected).period
+        if max(pa, pb) < 5 * min(pa, pb):
+            parts.append(
+                f"or separate their time scales (`{p.actor}` acts every {pa * ts.tick:g}s, "
+                f"`{p.affected}` every {pb * ts.tick:g}s; 5-10x apart is the usual rule)"
+            )
+    if not parts:
+        parts.append(
+            f"check that `{p.actor}` and {_who(p.affected)} want compatible things, or make "
+            f"`{p.actor}`'s law account for `{o.name}`"
+        )
+    return "; ".join(parts)
+
+
 def _conflict_finding(ts: TransitionSystem, p: conflicts.PairResult) -> Finding:
     w = p.witness
     assert w is not None
     obj = ts.objective(w.objective)
-    acting = evaluate(obj.expr, w.acting)[0]
-    holding = evaluate(obj.expr, w.holding)[0]
-    t = w.tick
-    what = {"minimize": "raises", "maximize": "lowers", "keep": "worsens"}[obj.kind]
-    code = "COH401" if p.verdict == conflicts.CONFLICT else "COH402"
-    where = "" if p.verdict == conflicts.CONFLICT else " (only away from the operating point)"
-    msg = (
-        f"`{p.actor}` works against {_who(p.affected)}: its action {what} "
-        f"`{obj.name}` beyond its tolerance within {t} tick{'s' if t != 1 else ''}{where}"
+    at = w.start_tick + w.tick
+    when = f"t={w.start_tick * ts.tick:g}s"
+    later = f"{w.tick * ts.tick:g}s later"
+    if obj.kind == "keep":
+        what = (
+            f"{'causes' if w.change == 'causes' else 'deepens'} a violation of `{obj.name}` "
+            f"by {show(w.effect, obj.scale)}{_unit(obj)}"
+        )
+    else:
+        verb = "raises" if obj.kind == "minimize" else "lowers"
+        what = f"{verb} `{obj.name}` by {show(w.effect, obj.scale)}{_unit(obj)}"
+    msg = f"`{p.actor}` works against {_who(p.affected)}: its action at {when} {what} {later}"
+    tol = ""
+    if obj.relative and obj.tolerance:
+        tol = f"tolerance {obj.tolerance * 100:g}%"
+    elif obj.tolerance:
+        tol = f"tolerance {show(obj.tolerance, obj.scale)}{_unit(obj)}"
+    floor = f"floor {show(w.threshold, obj.scale)}{_unit(obj)}"
+    origin = (
+        f"on the nominal run (nominal inputs) until {when}"
+        if w.origin == "nominal"
+        else f"from the initial state under the input pattern `{w.pattern}`"
     )
     notes = [
-        f"at t+{t}: {obj.name} = {show(float(acting[t]), obj.scale)} when `{p.actor}` acts, "
-        f"{show(float(holding[t]), obj.scale)} when it holds"
-        + (
-            f" (tolerance {obj.tolerance * 100:g}%)"
-            if obj.relative
-            else f" (tolerance {show(obj.tolerance, obj.scale)})"
-            if obj.tolerance
-            else ""
-        ),
-        "coupled through " + ", ".join(f"`{n}`" for n in p.via[:4]),
-        f"witness: a state within {conflicts.scope_text(ts)} and inputs within their ranges, "
-        "replayed in the simulator with and without the action",
+        f"at t={at * ts.tick:g}s: `{obj.name}` = {show(w.acting, obj.scale)}{_unit(obj)} when "
+        f"`{p.actor}` acts, {show(w.holding, obj.scale)}{_unit(obj)} when it holds "
+        f"({_signed(w.effect, obj)} {'of violation ' if obj.kind == 'keep' else ''}worse; "
+        f"material above {', '.join(x for x in (tol, floor) if x)})",
+        f"the run starts {origin}; inputs within their declared ranges",
+        "coupled through " + ", ".join(f"`{n}`" for n in user_names(ts, p.via)[:4]),
+        f"found among {p.scenarios} input scenarios of {p.ticks} ticks; both runs replayed in "
+        "the simulator",
     ]
-    if p.reason:
-        notes.append(p.reason)
-    if w.scenario.phase:
-        notes.append(f"tick 0 of the trace is tick {w.scenario.phase} of the hyperperiod")
     extra: tuple[tuple[str, str], ...] = ()
     if isinstance(obj.expr, Var):
         extra = ((f"{obj.name} (acting)", obj.expr.name),)
     view = trace_view(
-        w.acting.ts,
-        w.acting,
-        title=f"{p.actor} acting; {obj.name} compared",
-        violation_tick=t,
-        last_tick=t,
+        ts,
+        w.run,
+        title=f"{p.actor} acts at {when}; {obj.name} compared with it holding",
+        violation_tick=at,
+        last_tick=min(w.run.ticks - 1, at + 1),
         extra=extra,
-        inputs_note="start state and inputs chosen by the solver",
+        inputs_note=f"inputs: {w.pattern} (within their declared ranges)",
     )
+    holding = _values(obj.expr, w.counterfactual, w.start_tick)[0]
+    acting = _values(obj.expr, w.run, 0)[0][w.start_tick : w.start_tick + len(holding)]
     return Finding(
-        code,
+        "COH401",
         msg,
         ts.loop(p.actor).span,
         notes=tuple(notes),
-        help=f"check that `{p.actor}` and {_who(p.affected)} want compatible things; separate "
-        "their time scales, or make one loop's law account for the other's objective",
+        help=_conflict_help(ts, p),
         related=(*_related(ts, p.affected), obj.span),
         trace=view,
         data=(
-            ("holding", tuple(float(x) for x in holding[: t + 1])),
-            ("acting", tuple(float(x) for x in acting[: t + 1])),
-            ("operating_region", w.operating),
+            ("origin", w.origin),
+            ("start_tick", w.start_tick),
+            ("tick", at),
+            ("objective", obj.name),
+            ("effect", w.effect),
+            ("threshold", w.threshold),
+            ("pattern", w.pattern),
+            ("holding", tuple(float(x) for x in holding)),
+            ("acting", tuple(float(x) for x in acting)),
         ),
         key=f"conflict:{p.actor}->{p.affected}",
     )

@@ -49,10 +49,10 @@ Z3's deterministic ``rlimit``, never wall-clock time.
 
 from __future__ import annotations
 
+import enum
 import functools
 import itertools
 import math
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -61,6 +61,12 @@ from typing import Any
 import numpy as np
 import z3
 
+from coherence.ir.deps import (
+    GLOBAL,
+    coupling,
+    influence,
+    objectives_of,
+)
 from coherence.ir.nodes import (
     Binary,
     Call,
@@ -74,6 +80,7 @@ from coherence.ir.nodes import (
     names_in,
 )
 from coherence.ir.transform import hold_loop
+from coherence.search.conflicts import ConflictRun, falsify
 from coherence.simulate.engine import (
     Compiled,
     Env,
@@ -127,13 +134,25 @@ from coherence.smt.solver import (
     scope_cache,
 )
 
-ALIGNED = "aligned"
-CONFLICT = "conflicting"
+
+class Alignment(enum.StrEnum):
+    """A cell of the objective-alignment matrix: what is known of one ordered pair."""
+
+    ALIGNED = "aligned"  # proved: no witness over the reachable enclosure within k ticks
+    CONFLICT = "conflicting"  # a replayed run from the initial state or the nominal run
+    NOT_FOUND = "not found"  # neither: no conflict in the scenarios searched, not proved
+    UNCOUPLED = "uncoupled"  # no signal path within k ticks
+    NO_OBJECTIVE = "no objective"
+
+
+ALIGNED = Alignment.ALIGNED
+CONFLICT = Alignment.CONFLICT
+NOT_FOUND = Alignment.NOT_FOUND
+UNCOUPLED = Alignment.UNCOUPLED
+NO_OBJECTIVE = Alignment.NO_OBJECTIVE
+# the solver's answers inside one pair's proof attempt (never a cell of the matrix)
 REGIONAL = "conflicting in a region"
 UNKNOWN = "unknown"
-UNCOUPLED = "uncoupled"
-NO_OBJECTIVE = "no objective"
-GLOBAL = "(global objectives)"  # the spec's own objectives, owned by no loop
 BAND = 0.05  # the operating region: 5% of each state's range around the operating point
 
 
@@ -151,74 +170,24 @@ class Witness:
 
 @dataclass(frozen=True, slots=True)
 class PairResult:
+    """What is known of one ordered pair. ``witness`` is a reachable run (a conflict);
+    ``candidate`` is what the proof attempt's solver left behind: a witness from a state of
+    the over-approximation, which no simulated run was shown to reach (never a finding)."""
+
     actor: str
     affected: str
     verdict: str
     depth: int
     via: tuple[str, ...] = ()
-    witness: Witness | None = None
+    witness: ConflictRun | None = None
     reason: str = ""
     notes: tuple[str, ...] = field(default=())
+    candidate: Witness | None = None
+    scenarios: int = 0  # input sequences the falsification search simulated
+    ticks: int = 0  # ... each this long
 
 
 # ---- which pairs need a query ----------------------------------------------------------------
-
-
-def influence(ts: TransitionSystem, sources: Iterable[str], k: int) -> dict[str, int]:
-    """The names (states and lets) that a change of ``sources`` reaches, with the first tick
-    (0 = the tick of the change) at which each is reached, within ``k`` ticks.
-
-    A let is reached at the tick one of the names it reads is; a state the tick after.
-    Propagated along the reverse dependencies: each name's readers are visited once."""
-    let_readers: dict[str, list[str]] = {}
-    state_readers: dict[str, list[str]] = {}
-    for d in ts.lets:
-        for n in sorted(names_in(d.expr)):
-            let_readers.setdefault(n, []).append(d.name)
-    for st in ts.states:
-        for n in sorted(names_in(st.update)):
-            state_readers.setdefault(n, []).append(st.name)
-    reached: dict[str, int] = {}
-    frontier = sorted(set(sources))
-    for t in range(k + 1):
-        new = [n for n in frontier if n not in reached]
-        for n in new:
-            reached[n] = t
-        i = 0
-        while i < len(new):  # lets of the same tick
-            for reader in let_readers.get(new[i], ()):
-                if reader not in reached:
-                    reached[reader] = t
-                    new.append(reader)
-            i += 1
-        frontier = sorted({s for n in new for s in state_readers.get(n, ()) if s not in reached})
-        if not frontier:
-            break  # nothing new: later ticks reach nothing more
-    return reached
-
-
-def objectives_of(ts: TransitionSystem, b: str) -> list[ObjectiveIR]:
-    """Loop B's objectives; for ``GLOBAL``, the spec's objectives that no loop owns."""
-    if b == GLOBAL:
-        return [o for o in ts.objectives if o.owner is None]
-    return [ts.objective(n) for n in ts.loop(b).objectives]
-
-
-def reads(ts: TransitionSystem, b: str) -> set[str]:
-    """What B's objectives and laws read (directly; lets are followed by ``influence``)."""
-    out: set[str] = set()
-    for o in objectives_of(ts, b):
-        out |= names_in(o.expr)
-        if o.bound is not None:
-            out |= names_in(o.bound)
-    if b == GLOBAL:
-        return out
-    lp = ts.loop(b)
-    for a in lp.actions:
-        out |= names_in(a.law) | {a.target}
-    for sn in lp.sensors:
-        out |= names_in(sn.signal)
-    return out
 
 
 MAX_DEPTH = 16  # the default k never exceeds this: slow loops act at a symbolic phase anyway
@@ -228,17 +197,6 @@ def default_depth(ts: TransitionSystem, a: str, b: str) -> int:
     """The longer of the two periods + 1 (at most ``MAX_DEPTH``)."""
     pb = ts.loop(b).period if b != GLOBAL else 1
     return min(max(ts.loop(a).period, pb) + 1, MAX_DEPTH)
-
-
-def coupling(
-    ts: TransitionSystem, a: str, b: str, k: int, reach: Mapping[str, int] | None = None
-) -> tuple[str, ...]:
-    """The names through which A reaches B within k ticks (empty: no query needed);
-    ``reach`` is ``influence(ts, A's actuators, k)`` when the caller has it."""
-    if reach is None:
-        reach = influence(ts, ts.loop(a).actuates, k)
-    hit = reads(ts, b) & set(reach)
-    return tuple(sorted(hit, key=lambda n: (reach[n], n)))
 
 
 # ---- the query --------------------------------------------------------------------------------
@@ -882,216 +840,6 @@ def judge(ts: TransitionSystem, b: str, k: int, acting: Trace, holding: Trace) -
     return "", -1
 
 
-# ---- sampling ---------------------------------------------------------------------------------
-
-SAMPLE_VALUES = 2**17  # the sampler simulates about this many values per tick (samples x width)
-ACTING_KEPT = 6  # simulated acting runs kept for the next actors (by draw and phase)
-
-
-def sample_count(ts: TransitionSystem) -> int:
-    """How many random scenarios are simulated: 256, up to 1024 for small systems (a power
-    of two near ``SAMPLE_VALUES`` over the states and lets of a tick)."""
-    width = max(len(ts.states) + len(ts.lets), 1)
-    return 1 << min(10, max(8, (SAMPLE_VALUES // width).bit_length() - 1))
-
-
-@dataclass(frozen=True, slots=True)
-class Draw:
-    """Seeded random scenarios: starts, inputs for every tick and uncertain parameters."""
-
-    inputs: np.ndarray  # [n, ticks, inputs]
-    params: dict[str, np.ndarray]
-    init: dict[str, np.ndarray]
-    in_region: bool
-
-
-def draw(
-    ts: TransitionSystem,
-    k: int,
-    ranges: Mapping[str, Interval],
-    op: Mapping[str, float],
-    seed: int,
-    in_region: bool = False,
-) -> Draw:
-    """:func:`sample_count` random admissible starts (or starts in the operating region,
-    with nominal inputs), random inputs for ``k + 1`` ticks (an eighth at every input's low
-    end, an eighth at its high end) and random uncertain parameters."""
-    rng = np.random.default_rng([seed, zlib.crc32(f"samples:{in_region}".encode())])
-    n = sample_count(ts)
-    init: dict[str, np.ndarray] = {}
-    for s in ts.states:
-        if in_region:
-            lo, hi = region(ts, ranges, s.name, op)
-        else:
-            iv = Interval(s.lo, s.hi)
-            if s.name in ranges:
-                iv = ranges[s.name].meet(iv)
-            lo, hi = iv.lo, iv.hi
-        lo, hi = max(lo, s.lo), min(hi, s.hi)
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            c = op[s.name]
-            lo, hi = (
-                lo if np.isfinite(lo) else c - 10 * (abs(c) + 1),
-                hi if np.isfinite(hi) else c + 10 * (abs(c) + 1),
-            )
-        x = lo + (hi - lo) * rng.random(n)
-        if s.integer:
-            x = np.clip(np.round(x), np.ceil(lo), np.floor(hi))
-        init[s.name] = x
-    lo_u = np.array([u.lo for u in ts.inputs])
-    hi_u = np.array([u.hi for u in ts.inputs])
-    nom = np.array([u.nominal for u in ts.inputs])
-    if in_region:
-        inputs = np.broadcast_to(nom, (n, k + 1, len(ts.inputs))).copy()
-    else:
-        inputs = lo_u + (hi_u - lo_u) * rng.random((n, k + 1, len(ts.inputs)))
-        inputs[: n // 8] = lo_u
-        inputs[n // 8 : n // 4] = hi_u
-    params: dict[str, np.ndarray] = {}
-    for p in ts.params:
-        if not p.internal and p.lo < p.hi:
-            params[p.name] = p.lo + (p.hi - p.lo) * rng.random(n)
-    return Draw(inputs, params, init, in_region)
-
-
-class Sampler:
-    """Cheap witnesses first: the draws simulated with A acting and with A holding, at the
-    phases where A acts first, the tick before, and 0. What a sample shows is a simulator
-    trace by construction (and is replayed on its own before it is reported); what the
-    samples do not show, the solver still looks for.
-
-    Every actor sees the same draws (one in the whole range, one in the operating region),
-    so the acting runs are simulated once per phase for all of them; the holding runs once
-    per actor, for all its B's.
-    """
-
-    def __init__(
-        self,
-        systems: Systems,
-        k: int,
-        ranges: Mapping[str, Interval],
-        op: Mapping[str, float],
-        seed: int,
-        warm: bool = False,
-    ) -> None:
-        self.systems = systems
-        self.k = k
-        self.ranges = ranges
-        self.op = op
-        self.seed = seed
-        self.warm = warm
-        self._draws: dict[bool, Draw] = {}
-        self._warmed: dict[tuple[bool, int], dict[str, np.ndarray]] = {}
-        self._acting: dict[tuple[bool, int], Trace] = {}
-        self._holding: dict[tuple[str, bool, int], Trace] = {}
-        self._replayed: dict[tuple[str | None, bool, int, int, int], Trace] = {}
-
-    def draw(self, in_region: bool) -> Draw:
-        if in_region not in self._draws:
-            ts = self.systems.ts
-            self._draws[in_region] = draw(ts, self.k, self.ranges, self.op, self.seed, in_region)
-        return self._draws[in_region]
-
-    def init(self, in_region: bool, phase: int) -> dict[str, np.ndarray]:
-        """The starts of the draw at ``phase``: with ``warm``, the states one simulated tick
-        after the drawn ones (the tick before ``phase``, with inputs drawn for it, nominal in
-        the operating region), as the solver's warm start (:class:`Encoding`); a warmed start
-        that leaves the operating region is not a witness there (:meth:`witness`)."""
-        d = self.draw(in_region)
-        if not self.warm:
-            return d.init
-        key = (in_region, phase)
-        if key not in self._warmed:
-            ts = self.systems.ts
-            rng = np.random.default_rng([self.seed, zlib.crc32(f"warm:{phase}".encode())])
-            lo = np.array([u.lo for u in ts.inputs])
-            hi = np.array([u.hi for u in ts.inputs])
-            n = d.inputs.shape[0]
-            u = lo + (hi - lo) * rng.random((n, 1, len(ts.inputs)))
-            if in_region:  # the operating region's inputs are nominal
-                u = d.inputs[:, :1].copy()
-            before = (phase - 1) % ts.hyperperiod
-            with np.errstate(all="ignore"):
-                t = simulate(
-                    self.systems.compiled(None, before),
-                    1,
-                    inputs=u,
-                    params=d.params or None,
-                    init=d.init,
-                )
-            self._warmed[key] = {st.name: t.state(st.name)[:, 1].copy() for st in ts.states}
-        return self._warmed[key]
-
-    def _run(self, a: str | None, in_region: bool, phase: int) -> Trace:
-        d = self.draw(in_region)
-        with np.errstate(all="ignore"):
-            return simulate(
-                self.systems.compiled(a, phase),
-                self.k + 1,
-                inputs=d.inputs,
-                params=d.params or None,
-                init=self.init(in_region, phase),
-            )
-
-    def runs(self, a: str, in_region: bool) -> list[tuple[int, Trace, Trace]]:
-        """(phase, acting, holding) for A's phases."""
-        h = self.systems.ts.hyperperiod
-        lp = self.systems.ts.loop(a)
-        if any(key[0] != a for key in self._holding):  # pairs come actor by actor
-            self._holding.clear()
-        out = []
-        for phase in sorted({lp.phase % h, (lp.phase - 1) % h, 0}):
-            if (in_region, phase) not in self._acting:
-                if len(self._acting) >= ACTING_KEPT:  # the oldest goes: these are big
-                    del self._acting[next(iter(self._acting))]
-                self._acting[(in_region, phase)] = self._run(None, in_region, phase)
-            if (a, in_region, phase) not in self._holding:
-                self._holding[(a, in_region, phase)] = self._run(a, in_region, phase)
-            out.append(
-                (phase, self._acting[(in_region, phase)], self._holding[(a, in_region, phase)])
-            )
-        return out
-
-    def replay(self, a: str | None, in_region: bool, phase: int, i: int, sc: Scenario) -> Trace:
-        """Sample ``i`` replayed on its own (acting when ``a`` is None), once."""
-        key = (a, in_region, phase, i, sc.ticks)
-        if key not in self._replayed:
-            self._replayed[key] = self.systems.replay(a, sc)
-        return self._replayed[key]
-
-    def witness(self, a: str, b: str, k: int, in_region: bool) -> Witness | None:
-        """The first sample (in phase order, then scenario order) at which A's run is worse
-        for B's objectives at a tick ``1..k``, replayed on its own; ``None`` if none is."""
-        ts = self.systems.ts
-        d = self.draw(in_region)
-        for phase, t1, t2 in self.runs(a, in_region):
-            hits = np.zeros((t1.scenarios, k + 1), dtype=bool)
-            for o in objectives_of(ts, b):
-                hits |= worse_all(o, t1, t2)[:, : k + 1]
-            hits[:, 0] = False
-            if in_region and self.warm:
-                starts = self.init(in_region, phase)
-                for st in ts.states:
-                    lo, hi = region(ts, self.ranges, st.name, self.op)
-                    hits[(starts[st.name] < lo) | (starts[st.name] > hi)] = False
-            rows = np.flatnonzero(hits.any(axis=1))
-            if rows.size == 0:
-                continue
-            i = int(rows[0])
-            sc = Scenario(
-                d.inputs[i, : k + 1].copy(),
-                {p.name: float(t1.params[p.name][i]) for p in ts.params},
-                {name: float(x[i]) for name, x in self.init(in_region, phase).items()},
-                phase,
-            )
-            acting = self.replay(None, in_region, phase, i, sc)
-            holding = self.replay(a, in_region, phase, i, sc)
-            obj, tick = judge(ts, b, k, acting, holding)
-            if tick >= 0:
-                return Witness(sc, acting, holding, obj, tick, in_region)
-        return None
-
-
 def worse_all(o: ObjectiveIR, t1: Trace, t2: Trace) -> np.ndarray:
     """:func:`~coherence.smt.objectives.trace_worse` for every scenario at once: [S, T] (the same float operations,
     on whole series instead of tick by tick)."""
@@ -1422,14 +1170,6 @@ class Search:
                 ts, param_values(Encoder(ts, OVERAPPROX, "s."), ts)
             )
             self.systems = Systems(ts)
-        self.sampler = Sampler(
-            self.systems,
-            max(self.depths.values(), default=1),
-            self.ranges,
-            op,
-            options.seed,
-            options.warm_start,
-        )
 
     # ---- shared pieces ------------------------------------------------------------------------
     def encoding(self, mode: str) -> Encoding:
@@ -1495,9 +1235,7 @@ class Search:
                 )
         return ""
 
-    def pair(
-        self, a: str, b: str, k: int, via: tuple[str, ...], share: int, sample: bool = True
-    ) -> PairResult:
+    def pair(self, a: str, b: str, k: int, via: tuple[str, ...], share: int) -> PairResult:
         """Search a witness tick by tick (1..k), spending at most ``share``; ``unsat`` at every
         tick proves alignment. Ticks proved before (an earlier round) are not asked again."""
         options = self.options
@@ -1520,10 +1258,6 @@ class Search:
                 self.starved.add(key)
             return ans
 
-        if sample and options.patterns:
-            w = self.sampler.witness(a, b, k, False)
-            if w is not None:
-                return self._regional_sampled(a, b, k, via, w, ask)
         modes = [OVERAPPROX, EXACT] if options.mode == "auto" else [options.mode]
         spurious: dict[str, list[int]] = {}  # mode -> ticks whose candidate did not replay
 
@@ -1551,8 +1285,8 @@ class Search:
                     why = f"cannot encode the system: {exc}"
                     return PairResult(a, b, UNKNOWN, k, via, None, why, tuple(notes()))
                 ans, w = self._tick(q, b, k, j, ask)
-                if w is not None:
-                    return self._regional(a, b, k, w, via, notes(), ask, m)
+                if w is not None:  # a candidate from the enclosure: the proof fails here
+                    return PairResult(a, b, CONFLICT, k, via, None, "", tuple(notes()), w)
                 if ans.unsat:
                     q.exclude(b, j)
                     self.at_proof[key] = self.spent.get(key, 0)
@@ -1584,91 +1318,6 @@ class Search:
             ans = ask(q, [j])
         return ans, None
 
-    def _regional(
-        self,
-        a: str,
-        b: str,
-        k: int,
-        w: Witness,
-        via: tuple[str, ...],
-        notes: list[str],
-        ask: Ask,
-        mode: str,
-    ) -> PairResult:
-        """A conflict exists; is there one in the operating region too? Asked tick by tick in
-        ``mode``, spending at most twice ``rlimit``: undecided is reported as a conflict (the
-        conservative side)."""
-        note = tuple(notes)
-        if _in_region(self.ts, self.ranges, w.scenario, self.op):
-            return PairResult(a, b, CONFLICT, k, via, _flag(w, True), "", note)
-        cap = 2 * self.options.rlimit
-        why = ""
-        # the over-approximation first where it is allowed (its unsat is a proof and it is
-        # cheap); then the mode that found the witness, on the ticks it left open
-        modes = [mode]
-        if mode == EXACT and self.options.mode == "auto":
-            modes = [OVERAPPROX, EXACT]
-        try:
-            queries = [self.query(a, m) for m in modes]
-        except EncodeError as exc:
-            why = f"whether it reaches the operating region is undecided (cannot encode: {exc})"
-            return PairResult(a, b, CONFLICT, k, via, w, why, note)
-        for j in range(1, k + 1):
-            ans = Answer(Outcome.UNKNOWN, "not asked")
-            for q in queries:
-                box = [q.region(self.op, k)]
-                ans = ask(q, [j], box, cap)
-                cap -= ans.rlimit_used
-                if ans.unsat:
-                    for q2 in queries:
-                        q2.exclude(b, j, [q2.region(self.op, k)])  # later ticks may use it
-                    break
-                if ans.sat:
-                    w2 = self.witness(q, b, k, ans.model, True)
-                    if w2 is not None:
-                        return PairResult(a, b, CONFLICT, k, via, w2, "", note)
-                    why = "a candidate in the operating region did not replay"
-                else:
-                    why = ans.reason
-            if ans.unsat:
-                continue
-            return PairResult(
-                a, b, CONFLICT, k, via, w,
-                f"whether it reaches the operating region is undecided ({why})", note,
-            )  # fmt: skip
-        return PairResult(
-            a, b, REGIONAL, k, via, w,
-            "no conflict with nominal inputs near the operating point", note,
-        )  # fmt: skip
-
-    def _regional_sampled(
-        self, a: str, b: str, k: int, via: tuple[str, ...], w: Witness, ask: Ask
-    ) -> PairResult:
-        """A simulated witness; the operating region is sampled, then asked of the solver."""
-        w2 = self.sampler.witness(a, b, k, True)
-        if w2 is not None:
-            return PairResult(a, b, CONFLICT, k, via, w2)
-        # one mode only: an undecided region leaves the conflict an error (the conservative side)
-        mode = OVERAPPROX if self.options.mode == "auto" else self.options.mode
-        return self._regional(a, b, k, w, via, [], ask, mode)
-
-
-def _flag(w: Witness, operating: bool) -> Witness:
-    return Witness(w.scenario, w.acting, w.holding, w.objective, w.tick, operating)
-
-
-def _in_region(
-    ts: TransitionSystem, ranges: Mapping[str, Interval], sc: Scenario, op: Mapping[str, float]
-) -> bool:
-    for j, u in enumerate(ts.inputs):
-        if not np.allclose(sc.inputs[:, j], u.nominal):
-            return False
-    for s in ts.states:
-        lo, hi = region(ts, ranges, s.name, op)
-        if not lo <= sc.init[s.name] <= hi:
-            return False
-    return True
-
 
 def _to_finish(at_proof: int, spent: int, proved: int, k: int) -> int:
     """The rlimit a starved pair would take to finish: its ticks left at the rate it proved
@@ -1688,10 +1337,17 @@ def _mode(m: str) -> str:
 def check_all(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> list[PairResult]:
     """Every ordered pair of distinct loops, and every loop against the global objectives.
 
-    Pairs are searched actor by actor (sharing the encodings, each actor's solver and the
-    samples). Every coupled pair gets ``budget / n`` (at most :func:`pair_budget`); the rlimit
-    left over then goes, in pair order, to the pairs their share stopped while they were
-    proving tick after tick, as much as :func:`_to_finish` says they need, twice over.
+    A conflict is a run the system can live through: the falsification search
+    (:func:`coherence.search.conflicts.falsify`) looks for one from the initial state, over
+    input patterns and an optimiser, and replays it. The pairs it does not settle are then
+    proved aligned where possible, over the reachable enclosure: interval bounds first, then
+    the solver tick by tick, actor by actor (every pair gets ``budget / n``, at most
+    :func:`pair_budget`; the rlimit left over goes to the pairs their share stopped while
+    they were proving tick after tick, as much as :func:`_to_finish` says they need, twice
+    over). A solver witness from the enclosure is a *candidate*, not a finding: its start is
+    a state of a box that no simulated run was shown to reach; such a pair, like one the
+    solver leaves undecided, is "not found" (no conflict in the scenarios searched, not
+    proved), with the search's effort and the solver's reason.
     """
     targets = [lp.name for lp in ts.loops]
     if any(o.owner is None for o in ts.objectives):
@@ -1712,32 +1368,74 @@ def check_all(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> 
             coupled[(a, b)] = (k, via)
         else:
             out[(a, b)] = PairResult(a, b, UNCOUPLED, k)
+    if not coupled:
+        return [out[p] for p in pairs]
+    found = falsify(ts, {p: k for p, (k, _) in coupled.items()}, options.seed)
+    n, T = found.effort.scenarios, found.effort.ticks
+    for (a, b), w in found.found.items():
+        k, via = coupled.pop((a, b))
+        out[(a, b)] = PairResult(a, b, CONFLICT, k, via, w, scenarios=n, ticks=T)
     if coupled:
         depths: dict[str, int] = {}
         for (a, _), (k, _) in coupled.items():
             depths[a] = max(depths.get(a, 0), k)
         op = operating_point(ts, settle_ticks(ts, options))
         search = Search(ts, options, stats, op, depths)
+        proofs: dict[tuple[str, str], PairResult] = {}
         for (a, b), (k, via) in list(coupled.items()):
             why = search.by_intervals(a, b, k)
             if why:
-                out[(a, b)] = PairResult(a, b, ALIGNED, k, via, None, why)
-                del coupled[(a, b)]
-        if coupled:
+                proofs[(a, b)] = PairResult(a, b, ALIGNED, k, via, None, why)
+        todo = {p: v for p, v in coupled.items() if p not in proofs}
+        if todo:
             cap = pair_budget(options)
-            share = min(cap, options.conflict_budget // len(coupled))
-            for (a, b), (k, via) in coupled.items():
-                out[(a, b)] = search.pair(a, b, k, via, share)
-            again = [p for p in coupled if p in search.starved and out[p].verdict == UNKNOWN]
-            for n, (a, b) in enumerate(again):
-                k, via = coupled[(a, b)]
+            share = min(cap, options.conflict_budget // len(todo))
+            for (a, b), (k, via) in todo.items():
+                proofs[(a, b)] = search.pair(
+                    a,
+                    b,
+                    k,
+                    via,
+                    share,
+                )
+            again = [p for p in todo if p in search.starved and proofs[p].verdict == UNKNOWN]
+            for i, (a, b) in enumerate(again):
+                k, via = todo[(a, b)]
                 spent = search.spent.get((a, b), 0)
                 need = _to_finish(search.at_proof.get((a, b), 0), spent, search.proved(a, b), k)
-                more = min(cap - spent, search.left // (len(again) - n))
+                more = min(cap - spent, search.left // (len(again) - i))
                 if 0 < need <= more:  # twice the estimate where there is that much: ticks grow
-                    out[(a, b)] = search.pair(a, b, k, via, min(2 * need, more), sample=False)
-            _recheck_warm(search, coupled, out)
+                    proofs[(a, b)] = search.pair(
+                        a,
+                        b,
+                        k,
+                        via,
+                        min(2 * need, more),
+                    )
+            _recheck_warm(search, todo, proofs)
+        for p, r in proofs.items():
+            out[p] = _settled(r, n, T)
     return [out[p] for p in pairs]
+
+
+def _settled(r: PairResult, scenarios: int, ticks: int) -> PairResult:
+    """A proof attempt's result as a cell of the matrix: aligned when proved; otherwise not
+    found (the falsification search found no run), with what stopped the proof."""
+    if r.verdict == ALIGNED:
+        return replace(r, verdict=ALIGNED, scenarios=scenarios, ticks=ticks)
+    if r.verdict in (CONFLICT, REGIONAL):
+        why = (
+            "not proved: the solver's witness starts from a state of the over-approximation "
+            "that no simulated run reached"
+        )
+        return replace(
+            r, verdict=NOT_FOUND, witness=None,
+            reason=why, scenarios=scenarios, ticks=ticks,
+        )  # fmt: skip
+    return replace(
+        r, verdict=NOT_FOUND, reason=f"not proved: {r.reason}" if r.reason else "not proved",
+        scenarios=scenarios, ticks=ticks,
+    )  # fmt: skip
 
 
 def _recheck_warm(
@@ -1771,38 +1469,13 @@ def _recheck_warm(
     for a, b in todo:
         k, via = coupled[(a, b)]
         found = out[(a, b)]
-        warm = search.pair(a, b, k, via, share, sample=False)
+        warm = search.pair(
+            a,
+            b,
+            k,
+            via,
+            share,
+        )
         if warm.verdict == ALIGNED:
             why = "proved from the warm start (one tick after any state of the reachable enclosure)"
             out[(a, b)] = replace(warm, reason=warm.reason or why, notes=found.notes)
-
-
-def influence_cycles(ts: TransitionSystem) -> list[tuple[str, ...]]:
-    """Elementary cycles of the loop influence graph (A -> B when A reaches B's laws or
-    objectives), each listed once from its smallest name."""
-    edges: dict[str, set[str]] = {lp.name: set() for lp in ts.loops}
-    for lp_a in ts.loops:
-        reach = influence(ts, lp_a.actuates, max(lp.period for lp in ts.loops) * 2 + 1)
-        for lp_b in ts.loops:
-            if lp_b.name == lp_a.name:
-                continue
-            laws: set[str] = set()
-            for act in lp_b.actions:
-                laws |= names_in(act.law) | {act.target}
-            for sn in lp_b.sensors:
-                laws |= names_in(sn.signal)
-            if laws & set(reach):
-                edges[lp_a.name].add(lp_b.name)
-    cycles: list[tuple[str, ...]] = []
-    names = sorted(edges)
-
-    def walk(start: str, node: str, path: list[str]) -> None:
-        for nxt in sorted(edges[node]):
-            if nxt == start and len(path) > 1:
-                cycles.append(tuple(path))
-            elif nxt not in path and nxt > start:
-                walk(start, nxt, [*path, nxt])
-
-    for s in names:
-        walk(s, s, [s])
-    return cycles
