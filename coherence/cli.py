@@ -234,8 +234,12 @@ def _output_args(p: argparse.ArgumentParser) -> None:
         "--fail-level",
         choices=("error", "warning", "note"),
         default=None,
-        help="the lowest severity that fails the run (config `fail-level`, else error)",
+        help="the lowest severity of a finding that fails the run (config `fail-level`, else "
+        "error); a falsified requirement always fails unless its findings are suppressed",
     )
+    from coherence.policy import UNKNOWN_CHOICES, UNKNOWN_HELP
+
+    p.add_argument("--unknown", choices=UNKNOWN_CHOICES, default=None, help=UNKNOWN_HELP)
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     p.add_argument(

@@ -11,6 +11,7 @@ paths = ["specs"]            # checked when `coherence check` is given no paths
 select = ["COH"]             # code prefixes: "COH3" selects every COH3xx
 ignore = ["COH218"]
 fail-level = "warning"       # error | warning | note
+unknown = "warn"             # fail | warn | ignore: what an unknown verdict does to the run
 baseline = "coherence-baseline.json"
 ticks = 600                  # nominal simulation length
 horizon = 40                 # BMC horizon (ticks)
@@ -61,6 +62,7 @@ class Config:
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     fail_level: str = "error"
+    unknown: str = "warn"  # fail | warn | ignore (coherence.policy)
     baseline: str | None = None
     ticks: int | None = None
     horizon: int | None = None
@@ -183,6 +185,7 @@ _KEYS: dict[str, tuple[str, _Check]] = {
     "select": ("select", _codes),
     "ignore": ("ignore", _codes),
     "fail-level": ("fail_level", _choice(tuple(str(s) for s in Severity))),
+    "unknown": ("unknown", _choice(("fail", "warn", "ignore"))),
     "baseline": ("baseline", _string),
     "ticks": ("ticks", _positive),
     "horizon": ("horizon", _positive),

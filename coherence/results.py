@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,6 +164,95 @@ class Coherence(enum.Enum):
     INCONCLUSIVE = "inconclusive"  # no errors, but something was unknown
 
 
+COHERENCE_RULE = """\
+How the control-coherence verdict of a system is decided
+
+A system's verdict is the first of these that applies, over the findings and requirement
+verdicts that count (a finding silenced by an inline `# coherence: ignore[CODE] reason` or by
+the baseline does not count, nor does a verdict whose deciding findings were all silenced or
+deselected: it is shown as e.g. `falsified (suppressed)`):
+
+  INCOHERENT    an error-level finding (a conflict COH401, an instability COH301/COH302, a
+                violated requirement COH501-COH504, ...), or a falsified requirement
+  INCONCLUSIVE  no error, but a requirement whose verdict is unknown (the solver could not
+                decide it: COH901); unknown never counts as a pass
+  DEGRADED      no error and nothing unknown, but a warning (a small margin, a pairing
+                problem, a state clipped at its bound, a regional conflict, ...)
+  COHERENT      none of these: no error, no warning, every checked requirement proved or
+                holding
+
+Every report says which findings (code and subject) or unknown verdicts decided it. The
+verdict describes the system; whether the run fails is decided separately by the policy:
+`--fail-level` for findings and `--unknown fail|warn|ignore` for unknown verdicts (see
+docs/ci.md, Exit codes)."""
+
+
+def _named(findings: Sequence[Finding], limit: int = 3) -> str:
+    """``COH401 (conflict:a->b), COH501 (always:x<=1) and 2 more``."""
+    parts = [f"{f.code} ({f.key or f.message})" for f in findings[:limit]]
+    if len(findings) > limit:
+        parts.append(f"{len(findings) - limit} more")
+    return _and(parts)
+
+
+def _and(parts: Sequence[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _requirements(verdicts: Sequence[Verdict], limit: int = 3) -> str:
+    parts = [
+        f"`{v.requirement}` ({v.analysis}{': ' + v.reason if v.reason else ''})"
+        for v in verdicts[:limit]
+    ]
+    if len(verdicts) > limit:
+        parts.append(f"{len(verdicts) - limit} more")
+    return _and(parts)
+
+
+def judge_coherence(
+    findings: Sequence[Finding], verdicts: Sequence[Verdict]
+) -> tuple[Coherence, str]:
+    """The coherence verdict on a system from the findings and verdicts that count, and one
+    sentence naming what decided it (:data:`COHERENCE_RULE`).
+
+    >>> judge_coherence((), ())
+    (<Coherence.COHERENT: 'coherent'>, 'coherent: no error or warning, and no requirement falsified or unknown')
+    """
+    errors = [f for f in findings if f.level == Severity.ERROR]
+    falsified = [v for v in verdicts if v.status == Status.FALSIFIED]
+    if errors or falsified:
+        named = {f.code for f in errors}
+        # a falsified requirement is named when no error-level finding already stands for it
+        alone = [v for v in falsified if not named.intersection(v.codes)]
+        parts = []
+        if errors:
+            parts.append(
+                f"error-level {'finding' if len(errors) == 1 else 'findings'} " + _named(errors)
+            )
+        if alone:
+            parts.append("falsified " + _requirements(alone))
+        return Coherence.INCOHERENT, "incoherent: " + "; ".join(parts)
+    unknown = [v for v in verdicts if v.status == Status.UNKNOWN]
+    if unknown:
+        verb = "is" if len(unknown) == 1 else "are"
+        return (
+            Coherence.INCONCLUSIVE,
+            f"inconclusive: no error, but {_requirements(unknown)} {verb} unknown",
+        )
+    warnings = [f for f in findings if f.level == Severity.WARNING]
+    if warnings:
+        return (
+            Coherence.DEGRADED,
+            "degraded: no error and nothing unknown, but "
+            + ("the warning " if len(warnings) == 1 else "the warnings ")
+            + _named(warnings),
+        )
+    return (
+        Coherence.COHERENT,
+        "coherent: no error or warning, and no requirement falsified or unknown",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class SystemReport:
     name: str
@@ -185,14 +275,14 @@ class SystemReport:
 
     @property
     def coherence(self) -> Coherence:
-        levels = [f.level for f in self.findings]
-        if Severity.ERROR in levels or any(v.status == Status.FALSIFIED for v in self.verdicts):
-            return Coherence.INCOHERENT
-        if any(v.status == Status.UNKNOWN for v in self.verdicts):
-            return Coherence.INCONCLUSIVE
-        if Severity.WARNING in levels:
-            return Coherence.DEGRADED
-        return Coherence.COHERENT
+        """The verdict on the system as the analyses left it (before suppressions and the
+        baseline; :mod:`coherence.policy` gives the one the reports show)."""
+        return judge_coherence(self.findings, self.verdicts)[0]
+
+    @property
+    def coherence_explanation(self) -> str:
+        """One sentence: what made :attr:`coherence` what it is."""
+        return judge_coherence(self.findings, self.verdicts)[1]
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ class Suppressed:
     kind: str  # "inSource" (an inline comment) | "external" (the baseline)
     justification: str
     location: Span | None = None  # the comment, for inline suppressions
+    system: str = ""  # the system whose analysis found it ("" for front-end diagnostics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,11 @@ class Triaged:
     suppressed: tuple[Suppressed, ...] = ()
     deselected: int = 0
     baseline: BaselineUse | None = None
+    selection: Selection | None = None  # what was selected: verdicts follow their codes
+
+    def deselected_code(self, code: str) -> bool:
+        """Whether ``code`` was left out by ``select`` / ``ignore``."""
+        return self.selection is not None and not self.selection.enabled(code)
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -218,7 +224,9 @@ class _Triage:
         self.deselected = 0
         self.matched = 0
 
-    def keep(self, f: Finding, inline: list[Suppression], used: set[tuple[int, str]]) -> bool:
+    def keep(
+        self, f: Finding, inline: list[Suppression], used: set[tuple[int, str]], system: str = ""
+    ) -> bool:
         if not self.selection.enabled(f.code):
             self.deselected += 1
             return False
@@ -229,13 +237,14 @@ class _Triage:
                 for c in s.codes:
                     if f.code.startswith(c):
                         used.add((i, c))
-                self.suppressed.append(Suppressed(f, "inSource", s.reason, s.span))
+                self.suppressed.append(Suppressed(f, "inSource", s.reason, s.span, system))
                 return False
         if self.remaining[f.fingerprint] > 0:
             self.remaining[f.fingerprint] -= 1
             self.matched += 1
             assert self.baseline is not None
-            self.suppressed.append(Suppressed(f, "external", f"in baseline {self.baseline.path}"))
+            why = f"in baseline {self.baseline.path}"
+            self.suppressed.append(Suppressed(f, "external", why, None, system))
             return False
         return True
 
@@ -272,13 +281,17 @@ class _Triage:
     def system(
         self, s: SystemReport, inline: list[Suppression], used: set[tuple[int, str]]
     ) -> SystemReport:
-        analyses = tuple(self.analysis(a, inline, used) for a in s.analyses)
+        analyses = tuple(self.analysis(a, inline, used, s.name) for a in s.analyses)
         return replace(s, analyses=analyses)
 
     def analysis(
-        self, a: AnalysisResult, inline: list[Suppression], used: set[tuple[int, str]]
+        self,
+        a: AnalysisResult,
+        inline: list[Suppression],
+        used: set[tuple[int, str]],
+        system: str,
     ) -> AnalysisResult:
-        kept = tuple(f for f in a.findings if self.keep(f, inline, used))
+        kept = tuple(f for f in a.findings if self.keep(f, inline, used, system))
         return a if len(kept) == len(a.findings) else replace(a, findings=kept)
 
 
@@ -299,4 +312,4 @@ def triage(
     if baseline is not None:
         use = BaselineUse(baseline.path, t.matched, sum(t.remaining.values()))
     suppressed = tuple(sorted(t.suppressed, key=lambda s: s.finding.sort_key()))
-    return Triaged(replace(report, files=files), suppressed, t.deselected, use)
+    return Triaged(replace(report, files=files), suppressed, t.deselected, use, t.selection)

@@ -25,7 +25,7 @@ def cli(*argv: str) -> tuple[int, str, str]:
 def test_lint_clean_spec_exits_zero() -> None:
     code, out, _ = cli("lint", TIPPING)
     assert code == 0
-    assert "1 files checked, 0 diagnostics" in out
+    assert "1 file checked, 0 diagnostics" in out
 
 
 def test_lint_bad_spec_exits_one_with_located_errors() -> None:

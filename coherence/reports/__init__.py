@@ -1,9 +1,13 @@
 """Reports: render a run; they never compute.
 
-Every format renders the same :class:`~coherence.suppress.Triaged` run (a
-:class:`~coherence.results.RunReport` after selection and suppression, with the suppressed
-findings beside it) and knows nothing about any particular analysis: findings, verdicts,
-tables, traces and data are rendered generically.
+Every format renders the same :class:`~coherence.policy.Decision`: the
+:class:`~coherence.suppress.Triaged` run (a :class:`~coherence.results.RunReport` after
+selection and suppression, with the suppressed findings beside it) together with what the
+policy (``--fail-level``, ``--unknown``) made of each finding, verdict and system. No format
+decides anything itself: which findings fail, how a verdict is shown (``falsified
+(suppressed)``), each system's coherence and the run's result come from the decision, so that
+the exit code and every format agree. Formats know nothing about any particular analysis:
+findings, verdicts, tables, traces and data are rendered generically.
 
 =========  =====================================================================
 text       the terminal report (Rich; plain when NO_COLOR is set or not a TTY)
@@ -24,7 +28,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Protocol, TextIO
 
-from coherence.diagnostics import Severity
+from coherence.policy import Decision, Policy, decide
 from coherence.results import RunReport
 from coherence.suppress import Triaged, as_triaged
 
@@ -36,12 +40,11 @@ class RenderOptions:
     verbose: bool = False
     color: bool | None = None  # None: auto (NO_COLOR, TTY)
     width: int | None = None
-    fail_level: Severity = Severity.ERROR  # what counts as a failure (junit, markdown)
     lint: bool = False  # a `coherence lint` run: front-end diagnostics only
 
 
 class Renderer(Protocol):
-    def __call__(self, run: Triaged, stream: TextIO, options: RenderOptions) -> None: ...
+    def __call__(self, decision: Decision, stream: TextIO, options: RenderOptions) -> None: ...
 
 
 # format name -> module that defines ``write(run, stream, options)``
@@ -62,11 +65,20 @@ def renderer(fmt: str) -> Renderer:
     return write
 
 
+def decision_of(run: RunReport | Triaged | Decision, policy: Policy | None = None) -> Decision:
+    """``run`` as decided: a :class:`Decision` as it is, anything else judged by ``policy``
+    (default: ``--fail-level error --unknown warn``)."""
+    if isinstance(run, Decision):
+        return run
+    return decide(as_triaged(run), policy)
+
+
 def render(
     fmt: str,
-    run: RunReport | Triaged,
+    run: RunReport | Triaged | Decision,
     stream: TextIO,
     options: RenderOptions | None = None,
+    policy: Policy | None = None,
 ) -> None:
-    """Render a run in one of :data:`FORMATS`."""
-    renderer(fmt)(as_triaged(run), stream, options or RenderOptions())
+    """Render a run in one of :data:`FORMATS` (decided once, here, when it is not already)."""
+    renderer(fmt)(decision_of(run, policy), stream, options or RenderOptions())

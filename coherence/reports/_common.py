@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from coherence.diagnostics import REGISTRY, Severity, render
+from coherence.policy import Decision, Unknown
 from coherence.results import Cell, Finding, TraceView
 from coherence.source import SourceFile
 
@@ -132,3 +133,48 @@ def message_text(f: Finding) -> str:
     if f.help:
         parts.append(f"help: {f.help}")
     return "\n".join(parts)
+
+
+def counts_text(d: Decision) -> str:
+    """``1 error, 2 warnings, 0 notes``: the shown findings, at the level they are shown at."""
+    c = d.counts
+    return (
+        f"{plural(c.errors, 'error')}, {plural(c.warnings, 'warning')}, {plural(c.notes, 'note')}"
+    )
+
+
+def silenced_text(d: Decision) -> str:
+    """`` (3 suppressed: 2 inline, 1 baseline)``, or nothing when nothing was silenced."""
+    c = d.counts
+    if not c.suppressed + c.baselined:
+        return ""
+    return (
+        f" ({c.suppressed + c.baselined} suppressed: {c.suppressed} inline, {c.baselined} baseline)"
+    )
+
+
+_UNKNOWN_NOTE = {
+    Unknown.FAIL: "",
+    Unknown.WARN: ", a warning, not a pass",
+    Unknown.IGNORE: ", ignored, not a pass",
+}
+
+
+def result_text(d: Decision) -> str:
+    """The run's result, the same words in every format:
+    ``result: FAILED: 1 requirement verdict failing; 1 unknown [--fail-level error --unknown warn]``.
+    """
+    c = d.counts
+    parts = []
+    if c.failing_verdicts:
+        parts.append(f"{plural(c.failing_verdicts, 'requirement verdict')} failing")
+    if c.failing_findings:
+        parts.append(f"{plural(c.failing_findings, 'finding')} failing")
+    if c.unknown:
+        parts.append(f"{c.unknown} unknown{_UNKNOWN_NOTE[d.policy.unknown]}")
+    if c.accepted:
+        parts.append(
+            f"{c.accepted} falsified or unknown accepted (suppressed, baselined or deselected)"
+        )
+    details = f": {'; '.join(parts)}" if parts else ""
+    return f"result: {d.result.upper()}{details} [{d.policy.describe()}]"

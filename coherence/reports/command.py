@@ -1,15 +1,16 @@
 """The ``check`` and ``lint`` commands: configuration -> pipeline -> triage -> every output.
 
-This module orchestrates and decides the exit code; it computes no result itself. The
-pipeline (:mod:`coherence.pipeline`) analyses, :func:`coherence.plot.add_topology` adds each
-system's coupling table, :mod:`coherence.suppress` applies selection, inline suppressions and
-the baseline, and the renderers of :mod:`coherence.reports` write the report to stdout and to
-every ``--output FORMAT=PATH``.
+This module orchestrates; it computes no result and decides nothing itself. The pipeline
+(:mod:`coherence.pipeline`) analyses, :func:`coherence.plot.add_topology` adds each system's
+coupling table, :mod:`coherence.suppress` applies selection, inline suppressions and the
+baseline, :mod:`coherence.policy` judges the run once (``--fail-level``, ``--unknown``), and
+the renderers of :mod:`coherence.reports` write that one decision to stdout and to every
+``--output FORMAT=PATH``; the exit code is the same decision's.
 
-Exit codes: 2 when a file cannot be read (COH100) or for usage and configuration errors
-(raised as :class:`~coherence.diagnostics.CoherenceError`); otherwise 0 with ``--exit-zero``;
-otherwise 1 when a finding that is neither deselected nor suppressed is at or above the fail
-level, else 0.
+Exit codes (:meth:`coherence.policy.Decision.exit_code`): 2 when a file cannot be read
+(COH100) or for usage and configuration errors (raised as
+:class:`~coherence.diagnostics.CoherenceError`); otherwise 0 with ``--exit-zero``; otherwise 1
+when the policy failed the run, else 0.
 """
 
 from __future__ import annotations
@@ -21,20 +22,19 @@ from pathlib import Path
 from typing import TextIO
 
 from coherence.config import Config, load_config
-from coherence.diagnostics import CoherenceError, Severity
+from coherence.diagnostics import CoherenceError
+from coherence.policy import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, Decision, Policy, decide
 from coherence.reports import FORMATS, RenderOptions, render
 from coherence.results import RunReport
 from coherence.suppress import (
     Judge,
     Selection,
-    Triaged,
     check_prefixes,
     every_code,
     front_end_only,
     triage,
 )
 
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 FULL_ANALYSES = ("simulate", "linear", "smt")
 
 
@@ -90,10 +90,14 @@ def outputs_option(values: list[str] | None) -> list[tuple[str, str]]:
 
 
 def write_outputs(
-    run: Triaged, fmt: str, outputs: list[tuple[str, str]], stdout: TextIO, options: RenderOptions
+    run: Decision,
+    fmt: str,
+    outputs: list[tuple[str, str]],
+    stdout: TextIO,
+    options: RenderOptions,
 ) -> None:
     render(fmt, run, stdout, options)
-    plain = RenderOptions(options.verbose, False, options.width, options.fail_level, options.lint)
+    plain = RenderOptions(options.verbose, False, options.width, options.lint)
     for out_fmt, path in outputs:
         target = Path(path)
         try:
@@ -128,7 +132,9 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
             "pass spec files or directories, or set `paths` in [tool.coherence]",
         )
     outputs = outputs_option(args.output)
-    fail_level = Severity.parse(args.fail_level or config.fail_level)
+    policy = Policy.parse(
+        args.fail_level or config.fail_level, getattr(args, "unknown", None) or config.unknown
+    )
     selection = Selection(
         codes_option(args.select, "--select") or config.select,
         codes_option(args.ignore, "--ignore") or config.ignore,
@@ -169,12 +175,11 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
     elif not args.no_baseline and (args.baseline or config.baseline):
         baseline = load_baseline(str(args.baseline or config.baseline))
     run = triage(report, selection, baseline, judge)
+    decision = decide(run, policy)
 
     color = {"auto": None, "always": True, "never": False}[args.color]
-    options_ = RenderOptions(
-        verbose=getattr(args, "verbose", False), color=color, fail_level=fail_level, lint=lint
-    )
-    write_outputs(run, args.format, outputs, stdout, options_)
+    options_ = RenderOptions(verbose=getattr(args, "verbose", False), color=color, lint=lint)
+    write_outputs(decision, args.format, outputs, stdout, options_)
     if getattr(args, "timings", False) and not lint:
         from coherence.parallel import resolve_jobs
         from coherence.reports.text import make_console, render_table
@@ -182,7 +187,7 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
 
         table = timings_table(report, wall, resolve_jobs(options.jobs))
         render_table(make_console(stderr, color), table, fold=True)
-    code = exit_code(report, run, fail_level, args.exit_zero)
+    code = decision.exit_code(args.exit_zero)
     if getattr(args, "expect", None) and code != EXIT_ERROR:
         from coherence.expect import compare, expectation_table
         from coherence.reports.text import make_console, render_table
@@ -191,12 +196,3 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
         render_table(make_console(stdout, color), expectation_table(items))
         return EXIT_OK if all(e.ok for e in items) else EXIT_FINDINGS
     return code
-
-
-def exit_code(report: RunReport, run: Triaged, fail_level: Severity, exit_zero: bool) -> int:
-    if any(f.code == "COH100" for f in report.findings):
-        return EXIT_ERROR
-    if exit_zero:
-        return EXIT_OK
-    worst = run.report.worst()
-    return EXIT_FINDINGS if worst is not None and worst >= fail_level else EXIT_OK

@@ -1,7 +1,12 @@
 """The JSON report: versioned, stable key order, sorted findings, valid JSON only.
 
 The document follows ``coherence/schemas/report-1.schema.json`` (:data:`SCHEMA_VERSION`
-``"1"``; additions keep the version, removals and renames raise it). Non-finite numbers are
+``"1"``; additions keep the version, removals and renames raise it). Everything the policy
+decided (:mod:`coherence.policy`) is written as it decided it: each finding's ``outcome``
+(fail, warn, ignored, suppressed, baselined) and the severity it is shown at, each verdict's
+``outcome`` and ``shown`` status (``falsified (suppressed)``), each system's ``coherence``
+with its ``explanation``, and in ``summary`` the ``result``, the ``policy`` and the counts
+that decided it. Non-finite numbers are
 written as the strings ``"nan"``, ``"inf"`` and ``"-inf"``, complex numbers as
 ``{"re": .., "im": ..}``. Suppressed findings are listed under ``suppressed`` with the
 suppression's kind (``inSource``, ``external``) and justification, as SARIF does; findings
@@ -15,8 +20,8 @@ import json
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TextIO
 
-from coherence.diagnostics import Severity
-from coherence.reports._common import cell, count_levels, jsonable, number, rule_name
+from coherence.policy import Decision
+from coherence.reports._common import cell, jsonable, number, rule_name
 from coherence.results import (
     AnalysisResult,
     FileReport,
@@ -28,7 +33,7 @@ from coherence.results import (
     Verdict,
 )
 from coherence.source import Span
-from coherence.suppress import Suppressed, Triaged, as_triaged
+from coherence.suppress import Suppressed, Triaged
 
 if TYPE_CHECKING:
     from coherence.reports import RenderOptions
@@ -84,7 +89,9 @@ def table_json(t: Table) -> dict[str, Any]:
     }
 
 
-def finding_json(f: Finding) -> dict[str, Any]:
+def finding_json(f: Finding, outcome: str | None = None) -> dict[str, Any]:
+    """A finding; ``outcome`` is what the policy decided for it (reports carry it, a diff
+    does not)."""
     out: dict[str, Any] = {
         "code": f.code,
         "name": rule_name(f.code),
@@ -97,6 +104,8 @@ def finding_json(f: Finding) -> dict[str, Any]:
         "fingerprint": f.fingerprint,
         "key": f.key,
     }
+    if outcome is not None:
+        out["outcome"] = outcome
     if f.trace is not None:
         out["trace"] = trace_json(f.trace)
     if f.data:
@@ -104,12 +113,19 @@ def finding_json(f: Finding) -> dict[str, Any]:
     return out
 
 
-def verdict_json(v: Verdict) -> dict[str, Any]:
+def _finding(f: Finding, d: Decision) -> dict[str, Any]:
+    return finding_json(f, d.finding(f).outcome.value)
+
+
+def verdict_json(v: Verdict, d: Decision, s: SystemReport) -> dict[str, Any]:
+    vd = d.verdict(s, v)
     return {
         "requirement": v.requirement,
         "kind": v.kind,
         "status": v.status.value,
-        "passed": v.status.passed,
+        "shown": vd.label,
+        "outcome": vd.outcome.value,
+        "passed": vd.passed,
         "analysis": v.analysis,
         "depth": v.depth,
         "reason": v.reason,
@@ -119,53 +135,61 @@ def verdict_json(v: Verdict) -> dict[str, Any]:
     }
 
 
-def analysis_json(a: AnalysisResult) -> dict[str, Any]:
+def analysis_json(a: AnalysisResult, d: Decision, s: SystemReport) -> dict[str, Any]:
     return {
         "analysis": a.analysis,
-        "tables": [table_json(t) for t in a.tables],
+        "tables": [table_json(d.table(s, t)) for t in a.tables],
         "data": jsonable(dict(a.data)),
     }
 
 
-def system_json(s: SystemReport) -> dict[str, Any]:
+def system_json(s: SystemReport, d: Decision) -> dict[str, Any]:
+    sd = d.system(s)
     return {
         "name": s.name,
         "location": span_json(s.span),
         "loops": list(s.loops),
-        "coherence": s.coherence.value,
-        "findings": [finding_json(f) for f in s.findings],
-        "verdicts": [verdict_json(v) for v in s.verdicts],
-        "analyses": [analysis_json(a) for a in s.analyses],
+        "coherence": sd.coherence.value,
+        "explanation": sd.explanation,
+        "findings": [_finding(f, d) for f in s.findings],
+        "verdicts": [verdict_json(v, d, s) for v in s.verdicts],
+        "analyses": [analysis_json(a, d, s) for a in s.analyses],
     }
 
 
-def file_json(fr: FileReport) -> dict[str, Any]:
+def file_json(fr: FileReport, d: Decision) -> dict[str, Any]:
     return {
         "path": fr.path,
-        "diagnostics": [finding_json(Finding.from_diagnostic(d)) for d in fr.diagnostics],
-        "systems": [system_json(s) for s in fr.systems],
+        "diagnostics": [_finding(Finding.from_diagnostic(x), d) for x in fr.diagnostics],
+        "systems": [system_json(s, d) for s in fr.systems],
     }
 
 
-def suppressed_json(s: Suppressed) -> dict[str, Any]:
+def suppressed_json(s: Suppressed, d: Decision) -> dict[str, Any]:
     return {
         "kind": s.kind,
         "justification": s.justification,
         "location": span_json(s.location) if s.location is not None else None,
-        "finding": finding_json(s.finding),
+        "finding": finding_json(s.finding, d.silenced(s).outcome.value),
     }
 
 
-def summary_json(run: Triaged) -> dict[str, Any]:
+def summary_json(d: Decision) -> dict[str, Any]:
+    run: Triaged = d.run
     report = run.report
-    counts = count_levels(report.findings)
+    c = d.counts
     return {
+        "result": d.result,
+        "policy": {"fail_level": str(d.policy.fail_level), "unknown": d.policy.unknown.value},
         "files": len(report.files),
         "systems": sum(len(fr.systems) for fr in report.files),
-        "errors": counts[Severity.ERROR],
-        "warnings": counts[Severity.WARNING],
-        "notes": counts[Severity.NOTE],
+        "errors": c.errors,
+        "warnings": c.warnings,
+        "notes": c.notes,
+        "failing": {"findings": c.failing_findings, "verdicts": c.failing_verdicts},
+        "verdicts": {"falsified": c.falsified, "unknown": c.unknown, "accepted": c.accepted},
         "suppressed": len(run.suppressed),
+        "baselined": c.baselined,
         "deselected": run.deselected,
         "baseline": (
             None
@@ -179,25 +203,27 @@ def summary_json(run: Triaged) -> dict[str, Any]:
     }
 
 
-def report_json(run: RunReport | Triaged) -> dict[str, Any]:
+def report_json(run: RunReport | Triaged | Decision) -> dict[str, Any]:
     """The whole document as plain Python values (the schema's shape)."""
-    t = as_triaged(run)
+    from coherence.reports import decision_of
+
+    d = decision_of(run)
     return {
         "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "coherence", "version": t.report.tool_version},
-        "summary": summary_json(t),
-        "files": [file_json(fr) for fr in t.report.files],
-        "suppressed": [suppressed_json(s) for s in t.suppressed],
+        "tool": {"name": "coherence", "version": d.report.tool_version},
+        "summary": summary_json(d),
+        "files": [file_json(fr, d) for fr in d.report.files],
+        "suppressed": [suppressed_json(s, d) for s in d.run.suppressed],
     }
 
 
-def dumps(run: RunReport | Triaged) -> str:
+def dumps(run: RunReport | Triaged | Decision) -> str:
     return json.dumps(report_json(run), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def write_json(report: RunReport | Triaged, stream: TextIO) -> None:
+def write_json(report: RunReport | Triaged | Decision, stream: TextIO) -> None:
     stream.write(dumps(report))
 
 
-def write(run: Triaged, stream: TextIO, options: RenderOptions) -> None:
-    write_json(run, stream)
+def write(decision: Decision, stream: TextIO, options: RenderOptions) -> None:
+    write_json(decision, stream)

@@ -1,7 +1,9 @@
 """Markdown: a summary for a CI job page (``$GITHUB_STEP_SUMMARY``, GitLab, Buildkite).
 
-An overview table of every system's verdict on control coherence, then per system: its
-requirements, the coupling graph as a Mermaid diagram, the findings (each with its source
+The run's result and counts as the policy decided them (:mod:`coherence.policy`), an
+overview table of every system's verdict on control coherence with the sentence that explains
+it, then per system: its requirements (with the status as shown: ``falsified
+(suppressed)``), the coupling graph as a Mermaid diagram, the findings (each with its source
 line, help and trace in a collapsed block), the analyses' tables and data (collapsed).
 
 The coupling graph is drawn from the system's coupling table (see
@@ -16,12 +18,20 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from coherence.diagnostics import Severity
-from coherence.reports._common import count_levels, finding_text, jsonable, plural
+from coherence.policy import Decision
+from coherence.reports._common import (
+    count_levels,
+    counts_text,
+    finding_text,
+    jsonable,
+    plural,
+    result_text,
+    silenced_text,
+)
 from coherence.reports.graph import coupling_table_of, is_coupling_table, mermaid
 from coherence.reports.text import fmt_cell
 from coherence.results import FileReport, Finding, SystemReport, Table
 from coherence.source import SourceFile
-from coherence.suppress import Triaged
 
 if TYPE_CHECKING:
     from coherence.reports import RenderOptions
@@ -63,17 +73,17 @@ def _data_rows(data: dict[str, object]) -> list[tuple[str, str]]:
     return rows
 
 
-def _status(s: SystemReport) -> str:
-    return s.coherence.value.upper()
+def _status(s: SystemReport, d: Decision) -> str:
+    return d.system(s).coherence.value.upper()
 
 
-def _system(s: SystemReport, source: SourceFile | None) -> list[str]:
-    out = [f"## `{s.name}` ({s.path}): {_status(s)}", ""]
+def _system(s: SystemReport, source: SourceFile | None, d: Decision) -> list[str]:
+    out = [f"## `{s.name}` ({s.path}): {_status(s, d)}", "", d.system(s).explanation, ""]
     if s.verdicts:
         rows = [
             (
                 v.requirement,
-                v.status.value,
+                d.verdict(s, v).label,
                 v.analysis,
                 v.reason or (f"depth {v.depth}" if v.depth is not None else ""),
             )
@@ -91,7 +101,9 @@ def _system(s: SystemReport, source: SourceFile | None) -> list[str]:
         out += ["### Findings", ""]
         for f in s.findings:
             out += _finding(f, source)
-    tables: list[Table] = [t for a in s.analyses for t in a.tables if not is_coupling_table(t)]
+    tables: list[Table] = [
+        d.table(s, t) for a in s.analyses for t in a.tables if not is_coupling_table(t)
+    ]
     data = [(a.analysis, dict(a.data)) for a in s.analyses if a.data]
     if tables or data:
         out += ["### Analyses", ""]
@@ -105,9 +117,9 @@ def _system(s: SystemReport, source: SourceFile | None) -> list[str]:
     return out
 
 
-def _overview(run: Triaged) -> list[str]:
+def _overview(d: Decision) -> list[str]:
     rows: list[tuple[str, ...]] = []
-    for fr in run.report.files:
+    for fr in d.report.files:
         front = count_levels(tuple(Finding.from_diagnostic(d) for d in fr.diagnostics))
         if not fr.systems:
             rows.append(
@@ -123,12 +135,12 @@ def _overview(run: Triaged) -> list[str]:
             )
         for s in fr.systems:
             c = count_levels(s.findings)
-            passed = sum(1 for v in s.verdicts if v.status.passed)
+            passed = sum(1 for v in s.verdicts if d.verdict(s, v).passed)
             rows.append(
                 (
                     f"`{s.name}`",
                     f"`{fr.path}`",
-                    _status(s),
+                    _status(s, d),
                     f"{passed}/{len(s.verdicts)}",
                     str(c[Severity.ERROR]),
                     str(c[Severity.WARNING]),
@@ -148,21 +160,15 @@ def _file_diagnostics(fr: FileReport, source: SourceFile | None) -> list[str]:
     return out
 
 
-def markdown(run: Triaged, options: RenderOptions) -> str:
+def markdown(d: Decision, options: RenderOptions) -> str:
+    run = d.run
     report = run.report
-    counts = count_levels(report.findings)
     nsys = sum(len(fr.systems) for fr in report.files)
     headline = (
         f"**{plural(len(report.files), 'file')}, {plural(nsys, 'system')}: "
-        f"{plural(counts[Severity.ERROR], 'error')}, "
-        f"{plural(counts[Severity.WARNING], 'warning')}, "
-        f"{plural(counts[Severity.NOTE], 'note')}**"
+        f"{counts_text(d)}**{silenced_text(d)}"
     )
-    if run.suppressed:
-        inline = sum(1 for s in run.suppressed if s.kind == "inSource")
-        external = len(run.suppressed) - inline
-        headline += f" ({len(run.suppressed)} suppressed: {inline} inline, {external} baseline)"
-    out = ["# coherence", "", headline, ""]
+    out = ["# coherence", "", headline, "", f"**{result_text(d)}**", ""]
     if run.baseline is not None and run.baseline.stale:
         n = run.baseline.stale
         out += [
@@ -170,14 +176,14 @@ def markdown(run: Triaged, options: RenderOptions) -> str:
             "no longer match a finding: regenerate it to lock in the fix.",
             "",
         ]
-    out += [*_overview(run), ""]
+    out += [*_overview(d), ""]
     for fr in report.files:
         source = SourceFile(fr.path, fr.source_text) if fr.source_text else None
         out += _file_diagnostics(fr, source)
         for s in fr.systems:
-            out += _system(s, source)
+            out += _system(s, source, d)
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def write(run: Triaged, stream: TextIO, options: RenderOptions) -> None:
-    stream.write(markdown(run, options))
+def write(decision: Decision, stream: TextIO, options: RenderOptions) -> None:
+    stream.write(markdown(decision, options))

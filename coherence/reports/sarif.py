@@ -10,7 +10,11 @@
 - Suppressed findings are results too, with ``suppressions``: ``inSource`` for an inline
   ``# coherence: ignore[...]`` (the comment as location, the reason as justification) and
   ``external`` for the baseline.
-- Verdicts and the coherence of each system go to the run's ``properties``.
+- Levels are the policy's (:mod:`coherence.policy`): an unknown (COH901) is an ``error``
+  under ``--unknown fail``, a ``warning`` under ``warn``, a ``note`` under ``ignore``.
+- The run's ``properties`` carry the policy's ``result`` and, per system, its coherence with
+  the explanation and each verdict with the status as shown (``falsified (suppressed)``) and
+  its outcome.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ import json
 from typing import TYPE_CHECKING, Any, TextIO
 
 from coherence.diagnostics import REGISTRY, Rule, Severity
+from coherence.policy import Decision
 from coherence.reports._common import category, message_text, trace_groups, uri
 from coherence.results import Finding, RunReport
 from coherence.source import Span
-from coherence.suppress import Suppressed, Triaged, as_triaged
+from coherence.suppress import Suppressed, Triaged
 
 if TYPE_CHECKING:
     from coherence.reports import RenderOptions
@@ -127,9 +132,12 @@ def result_json(f: Finding, index: dict[str, int], sup: Suppressed | None = None
     return out
 
 
-def sarif_log(run: RunReport | Triaged) -> dict[str, Any]:
+def sarif_log(run: RunReport | Triaged | Decision) -> dict[str, Any]:
     """The SARIF log as plain Python values."""
-    t = as_triaged(run)
+    from coherence.reports import decision_of
+
+    d = decision_of(run)
+    t = d.run
     codes = sorted(REGISTRY)
     index = {c: i for i, c in enumerate(codes)}
     items: list[tuple[Finding, Suppressed | None]] = [(f, None) for f in t.report.findings]
@@ -139,11 +147,14 @@ def sarif_log(run: RunReport | Triaged) -> dict[str, Any]:
         {
             "name": s.name,
             "path": s.path,
-            "coherence": s.coherence.value,
+            "coherence": d.system(s).coherence.value,
+            "explanation": d.system(s).explanation,
             "verdicts": [
                 {
                     "requirement": v.requirement,
                     "status": v.status.value,
+                    "shown": d.verdict(s, v).label,
+                    "outcome": d.verdict(s, v).outcome.value,
                     "analysis": v.analysis,
                     "line": v.span.line,
                 }
@@ -175,15 +186,23 @@ def sarif_log(run: RunReport | Triaged) -> dict[str, Any]:
                 },
                 "columnKind": "unicodeCodePoints",
                 "results": [result_json(f, index, s) for f, s in items],
-                "properties": {"systems": systems, "deselected": t.deselected},
+                "properties": {
+                    "result": d.result,
+                    "policy": {
+                        "fail_level": str(d.policy.fail_level),
+                        "unknown": d.policy.unknown.value,
+                    },
+                    "systems": systems,
+                    "deselected": t.deselected,
+                },
             }
         ],
     }
 
 
-def dumps(run: RunReport | Triaged) -> str:
+def dumps(run: RunReport | Triaged | Decision) -> str:
     return json.dumps(sarif_log(run), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def write(run: Triaged, stream: TextIO, options: RenderOptions) -> None:
-    stream.write(dumps(run))
+def write(decision: Decision, stream: TextIO, options: RenderOptions) -> None:
+    stream.write(dumps(decision))

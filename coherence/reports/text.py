@@ -13,12 +13,13 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from coherence.diagnostics import Severity, render
+from coherence.policy import Decision, Outcome
+from coherence.reports._common import counts_text, plural, result_text, silenced_text
 from coherence.results import (
     Cell,
     Coherence,
     FileReport,
     Finding,
-    RunReport,
     SystemReport,
     Table,
     TraceView,
@@ -27,7 +28,6 @@ from coherence.source import SourceFile
 
 if TYPE_CHECKING:
     from coherence.reports import RenderOptions
-    from coherence.suppress import Triaged
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.NOTE: "bold cyan"}
 _VERDICT_STYLE = {
@@ -160,95 +160,103 @@ def render_finding(
     console.print()
 
 
+_OUTCOME_STYLE = {
+    Outcome.PASS: "green",
+    Outcome.FAIL: "red",
+    Outcome.WARN: "magenta",
+    Outcome.IGNORED: "magenta",
+    Outcome.SUPPRESSED: "yellow",
+    Outcome.BASELINED: "yellow",
+    Outcome.DESELECTED: "yellow",
+    Outcome.SKIPPED: "dim",
+}
+_RESULT_STYLE = {"failed": "bold red", "inconclusive": "bold magenta", "passed": "bold green"}
+
+
 def render_system(
-    console: Console, s: SystemReport, source: SourceFile | None, verbose: bool
+    console: Console,
+    s: SystemReport,
+    source: SourceFile | None,
+    verbose: bool,
+    decision: Decision,
 ) -> None:
     console.rule(Text(f"system {s.name}  ({s.path})", style="bold"), align="left")
     for a in s.analyses:
         for t in a.tables:
             if verbose or a.analysis not in DETAIL_ANALYSES:
-                render_table(console, t)
+                render_table(console, decision.table(s, t))
     if s.verdicts:
         rt = RichTable(title="Requirements", title_justify="left", header_style="bold")
         for c in ("requirement", "status", "by", "detail"):
             rt.add_column(c)
         for v in s.verdicts:
+            vd = decision.verdict(s, v)
             detail = v.reason or (f"depth {v.depth}" if v.depth is not None else "")
-            style = (
-                "green"
-                if v.status.passed
-                else ("red" if v.status.value == "falsified" else "magenta")
-            )
             rt.add_row(
                 Text(v.requirement),
-                Text(v.status.value, style=style),
+                Text(vd.label, style=_OUTCOME_STYLE[vd.outcome]),
                 Text(v.analysis),
                 Text(detail),
             )
         console.print(rt)
     for f in s.findings:
         render_finding(console, f, source)
-    verdict = s.coherence
+    sd = decision.system(s)
     console.print(
-        Text.assemble("control coherence: ", (verdict.value.upper(), _VERDICT_STYLE[verdict]))
+        Text.assemble(
+            "control coherence: ", (sd.coherence.value.upper(), _VERDICT_STYLE[sd.coherence])
+        )
     )
+    console.print(Text(sd.explanation), soft_wrap=True)
     console.print()
 
 
 def render_report(
-    report: RunReport,
+    decision: Decision,
     stream: TextIO,
     verbose: bool = False,
     color: bool | None = None,
     width: int | None = None,
-    suppressed: int = 0,
 ) -> None:
     console = make_console(stream, color, width)
-    counts = {Severity.ERROR: 0, Severity.WARNING: 0, Severity.NOTE: 0}
+    report = decision.report
     for fr in report.files:
         source = SourceFile(fr.path, fr.source_text) if fr.source_text else None
         for d in fr.diagnostics:
             render_finding(console, Finding.from_diagnostic(d), source)
         for s in fr.systems:
-            render_system(console, s, source, verbose)
-        for f in fr.findings:
-            counts[f.level] += 1
+            render_system(console, s, source, verbose, decision)
     nsys = sum(len(fr.systems) for fr in report.files)
     summary = (
-        f"{len(report.files)} file{'s' if len(report.files) != 1 else ''}, {nsys} system"
-        f"{'s' if nsys != 1 else ''} analysed: {counts[Severity.ERROR]} errors, "
-        f"{counts[Severity.WARNING]} warnings, {counts[Severity.NOTE]} notes"
+        f"{plural(len(report.files), 'file')}, {plural(nsys, 'system')} analysed: "
+        f"{counts_text(decision)}{silenced_text(decision)}"
     )
-    if suppressed:
-        summary += f" ({suppressed} suppressed)"
     console.print(Text(summary, style="bold"))
+    console.print(Text(result_text(decision), style=_RESULT_STYLE[decision.result]), soft_wrap=True)
 
 
-def render_lint(
-    report: RunReport, stream: TextIO, color: bool | None = None, suppressed: int = 0
-) -> None:
+def render_lint(decision: Decision, stream: TextIO, color: bool | None = None) -> None:
     console = make_console(stream, color)
     n = 0
-    for fr in report.files:
+    for fr in decision.report.files:
         source = SourceFile(fr.path, fr.source_text) if fr.source_text else None
         for d in fr.diagnostics:
             render_finding(console, Finding.from_diagnostic(d), source)
             n += 1
-    summary = f"{len(report.files)} files checked, {n} diagnostics"
-    if suppressed:
-        summary += f" ({suppressed} suppressed)"
+    summary = (
+        f"{plural(len(decision.report.files), 'file')} checked, {plural(n, 'diagnostic')}"
+        f"{silenced_text(decision)}"
+    )
     console.print(Text(summary, style="bold"))
+    console.print(Text(result_text(decision), style=_RESULT_STYLE[decision.result]), soft_wrap=True)
 
 
-def write(run: Triaged, stream: TextIO, options: RenderOptions) -> None:
+def write(decision: Decision, stream: TextIO, options: RenderOptions) -> None:
     """The text format of the report registry: suppressed findings are counted, not shown."""
-    n = len(run.suppressed)
     if options.lint:
-        render_lint(run.report, stream, options.color, suppressed=n)
+        render_lint(decision, stream, options.color)
     else:
-        render_report(
-            run.report, stream, options.verbose, options.color, options.width, suppressed=n
-        )
+        render_report(decision, stream, options.verbose, options.color, options.width)
 
 
 def render_file_summary(fr: FileReport) -> str:

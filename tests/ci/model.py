@@ -160,10 +160,13 @@ def triaged() -> Triaged:
         "inSource",
         "the bound models admission control",
         span(13, 3, 40),
+        "overload",
     )
     baselined = Suppressed(
         Finding("COH312", "loops sharing `replicas` run at comparable speeds", span(20, 3, 20)),
         "external",
         "in baseline coherence-baseline.json",
+        None,
+        "overload",
     )
     return Triaged(report(), (suppressed, baselined), deselected=2)

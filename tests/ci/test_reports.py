@@ -20,6 +20,7 @@ import jsonschema
 import pytest
 
 from coherence.diagnostics import REGISTRY, Severity
+from coherence.policy import Policy
 from coherence.reports import FORMATS, RenderOptions, render
 from coherence.reports.github import escape_data, escape_property
 from coherence.reports.json import schema
@@ -46,9 +47,11 @@ def report_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema())
 
 
-def rendered(fmt: str, run: Any, options: RenderOptions | None = None) -> str:
+def rendered(
+    fmt: str, run: Any, options: RenderOptions | None = None, policy: Policy | None = None
+) -> str:
     out = io.StringIO()
-    render(fmt, run, out, options or RenderOptions(color=False, width=100))
+    render(fmt, run, out, options or RenderOptions(color=False, width=100), policy)
     return out.getvalue()
 
 
@@ -64,9 +67,11 @@ def test_golden_reports_of_specs(golden: Any, fmt: str, name: str) -> None:
 @pytest.mark.usefixtures("in_root")
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_golden_reports_of_the_synthetic_run(golden: Any, fmt: str) -> None:
-    options = RenderOptions(color=False, width=100, fail_level=Severity.WARNING)
+    options = RenderOptions(color=False, width=100)
+    policy = Policy(fail_level=Severity.WARNING)
     golden.check(
-        f"reports/synthetic.{SUFFIX[fmt]}", normalise(rendered(fmt, model.triaged(), options))
+        f"reports/synthetic.{SUFFIX[fmt]}",
+        normalise(rendered(fmt, model.triaged(), options, policy)),
     )
 
 
@@ -166,8 +171,7 @@ def test_fingerprints_do_not_depend_on_lines() -> None:
 
 @pytest.mark.usefixtures("in_root")
 def test_junit_has_a_case_per_verdict_and_one_per_file() -> None:
-    options = RenderOptions(fail_level=Severity.ERROR)
-    root = ET.fromstring(rendered("junit", model.triaged(), options))
+    root = ET.fromstring(rendered("junit", model.triaged(), policy=Policy(Severity.ERROR)))
     cases = root.findall(".//testcase")
     names = [c.get("name") for c in cases]
     assert names == [
@@ -178,11 +182,13 @@ def test_junit_has_a_case_per_verdict_and_one_per_file() -> None:
         "require coherent [smt]",
         "findings",
     ]
-    assert root.get("tests") == "6" and root.get("failures") == "2" and root.get("skipped") == "1"
+    # the unknown is not a failure at the error level under `--unknown warn`: it is skipped
+    assert root.get("tests") == "6" and root.get("failures") == "1" and root.get("skipped") == "2"
     falsified = cases[1].find("failure")
     assert falsified is not None and falsified.get("type") == "COH501"
     assert "<-- violated" in (falsified.text or "")  # the trace is in the failure text
-    unknown = cases[2].find("failure")
+    unknown = cases[2].find("skipped")
+    assert cases[2].find("failure") is None
     assert unknown is not None and unknown.get("message") == "unknown: resource limit"
     # the remaining finding (COH303, a warning) does not fail at the error level
     assert cases[-1].find("failure") is None
@@ -190,7 +196,7 @@ def test_junit_has_a_case_per_verdict_and_one_per_file() -> None:
 
 @pytest.mark.usefixtures("in_root")
 def test_junit_findings_case_fails_at_the_fail_level() -> None:
-    xml = rendered("junit", model.triaged(), RenderOptions(fail_level=Severity.WARNING))
+    xml = rendered("junit", model.triaged(), policy=Policy(Severity.WARNING))
     findings_case = ET.fromstring(xml).findall(".//testcase")[-1]
     failure = findings_case.find("failure")
     assert failure is not None and failure.get("type") == "COH303"
@@ -204,7 +210,8 @@ def test_github_annotations_are_workflow_commands() -> None:
         "::warning file=tests/ci/data/overload.coh,line=24,col=5,endLine=24,endColumn=34,"
         "title=COH506::objective `autoscaler.latency` is violated"
     )
-    assert out.splitlines()[-1].startswith("coherence: 1 file, 0 errors, 1 warning")
+    assert out.splitlines()[-2].startswith("coherence: 1 file, 0 errors, 1 warning")
+    assert out.splitlines()[-1] == "result: PASSED [--fail-level error --unknown warn]"
     assert code == 0
 
 
@@ -224,8 +231,10 @@ def test_markdown_draws_the_coupling_graph_in_mermaid() -> None:
 @pytest.mark.usefixtures("in_root")
 def test_text_hides_suppressed_findings_but_counts_them() -> None:
     _, out, _ = cli("check", SUPPRESSED, "--no-smt", "--no-linear", "--color", "never")
-    assert "COH506" not in out and "spare" not in out
-    assert "(2 suppressed)" in out
+    assert "warning[COH506]" not in out and "spare" not in out
+    # the coherence verdict says what it left out
+    assert "(not counted: COH506 (objective:autoscaler.latency))" in out
+    assert "(2 suppressed: 2 inline, 0 baseline)" in out
 
 
 def test_text_honours_no_color_and_non_tty(monkeypatch: pytest.MonkeyPatch) -> None:
