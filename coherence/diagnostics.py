@@ -387,6 +387,16 @@ REGISTRY: dict[str, Rule] = _rules(
         "Loops that act on one resource should be separated in time scale (commonly 5-10x); "
         "comparable periods let them chase each other.",
     ),
+    Rule(
+        "COH313",
+        "nominal-oscillation",
+        W,
+        "The nominal run does not settle: it oscillates.",
+        "From its initial state at nominal input the system never comes to rest: in the last "
+        "part of the run a state repeats a swing exactly (a limit cycle) or keeps reversing "
+        "without dying out. The linear verdict is local to the operating point and cannot see "
+        "this; where `require stable` is checked, this run falsifies it.",
+    ),
     # --- COH4xx: coupling and conflicts --------------------------------------------------
     Rule(
         "COH401",

@@ -1,7 +1,8 @@
 """The check pipeline: files -> compile -> analyses -> RunReport.
 
 Each analysis is a pure function of a transition system and options; this module only
-decides which run and collects their results in order.
+decides which run and collects their results in order, then reconciles them
+(:func:`coherence.reconcile.reconcile`: a replayed oscillation outranks a local certificate).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from coherence.compile import CompileResult, compile_source, read_source
 from coherence.diagnostics import CoherenceError, Diagnostic
 from coherence.ir.nodes import TransitionSystem
 from coherence.parallel import resolve_jobs
+from coherence.reconcile import reconcile
 from coherence.results import AnalysisResult, FileReport, Finding, RunReport, SystemReport
 
 Analysis = Callable[[TransitionSystem], AnalysisResult]
@@ -133,8 +135,8 @@ def analyse_system(ts: TransitionSystem, analyses: list[tuple[str, Analysis]]) -
 
             r = replace(r, seconds=time.perf_counter() - start)
         results.append(r)
-    return SystemReport(
-        ts.name, ts.path, ts.span, tuple(results), tuple(lp.name for lp in ts.loops)
+    return reconcile(
+        SystemReport(ts.name, ts.path, ts.span, tuple(results), tuple(lp.name for lp in ts.loops))
     )
 
 
@@ -393,6 +395,6 @@ def _system_report(
         else:
             r, sec = got[0]
             results.append(r if r.seconds else replace(r, seconds=sec))
-    return SystemReport(
-        ts.name, ts.path, ts.span, tuple(results), tuple(lp.name for lp in ts.loops)
+    return reconcile(
+        SystemReport(ts.name, ts.path, ts.span, tuple(results), tuple(lp.name for lp in ts.loops))
     )

@@ -12,7 +12,13 @@ The pipeline, each stage in its own module:
 5. attribution        each loop alone, pairs, all together (COH302, COH304);
 6. :mod:`.margins`    gain and delay margins per loop (COH308, COH309);
 7. :mod:`.interaction` steady-state gains, RGA, Niederlinski index (COH310, COH311) and
-                      timescale separation of loops that share a state (COH312).
+                      timescale separation of loops that share a state (COH312);
+8. :mod:`.settling`   whether the nominal run comes to rest at all (COH313): a sustained
+                      oscillation there is what a local verdict cannot see.
+
+A linear certificate is local: `require stable` is at best HOLDS ("holds locally"), never
+PROVED; the reconciliation with the other analyses (:mod:`coherence.reconcile`) turns it into
+FALSIFIED where a replayed run oscillates or flaps.
 """
 
 from __future__ import annotations
@@ -46,9 +52,10 @@ from coherence.linear.linearize import (
 from coherence.linear.margins import Margin, Variants, loop_margins
 from coherence.linear.oppoint import OperatingPoint, find_operating_point
 from coherence.linear.options import LinearOptions
+from coherence.linear.settling import nominal_oscillation
 from coherence.linear.spectrum import Mode, Spectrum, continuous
 from coherence.linear.structure import Structure, Topology
-from coherence.results import AnalysisResult, Cell, Finding, Status, Table, Verdict
+from coherence.results import AnalysisResult, Cell, Finding, Status, Table, TraceView, Verdict
 from coherence.source import Span
 
 
@@ -127,7 +134,7 @@ def analyze(ts: TransitionSystem, options: LinearOptions | None = None) -> Analy
     ...   require stable }''').systems[0]
     >>> r = analyze(ts)
     >>> r.verdicts[0].status.value, round(dict(r.data)["spectral_radius"], 4)
-    ('proved', 0.8367)
+    ('holds', 0.8367)
     """
     start = time.perf_counter()
     result = _Analysis(ts, options or LinearOptions()).run()
@@ -176,6 +183,7 @@ class _Analysis:
         self.neutral: dict[int, tuple[str, ...]] = {}
         self.verdict = "unknown"
         self.reason = ""
+        self.op: OperatingPoint | None = None
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -192,6 +200,7 @@ class _Analysis:
         help: str = "",
         data: dict[str, Any] | None = None,
         severity: Severity | None = None,
+        trace: TraceView | None = None,
     ) -> None:
         loops = list(loops)
         span = self.span(loops[0]) if loops else self.ts.span
@@ -205,7 +214,7 @@ class _Analysis:
                 tuple(notes),
                 help,
                 related,
-                None,
+                trace,
                 tuple(sorted((k, _frozen(v)) for k, v in (data or {}).items())),
                 key or ",".join(loops) or self.ts.name,
             )
@@ -221,6 +230,8 @@ class _Analysis:
             self.verdict = "unknown"
             self.reason = f"the system cannot be linearized at its operating point: {exc}"
             self.add("COH305", f"no operating point to linearize at: {exc}")
+        if self.verdict != "unstable":
+            self._settling()
         self._timescales()
         self._topology_tables()
         self.data["verdict"] = self.verdict
@@ -233,6 +244,7 @@ class _Analysis:
         ts, o = self.ts, self.o
         engine = Engine(ts, self.st)
         op = find_operating_point(engine, o)
+        self.op = op
         self._op_data(op)
         if not op.found:
             self.verdict = "unknown"
@@ -347,6 +359,58 @@ class _Analysis:
             f"is local to the one analysed ({shown})",
             key=f"{self.ts.name}:equilibria",
             help="`require no bad equilibrium` checks whether the other one violates an objective",
+        )
+
+    def _settling(self) -> None:
+        """COH313 where the nominal run never comes to rest (:mod:`.settling`): the local
+        verdict does not describe what the system does from its own start."""
+        from coherence.simulate.view import show, trace_view
+
+        ts = self.ts
+        cycle = self.op is not None and self.op.found and self.op.cycle > 0
+        osc = nominal_oscillation(ts, skip_periods_of=ts.hyperperiod if cycle else 0)
+        if osc is None:
+            return
+        self.data["nominal_oscillation"] = osc.to_data()
+        name, lo, hi = osc.states[0]
+        st = ts.state(name)
+        swing = f"`{name}` swings between {show(lo, st.scale)} and {show(hi, st.scale)}"
+        if osc.period is not None:
+            what = (
+                f"from t={osc.onset * ts.tick:g}s {swing} and repeats every {osc.period} "
+                f"tick{'s' if osc.period != 1 else ''} ({osc.period * ts.tick:g} s)"
+            )
+        else:
+            what = (
+                f"{swing} to the end of its {osc.ticks} ticks, reversing {osc.reversals} times "
+                "in the last part without dying out"
+            )
+        local = {
+            "stable": "the linear verdict (stable at the operating point) is local and does "
+            "not show it",
+            "marginal": "the linear verdict (marginal at the operating point) cannot decide it",
+        }.get(self.verdict, "no operating point describes it")
+        owners = [x for x in self.st.owners[self.st.state_index[name]] if x != "plant"]
+        others = [
+            f"`{n}` between {show(a, ts.state(n).scale)} and {show(b, ts.state(n).scale)}"
+            for n, a, b in osc.states[1:4]
+        ]
+        last = osc.onset + 2 * (osc.period or 4)
+        self.add(
+            "COH313",
+            f"the nominal run does not settle: {what}, a sustained oscillation; {local}",
+            owners[:1],
+            key=f"{ts.name}:nominal-oscillation",
+            notes=(
+                "the reference simulator from the initial state at nominal input"
+                + (f"; also swinging: {', '.join(others)}" if others else ""),
+            ),
+            help="the loops in the cycle overshoot each correction: add damping (a lower gain, "
+            "a stabilization window, a cooldown) or shorten the measurement lag",
+            data=osc.to_data(),
+            trace=trace_view(
+                ts, osc.trace, title="nominal scenario", last_tick=min(last, osc.ticks - 1)
+            ),
         )
 
     def _corners(self, corners: Sequence[Corner]) -> None:
@@ -1009,7 +1073,8 @@ class _Analysis:
                 {
                     f.code
                     for f in self.findings
-                    if f.code in ("COH301", "COH302", "COH303", "COH304", "COH305", "COH307")
+                    if f.code
+                    in ("COH301", "COH302", "COH303", "COH304", "COH305", "COH307", "COH313")
                 }
             )
         )
@@ -1019,13 +1084,20 @@ class _Analysis:
                 continue
             rho = self.rho
             if self.verdict == "stable" and rho is not None:
+                # a linear certificate is local: small deviations from this operating point
+                # decay; it says nothing of runs that leave its neighbourhood
                 reason = (
-                    f"local, linear certificate: spectral radius {rho:.4g} < 1 at the "
-                    "operating point"
+                    f"holds locally: spectral radius {rho:.4g} < 1 at the operating point "
+                    "(a linear certificate for small deviations from it)"
                 )
                 if corner:
-                    reason += " (on a switching surface: local only, COH307)"
-                status = Status.PROVED
+                    reason += (
+                        "; the operating point sits on a switching surface (deadband, "
+                        "saturation, cooldown: COH307), where the linearization is one side's"
+                    )
+                if self.op is not None and self.op.cycle:
+                    reason += f"; the operating point is a cycle of {self.op.cycle} ticks"
+                status = Status.HOLDS
             elif self.verdict == "unstable" and rho is not None:
                 reason = (
                     f"local, linear: spectral radius {rho:.4g} > 1 at the operating "

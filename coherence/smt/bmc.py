@@ -1418,3 +1418,105 @@ def check_bounded(
                     k,
                 )
     return res
+
+
+# ---- what to suggest for a flapping actuator ---------------------------------------------------
+
+
+def flapping_help(ts: TransitionSystem, state: str, within: int) -> str:
+    """The help line of a flapping finding (COH503), from the shaping the loops on ``state``
+    already have: a stabilization window (up, down), a hold band (tolerance or deadband, in
+    the shaping or as a hold branch of the law), a cooldown, a measurement lag. What a loop
+    has is not suggested again; what it has is offered to lengthen or widen.
+
+    >>> from coherence.compile import compile_text
+    >>> ts = compile_text("a.coh", '''system s { tick 15s
+    ...   state r in [1, 40] init 10  state y in [0, 100] init 50  next y = 2 * r
+    ...   loop hpa { senses y delay 30s actuates r to r * y / 20 stabilize down 300s }
+    ...   require no flapping of r max 2 within 5min }''').systems[0]
+    >>> flapping_help(ts, "r", 20)  # doctest: +NORMALIZE_WHITESPACE
+    '`hpa` already has `stabilize down 300s`: lengthen it or add `stabilize up`; add a
+    tolerance band (`tolerance 10%`) or a deadband; add a cooldown (`cooldown 300s`); or
+    shorten its measurement lag (30s delay)'
+    """
+    from coherence.ir.nodes import Call, Ite
+
+    tick = ts.tick
+
+    def nodes_of(e: Any) -> list[Any]:
+        out = [e]
+        for name in ("left", "right", "arg", "cond", "then", "other"):
+            sub = getattr(e, name, None)
+            if sub is not None:
+                out += nodes_of(sub)
+        for sub in getattr(e, "args", ()) or ():
+            out += nodes_of(sub)
+        return out
+
+    lets = {d.name: d for d in ts.lets}
+    parts: list[str] = []
+    for lp in ts.loops:
+        acts = [a for a in lp.actions if a.state == state]
+        if not acts:
+            continue
+        a = acts[0]
+        recs = {f"{lp.name}.{state}.rec", *a.history}
+        up = down = 0
+        if a.target in lets:
+            for node in nodes_of(lets[a.target].expr):
+                if (
+                    isinstance(node, Call)
+                    and node.fn in ("min", "max")
+                    and len(node.args) > 1
+                    and all(getattr(x, "name", None) in recs for x in node.args)
+                ):
+                    n = len(node.args) * lp.period
+                    if node.fn == "min":
+                        up = n
+                    else:
+                        down = n
+        band = a.changes in lets and any(
+            isinstance(n, Unary) and n.op == "not" for n in nodes_of(lets[a.changes].expr)
+        )
+        band = band or any(
+            isinstance(n, Ite)
+            and (getattr(n.then, "name", None) == state or getattr(n.other, "name", None) == state)
+            for n in nodes_of(a.law)
+        )
+        w = within * tick
+        mine: list[str] = []
+        if down and up:
+            mine.append(
+                f"`{lp.name}` already has `stabilize up {up * tick:g}s` and `stabilize down "
+                f"{down * tick:g}s`: lengthen them"
+            )
+        elif down:
+            mine.append(
+                f"`{lp.name}` already has `stabilize down {down * tick:g}s`: lengthen it or "
+                "add `stabilize up`"
+            )
+        elif up:
+            mine.append(
+                f"`{lp.name}` already has `stabilize up {up * tick:g}s`: add "
+                f"`stabilize down {w:g}s`"
+            )
+        else:
+            mine.append(f"add a stabilization window to `{lp.name}` (`stabilize down {w:g}s`)")
+        if band:
+            mine.append("widen its tolerance band or deadband, which it already has")
+        else:
+            mine.append("add a tolerance band (`tolerance 10%`) or a deadband")
+        if lp.cooldown > 1:
+            mine.append(f"lengthen its cooldown (now {lp.cooldown * tick:g}s)")
+        else:
+            mine.append(f"add a cooldown (`cooldown {w:g}s`)")
+        lag = [(s.delay, s.window) for s in lp.sensors if s.delay or s.window > 1]
+        if lag:
+            d, win = max(lag)
+            what = [f"{d * tick:g}s delay"] if d else []
+            what += [f"{win * tick:g}s window"] if win > 1 else []
+            mine[-1] += f"; or shorten its measurement lag ({', '.join(what)})"
+        parts.append("; ".join(mine))
+    if not parts:
+        return "add a stabilization window (`stabilize down`), a deadband or a cooldown"
+    return "; ".join(parts)

@@ -27,7 +27,7 @@ def test_tipping_point_analyses(compile_ts: Callable[[str], TransitionSystem]) -
     r = analyze(ts)
     assert r.analysis == "linear" and r.seconds > 0
     (v,) = r.verdicts
-    assert v.kind == "stable" and v.analysis == "linear" and v.status == Status.PROVED
+    assert v.kind == "stable" and v.analysis == "linear" and v.status == Status.HOLDS
     assert v.span == ts.requirements[0].span
     titles = [t.title for t in r.tables]
     for want in ("Stability", "Modes", "Margins", "Topology", "Cycles of influence"):
@@ -65,7 +65,7 @@ def test_verdicts_for_each_requirement(compile_ts: Callable[[str], TransitionSys
       require always x <= 5 for 10 ticks
       require stable }""")
     r = analyze(ts)
-    assert [v.status for v in r.verdicts] == [Status.PROVED, Status.PROVED]
+    assert [v.status for v in r.verdicts] == [Status.HOLDS, Status.HOLDS]
     assert all("local" in v.reason for v in r.verdicts)
 
 
