@@ -402,17 +402,22 @@ REGISTRY: dict[str, Rule] = _rules(
         "COH401",
         "objective-conflict",
         E,
-        "One loop's action makes another loop's objective worse beyond its tolerance.",
-        "A witness state and input exist at which loop A's action, compared with A holding its "
-        "actuator, worsens loop B's objective by more than B's tolerance within k ticks.",
+        "One loop's action makes another loop's objective materially worse.",
+        "A run from the spec's initial state, with inputs within their declared ranges, in "
+        "which loop A acts and, compared with A holding its actuators for k ticks, one of loop "
+        "B's objectives becomes worse by more than its threshold: its tolerance and its floor "
+        "(the spec's `floor`, else 1% of the objective's typical value on the nominal run, or "
+        "of its bound for keep). The trace is that run, replayed; one finding per acting "
+        "loop, the other loops it works against in its notes.",
     ),
     Rule(
         "COH402",
         "regional-conflict",
         W,
-        "Two loops conflict only in part of the operating range.",
-        "The loops are aligned around the operating point and conflict in the region the "
-        "witness shows.",
+        "Retired: two loops conflict only in part of the operating range.",
+        "No longer reported. A conflict is now a run the system can live through, from its "
+        "initial state (COH401); a witness that starts in a part of the declared range no run "
+        "reaches is not a finding at all.",
     ),
     Rule(
         "COH403",

@@ -404,11 +404,11 @@ def _matrix(ts: TransitionSystem, pairs: list[conflicts.PairResult]) -> Table:
 def _coherent(
     ts: TransitionSystem, req: Requirement, pairs: list[conflicts.PairResult]
 ) -> tuple[Verdict, list[Finding]]:
-    findings: list[Finding] = [
-        _conflict_finding(ts, p)
-        for p in pairs
-        if p.verdict == conflicts.CONFLICT and p.witness is not None
-    ]
+    by_actor: dict[str, list[conflicts.PairResult]] = {}
+    for p in pairs:
+        if p.verdict == conflicts.CONFLICT and p.witness is not None:
+            by_actor.setdefault(p.actor, []).append(p)
+    findings: list[Finding] = [_conflict_finding(ts, group) for group in by_actor.values()]
     open_pairs = [p for p in pairs if p.verdict == conflicts.NOT_FOUND]
     depth = max((p.depth for p in pairs), default=0)
     if findings:
@@ -484,7 +484,7 @@ def _conflict_help(ts: TransitionSystem, p: conflicts.PairResult) -> str:
         pa, pb = lp.period, ts.loop(p.affected).period
         if max(pa, pb) < 5 * min(pa, pb):
             parts.append(
-                f"or separate their time scales (`{p.actor}` acts every {pa * ts.tick:g}s, "
+                f"{'or ' if parts else ''}separate their time scales (`{p.actor}` acts every {pa * ts.tick:g}s, "
                 f"`{p.affected}` every {pb * ts.tick:g}s; 5-10x apart is the usual rule)"
             )
     if not parts:
@@ -495,7 +495,31 @@ def _conflict_help(ts: TransitionSystem, p: conflicts.PairResult) -> str:
     return "; ".join(parts)
 
 
-def _conflict_finding(ts: TransitionSystem, p: conflicts.PairResult) -> Finding:
+def _severity(p: conflicts.PairResult) -> float:
+    w = p.witness
+    assert w is not None
+    return w.effect / w.threshold if w.threshold > 0 else float("inf")
+
+
+def _one_line(ts: TransitionSystem, p: conflicts.PairResult) -> str:
+    """Another pair of the same acting loop, in a line: what it worsens, by how much."""
+    w = p.witness
+    assert w is not None
+    o = ts.objective(w.objective)
+    what = "the violation larger" if o.kind == "keep" else "worse"
+    return (
+        f"also against {_who(p.affected)}: `{o.name}` {show(w.acting, o.scale)}{_unit(o)} "
+        f"against {show(w.holding, o.scale)}{_unit(o)} if it held ({what} by "
+        f"{show(w.effect, o.scale)}{_unit(o)}, at t={(w.start_tick + w.tick) * ts.tick:g}s; "
+        f"from {'the nominal run' if w.origin == 'nominal' else f'`{w.pattern}`'})"
+    )
+
+
+def _conflict_finding(ts: TransitionSystem, group: list[conflicts.PairResult]) -> Finding:
+    """One finding per acting loop: its worst conflict (effect over threshold) shown with
+    its run; the other loops it works against attached as notes."""
+    ranked = sorted(group, key=lambda q: (-_severity(q), q.affected))
+    p = ranked[0]
     w = p.witness
     assert w is not None
     obj = ts.objective(w.objective)
@@ -511,26 +535,32 @@ def _conflict_finding(ts: TransitionSystem, p: conflicts.PairResult) -> Finding:
         verb = "raises" if obj.kind == "minimize" else "lowers"
         what = f"{verb} `{obj.name}` by {show(w.effect, obj.scale)}{_unit(obj)}"
     msg = f"`{p.actor}` works against {_who(p.affected)}: its action at {when} {what} {later}"
+    if len(ranked) > 1:
+        msg += f" (and against {len(ranked) - 1} more: see the notes)"
     tol = ""
     if obj.relative and obj.tolerance:
         tol = f"tolerance {obj.tolerance * 100:g}%"
     elif obj.tolerance:
         tol = f"tolerance {show(obj.tolerance, obj.scale)}{_unit(obj)}"
     floor = f"floor {show(w.threshold, obj.scale)}{_unit(obj)}"
-    origin = (
-        f"on the nominal run (nominal inputs) until {when}"
-        if w.origin == "nominal"
-        else f"from the initial state under the input pattern `{w.pattern}`"
-    )
+    origin = f"from the initial state under the input pattern `{w.pattern}`"
+    if w.origin == "nominal":
+        origin = (
+            "at the initial state, with nominal inputs"
+            if w.start_tick == 0
+            else f"on the nominal run (nominal inputs from the initial state) until {when}"
+        )
     notes = [
         f"at t={at * ts.tick:g}s: `{obj.name}` = {show(w.acting, obj.scale)}{_unit(obj)} when "
         f"`{p.actor}` acts, {show(w.holding, obj.scale)}{_unit(obj)} when it holds "
-        f"({_signed(w.effect, obj)} {'of violation ' if obj.kind == 'keep' else ''}worse; "
+        f"({'the violation larger' if obj.kind == 'keep' else 'worse'} by "
+        f"{show(w.effect, obj.scale)}{_unit(obj)}; "
         f"material above {', '.join(x for x in (tol, floor) if x)})",
         f"the run starts {origin}; inputs within their declared ranges",
         "coupled through " + ", ".join(f"`{n}`" for n in user_names(ts, p.via)[:4]),
         f"found among {p.scenarios} input scenarios of {p.ticks} ticks; both runs replayed in "
         "the simulator",
+        *(_one_line(ts, q) for q in ranked[1:]),
     ]
     extra: tuple[tuple[str, str], ...] = ()
     if isinstance(obj.expr, Var):
@@ -564,8 +594,9 @@ def _conflict_finding(ts: TransitionSystem, p: conflicts.PairResult) -> Finding:
             ("pattern", w.pattern),
             ("holding", tuple(float(x) for x in holding)),
             ("acting", tuple(float(x) for x in acting)),
+            ("affects", tuple(q.affected for q in ranked)),
         ),
-        key=f"conflict:{p.actor}->{p.affected}",
+        key=f"conflict:{p.actor}",
     )
 
 

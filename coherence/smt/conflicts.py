@@ -193,6 +193,16 @@ class PairResult:
 MAX_DEPTH = 16  # the default k never exceeds this: slow loops act at a symbolic phase anyway
 
 
+def search_depth(ts: TransitionSystem, options: SmtOptions, a: str, b: str) -> int:
+    """How long the falsification search holds A in the counterfactual: three of the longer
+    period, at least 10 ticks, at most ``MAX_DEPTH`` (and never less than the proof's k). An
+    effect through a queue or a window builds up over several of A's actions; a run is
+    cheap to look at where a proof of the same depth would not be."""
+    pb = ts.loop(b).period if b != GLOBAL else 1
+    deep = min(max(3 * max(ts.loop(a).period, pb) + 1, 10), MAX_DEPTH)
+    return max(deep, depth(ts, options, a, b))
+
+
 def default_depth(ts: TransitionSystem, a: str, b: str) -> int:
     """The longer of the two periods + 1 (at most ``MAX_DEPTH``)."""
     pb = ts.loop(b).period if b != GLOBAL else 1
@@ -1356,25 +1366,36 @@ def check_all(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> 
     out: dict[tuple[str, str], PairResult] = {}
     coupled: dict[tuple[str, str], tuple[int, tuple[str, ...]]] = {}
     reaches: dict[tuple[str, int], dict[str, int]] = {}
+    deep: dict[tuple[str, str], tuple[int, tuple[str, ...]]] = {}
     for a, b in pairs:
         k = depth(ts, options, a, b)
         if not objectives_of(ts, b):
             out[(a, b)] = PairResult(a, b, NO_OBJECTIVE, k)
             continue
-        if (a, k) not in reaches:
-            reaches[(a, k)] = influence(ts, ts.loop(a).actuates, k)
+        kd = search_depth(ts, options, a, b)
+        for kk in {k, kd}:
+            if (a, kk) not in reaches:
+                reaches[(a, kk)] = influence(ts, ts.loop(a).actuates, kk)
         via = coupling(ts, a, b, k, reaches[(a, k)])
         if via:
             coupled[(a, b)] = (k, via)
+        via_deep = coupling(ts, a, b, kd, reaches[(a, kd)])
+        if via_deep:
+            deep[(a, b)] = (kd, via_deep)
         else:
             out[(a, b)] = PairResult(a, b, UNCOUPLED, k)
-    if not coupled:
+    if not deep:
         return [out[p] for p in pairs]
-    found = falsify(ts, {p: k for p, (k, _) in coupled.items()}, options.seed)
+    # the search holds A longer than the proofs look (search_depth): a run is cheap to check
+    found = falsify(ts, {p: kd for p, (kd, _) in deep.items()}, options.seed)
     n, T = found.effort.scenarios, found.effort.ticks
     for (a, b), w in found.found.items():
-        k, via = coupled.pop((a, b))
-        out[(a, b)] = PairResult(a, b, CONFLICT, k, via, w, scenarios=n, ticks=T)
+        kd, via = deep[(a, b)]
+        coupled.pop((a, b), None)
+        out[(a, b)] = PairResult(a, b, CONFLICT, kd, via, w, scenarios=n, ticks=T)
+    for p in deep:
+        if p not in out and p not in coupled:  # no path within the proof's k: nothing to prove
+            out[p] = PairResult(p[0], p[1], UNCOUPLED, depth(ts, options, *p))
     if coupled:
         depths: dict[str, int] = {}
         for (a, _), (k, _) in coupled.items():
