@@ -277,9 +277,14 @@ def _bounded(
         findings.append(
             Finding(
                 "COH901",
-                f"`{_text(req)}` could not be decided: {res.reason}",
+                f"`{_text(req)}` is neither proved nor falsified: "
+                + (f"{res.evidence}; " if res.evidence else "")
+                + f"the solver stopped at depth {res.depth} ({res.reason})",
                 req.span,
-                notes=(f"no violation in the first {res.depth} ticks", *res.notes[:3]),
+                notes=(
+                    f"no violation in the first {res.depth} ticks for any admissible input",
+                    *res.notes[:3],
+                ),
                 help="raise the solver's rlimit (--rlimit) or lower the horizon; "
                 "unknown never counts as a pass",
                 key=f"unknown:{key}",
@@ -372,7 +377,7 @@ def _cell(p: conflicts.PairResult, ts: TransitionSystem) -> str:
         what = f"{o.name.split('.')[-1]} {_signed(w.effect, o)}"
         if o.kind == "keep":
             what = f"{o.name.split('.')[-1]} violation {_signed(w.effect, o)}"
-        return f"conflicting ({what} at t+{w.tick})"
+        return f"conflicting ({what}, {w.tick * ts.tick:g}s after it acts)"
     if p.verdict == conflicts.ALIGNED:
         return f"aligned (proved, k={p.depth})"
     if p.verdict == conflicts.NOT_FOUND:

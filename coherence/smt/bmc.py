@@ -120,6 +120,9 @@ class Result:
     notes: tuple[str, ...] = ()
     spurious: int = 0  # candidates from a relaxed encoding that did not replay
     induction_k: int | None = None
+    # what the falsification tried without a violation ("not violated in 67 input scenarios
+    # over 240 ticks"), said with an unknown verdict: evidence, never a pass
+    evidence: str = ""
 
 
 def horizon_of(req: Requirement, options: SmtOptions) -> int:
@@ -425,6 +428,16 @@ def falsify_by_patterns(
     if fail_tick < 0:  # cannot happen: the same simulator; kept as a guard
         return None
     return Counterexample(trace, fail_tick, "simulation of input patterns", sc)
+
+
+def _evidence(ts: TransitionSystem, req: Requirement, options: SmtOptions) -> str:
+    """What :func:`falsify_by_patterns` simulated without finding a violation."""
+    if not ts.inputs and not any(p.lo < p.hi for p in ts.params if not p.internal):
+        n = 1
+    else:
+        n = int(pattern_inputs(ts, 2, req.inputs == "held", options.seed).shape[0])
+    n *= len(param_settings(ts))
+    return f"not violated in {n} simulated input scenarios over {max(1, req.horizon)} ticks"
 
 
 # ---- BMC --------------------------------------------------------------------------------------
@@ -1397,6 +1410,8 @@ def check_bounded(
         res = bmc(ts, req, options, stats)
         if res.status is Status.UNKNOWN and reached.detail:
             res = replace(res, notes=(*res.notes, f"interval reachability: {reached.detail}"))
+    if options.patterns and res.status is Status.UNKNOWN:
+        res = replace(res, evidence=_evidence(ts, req, options))
     if options.invariants and req.kind == "always" and res.status in (Status.HOLDS, Status.UNKNOWN):
         # last: auxiliary invariants (after BMC, so that BMC's answers do not depend on them)
         k, inv = k_induction_with_invariants(ts, req, options, stats)
