@@ -1,50 +1,35 @@
-"""Conflict witnesses: does loop A's action make loop B's objective worse?
+"""Alignment proofs for pairs of loops, and the pair-by-pair conflict analysis.
 
-For each ordered pair of loops (A, B) where A's actuators reach B's objectives or B's laws
-within ``k`` ticks (through lets and state updates), the search asks for an admissible start
-and input sequence under which the run where A acts is worse for one of B's objectives than
-the counterfactual run where A holds (:func:`coherence.ir.transform.hold_loop`), by more than
-B's tolerance, at some tick ``1..k``. Both runs start from the same state, at the same phase
-of the hyperperiod (symbolic: any phase), see the same inputs (free within their ranges per
-tick) and the same parameters (uncertain ones free in their ranges).
+:func:`check_all` decides, for each ordered pair of loops (A, B) where A's actuators reach
+B's objectives or laws within ``k`` ticks (:mod:`coherence.ir.deps`), one of: a conflict (a
+replayed run from the initial state in which A's action makes one of B's objectives
+materially worse: :func:`coherence.search.conflicts.falsify`), aligned (proved), or neither
+("not found": no run found, no proof).
 
-The start is any state within the *reachable enclosure* (:func:`start_ranges`): the hull of
-every state over all runs from the initial state, inputs free per tick, computed by interval
-reachability with widening (:func:`coherence.smt.reach.reachable_enclosure`); when no
-enclosure closes, the declared bounds. Registers (delays, windows) are also free within the
-range of their signal, not tied to a consistent history: a witness may start from a state no
-run reaches (the enclosure is a box), and is replayed from exactly that state. ``unsat`` is a
-proof of alignment over the enclosure, and so over every state the system can reach (for runs
-whose operations are all defined). Before any solver call, :func:`aligned_by_intervals` tries
-the proof with interval bounds alone: both runs enclosed from the enclosure for ``k`` ticks at
-every start phase; it succeeds when B's objective cannot move by more than its tolerance
-there, or a keep-objective cannot be violated at all; then with both runs enclosed together,
-with their difference (:func:`coherence.smt.pairs.aligned_by_pairs`): it succeeds when B's
-objective cannot move by more than its tolerance. A confirmed witness is then looked for again in the *operating region*:
-inputs at their nominal values and every state within 5% of its range around the operating
-point (the nominal run from the initial state after ``settle`` ticks). A conflict there is
-COH401; one that exists only outside it is COH402 (regional); an undecided region leaves it
-COH401.
+The proof side is this module's. It asks whether any admissible start within the *reachable
+enclosure* (:func:`start_ranges`: the hull of every state over all runs from the initial
+state, inputs free per tick, by interval reachability with widening; the declared bounds
+when no enclosure closes) and any input sequence make the run where A acts worse for one of
+B's objectives than the counterfactual where A holds (:func:`hold_loop`), by more than B's
+tolerance, at some tick ``1..k``. Both runs start from the same state, at the same phase of
+the hyperperiod (symbolic: any phase), see the same inputs and parameters. ``unsat`` is a
+proof of alignment over every state the system can reach. Before any solver call,
+:func:`aligned_by_intervals` tries the proof with interval bounds alone, then the paired
+enclosure of :func:`coherence.smt.pairs.aligned_by_pairs`. A solver model is a *candidate*
+only: its start is a state of a box that no run was shown to reach, so it is never a
+finding; it stops the proof of that pair (and the warm recheck may still prove it).
 
 How the work is shared. One :class:`Encoding` per mode holds the free start, the inputs, the
 parameters, the symbolic phase and the acting run, for every actor; one :class:`ActorQuery`
 per acting loop A holds A's counterfactual run and one solver, and serves every B: the goals
 differ only in B's objectives, each asked under an assumption literal, and a proved tick stays
 in the solver as a fact. The runs (:class:`Run`) encode only the cone of influence of what is
-asked (a tick-1 goal does not carry every window register), unrolled lazily to the tick
-asked, and a solver takes only the cones of its own goals. The counterfactual reuses the
-acting run's terms for every value A's action cannot have reached yet, so the two runs differ
-syntactically only where A's action can make them differ. Likewise the seeded random starts
-and input sequences simulated before the solver (:class:`Sampler`) are the same for every
-actor: the acting runs are simulated once, the holding runs once per actor, and judged for
-every B. What sampling does not find, the solver looks for, one tick at a time, the
-over-approximation first and exact arithmetic where its candidate does not replay.
+asked, unrolled lazily to the tick asked. The counterfactual reuses the acting run's terms
+for every value A's action cannot have reached yet.
 
-Budget: every coupled pair gets an even share of ``budget`` (at most three ``rlimit``), so the
-last pairs are asked as much as the first. What the pairs leave unspent then goes to the pairs
-their share stopped while they were proving tick after tick: each gets twice what its ticks
-left would take at the rate it proved the first ones, where that much is left. All limits are
-Z3's deterministic ``rlimit``, never wall-clock time.
+Budget: every coupled pair gets an even share of ``budget`` (at most three ``rlimit``); what
+the pairs leave unspent then goes to the pairs their share stopped while they were proving
+tick after tick. All limits are Z3's deterministic ``rlimit``, never wall-clock time.
 """
 
 from __future__ import annotations
@@ -107,8 +92,6 @@ from coherence.smt.encode import (
     free_start,
     integer_states,
     param_values,
-    q_down,
-    q_up,
     rational,
     real,
     signal_ranges,
@@ -153,7 +136,6 @@ NO_OBJECTIVE = Alignment.NO_OBJECTIVE
 # the solver's answers inside one pair's proof attempt (never a cell of the matrix)
 REGIONAL = "conflicting in a region"
 UNKNOWN = "unknown"
-BAND = 0.05  # the operating region: 5% of each state's range around the operating point
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,7 +466,6 @@ class Encoding:
         self.act = Run(enc, self.params, self.inputs, self.start, self.at, self.ints, ts, "act",
                        self.common, self.order)  # fmt: skip
         self.common += enc.drain()
-        self._regions: dict[int, list[object]] = {}
 
     def _warm(self, box: dict[str, Num], init: Mapping[str, Fraction]) -> dict[str, Num]:
         """The start: the initial state (at phase 0), or the state one tick after ``box``.
@@ -550,29 +531,6 @@ class Encoding:
                    hold_loop(self.ts, a), f"hold[{a}]", self.common, self.order, self.act,
                    differs)  # fmt: skip
 
-    def region(self, op: Mapping[str, float], k: int) -> list[object]:
-        """Constraints: nominal inputs at ticks ``0..k``, every state within its operating
-        band around ``op`` (the operating point of the search: one per encoding)."""
-        if k not in self._regions:
-            self._regions[k] = self._region(op, k)
-        return self._regions[k]
-
-    def _region(self, op: Mapping[str, float], k: int) -> list[object]:
-        self.act.need(k, ())
-        out: list[object] = []
-        for t in range(k + 1):
-            at = self.inputs.at(t)
-            for u in self.ts.inputs:
-                v = at[u.name]
-                if v.const is None:
-                    out.append(v.term == real(rational(u.nominal)))
-        for s in self.ts.states:
-            lo, hi = region(self.ts, self.ranges, s.name, op)
-            x = self.start[s.name].term
-            out.append(x >= real(q_down(lo)))
-            out.append(x <= real(q_up(hi)))
-        return out
-
     def scenario(
         self, model: Any, k: int, read: Iterable[str], rest: Mapping[str, float]
     ) -> Scenario:
@@ -627,7 +585,6 @@ class ActorQuery:
         self._seen: set[Key] = set()  # values whose constraints the solver has
         self._common = 0  # how much of the encoding's common list the solver has
         self._defined: list[Any] = []  # per tick: its encoded operations are defined
-        self._regions: dict[int, Any] = {}
         self._count = 0
 
     def goal(self, b: str, j: int) -> Cond:
@@ -732,16 +689,6 @@ class ActorQuery:
         self.sync()
         return done
 
-    def region(self, op: Mapping[str, float], k: int) -> Any:
-        """A literal that implies the operating region of ``k`` ticks (:meth:`Encoding.region`):
-        the region's hundreds of bounds are handed to the solver once."""
-        if k not in self._regions:
-            lit = z3.Bool(f"{self.enc.tag}region[{self.a}]@{k}", ctx())
-            self.sync()
-            self.solver.add(z3.Implies(lit, z3.And(*self.encoding.region(op, k))))
-            self._regions[k] = lit
-        return self._regions[k]
-
 
 def _assigned(model: Any, r: Relaxation) -> bool:
     """Whether the relaxation's own variable (``w``; the quotient ``x`` of a division, whose
@@ -778,19 +725,6 @@ class ModelValues:
             if got is not None and (z3.is_rational_value(got) or z3.is_int_value(got)):
                 return float(Fraction(z3.Z3_get_numeral_string(self.ref, got.as_ast())))
         return value(self.model, v.term)
-
-
-def region(
-    ts: TransitionSystem, ranges: Mapping[str, Interval], name: str, op: Mapping[str, float]
-) -> tuple[float, float]:
-    """The operating band of a state: ``BAND`` of its range (its signal's range, for a
-    register) on either side of the operating point."""
-    s = ts.state(name)
-    iv = Interval(s.lo, s.hi)
-    if name in ranges:
-        iv = ranges[name].meet(iv)
-    width = iv.hi - iv.lo if iv.finite else abs(op[name]) + 1.0
-    return op[name] - BAND * width, op[name] + BAND * width
 
 
 class Systems:
