@@ -168,8 +168,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         default="text",
         help="markdown: the rule catalog (docs/rules.md)",
     )
-    e = sub.add_parser("explain", help="explain a diagnostic code")
-    e.add_argument("code")
+    e = sub.add_parser(
+        "explain",
+        help="explain a diagnostic code, or `coherence`: how a system's verdict is decided",
+    )
+    e.add_argument("code", help="a code (COH401), or `coherence`")
 
     d = sub.add_parser("ir", help="print the transition system a spec lowers to")
     d.add_argument("spec")
@@ -357,6 +360,11 @@ def cmd_rules(stdout: TextIO, fmt: str = "text") -> int:
 
 
 def cmd_explain(code: str, stdout: TextIO) -> int:
+    if code.lower() == "coherence":
+        from coherence.results import COHERENCE_RULE
+
+        stdout.write(COHERENCE_RULE + "\n")
+        return EXIT_OK
     rule = REGISTRY.get(code.upper())
     if rule is None:
         import difflib
@@ -364,7 +372,9 @@ def cmd_explain(code: str, stdout: TextIO) -> int:
         close = difflib.get_close_matches(code.upper(), list(REGISTRY), n=1)
         raise CoherenceError(
             f"no diagnostic code `{code}`",
-            f"did you mean `{close[0]}`?" if close else "see `coherence rules`",
+            f"did you mean `{close[0]}`?"
+            if close
+            else "see `coherence rules`; `coherence explain coherence` for the verdict",
         )
     out = [f"{rule.code}: {rule.name} ({rule.severity})", "", rule.summary, "", rule.explanation]
     if rule.example:

@@ -49,8 +49,9 @@ from coherence.suppress import Suppressed, Triaged
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 # findings that say "the solver could not decide": what --unknown governs
 UNKNOWN_CODES = ("COH901",)
-# the table whose cells a conflict finding decides (coherence.smt.analyze._matrix), and the
-# keys of those findings: "conflict:ACTOR->AFFECTED", "unknown:conflict:ACTOR->AFFECTED"
+# the table whose cells a conflict finding decides (coherence.smt.analyze._matrix): a row per
+# acting loop, a column per affected loop. A COH401 is keyed "conflict:ACTOR" with the loops
+# it works against in its data ("affects"); "conflict:ACTOR->AFFECTED" names one cell.
 ALIGNMENT_TABLE = "Objective alignment"
 _CELL_KEYS = ("conflict:", "unknown:conflict:")
 
@@ -337,11 +338,16 @@ def _cells(silenced: Iterable[Suppressed]) -> tuple[tuple[str, str, str, str], .
     out = []
     for s in silenced:
         key = s.finding.key
-        for prefix in _CELL_KEYS:
-            if key.startswith(prefix) and "->" in key[len(prefix) :]:
-                actor, _, affected = key[len(prefix) :].partition("->")
-                out.append((ALIGNMENT_TABLE, actor, affected, _silenced(s).value))
-                break
+        prefix = next((p for p in _CELL_KEYS if key.startswith(p)), None)
+        if prefix is None:
+            continue
+        actor, arrow, affected = key[len(prefix) :].partition("->")
+        if arrow:
+            targets: tuple[str, ...] = (affected,)
+        else:
+            affects = dict(s.finding.data).get("affects", ())
+            targets = tuple(str(a) for a in affects) if isinstance(affects, tuple | list) else ()
+        out += [(ALIGNMENT_TABLE, actor, t, _silenced(s).value) for t in targets]
     return tuple(sorted(set(out)))
 
 

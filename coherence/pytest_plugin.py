@@ -8,13 +8,24 @@ it available everywhere; collection is **opt-in**, so that a project's own test 
     [tool.pytest.ini_options]
     coherence_specs = true               # in the project's configuration
 
-Each spec file gives a ``diagnostics`` item (fails on front-end errors that no inline
-suppression silences) and, per system, one item per requirement
-(``specs/fleet.coh::fleet::require stable``). A requirement item fails when an analysis or
-the simulator falsifies it (the failure shows the finding and its trace) or an analysis says
-unknown; it is skipped when nothing in this install can decide it. The analyses run once per
-system, with the options of ``[tool.coherence]`` (ticks, horizon, rlimit, mode, linear, smt);
-``--coherence-analyses simulate,linear`` or the ini option ``coherence_analyses`` choose them.
+Each spec file gives a ``diagnostics`` item and, per system, one item per requirement
+(``specs/fleet.coh::fleet::require stable``). Items pass and fail by the same decision as
+``coherence check`` (:mod:`coherence.policy`), with the project's ``fail-level``,
+``unknown`` and ``baseline`` from ``[tool.coherence]`` and the spec's inline suppressions:
+
+- ``diagnostics`` fails on front-end findings that the policy fails (errors, at the default
+  fail level) and that no inline suppression or baseline entry silences;
+- a requirement fails when an analysis or the simulator falsifies it (the failure shows the
+  finding and its trace), unless every finding that decides it is suppressed or baselined:
+  then it is an expected failure (``xfailed``: ``falsified (suppressed)``);
+- an unknown requirement fails under ``unknown = "fail"`` (or ``--coherence-unknown fail``),
+  and under ``warn`` at ``fail-level = "warning"``; otherwise it is skipped with the solver's
+  reason (never passed);
+- it is skipped when nothing in this install can decide it.
+
+The analyses run once per system, with the options of ``[tool.coherence]`` (ticks, horizon,
+rlimit, mode, linear, smt); ``--coherence-analyses simulate,linear`` or the ini option
+``coherence_analyses`` choose them.
 
 The engine is imported only when a spec file is collected, so the plugin costs nothing in
 test runs that do not use it.
@@ -29,9 +40,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from coherence.baseline import Baseline
     from coherence.ir.nodes import Requirement, TransitionSystem
     from coherence.pipeline import CheckOptions
-    from coherence.results import SystemReport
+    from coherence.policy import Decision, Policy
+    from coherence.results import FileReport, SystemReport
     from coherence.source import SourceFile
     from coherence.strategies import Outcome
 
@@ -52,8 +65,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="NAMES",
         help="analyses for spec tests, comma-separated: simulate,linear,smt (default: all)",
     )
+    group.addoption(
+        "--coherence-unknown",
+        default=None,
+        choices=("fail", "warn", "ignore"),
+        help="what an unknown requirement does: fail it, or skip it with the reason (warn, the "
+        "default, fails at fail-level warning; ignore never fails). Default: `unknown` in "
+        "[tool.coherence], else warn",
+    )
     parser.addini(
         "coherence_specs", "collect *.coh spec files as tests (like --coherence)", type="bool"
+    )
+    parser.addini(
+        "coherence_unknown",
+        "what an unknown requirement does: fail | warn | ignore (like --coherence-unknown)",
+        default="",
     )
     parser.addini(
         "coherence_analyses",
@@ -102,6 +128,43 @@ def _options(config: pytest.Config) -> CheckOptions:
         # spec files are checked as `coherence check` checks them: through the results cache
         cache=cache_dir() if project.cache and not results_disabled() else None,
     )
+
+
+def _policy(config: pytest.Config) -> tuple[Policy, Baseline | None]:
+    """The project's policy and baseline: what ``coherence check`` run at the rootdir uses."""
+    from coherence.baseline import load_baseline
+    from coherence.config import load_config
+    from coherence.diagnostics import CoherenceError
+    from coherence.policy import UNKNOWN_CHOICES, Policy
+
+    project = load_config(start=Path(str(config.rootpath)))
+    unknown = config.getoption("coherence_unknown") or config.getini("coherence_unknown")
+    if unknown and unknown not in UNKNOWN_CHOICES:
+        raise pytest.UsageError(
+            f"coherence_unknown = {unknown}: choose from {', '.join(UNKNOWN_CHOICES)}"
+        )
+    policy = Policy.parse(project.fail_level, unknown or project.unknown)
+    try:
+        baseline = load_baseline(project.baseline) if project.baseline else None
+    except CoherenceError as e:
+        raise pytest.UsageError(e.message) from None
+    return policy, baseline
+
+
+_POLICY = pytest.StashKey[tuple["Policy", "Baseline | None"]]()
+
+
+def decide_file(config: pytest.Config, fr: FileReport) -> Decision:
+    """One spec file's report as ``coherence check`` would decide it: inline suppressions,
+    the baseline, ``fail-level`` and ``unknown``."""
+    from coherence.policy import decide
+    from coherence.results import RunReport
+    from coherence.suppress import front_end_only, triage
+
+    if _POLICY not in config.stash:
+        config.stash[_POLICY] = _policy(config)
+    policy, baseline = config.stash[_POLICY]
+    return decide(triage(RunReport((fr,)), None, baseline, front_end_only), policy)
 
 
 class SpecFailure(Exception):
@@ -154,18 +217,16 @@ class DiagnosticsItem(_SpecItem):
         self.source = source
 
     def runtest(self) -> None:
-        from coherence.diagnostics import Severity
+        from coherence.policy import Outcome
         from coherence.reports._common import finding_text
-        from coherence.results import FileReport, RunReport
-        from coherence.suppress import front_end_only, triage
+        from coherence.results import FileReport
 
         text = self.source.text if self.source is not None else ""
         path = self.source.path if self.source is not None else str(self.path)
-        fr = FileReport(path, self.diagnostics, (), text)
-        shown = triage(RunReport((fr,)), judge=front_end_only).report.findings
-        errors = [f for f in shown if f.level == Severity.ERROR]
-        if errors:
-            raise SpecFailure("\n\n".join(finding_text(f, self.source) for f in errors))
+        decision = decide_file(self.config, FileReport(path, self.diagnostics, (), text))
+        failing = [d.finding for d in decision.findings if d.outcome == Outcome.FAIL]
+        if failing:
+            raise SpecFailure("\n\n".join(finding_text(f, self.source) for f in failing))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.path.name}: diagnostics"
@@ -208,13 +269,55 @@ class RequirementItem(_SpecItem):
 
         return requirement_outcome(self.system.ts, self.requirement, self.system.report())
 
+    def decision(self, o: Outcome) -> Decision:
+        """The system's report, with the simulator's counterexample for this requirement as
+        one more falsified verdict, decided as ``coherence check`` decides it."""
+        from dataclasses import replace
+
+        from coherence.results import AnalysisResult, FileReport, Status, Verdict
+
+        report = self.system.report()
+        extra = tuple(f for f in o.findings if f.key.startswith("simulation:"))
+        if extra:
+            req = self.requirement
+            verdict = Verdict(
+                req.text,
+                req.kind,
+                Status.FALSIFIED,
+                req.span,
+                "simulation",
+                codes=tuple(f.code for f in extra),
+            )
+            replay = AnalysisResult("simulation", extra, (verdict,))
+            report = replace(report, analyses=(*report.analyses, replay))
+        source = self.system.source
+        return decide_file(self.config, FileReport(source.path, (), (report,), source.text))
+
     def runtest(self) -> None:
+        from coherence.policy import Outcome
         from coherence.results import Status
-        from coherence.strategies import explain
+        from coherence.strategies import _matches, explain
 
         o = self.outcome()
-        if o.status in (Status.FALSIFIED, Status.UNKNOWN):
-            raise SpecFailure(explain(o, self.system.source))
+        decision = self.decision(o)
+        mine = [
+            d
+            for d in decision.verdicts
+            if _matches(d.verdict, self.requirement) and d.verdict.status != Status.SKIPPED
+        ]
+        policy = decision.policy.describe()
+        if any(d.outcome == Outcome.FAIL for d in mine):
+            raise SpecFailure(f"{explain(o, self.system.source)}\n[{policy}]")
+        unknown = [d for d in mine if d.verdict.status == Status.UNKNOWN and not d.outcome.accepted]
+        if unknown:  # not a pass, not a failure under this policy
+            reasons = "; ".join(d.verdict.reason for d in unknown if d.verdict.reason)
+            label = unknown[0].label
+            pytest.skip(
+                f"{o.requirement}: {label}" + (f": {reasons}" if reasons else "") + f" [{policy}]"
+            )
+        accepted = [d for d in mine if d.outcome.accepted]
+        if accepted:
+            pytest.xfail(f"{o.requirement}: {accepted[0].label}")
         if o.status == Status.SKIPPED:
             pytest.skip(f"{o.requirement}: {o.reason}")
 

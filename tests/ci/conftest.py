@@ -16,6 +16,16 @@ def in_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
 
 
+@pytest.fixture
+def fake_analyses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`coherence check` gets the hand-made verdicts of tests/ci/policy_run.py instead of
+    running the analyses."""
+    import coherence.pipeline
+    from tests.ci.policy_run import fake_check_paths
+
+    monkeypatch.setattr(coherence.pipeline, "check_paths", fake_check_paths)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # the plugin tests use pytester; registered here rather than with `pytest_plugins`,
     # which only the root conftest may declare

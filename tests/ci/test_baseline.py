@@ -10,6 +10,7 @@ import pytest
 
 from coherence.baseline import dumps, from_findings, load_baseline
 from coherence.diagnostics import CoherenceError
+from tests.ci.policy_run import ALWAYS, assert_agree, check_all, spec_copy
 from tests.ci.util import DATA, cli
 
 
@@ -95,3 +96,32 @@ def test_baseline_round_trip_and_duplicates() -> None:
     assert len(base.entries) == 2  # suppression errors are never baselined
     assert base.counter()[f.fingerprint] == 2
     assert json.loads(dumps(base))["findings"][0]["fingerprint"] == f.fingerprint
+
+
+@pytest.mark.usefixtures("fake_analyses")
+@pytest.mark.parametrize("unknown", ["fail", "warn", "ignore"])
+def test_a_baseline_acts_on_every_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unknown: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = spec_copy(tmp_path)
+    before = check_all(spec, tmp_path, "--unknown", unknown)
+    assert_agree(before)
+    assert before.code == 1  # the conflict falsifies `require coherent`
+    code, _, _ = cli("check", str(spec), "--write-baseline", "base.json")
+    assert code == 0  # the run that writes the baseline is judged with it
+    o = check_all(spec, tmp_path, "--baseline", "base.json", "--unknown", unknown)
+    assert_agree(o)
+    # both deciding findings are known: the run passes and no output says otherwise
+    assert (o.code, o.result) == (0, "passed")
+    assert int(str(o.junit.get("failures"))) == 0
+    assert o.verdict("require coherent")["shown"] == "falsified (baselined)"
+    assert o.verdict(ALWAYS)["shown"] == "unknown (baselined)"
+    summary = o.json["summary"]
+    assert (summary["errors"], summary["suppressed"], summary["baselined"]) == (0, 2, 2)
+    assert summary["verdicts"] == {"falsified": 0, "unknown": 0, "accepted": 2}
+    assert "conflicting (latency +1.2 s, 3s after it acts; baselined)" in o.markdown
+    assert o.json["files"][0]["systems"][0]["coherence"] == "coherent"
+    kinds = {r["ruleId"]: r["suppressions"][0]["kind"] for r in o.sarif["runs"][0]["results"]}
+    assert kinds == {"COH401": "external", "COH901": "external"}
+    assert "::" not in o.github  # nothing left to annotate

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from tests.ci.util import DATA, ROOT
+from tests.ci.policy_run import ALWAYS, SPEC, check_all, spec_copy, system_report
+from tests.ci.util import DATA, ROOT, cli
 
 FAILING = (
     (DATA / "overload.coh")
@@ -146,3 +148,92 @@ def test_spec_files_go_through_the_results_cache(  # type: ignore[no-untyped-def
 
     monkeypatch.setattr(nominal, "nominal_analysis", analysed)
     run(*args).assert_outcomes(passed=1, failed=1, skipped=1)  # the same, read back
+
+
+# ---- the plugin decides as `coherence check` does (tests/ci/policy_run.py) ------------------
+
+_ITEM = re.compile(r"^policy\.coh::policy::(.+?) (PASSED|FAILED|SKIPPED|XFAIL)\b")
+
+
+def _items(result: pytest.RunResult) -> dict[str, str]:
+    out = {}
+    for line in result.stdout.lines:
+        m = _ITEM.match(line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def _expected(verdicts: list[dict[str, object]]) -> dict[str, str]:
+    """What each requirement's item must be, from the verdicts of `coherence check --format
+    json`: failed if one fails; skipped if unknown and not accepted; xfailed if accepted."""
+    out: dict[str, str] = {}
+    for requirement in dict.fromkeys(str(v["requirement"]) for v in verdicts):
+        mine = [v for v in verdicts if v["requirement"] == requirement]
+        if any(v["outcome"] == "fail" for v in mine):
+            out[requirement] = "FAILED"
+        elif any(v["status"] == "unknown" and v["outcome"] in ("warn", "ignored") for v in mine):
+            out[requirement] = "SKIPPED"
+        elif any(v["outcome"] in ("suppressed", "baselined") for v in mine):
+            out[requirement] = "XFAIL"
+        else:
+            out[requirement] = "PASSED"
+    return out
+
+
+@pytest.mark.usefixtures("fake_analyses")
+@pytest.mark.parametrize("unknown", ["fail", "warn", "ignore"])
+@pytest.mark.parametrize("how", ["bare", "suppressed", "baseline"])
+def test_spec_items_agree_with_coherence_check(  # type: ignore[no-untyped-def]
+    pytester: pytest.Pytester, run, monkeypatch: pytest.MonkeyPatch, unknown: str, how: str
+) -> None:
+    import coherence.strategies
+
+    spec = spec_copy(pytester.path, suppressed=how == "suppressed")
+    spec = spec.rename(pytester.path / "policy.coh")
+    monkeypatch.chdir(pytester.path)
+    config = f'unknown = "{unknown}"\n'
+    if how == "baseline":
+        assert cli("check", "policy.coh", "--write-baseline", "base.json")[0] == 0
+        config += 'baseline = "base.json"\n'
+    (pytester.path / "coherence.toml").write_text(config)
+    (pytester.path / "out").mkdir()
+    checked = check_all(spec, pytester.path / "out")
+    expected = _expected(checked.json["files"][0]["systems"][0]["verdicts"])
+
+    monkeypatch.setattr(
+        coherence.strategies,
+        "evaluate",
+        lambda ts, options=None: system_report(ts.path, spec.read_text(encoding="utf-8")),
+    )
+    result = run("--coherence", "--coherence-analyses", "simulate", "-v", "-rsx", "policy.coh")
+    assert _items(result) == expected
+    assert (result.ret == pytest.ExitCode.TESTS_FAILED) == (checked.code == 1)
+    if how == "bare":
+        assert expected["require coherent"] == "FAILED"
+    elif unknown != "fail" or how == "baseline":
+        assert checked.code == 0
+    if how != "baseline" and unknown != "fail":
+        label = "unknown (ignored)" if unknown == "ignore" else "unknown"
+        result.stdout.fnmatch_lines([f"SKIPPED*{ALWAYS}: {label}: resource limit*"])
+
+
+@pytest.mark.usefixtures("fake_analyses")
+def test_the_plugin_option_overrides_the_configured_unknown_policy(  # type: ignore[no-untyped-def]
+    pytester: pytest.Pytester, run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import coherence.strategies
+
+    spec = pytester.path / "policy.coh"
+    spec.write_text(SPEC.read_text(encoding="utf-8"))
+    (pytester.path / "coherence.toml").write_text('unknown = "ignore"\n')
+    monkeypatch.setattr(
+        coherence.strategies,
+        "evaluate",
+        lambda ts, options=None: system_report(ts.path, spec.read_text(encoding="utf-8")),
+    )
+    args = ("--coherence", "--coherence-analyses", "simulate", "-v", "-k", "always")
+    assert _items(run(*args))[ALWAYS] == "SKIPPED"
+    assert _items(run(*args, "--coherence-unknown", "fail"))[ALWAYS] == "FAILED"
+    pytester.makeini("[pytest]\ncoherence_unknown = fail\n")
+    assert _items(run(*args))[ALWAYS] == "FAILED"

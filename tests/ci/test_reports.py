@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -26,6 +27,7 @@ from coherence.reports.github import escape_data, escape_property
 from coherence.reports.json import schema
 from coherence.results import RunReport
 from tests.ci import model
+from tests.ci.policy_run import ALWAYS, assert_agree, check_all, spec_copy
 from tests.ci.util import OVERLOAD, SARIF_SCHEMA, SUPPRESSED, TIPPING, cli, normalise
 
 SPECS = {"tipping_point": TIPPING, "overload": OVERLOAD, "suppressed": SUPPRESSED}
@@ -252,3 +254,72 @@ def test_text_honours_no_color_and_non_tty(monkeypatch: pytest.MonkeyPatch) -> N
 def test_every_format_renders_an_empty_run() -> None:
     for fmt in FORMATS:
         assert isinstance(rendered(fmt, RunReport(())), str)
+
+
+# ---- one verdict, the same everywhere (tests/ci/policy_run.py) ---------------------------
+
+
+@pytest.mark.usefixtures("fake_analyses")
+@pytest.mark.parametrize(
+    ("unknown", "result", "label", "level", "command"),
+    [
+        ("fail", "failed", "unknown", "error", "error"),
+        ("warn", "inconclusive", "unknown", "warning", "warning"),
+        ("ignore", "passed", "unknown (ignored)", "note", "notice"),
+    ],
+)
+def test_every_output_follows_the_unknown_policy(
+    tmp_path: Path, unknown: str, result: str, label: str, level: str, command: str
+) -> None:
+    # the conflict is suppressed inline, so that only the unknown verdict is in question
+    spec = spec_copy(tmp_path, suppressed=True)
+    o = check_all(spec, tmp_path, "--unknown", unknown)
+    assert_agree(o)
+    assert o.result == result and o.code == (1 if unknown == "fail" else 0)
+    v = o.verdict(ALWAYS)
+    assert (v["shown"], v["passed"]) == (label, False)
+    assert v["outcome"] == {"fail": "fail", "warn": "warn", "ignore": "ignored"}[unknown]
+    case = o.case(ALWAYS)
+    if unknown == "fail":
+        failure = case.find("failure")
+        assert failure is not None and failure.get("message") == "unknown: resource limit"
+    else:  # not a pass either: skipped, with the reason
+        skipped = case.find("skipped")
+        assert skipped is not None and skipped.get("message") == f"{label}: resource limit"
+    assert o.sarif_levels()["COH901"] == level
+    (annotation,) = [line for line in o.github.splitlines() if "title=COH901" in line]
+    assert annotation.startswith(f"::{command} ")
+    assert "title=COH401" not in o.github  # suppressed: not annotated
+    assert f"| {ALWAYS} | {label} | smt |" in o.markdown
+    assert f"{label}" in o.text and "INCONCLUSIVE" in o.text
+    assert o.json["files"][0]["systems"][0]["coherence"] == "inconclusive"
+    explanation = o.json["files"][0]["systems"][0]["explanation"]
+    assert explanation.startswith(f"inconclusive: no error, but `{ALWAYS}` (smt: resource limit)")
+
+
+@pytest.mark.usefixtures("fake_analyses")
+def test_an_unknown_under_warn_fails_where_warnings_fail(tmp_path: Path) -> None:
+    spec = spec_copy(tmp_path, suppressed=True)
+    o = check_all(spec, tmp_path, "--fail-level", "warning")
+    assert_agree(o)
+    assert o.code == 1 and o.verdict(ALWAYS)["outcome"] == "fail"
+    assert o.json["summary"]["failing"] == {"findings": 1, "verdicts": 1}
+
+
+@pytest.mark.usefixtures("fake_analyses")
+def test_the_unknown_policy_is_read_from_the_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = spec_copy(tmp_path, suppressed=True)
+    (tmp_path / "coherence.toml").write_text('unknown = "fail"\n')
+    monkeypatch.chdir(tmp_path)
+    o = check_all(spec, tmp_path)
+    assert o.code == 1 and o.json["summary"]["policy"] == {"fail_level": "error", "unknown": "fail"}
+    assert check_all(spec, tmp_path, "--unknown", "ignore").code == 0  # the option wins
+
+
+def test_explain_coherence_says_how_the_verdict_is_decided() -> None:
+    code, out, _ = cli("explain", "coherence")
+    assert code == 0
+    for word in ("INCOHERENT", "INCONCLUSIVE", "DEGRADED", "COHERENT", "--unknown"):
+        assert word in out

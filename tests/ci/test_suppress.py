@@ -15,6 +15,7 @@ from coherence.suppress import (
     parse_suppressions,
     triage,
 )
+from tests.ci.policy_run import assert_agree, check_all, spec_copy
 from tests.ci.util import OVERLOAD, SUPPRESSED, cli
 
 
@@ -136,3 +137,45 @@ def test_fail_level_and_exit_zero_with_suppressions(tmp_path: Path) -> None:
     )
     assert cli("check", OVERLOAD, "--no-smt", "--no-linear", "--select", "COH2")[0] == 0
     assert cli("check", OVERLOAD, "--no-smt", "--no-linear", "--select", "COH8")[0] == 2
+
+
+@pytest.mark.usefixtures("fake_analyses")
+def test_a_suppressed_conflict_is_out_of_the_decision_in_every_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "160")  # the text report's table cells in full
+    # without the suppression the conflict falsifies `require coherent`: every output fails
+    bare = check_all(spec_copy(tmp_path / "bare"), tmp_path / "bare")
+    assert_agree(bare)
+    assert bare.code == 1 and bare.verdict("require coherent")["shown"] == "falsified"
+    assert bare.json["files"][0]["systems"][0]["coherence"] == "incoherent"
+    assert "conflicting (latency +1.2 s, 3s after it acts) |" in bare.markdown
+
+    o = check_all(spec_copy(tmp_path, suppressed=True), tmp_path)
+    assert_agree(o)
+    assert o.code == 0 and o.result == "inconclusive"  # the unknown is left, as a warning
+    v = o.verdict("require coherent")
+    assert (v["shown"], v["outcome"], v["passed"]) == (
+        "falsified (suppressed)",
+        "suppressed",
+        False,
+    )
+    skipped = o.case("require coherent").find("skipped")
+    assert skipped is not None
+    assert str(skipped.get("message")).startswith("falsified (suppressed)")
+    assert "| require coherent | falsified (suppressed) | smt |" in o.markdown
+    assert "falsified (suppressed)" in o.text
+    # the alignment table says which cell the suppressed finding decided
+    cell = "conflicting (latency +1.2 s, 3s after it acts; suppressed)"
+    assert cell in o.markdown and cell in o.text
+    smt = next(a for a in o.json["files"][0]["systems"][0]["analyses"] if a["analysis"] == "smt")
+    assert smt["tables"][0]["rows"][1][1] == cell
+    assert smt["tables"][0]["rows"][0][2] == "aligned (proved, k=4)"  # other cells untouched
+    # SARIF keeps the result with its suppression; GitHub does not annotate it
+    (conflict,) = [r for r in o.sarif["runs"][0]["results"] if r["ruleId"] == "COH401"]
+    assert conflict["suppressions"][0]["kind"] == "inSource"
+    assert "COH401" not in o.github
+    system = o.json["files"][0]["systems"][0]
+    assert system["coherence"] == "inconclusive"
+    assert "not counted: COH401 (conflict:router)" in system["explanation"]
+    assert o.json["summary"]["verdicts"] == {"falsified": 0, "unknown": 1, "accepted": 1}
