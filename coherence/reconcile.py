@@ -42,14 +42,14 @@ from coherence.results import AnalysisResult, Finding, Status, SystemReport, Ver
 def reconcile(report: SystemReport) -> SystemReport:
     """``report`` with its verdicts and findings made consistent with each other."""
     verdicts = report.verdicts
-    if not any(v.kind == "stable" for v in verdicts):
-        return report
     findings = report.findings
+    merged = _merged(findings)
+    if merged is None and not any(v.kind == "stable" for v in verdicts):
+        return report
     flaps = [v for v in verdicts if v.kind == "flapping"]
     evidence = _oscillation_evidence(flaps, findings)
     bad = _bad_equilibrium(verdicts, findings)
     smooth_out = _corner_instability(flaps, findings)
-    merged = _merged(findings)
     analyses: list[AnalysisResult] = []
     for a in report.analyses:
         vs = tuple(_stable(v, evidence, bad, smooth_out) for v in a.verdicts)

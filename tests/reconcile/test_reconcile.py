@@ -178,3 +178,16 @@ def test_reconcile_leaves_reports_without_stability_alone() -> None:
         "smt", (), (Verdict("no flapping", "flapping", Status.FALSIFIED, SPAN, "smt"),)
     )
     assert reconcile(_report(smt)) == _report(smt)
+
+
+def test_nominal_flapping_is_a_note_on_coh503_without_require_stable() -> None:
+    flap = Finding("COH503", "`r` flaps: more than 2 reversals within 300s", SPAN)
+    osc = Finding(
+        "COH313",
+        "the nominal run does not settle: `r` swings between 2 and 40; local",
+        SPAN,
+        data=(("states", ((("state", "r"), ("low", 2.0), ("high", 40.0)),)),),
+    )
+    out = reconcile(_report(AnalysisResult("linear", (osc,)), AnalysisResult("smt", (flap,))))
+    assert [f.code for f in out.findings] == ["COH503"]
+    assert out.findings[0].notes == ("the nominal run flaps too: `r` swings between 2 and 40",)
