@@ -1,8 +1,9 @@
 """The command line: argument parsing only; every command returns an exit code.
 
 ``main(argv, stdout, stderr) -> int`` runs in-process, so the CLI is tested end to end
-without subprocesses. Exit codes: 0 no finding at or above the fail level, 1 findings,
-2 usage, configuration or internal error.
+without subprocesses. Exit codes: 0 the run passed (or is inconclusive without failing),
+1 the policy failed it (:mod:`coherence.policy`: ``--fail-level``, ``--unknown``), 2 usage,
+configuration or internal error.
 """
 
 from __future__ import annotations
