@@ -32,7 +32,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from coherence.diagnostics import REGISTRY, Severity
+from coherence.diagnostics import Severity
 from coherence.results import (
     Coherence,
     FileReport,
@@ -286,21 +286,15 @@ def _deciding_codes(v: Verdict) -> tuple[str, ...]:
 
 def _deciding(v: Verdict, findings: Sequence[Finding]) -> list[Finding]:
     """The findings that decide a falsified or unknown verdict: its COH901 for an unknown;
-    for a falsified one, the most severe of the others it names (the conflicts COH401 of
-    `require coherent`, not its regional COH402)."""
+    for a falsified one, the most severe of the others it names (a warning that rides along
+    with an error does not keep the verdict falsified once the error is silenced). Levels
+    are the analyses' own: ``findings`` are taken before the policy sets an unknown's."""
     codes = _deciding_codes(v)
     mine = [f for f in _named(v, findings) if f.code in codes]
     if v.status == Status.FALSIFIED and mine:
-        top = max(_intrinsic(f) for f in mine)
-        mine = [f for f in mine if _intrinsic(f) == top]
+        top = max(f.level for f in mine)
+        mine = [f for f in mine if f.level == top]
     return mine
-
-
-def _intrinsic(f: Finding) -> Severity:
-    """The level a finding's analysis gave it (before the policy's level for unknowns)."""
-    return (
-        f.level if f.severity is not None or f.code not in REGISTRY else REGISTRY[f.code].severity
-    )
 
 
 def _verdict_outcome(
