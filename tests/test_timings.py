@@ -107,7 +107,7 @@ def test_check_timings_lists_every_piece_on_stderr_and_leaves_the_report_alone(
     calls = sum(int(c) for c in (line.split("│")[4].strip() for line in body) if c != "-")
     doc = json.loads(out_t)
     smt = next(a for a in doc["files"][0]["systems"][0]["analyses"] if a["analysis"] == "smt")
-    assert calls == dict(smt["data"]["solver"])["calls"] > 0
+    assert calls == dict(smt["data"]["solver"])["calls"]  # the rows add up to the whole
     assert f"{len(body)} pieces" in err_t
 
 
