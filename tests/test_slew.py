@@ -22,11 +22,11 @@ from coherence.ir.nodes import TransitionSystem
 from coherence.results import Status
 from coherence.simulate.engine import simulate
 from coherence.smt import SmtOptions, analyze
-from coherence.smt.conflicts import check_all
+from coherence.smt.conflicts import CONFLICT, check_all
 from coherence.smt.solver import SolverStats, own_context
 from coherence.source import SourceFile
 from tests.ci.util import cli
-from tests.helpers import copy_and_shadow
+from tests.helpers import assert_replays, copy_and_shadow
 
 JUMP = """system s "one tick's move" {
   tick 1s
@@ -124,6 +124,8 @@ def test_a_conflict_witness_moves_its_inputs_within_the_slew() -> None:
     with own_context():
         found = {(p.actor, p.affected): p for p in check_all(ts, SmtOptions(), SolverStats())}
     p = found[("copy", "shadow")]
-    assert p.verdict.startswith("conflicting") and p.witness is not None
-    moves = np.abs(np.diff(p.witness.scenario.inputs[:, 0]))
+    assert p.verdict == CONFLICT and p.witness is not None
+    assert_replays(ts, p.witness)
+    # the run the witness replays, from the initial state, moves u by the slew at most
+    moves = np.abs(np.diff(p.witness.run.inputs[0, :, 0]))
     assert moves.size and np.all(moves <= 0.25 * (1 + 1e-9))

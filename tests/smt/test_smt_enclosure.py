@@ -21,6 +21,7 @@ from coherence.simulate.engine import simulate
 from coherence.smt import SmtOptions, analyze, bmc
 from coherence.smt.conflicts import (
     ALIGNED,
+    CONFLICT,
     IntervalRuns,
     aligned_by_intervals,
     check_all,
@@ -29,6 +30,7 @@ from coherence.smt.conflicts import (
 )
 from coherence.smt.reach import interval_frames, reachable_enclosure
 from coherence.smt.solver import SolverStats
+from tests.helpers import assert_replays
 from tests.smt.conftest import compile_spec
 from tests.smt.test_smt_reach import INVARIANT_NEEDED
 
@@ -143,8 +145,11 @@ def test_a_narrow_objective_is_aligned_by_intervals(
     assert stats.calls == 0  # no solver call was needed
 
 
-def test_a_wide_objective_is_left_to_the_solver(system: Callable[[str], TransitionSystem]) -> None:
-    # a real conflict: la's action lowers b's objective by up to 100%
+def test_a_wide_objective_is_not_proved_and_its_conflict_is_found(
+    system: Callable[[str], TransitionSystem],
+) -> None:
+    # a real conflict: la's action lowers lb's objective by up to 100%; the intervals cannot
+    # prove the pair, and a run from the initial state shows it (a = 1, la sets it to u)
     ts = system(
         "input u in [0, 1] nominal 0.5\n"
         "state a in [0, 1] init 1\n"
@@ -157,7 +162,14 @@ def test_a_wide_objective_is_left_to_the_solver(system: Callable[[str], Transiti
     assert enc is not None
     assert not aligned_by_intervals(IntervalRuns(ts, enc.box, 2), "la", "lb", 2)
     pairs = {(p.actor, p.affected): p for p in check_all(ts, SmtOptions(), SolverStats())}
-    assert pairs[("la", "lb")].verdict != ALIGNED
+    p = pairs[("la", "lb")]
+    assert p.verdict == CONFLICT and p.witness is not None
+    assert_replays(ts, p.witness)
+    w = p.witness
+    # holding, a keeps its value; acting, it is the u of the tick la acted at
+    assert w.tick == 1 and w.objective == "lb.a"
+    assert w.acting == pytest.approx(w.run.inputs[0, w.start_tick, 0])
+    assert w.holding == pytest.approx(w.run.states[0, w.start_tick, ts.state_names.index("a")])
 
 
 def test_the_fixed_tipping_point_router_is_aligned(spec: Callable[[str], TransitionSystem]) -> None:

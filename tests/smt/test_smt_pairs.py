@@ -13,12 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coherence.ir.nodes import Binary, Call, Const, Expr, Ite, TransitionSystem, Var
+from coherence.search.conflicts import falsify
 from coherence.smt import SmtOptions
 from coherence.smt.conflicts import (
     ALIGNED,
     CONFLICT,
-    REGIONAL,
     IntervalRuns,
+    Search,
     aligned_by_intervals,
     check_all,
 )
@@ -32,7 +33,8 @@ from coherence.smt.pairs import (
     tighten,
 )
 from coherence.smt.reach import Iv, reachable
-from coherence.smt.solver import SolverStats
+from coherence.smt.solver import SolverStats, own_context
+from tests.helpers import assert_replays
 
 # ---- the difference rules are sound ------------------------------------------------------------
 
@@ -224,7 +226,9 @@ def test_pushers_effect_is_bounded_by_its_range(
     # c*u - p0, at most 10c = 3 (u = 10, p0 = 0), and then the holding run's level x + 100
     # can be as low as 100 (x0 = 0): the relative tolerance at which the pair is aligned is
     # exactly 3 / 100. At 1.02 x that: proved, and only the paired enclosure can tell (each
-    # run's level spans [100, 106] in the reachable enclosure); at 0.98 x: the witness.
+    # run's level spans [100, 106] in the reachable enclosure); at 0.98 x: the witness, a run
+    # from the initial state (p = x = 0) with u = 10, whose first action raises x by 3.
+    # (Held longer than 2 ticks, the gap grows towards 6: k is fixed at the closed form's.)
     ts = system(PUSH % (0.03 * factor))
     enc = reachable(ts)
     assert enc is not None
@@ -235,20 +239,27 @@ def test_pushers_effect_is_bounded_by_its_range(
     values = runs.values(Var("x"))
     assert values is not None
     assert float(values[2].d.hi.max()) == pytest.approx(3.0, rel=1e-9)
-    p = _pair(ts, "pusher", "keeper")
+    found = falsify(ts, {("pusher", "keeper"): 2})
+    with own_context():
+        search = Search(ts, SmtOptions(), SolverStats(), {}, {"pusher": 2})
+        why = search.by_intervals("pusher", "keeper", 2)
     if factor > 1:
         assert aligned_by_pairs(runs, objectives, 2)
-        assert p.verdict == ALIGNED and "paired interval" in p.reason  # type: ignore[attr-defined]
+        assert "paired interval" in why
+        assert not found.found and found.closest[("pusher", "keeper")] <= 1.0
     else:
         assert not aligned_by_pairs(runs, objectives, 2)
-        assert p.verdict in (CONFLICT, REGIONAL)  # type: ignore[attr-defined]
-        w = p.witness  # type: ignore[attr-defined]
-        gap = (
-            w.acting.states[0, w.tick, ts.state_names.index("x")]
-            - w.holding.states[0, w.tick, ts.state_names.index("x")]
-        )
-        level = w.holding.states[0, w.tick, ts.state_names.index("x")] + 100
+        assert why == ""
+        w = found.found[("pusher", "keeper")]
+        assert w.objective == "keeper.level"
+        assert_replays(ts, w)
+        gap, level = w.acting - w.holding, w.holding
+        assert gap == pytest.approx(w.effect)
         assert 0.03 * factor * level < gap <= 3.0 + 1e-9
+        # end to end, the pair is a conflict whatever k the search holds the pusher for
+        p = _pair(ts, "pusher", "keeper")
+        assert p.verdict == CONFLICT and p.witness is not None  # type: ignore[attr-defined]
+        assert_replays(ts, p.witness)  # type: ignore[attr-defined]
 
 
 def test_the_fixed_tipping_point_retries_are_proved_within_the_cost_tolerance(

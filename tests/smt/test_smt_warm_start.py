@@ -9,7 +9,8 @@ and ``shadow`` sets ``w`` to ``y``, so one tick after ``copy`` acts ``y - w`` is
 of the tick before, at most 1 on every run, and ``shadow``'s objective ``y - w <= 3`` is
 never violated whatever ``copy`` does. The box of the enclosure still holds ``x = 10,
 y = 0``, from which ``copy``'s action violates it while holding ``y`` would not: a witness
-no run can reach. The cold search reports it; the warm search proves the pair aligned.
+no run can reach. The cold search leaves it as a candidate (the pair is not found: not a
+conflict, not proved); the warm search proves the pair aligned.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from coherence.compile import compile_text
 from coherence.ir.nodes import TransitionSystem
 from coherence.smt import SmtOptions
 from coherence.smt.conflicts import (
+    ALIGNED,
+    CONFLICT,
+    NOT_FOUND,
     Encoding,
     PairResult,
     check_all,
@@ -28,7 +32,7 @@ from coherence.smt.conflicts import (
 )
 from coherence.smt.encode import Encoder, param_values
 from coherence.smt.solver import SolverStats, own_context
-from tests.helpers import copy_and_shadow
+from tests.helpers import assert_replays, copy_and_shadow
 
 
 def lagged() -> TransitionSystem:
@@ -61,11 +65,13 @@ def test_a_witness_from_an_unreachable_corner_goes_away() -> None:
     ts = lagged()
     cold = pairs(ts, warm=False)[("copy", "shadow")]
     warm = pairs(ts, warm=True)[("copy", "shadow")]
-    assert cold.verdict.startswith("conflicting") and cold.witness is not None
-    start = cold.witness.scenario.init
+    # the cold solver's witness is only a candidate: the pair is not found, never conflicting
+    assert cold.verdict == NOT_FOUND and cold.witness is None
+    assert cold.candidate is not None
+    start = cold.candidate.scenario.init
     assert abs(start["x"] - start["y"]) > 3  # a corner of the box no run reaches
-    assert warm.verdict == "aligned"
-    assert warm.witness is None
+    assert warm.verdict == ALIGNED
+    assert warm.witness is None and warm.candidate is None
 
 
 def test_an_uncertain_parameter_keeps_the_cold_start() -> None:
@@ -95,12 +101,16 @@ def test_the_default_search_rechecks_a_cold_witness_from_the_warm_start() -> Non
 
 def test_a_real_conflict_survives_the_recheck() -> None:
     # ``shadow`` wants y - w <= 0.5 while x moves by up to 1 a tick: from a reachable state
-    # (x = y = w = 5, then u = 1 twice) copy's action opens a lag of 1 that holding does not
+    # (x = y = w = 5, then u = 1 twice) copy's action opens a lag of 1 that holding does not;
+    # the run from the initial state is found and replayed, and the warm recheck (which
+    # looks again only at what the solver found in the box) does not take it back
     ts = copy_and_shadow(0.5)
     with own_context():
         found = {(p.actor, p.affected): p for p in check_all(ts, SmtOptions(), SolverStats())}
     p = found[("copy", "shadow")]
-    assert p.verdict.startswith("conflicting") and p.witness is not None
+    assert p.verdict == CONFLICT and p.witness is not None
+    assert_replays(ts, p.witness)
+    assert p.witness.objective == "shadow.lag" and p.witness.acting > 0.5
 
 
 def test_the_warm_up_tick_is_taken_only_for_the_starts_a_goal_reads() -> None:
