@@ -155,11 +155,6 @@ def test_a_floor_above_every_effect_leaves_no_finding() -> None:
     assert _matrix(r)[PAIR].split(" ")[0] in ("aligned", "not")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the finding's note prints the threshold (max of tolerance and floor) as the floor "
-    "(smt/analyze.py _conflict_finding: floor = show(w.threshold))",
-)
 def test_the_finding_states_the_floor_it_was_given() -> None:
     # threshold = max(2% of the holding y (95 .. 99.5), 1.5): the tolerance decides
     r = analyze(up_down("tolerance 2% floor 1.5"))
@@ -265,7 +260,8 @@ def test_a_conflict_on_the_nominal_run_is_nominal() -> None:
     # u does not matter to the pair: the nominal pattern, first, already shows the conflict
     ts = up_down(inputs="input u in [0, 1] nominal 0.5\n  state z in [0, 1] init 0\n  next z = u")
     w = falsify(ts, {PAIR: 5}).found[PAIR]
-    assert w.origin == "nominal" and w.pattern == "nominal"
+    # a window from tick 0 starts at the initial state: "initial" (no nominal run before it)
+    assert w.origin == ("nominal" if w.start_tick > 0 else "initial") and w.pattern == "nominal"
     assert np.all(w.run.inputs[0, :, 0] == 0.5)
     assert_replays(ts, w)
 
@@ -291,12 +287,6 @@ def test_a_conflict_that_needs_other_inputs_comes_from_a_pattern() -> None:
     assert_replays(ts, w)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a run whose window starts at tick 0 counts as nominal whatever its inputs "
-    "(search/conflicts.py _replay: leaves >= start), and the report then says 'with nominal "
-    "inputs' (smt/analyze.py _conflict_finding)",
-)
 def test_a_conflict_that_needs_other_inputs_is_not_reported_as_nominal() -> None:
     ts = compiled(GUSTY)
     r = analyze(ts)
@@ -410,7 +400,8 @@ def test_the_json_report_carries_where_the_run_starts() -> None:
     out = json.loads(json.dumps(finding_json(f)))
     data = out["data"]
     assert out["key"] == "conflict:up"
-    assert data["origin"] == "nominal" and data["start_tick"] % 2 == 0
+    assert data["origin"] == ("nominal" if data["start_tick"] > 0 else "initial")
+    assert data["start_tick"] % 2 == 0
     assert data["objective"] == "down.y" and data["affects"] == ["down"]
     assert data["pattern"] == "nominal"
     assert data["threshold"] == 2.9

@@ -22,8 +22,8 @@ How runs are found (all seeded, all NumPy, no solver):
 5. a witness is replayed on its own, from the initial state, before it is returned: the
    run and its counterfactual are simulated again as one scenario and judged again.
 
-A run is "nominal" when its inputs were nominal up to the tick at which A acts (the window
-starts on the spec's nominal run), "initial" otherwise. What this search does not find is not
+A run is "nominal" when its inputs were nominal up to the tick at which A acts, after tick 0
+(the window starts on the spec's nominal run), "initial" otherwise. What this search does not find is not
 proved absent: the caller reports such a pair as "no conflict found in N scenarios".
 """
 
@@ -74,6 +74,7 @@ class ConflictRun:
     acting: float  # the objective's value at ``start_tick + tick`` when A acts
     holding: float  # ... and when A holds
     change: str  # keep objectives: A's action "causes" or "deepens" a violation of the bound
+    floor: float  # the objective's floor (the threshold is the larger of it and the tolerance)
     run: Trace = field(repr=False)  # the acting run, ticks 0 .. start_tick + k
     counterfactual: Trace = field(repr=False)  # A holding, from start_tick, k + 1 ticks
 
@@ -98,6 +99,7 @@ class Falsification:
     effort: Effort
     closest: Mapping[Pair, float]  # the largest effect / threshold seen, for pairs not found
     spurious: int = 0  # candidates that did not reproduce on their own (a simulator bug)
+    floors: Mapping[str, float] = field(default_factory=dict)  # every objective's floor
 
 
 def run_ticks(ts: TransitionSystem, k: int, scenarios: int) -> int:
@@ -301,7 +303,7 @@ def _replay(
         b,
         objective,
         pattern,
-        "nominal" if leaves >= start else "initial",
+        "nominal" if 0 < start <= leaves else "initial",
         start,
         j,
         float(eff[0, j]),
@@ -309,6 +311,7 @@ def _replay(
         float(va[0, j]),
         float(vh[0, j]),
         change,
+        floor,
         run,
         cf,
     )
@@ -330,7 +333,7 @@ def falsify(ts: TransitionSystem, pairs: Mapping[Pair, int], seed: int = 0) -> F
     ([('down', 'up'), ('up', 'down')], 'nominal')
     """
     if not pairs:
-        return Falsification({}, Effort(), {})
+        return Falsification({}, Effort(), {}, 0, {})
     kmax = max(pairs.values())
     probe = input_patterns(ts, max(4 * ts.hyperperiod, MIN_RUN) + kmax + 1, seed)
     T = run_ticks(ts, kmax, probe.count)
@@ -376,7 +379,7 @@ def falsify(ts: TransitionSystem, pairs: Mapping[Pair, int], seed: int = 0) -> F
         if w is not None:
             found[p] = w
     closest = {p: best[p].ratio for p in pairs if p not in found}
-    return Falsification(found, Effort(scenarios, T, windows), closest, spurious)
+    return Falsification(found, Effort(scenarios, T, windows), closest, spurious, floor)
 
 
 def _optimise(

@@ -125,7 +125,7 @@ def input_patterns(ts: TransitionSystem, ticks: int, seed: int, random: int = 16
 def piecewise(ts: TransitionSystem, levels: Array, ticks: int) -> Array:
     """Inputs ``[S, ticks, nu]`` from ``levels[s, m, j]`` in ``[0, 1]``: input j's share of
     its range during segment m of ``M`` equal segments (the optimiser's coordinates)."""
-    S, M, nu = levels.shape
+    M = levels.shape[1]
     lo = np.array([u.lo for u in ts.inputs], dtype=float)
     hi = np.array([u.hi for u in ts.inputs], dtype=float)
     seg = np.minimum((np.arange(ticks) * M) // max(ticks, 1), M - 1)

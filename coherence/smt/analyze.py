@@ -547,7 +547,7 @@ def _conflict_finding(ts: TransitionSystem, group: list[conflicts.PairResult]) -
         tol = f"tolerance {obj.tolerance * 100:g}%"
     elif obj.tolerance:
         tol = f"tolerance {show(obj.tolerance, obj.scale)}{_unit(obj)}"
-    floor = f"floor {show(w.threshold, obj.scale)}{_unit(obj)}"
+    floor = f"floor {show(w.floor, obj.scale)}{_unit(obj)}"
     origin = f"from the initial state under the input pattern `{w.pattern}`"
     if w.origin == "nominal":
         origin = (

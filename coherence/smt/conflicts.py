@@ -571,8 +571,16 @@ class ActorQuery:
     definedness of a deeper one asked before.
     """
 
-    def __init__(self, encoding: Encoding, a: str, depth: int, stats: SolverStats) -> None:
+    def __init__(
+        self,
+        encoding: Encoding,
+        a: str,
+        depth: int,
+        stats: SolverStats,
+        floors: Mapping[str, float] | None = None,
+    ) -> None:
         self.encoding = encoding
+        self.floors = dict(floors or {})
         self.ts = encoding.ts
         self.a = a
         self.enc = encoding.enc
@@ -599,12 +607,27 @@ class ActorQuery:
                 cone = self.hold.cone(j, names, self._seen) + self.act.cone(j, names, self._seen)
                 self._take(cone)
                 known = len(f1.undefined), len(f2.undefined)
-                parts.append(worse(self.enc, o, f1, f2, Fraction(0)))
+                parts.append(self._material(o, f1, f2))
                 new = f1.undefined[known[0] :] + f2.undefined[known[1] :]
                 self._guard([(j, c) for c in new])
                 assert_all(self.solver, self.enc.drain())
             self._goals[key] = self.enc.or_(parts)
         return self._goals[key]
+
+    def _material(self, o: ObjectiveIR, f1: Frame, f2: Frame) -> Cond:
+        """Run 1 is worse than run 2 by more than the objective's threshold
+        (:mod:`coherence.ir.meaning`): beyond its tolerance and by at least its floor. Not
+        this is a proof that no effect is material (``>=`` against the floor is the safe
+        side of ``>``)."""
+        fl = self.floors.get(o.name, 0.0)
+        if not fl > 0.0:
+            return worse(self.enc, o, f1, f2, Fraction(0))
+        if o.kind == "keep":  # the violation grows by the floor (the tolerance is inside it)
+            return worse(self.enc, o, f1, f2, rational(fl))
+        bare = replace(o, tolerance=0.0, relative=False)
+        return self.enc.and_(
+            [worse(self.enc, o, f1, f2, Fraction(0)), worse(self.enc, bare, f1, f2, rational(fl))]
+        )
 
     def _take(self, cone: list[tuple[Run, Key]]) -> None:
         self.sync()
@@ -951,7 +974,9 @@ class IntervalRuns:
         return None if envs is None else evaluate_envs(self.system(a), envs, phase, exprs)
 
 
-def aligned_by_intervals(runs: IntervalRuns, a: str, b: str, k: int) -> bool:
+def aligned_by_intervals(
+    runs: IntervalRuns, a: str, b: str, k: int, floors: Mapping[str, float] | None = None
+) -> bool:
     """Whether interval bounds alone show that no run from the box is worse for B's
     objectives with A acting than with A holding, at any tick ``1..k`` and any start phase.
 
@@ -962,6 +987,7 @@ def aligned_by_intervals(runs: IntervalRuns, a: str, b: str, k: int) -> bool:
     a relative margin against float rounding, on the safe side.
     """
     ts = runs.ts
+    fl = dict(floors or {})
     objs = objectives_of(ts, b)
     if not objs or not runs.affordable or k > runs.k:
         return False
@@ -981,10 +1007,10 @@ def aligned_by_intervals(runs: IntervalRuns, a: str, b: str, k: int) -> bool:
             for o in objs:
                 e1, e2 = f1[j][i], f2[j][i]
                 if o.kind == "keep":
-                    ok = _keep_not_worse(o, e1, f1[j][i + 1], e2, f2[j][i + 1])
+                    ok = _keep_not_worse(o, e1, f1[j][i + 1], e2, f2[j][i + 1], fl.get(o.name))
                     i += 2
                 else:
-                    ok = _not_worse(o, e1, e2)
+                    ok = _not_worse(o, e1, e2, fl.get(o.name))
                     i += 1
                 if not ok:
                     return False
@@ -1031,13 +1057,17 @@ def _pad(x: float) -> float:
     return 1e-9 * (abs(x) + 1e-9)
 
 
-def _not_worse(o: ObjectiveIR, v1: tuple[float, float], v2: tuple[float, float]) -> bool:
+def _not_worse(
+    o: ObjectiveIR, v1: tuple[float, float], v2: tuple[float, float], floor: float | None = None
+) -> bool:
     """minimize: ``v1 - v2 <= T``; maximize: ``v2 - v1 <= T`` for every value in the
-    intervals, ``T`` the tolerance (relative to ``|v2|`` when relative)."""
+    intervals, ``T`` the threshold: the tolerance (relative to ``|v2|`` when relative), at
+    least the objective's floor."""
     if not all(math.isfinite(x) for x in (*v1, *v2)):
         return False
     least = 0.0 if v2[0] <= 0.0 <= v2[1] else min(abs(v2[0]), abs(v2[1]))
     tol = o.tolerance * least if o.relative else o.tolerance
+    tol = max(tol, floor or 0.0)
     diff = v1[1] - v2[0] if o.kind == "minimize" else v2[1] - v1[0]
     return diff + _pad(diff) + _pad(tol) <= tol
 
@@ -1048,8 +1078,10 @@ def _keep_not_worse(
     b1: tuple[float, float],
     e2: tuple[float, float],
     b2: tuple[float, float],
+    floor: float | None = None,
 ) -> bool:
-    """The violation amount ``max(0, -slack)`` of run 1 can never exceed run 2's."""
+    """The violation amount ``max(0, -slack)`` of run 1 can never exceed run 2's by more than
+    the objective's floor."""
     if not all(math.isfinite(x) for x in (*e1, *b1, *e2, *b2)):
         return False
 
@@ -1070,7 +1102,7 @@ def _keep_not_worse(
     amount2_lo = max(0.0, -slack2_hi)
     if amount1_hi == 0.0 and slack1_lo - _pad(slack1_lo) > 0.0:
         return True  # the acting run never violates it
-    return amount1_hi + _pad(amount1_hi) <= amount2_lo - _pad(amount2_lo)
+    return amount1_hi + _pad(amount1_hi) <= amount2_lo - _pad(amount2_lo) + (floor or 0.0)
 
 
 class Search:
@@ -1085,6 +1117,7 @@ class Search:
         op: dict[str, float],
         depths: Mapping[str, int],
         like: Search | None = None,
+        floors: Mapping[str, float] | None = None,
     ) -> None:
         """``like``: a search of the same system whose start ranges, held systems and
         interval runs this one shares (they do not depend on the options)."""
@@ -1092,6 +1125,10 @@ class Search:
         self.options = options
         self.stats = stats
         self.op = op
+        # every objective's floor (coherence.ir.meaning): a proof shows no effect beyond it
+        self.floors: dict[str, float] = dict(floors or {})
+        if floors is None and like is not None:
+            self.floors = dict(like.floors)
         self.depths = dict(depths)  # per actor: the deepest k of its pairs
         self.left = options.conflict_budget  # rlimit left to the whole search
         self.spent: dict[tuple[str, str], int] = {}
@@ -1135,7 +1172,9 @@ class Search:
         key = (a, mode)
         if key not in self._queries:
             try:
-                self._queries[key] = ActorQuery(self.encoding(mode), a, self.depths[a], self.stats)
+                self._queries[key] = ActorQuery(
+                    self.encoding(mode), a, self.depths[a], self.stats, self.floors
+                )
             except EncodeError as exc:
                 self._queries[key] = exc
         q = self._queries[key]
@@ -1167,12 +1206,12 @@ class Search:
             self._intervals = IntervalRuns(self.ts, enc.box, max(self.depths.values()))
         if holds_still(self._intervals, a, b, k):
             return f"`{a}` never moves its actuators in a reachable state (interval bounds)"
-        if aligned_by_intervals(self._intervals, a, b, k):
+        if aligned_by_intervals(self._intervals, a, b, k, self.floors):
             return "proved by interval bounds over the reachable enclosure"
         if self._intervals.affordable:
             if a not in self._pairs:
                 self._pairs[a] = PairRuns(self.ts, a, self._intervals.box, self.depths[a])
-            if aligned_by_pairs(self._pairs[a], objectives_of(self.ts, b), k):
+            if aligned_by_pairs(self._pairs[a], objectives_of(self.ts, b), k, self.floors):
                 return (
                     "proved by paired interval bounds over the reachable enclosure (both runs "
                     "and their difference enclosed together)"
@@ -1335,7 +1374,7 @@ def check_all(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> 
         for (a, _), (k, _) in coupled.items():
             depths[a] = max(depths.get(a, 0), k)
         op = operating_point(ts, settle_ticks(ts, options))
-        search = Search(ts, options, stats, op, depths)
+        search = Search(ts, options, stats, op, depths, floors=found.floors)
         proofs: dict[tuple[str, str], PairResult] = {}
         for (a, b), (k, via) in list(coupled.items()):
             why = search.by_intervals(a, b, k)

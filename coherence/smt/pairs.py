@@ -664,7 +664,7 @@ def _pad(x: F) -> F:
     return 1e-9 * (np.abs(x) + 1e-9)
 
 
-def not_worse(o: ObjectiveIR, p: Pn) -> bool:
+def not_worse(o: ObjectiveIR, p: Pn, floor: float | None = None) -> bool:
     """minimize / maximize: the acting run's value never exceeds the counterfactual's by more
     than the tolerance (relative to the counterfactual's least magnitude), at every phase."""
     h, d = p.h, p.d
@@ -675,11 +675,12 @@ def not_worse(o: ObjectiveIR, p: Pn) -> bool:
         return False
     least = np.where((h.lo <= 0.0) & (h.hi >= 0.0), 0.0, np.minimum(np.abs(h.lo), np.abs(h.hi)))
     tol = o.tolerance * least if o.relative else np.full(h.lo.shape, o.tolerance)
+    tol = np.maximum(tol, floor or 0.0)  # the threshold: at least the objective's floor
     diff = d.hi if o.kind == "minimize" else -d.lo
     return bool(np.all(diff + _pad(diff) + _pad(tol) <= tol))
 
 
-def keep_not_worse(o: ObjectiveIR, slack: Pn) -> bool:
+def keep_not_worse(o: ObjectiveIR, slack: Pn, floor: float | None = None) -> bool:
     """keep: the acting run's violation amount ``max(0, -slack)`` never exceeds the
     counterfactual's: the acting run's slack is never below the counterfactual's, or the
     acting run never violates it."""
@@ -689,7 +690,7 @@ def keep_not_worse(o: ObjectiveIR, slack: Pn) -> bool:
     strict = o.cmp in ("<", ">")
     # both ends are rigorous (outward rounded): no margin is needed against rounding
     never = s_a.lo > 0.0 if strict else s_a.lo >= 0.0
-    above = np.isfinite(d.lo) & (d.lo >= 0.0)
+    above = np.isfinite(d.lo) & (d.lo >= -(floor or 0.0))  # the violation grows by <= floor
     return bool(np.all(never | above))
 
 
@@ -704,7 +705,12 @@ def keep_slack(o: ObjectiveIR) -> Expr:
     return Binary("-", o.expr, Binary("-", o.bound, tol))
 
 
-def aligned_by_pairs(runs: PairRuns, objectives: list[ObjectiveIR], k: int) -> bool:
+def aligned_by_pairs(
+    runs: PairRuns,
+    objectives: list[ObjectiveIR],
+    k: int,
+    floors: Mapping[str, float] | None = None,
+) -> bool:
     """Whether the paired enclosure shows that A's run is never worse than its counterfactual
     for any of ``objectives`` at ticks ``1..k``, from any start in the box at any phase (tick
     by tick: the first tick that fails ends it)."""
@@ -721,6 +727,7 @@ def aligned_by_pairs(runs: PairRuns, objectives: list[ObjectiveIR], k: int) -> b
             v = runs.value(f, j)
             if v is None:
                 return False
-            if not (keep_not_worse(o, v) if o.kind == "keep" else not_worse(o, v)):
+            fl = (floors or {}).get(o.name)
+            if not (keep_not_worse(o, v, fl) if o.kind == "keep" else not_worse(o, v, fl)):
                 return False
     return True
