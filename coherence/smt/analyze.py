@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from coherence.ir.deps import GLOBAL, influence_cycles, user_names
 from coherence.ir.dump import format_expr
 from coherence.ir.nodes import Requirement, TransitionSystem, Var, names_in
@@ -624,6 +626,83 @@ def _cycle_findings(ts: TransitionSystem, cycles: list[tuple[str, ...]]) -> list
 # ---- bad equilibria -------------------------------------------------------------------------
 
 
+def sustainers(
+    ts: TransitionSystem, eq: equilibria.EquilibriumResult, obj: Any
+) -> list[tuple[str, float, float]]:
+    """Which loops sustain a bad equilibrium: from the bad state at nominal input, each loop
+    in turn is released (its actuators put back at their values at the good operating point
+    and held there, :func:`hold_loop`) while every other loop acts; a loop sustains it when
+    the objective's violation after ``stay_ticks`` is then materially smaller than on the bad
+    orbit. Returns (loop, violation on the orbit, violation with the loop released), the
+    largest drop first; simulator runs only."""
+    from coherence.ir import meaning
+    from coherence.ir.transform import hold_loop
+    from coherence.search.conflicts import values
+    from coherence.simulate.engine import simulate
+
+    if eq.state is None or eq.good is None or obj.bound is None:
+        return []
+    T = equilibria.stay_ticks(ts)
+
+    def violation(system: TransitionSystem, init: dict[str, float]) -> float:
+        with np.errstate(all="ignore"):
+            tr = simulate(system, T, init=init)
+        v, b = values(obj.expr, tr)[0], values(obj.bound, tr)[0]
+        return float(meaning.violation(obj, v[-1:], b[-1:])[0])
+
+    base = violation(ts, dict(eq.state))
+    if not np.isfinite(base) or base <= 0:
+        return []
+    floor = meaning.default_floor(obj, np.array([base]), np.array([base]))
+    out = []
+    for lp in ts.loops:
+        init = dict(eq.state)
+        for a in lp.actions:
+            init[a.state] = eq.good.get(a.state, init[a.state])
+        after = violation(hold_loop(ts, lp.name), init)
+        if np.isfinite(after) and base - after > max(0.1 * base, floor):
+            out.append((lp.name, base, after))
+    return sorted(out, key=lambda x: (x[2] - x[1], x[0]))
+
+
+def _sustain_help(
+    ts: TransitionSystem, eq: equilibria.EquilibriumResult, obj: Any, notes: list[str]
+) -> str:
+    """The help line of a bad equilibrium, from the case: the loop whose release lets the
+    system recover (added to ``notes`` with the figures), else the generic advice."""
+    try:
+        found = sustainers(ts, eq, obj)
+    except Exception:  # a help line must not take the finding down
+        found = []
+    if not found:
+        return (
+            "bound the loop that sustains it (a retry budget, a cap, hysteresis) so the "
+            "overload cannot feed itself"
+        )
+    name, before, after = found[0]
+    lp = ts.loop(name)
+    set_to = ", ".join(
+        f"{a.state} = {show(eq.good[a.state], ts.state(a.state).scale)}"
+        for a in lp.actions
+        if eq.good is not None and a.state in eq.good
+    )
+    u = _unit(obj)
+    notes.append(
+        f"`{name}` sustains it: with its actuators back at the good operating point ({set_to}) "
+        f"and held, the violation of `{obj.name}` falls from {show(before, obj.scale)}{u} to "
+        f"{show(after, obj.scale)}{u} in {equilibria.stay_ticks(ts) * ts.tick:g}s"
+        + (
+            "; releasing any other loop alone changes nothing material"
+            if len(found) == 1
+            else f"; so does releasing {', '.join(f'`{n}`' for n, _, _ in found[1:])}"
+        )
+    )
+    return (
+        f"bound `{name}`, the loop that sustains it (a budget, a cap, hysteresis, or a way "
+        "back once the overload is gone), so the overload cannot feed itself"
+    )
+
+
 def _equilibrium(
     ts: TransitionSystem, req: Requirement, eq: equilibria.EquilibriumResult
 ) -> tuple[Verdict, list[Finding]]:
@@ -677,6 +756,7 @@ def _equilibrium(
                 inputs_note="nominal inputs",
             )
             reason = f"`{obj.name}` violated at a self-sustaining state"
+        help_line = _sustain_help(ts, eq, obj, notes)
         findings.append(
             Finding(
                 "COH504",
@@ -684,8 +764,7 @@ def _equilibrium(
                 "(metastable failure)",
                 req.span,
                 notes=tuple(notes),
-                help="bound the loop that sustains it (a retry budget, a cap, hysteresis) so the "
-                "overload cannot feed itself",
+                help=help_line,
                 related=(obj.span,),
                 trace=view,
                 key=f"bad_equilibrium:{obj.name}",
