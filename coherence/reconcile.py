@@ -158,7 +158,8 @@ def _stable(
             status=Status.UNKNOWN,
             reason=f"undecided: {v.reason.removeprefix('local, linear: ')}; but {smooth_out}",
         )
-    if bad and v.status is Status.HOLDS and v.reason.startswith("holds locally"):
+    # a linear `stable` that holds is a local certificate (coherence.linear: never PROVED)
+    if bad and v.status is Status.HOLDS and v.analysis == "linear":
         rest = v.reason.removeprefix("holds locally")
         return replace(
             v,

@@ -1237,7 +1237,7 @@ class Search:
             budget[0] -= ans.rlimit_used
             self.left -= ans.rlimit_used
             self.spent[key] = self.spent.get(key, 0) + ans.rlimit_used
-            if ans.unknown and limit < options.rlimit and "resource" in ans.reason:
+            if ans.unknown and limit < options.rlimit and ans.limit_hit:
                 self.starved.add(key)
             return ans
 

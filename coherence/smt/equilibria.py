@@ -260,7 +260,7 @@ def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> Equil
             outcome = search.ask(q, open_, joint)
             if isinstance(outcome, EquilibriumResult):
                 return outcome
-            if outcome == "unsat":
+            if outcome is Outcome.UNSAT:
                 open_ = []
                 break
         if len(open_) > 1 and not search.stopped:
@@ -270,13 +270,13 @@ def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> Equil
                 out = search.ask(q, [o], share)
                 if isinstance(out, EquilibriumResult):
                     return out
-                if out != "unsat":
+                if out is not Outcome.UNSAT:
                     still.append(o)
             open_ = still
         if not open_ or search.stopped:
             break
-        mine = search.reasons[asked:]
-        exhausted = m == OVERAPPROX and bool(mine) and all("resource limit" in r for r in mine)
+        mine = search.exhausted[asked:]
+        exhausted = m == OVERAPPROX and bool(mine) and all(mine)
     notes = tuple(search.notes)
     if not open_:
         if search.unstable:
@@ -491,6 +491,7 @@ class _Search:
         self.unstable = 0
         self.notes: list[str] = []
         self.reasons: list[str] = []
+        self.exhausted: list[bool] = []  # per reason: the call spent its rlimit
 
     @property
     def stopped(self) -> bool:
@@ -502,17 +503,17 @@ class _Search:
         objectives: list[str],
         rlimit: int,
         near: Mapping[str, float] | None = None,
-    ) -> EquilibriumResult | str:
-        """A confirmed bad equilibrium, or ``unsat`` or ``unknown``."""
+    ) -> EquilibriumResult | Outcome:
+        """A confirmed bad equilibrium, or ``Outcome.UNSAT`` or ``Outcome.UNKNOWN``."""
         refined = 0
         while not self.stopped:
             ans = q.solve(objectives, rlimit, self.stats, near)
             if ans.unsat:
-                return "unsat"
+                return Outcome.UNSAT
             if ans.unknown:
                 if near is None:
-                    self.reasons.append(f"{_mode(q.enc.mode)}: {ans.reason}")
-                return "unknown"
+                    self._reason(f"{_mode(q.enc.mode)}: {ans.reason}", ans.limit_hit)
+                return Outcome.UNKNOWN
             init = q.state(ans.model)
             obj, orbit = confirm(self.ts, self.keeps, init)
             if obj is not None:
@@ -525,8 +526,8 @@ class _Search:
                     refined += 1
                     continue
                 if near is None:
-                    self.reasons.append(f"{_mode(q.enc.mode)}: candidates did not replay")
-                return "unknown"
+                    self._reason(f"{_mode(q.enc.mode)}: candidates did not replay")
+                return Outcome.UNKNOWN
             self.unstable += 1
             self.notes.append(
                 "a fixed point violating an objective was found but the simulation "
@@ -534,8 +535,12 @@ class _Search:
             )
             q.block(init)
             self.blocked.append(init)
-        self.reasons.append(f"{self.unstable} unstable bad fixed points; the search stopped")
-        return "unknown"
+        self._reason(f"{self.unstable} unstable bad fixed points; the search stopped")
+        return Outcome.UNKNOWN
+
+    def _reason(self, text: str, limit_hit: bool = False) -> None:
+        self.reasons.append(text)
+        self.exhausted.append(limit_hit)
 
 
 def simulated_hints(

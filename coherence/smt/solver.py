@@ -110,6 +110,9 @@ class Answer:
     reason: str = ""
     model: Any = field(default=None, compare=False, repr=False)
     rlimit_used: int = 0
+    # the typed facts of an unknown, for the code that acts on them (the reason is for people)
+    limit_hit: bool = False  # the call spent its rlimit
+    guarded: bool = False  # the wall-clock guard stopped it: an answer that depends on the machine
 
     @property
     def sat(self) -> bool:
@@ -133,6 +136,7 @@ class SolverStats:
     unsat: int = 0
     unknown: int = 0
     rlimit: int = 0
+    guarded: int = 0  # calls the wall-clock guard stopped (their answers depend on the machine)
 
 
 GUARD_S = 30.0  # seconds one call may run whatever its rlimit (see the module docstring)
@@ -204,18 +208,22 @@ def check(
         if stats is not None:
             stats.unsat += 1
         return Answer(Outcome.UNSAT, "", None, used)
+    limit_hit = guarded = False
     if res is not None:
         reason = solver.reason_unknown() or "unknown"
         if reason in ("canceled", "timeout") and used < rlimit:
+            guarded = True
             reason = (
                 f"{GUARD_NOTE} ({GUARD_S:g} s) after {used} of its rlimit {rlimit} "
                 "(nonlinear work Z3 does not charge to the rlimit)"
             )
         elif reason in ("max. resource limit exceeded", "canceled", "resource limits reached"):
+            limit_hit = True
             reason = f"resource limit exceeded (rlimit {rlimit})"
     if stats is not None:
         stats.unknown += 1
-    return Answer(Outcome.UNKNOWN, reason, None, used)
+        stats.guarded += guarded
+    return Answer(Outcome.UNKNOWN, reason, None, used, limit_hit, guarded)
 
 
 def to_float(value: Any) -> float:

@@ -175,7 +175,7 @@ def test_exact_mode_asks_one_objective_at_a_time_after_the_relaxation_runs_out(
 
     def solve(self: Any, objectives: list[str], rlimit: int, stats: Any, near: Any = None) -> Any:
         asked.append((self.enc.mode, tuple(objectives)))
-        return Answer(Outcome.UNKNOWN, "max. resource limit exceeded")
+        return Answer(Outcome.UNKNOWN, "resource limit exceeded", limit_hit=True)
 
     monkeypatch.setattr(equilibria.FixedPointQuery, "solve", solve)
     r = equilibria.find(ts, SmtOptions(intervals=False), SolverStats())
