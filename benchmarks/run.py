@@ -1,7 +1,7 @@
 """Every benchmark, one after the other, with their default settings (``make bench``).
 
 Run: ``.venv/bin/python -m benchmarks.run [NAME ...]`` (names: frontend, linear, check, smt,
-pieces; all of them when none is given). Each prints its own table; see its module for what it
+pieces, floor; all of them when none is given). Each prints its own table; see its module for what it
 measures. Comparing two revisions is ``python -m benchmarks.compare REV`` (not run here: it
 needs a revision to compare with).
 """
@@ -12,7 +12,7 @@ import argparse
 import time
 from collections.abc import Callable
 
-from benchmarks import check_bench, frontend_bench, linear_bench, pieces, smt_bench
+from benchmarks import check_bench, floor_bench, frontend_bench, linear_bench, pieces, smt_bench
 
 
 def _frontend() -> int:
@@ -26,6 +26,7 @@ BENCHES: dict[str, Callable[[], int]] = {
     "check": lambda: check_bench.main([]),
     "smt": lambda: smt_bench.main([]),
     "pieces": lambda: pieces.main([]),
+    "floor": lambda: floor_bench.main([]),
 }
 
 
