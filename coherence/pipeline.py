@@ -136,7 +136,8 @@ def analyse_system(ts: TransitionSystem, analyses: list[tuple[str, Analysis]]) -
             r = replace(r, seconds=time.perf_counter() - start)
         results.append(r)
     return reconcile(
-        SystemReport(ts.name, ts.path, ts.span, tuple(results), tuple(lp.name for lp in ts.loops))
+        SystemReport(ts.name, ts.path, ts.span, tuple(results), tuple(lp.name for lp in ts.loops)),
+        ts,
     )
 
 
@@ -396,5 +397,6 @@ def _system_report(
             r, sec = got[0]
             results.append(r if r.seconds else replace(r, seconds=sec))
     return reconcile(
-        SystemReport(ts.name, ts.path, ts.span, tuple(results), tuple(lp.name for lp in ts.loops))
+        SystemReport(ts.name, ts.path, ts.span, tuple(results), tuple(lp.name for lp in ts.loops)),
+        ts,
     )

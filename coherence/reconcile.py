@@ -36,11 +36,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 from coherence.diagnostics import Severity
+from coherence.ir.deps import states_of
+from coherence.ir.nodes import TransitionSystem, names_in
 from coherence.results import AnalysisResult, Finding, Status, SystemReport, Verdict
 
 
-def reconcile(report: SystemReport) -> SystemReport:
-    """``report`` with its verdicts and findings made consistent with each other."""
+def reconcile(report: SystemReport, ts: TransitionSystem | None = None) -> SystemReport:
+    """``report`` with its verdicts and findings made consistent with each other (and, given
+    the system it reports on, one overload reported once: :func:`root_causes`)."""
+    if ts is not None:
+        report = root_causes(report, ts)
     verdicts = report.verdicts
     findings = report.findings
     merged = _merged(findings)
@@ -61,6 +66,59 @@ def reconcile(report: SystemReport) -> SystemReport:
             vs = tuple(replace(v, codes=_swap(v.codes)) for v in vs)
         if vs != a.verdicts or fs != a.findings:
             a = replace(a, verdicts=vs, findings=fs)
+        analyses.append(a)
+    return replace(report, analyses=tuple(analyses))
+
+
+# ---- one overload, one finding ----------------------------------------------------------------
+
+
+def root_causes(report: SystemReport, ts: TransitionSystem) -> SystemReport:
+    """A keep objective that the nominal run violates (COH506) and a bounded requirement
+    that a run violates (COH501) are one overload when they are about the same states (the
+    plant and actuator states their expressions read, lets followed; one set within the
+    other): the requirement's finding is the root cause, and the objective's is attached to
+    it as a note and in its data (``includes``), not repeated beside it."""
+    findings = report.findings
+    always = [f for f in findings if f.code == "COH501"]
+    nominal = [f for f in findings if f.code == "COH506" and f.key.startswith("objective:")]
+    if not always or not nominal:
+        return report
+    about: dict[str, frozenset[str]] = {}
+    for f in always:
+        req = next((r for r in ts.requirements if r.span == f.span and r.cond is not None), None)
+        if req is not None and req.cond is not None:
+            about[f.key] = states_of(ts, names_in(req.cond))
+    folded: dict[str, list[Finding]] = {}  # COH501 key -> the COH506 findings it absorbs
+    for f in nominal:
+        try:
+            o = ts.objective(f.key.removeprefix("objective:"))
+        except KeyError:
+            continue
+        mine = states_of(ts, names_in(o.expr))
+        for key, theirs in sorted(about.items()):
+            if mine and mine == theirs:
+                folded.setdefault(key, []).append(f)
+                break
+    if not folded:
+        return report
+    gone = {id(f) for fs in folded.values() for f in fs}
+    analyses: list[AnalysisResult] = []
+    for a in report.analyses:
+        fs: list[Finding] = []
+        for f in a.findings:
+            if id(f) in gone:
+                continue
+            if f.code == "COH501" and f.key in folded:
+                extra = folded[f.key]
+                notes = tuple(
+                    f"the same overload: {g.message} (COH506, reported here once)" for g in extra
+                )
+                includes = tuple(f"{g.code} {g.key}" for g in extra)
+                f = replace(f, notes=(*f.notes, *notes), data=(*f.data, ("includes", includes)))
+            fs.append(f)
+        if len(fs) != len(a.findings) or tuple(fs) != a.findings:
+            a = replace(a, findings=tuple(fs))
         analyses.append(a)
     return replace(report, analyses=tuple(analyses))
 

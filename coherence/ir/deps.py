@@ -97,6 +97,26 @@ def coupling(
     return tuple(sorted(hit, key=lambda n: (reach[n], n)))
 
 
+def states_of(ts: TransitionSystem, names: Iterable[str]) -> frozenset[str]:
+    """The plant and actuator states that ``names`` read, lets followed to what they read:
+    what an expression is *about* (``hot_wait = hot_queue / mu`` is about ``hot_queue``)."""
+    lets = {d.name: d.expr for d in ts.lets}
+    kinds = {s.name: s.kind for s in ts.states}
+    seen: set[str] = set()
+    out: set[str] = set()
+    todo = list(names)
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n in lets:
+            todo.extend(names_in(lets[n]))
+        elif kinds.get(n) in ("plant", "actuator"):
+            out.add(n)
+    return frozenset(out)
+
+
 def user_names(ts: TransitionSystem, names: Iterable[str]) -> tuple[str, ...]:
     """``names`` spelled as the spec's author wrote them: a loop's internal names
     (``router.latency``, ``keda.replicas.target``, a delay register ``cost.r3``) become the
