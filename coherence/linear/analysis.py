@@ -994,6 +994,7 @@ class _Analysis:
                     if w != other:
                         cand.add((w, other) if order[w] < order[other] else (other, w))
         rows: list[dict[str, Any]] = []
+        flagged: list[tuple[str, str, str, float, list[str]]] = []
         for an, bn in sorted(cand, key=lambda p: (order[p[0]], order[p[1]])):
             la, lb = self.loop_ir[an], self.loop_ir[bn]
             shared = st.shares_state(an, bn)
@@ -1015,17 +1016,76 @@ class _Analysis:
                     if both
                     else ("share" if two_way else "are coupled one way through")
                 )
+                flagged.append(
+                    (
+                        an,
+                        bn,
+                        f"loops `{an}` (every {la.period * ts.tick:g} s) and `{bn}` (every "
+                        f"{lb.period * ts.tick:g} s) {how} {_names(sorted(both) or shared)} and "
+                        f"run at comparable speeds (period ratio {ratio:.3g} < "
+                        f"{o.timescale_ratio:g})",
+                        ratio,
+                        list(shared),
+                    )
+                )
+        self._timescale_findings(flagged, order)
+        self.data["timescales"] = rows
+
+    def _timescale_findings(
+        self,
+        flagged: list[tuple[str, str, str, float, list[str]]],
+        order: dict[str, int],
+    ) -> None:
+        """One COH312 per group of loops that chase each other (the flagged pairs' connected
+        components): one cause, one finding; each pair in its notes."""
+        ts = self.ts
+        group: dict[str, str] = {}
+
+        def root(x: str) -> str:
+            while group.get(x, x) != x:
+                x = group[x]
+            return x
+
+        for an, bn, *_ in flagged:
+            group.setdefault(an, an)
+            group.setdefault(bn, bn)
+            ra, rb = root(an), root(bn)
+            if ra != rb:
+                group[max(ra, rb, key=order.__getitem__)] = min(ra, rb, key=order.__getitem__)
+        components: dict[str, list[tuple[str, str, str, float, list[str]]]] = {}
+        for pair in flagged:
+            components.setdefault(root(pair[0]), []).append(pair)
+        for pairs in components.values():
+            if len(pairs) == 1:
+                an, bn, text, ratio, shared = pairs[0]
                 self.add(
                     "COH312",
-                    f"loops `{an}` (every {la.period * ts.tick:g} s) and `{bn}` (every "
-                    f"{lb.period * ts.tick:g} s) {how} {_names(sorted(both) or shared)} and run "
-                    f"at comparable speeds (period ratio {ratio:.3g} < {o.timescale_ratio:g})",
+                    text,
                     [an, bn],
                     key=f"{an},{bn}:timescale",
                     help="separate their periods by 5-10x, or let one loop own the shared state",
-                    data={"ratio": ratio, "shared": list(shared)},
+                    data={"ratio": ratio, "shared": shared},
                 )
-        self.data["timescales"] = rows
+                continue
+            loops = sorted({x for p in pairs for x in p[:2]}, key=order.__getitem__)
+            speeds = ", ".join(
+                f"`{x}` (every {self.loop_ir[x].period * ts.tick:g} s)" for x in loops
+            )
+            self.add(
+                "COH312",
+                f"{len(loops)} loops that act on each other's states run at comparable speeds: "
+                f"{speeds}",
+                loops,
+                key=",".join(loops) + ":timescale",
+                notes=[p[2] for p in pairs],
+                help="separate their periods by 5-10x (the slower loop acting on what the "
+                "faster one has settled), or let one loop own each shared state",
+                data={
+                    "ratio": min(p[3] for p in pairs),
+                    "shared": sorted({s for p in pairs for s in p[4]}),
+                    "pairs": [list(p[:2]) for p in pairs],
+                },
+            )
 
     def _topology_tables(self) -> None:
         topo, ts = self.topo, self.ts

@@ -144,3 +144,32 @@ def test_smallest_failing_set_beyond_pairs(spec: Spec) -> None:
     (f,) = [f for f in r.findings if f.code == "COH302"]
     assert "`a`, `b` and `c` are each stable alone but unstable together" in f.message
     assert len(f.related) == 2
+
+
+THREE = """system s {
+  tick 1s
+  input d in [0, 2] nominal 1
+  state a in [0, 10] init 1
+  state b in [0, 10] init 1
+  state c in [0, 10] init 1
+  loop la { every 5s actuates a by 0.1 * (d + b + c - 3 * a) }
+  loop lb { every 5s actuates b by 0.1 * (d + a + c - 3 * b) }
+  loop lc { every %ds actuates c by 0.1 * (d + a + b - 3 * c) }
+}"""
+
+
+def test_loops_that_chase_each_other_are_one_timescale_finding() -> None:
+    from coherence.compile import compile_text
+
+    # three loops at 5 s, each moving what the other two see: three pairs, one finding
+    ts = compile_text("t.coh", THREE % 5).systems[0]
+    found = [f for f in analyze(ts).findings if f.code == "COH312"]
+    assert len(found) == 1
+    (f,) = found
+    assert f.key == "la,lb,lc:timescale"
+    assert sorted(map(tuple, dict(f.data)["pairs"])) == [("la", "lb"), ("la", "lc"), ("lb", "lc")]
+    assert len(f.notes) == 3
+    # the third loop 10x slower: only the fast pair remains, a finding of its own
+    ts = compile_text("t.coh", THREE % 50).systems[0]
+    keys = [f.key for f in analyze(ts).findings if f.code == "COH312"]
+    assert keys == ["la,lb:timescale"]
