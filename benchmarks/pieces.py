@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python -m benchmarks.pieces [--specs PATH ...] [--top N]``
 
 The formal analysis of a system is a list of independent pieces
-(:func:`coherence.smt.analyze.parts`: each bounded requirement, the conflict search, the
+(:func:`coherence.formal.analyze.parts`: each bounded requirement, the conflict search, the
 equilibria), each answering in a Z3 context of its own; ``coherence check -j N`` runs them in
 parallel, so the longest piece bounds a spec's wall time. Each piece runs here in this
 process, one after the other, with the default options, and the table lists the pieces by CPU
@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from coherence.smt.analyze import parts
+    from coherence.formal.analyze import parts
+    from coherence.intervals.reach import reachable
     from coherence.smt.conflicts import operating_point, settle_ticks
     from coherence.smt.options import SmtOptions
-    from coherence.smt.reach import reachable
 
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--specs", nargs="+", default=[str(ROOT / "specs")])

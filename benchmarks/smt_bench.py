@@ -29,9 +29,10 @@ from pathlib import Path
 
 from benchmarks.table import print_table
 from coherence.compile import compile_text
+from coherence.formal import SmtOptions, analyze
+from coherence.formal.bounded import check_bounded
 from coherence.ir.nodes import Requirement, TransitionSystem
-from coherence.smt import SmtOptions, analyze
-from coherence.smt.bmc import bmc, check_bounded
+from coherence.smt.bmc import bmc
 from coherence.smt.conflicts import check_all
 from coherence.smt.solver import SolverStats, own_context
 

@@ -101,9 +101,9 @@ def analyses_for(options: CheckOptions) -> list[tuple[str, Analysis]]:
     if options.smt:
 
         def run_smt(ts: TransitionSystem) -> AnalysisResult:
-            import coherence.smt as smt
+            from coherence.formal import analyze
 
-            return smt.analyze(ts, smt_options(options))
+            return analyze(ts, smt_options(options))
 
         chosen.append(("smt", run_smt))
     return chosen
@@ -231,7 +231,7 @@ def _timed(name: str, ts: TransitionSystem, fn: Callable[[], Any]) -> Callable[[
 def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[FileReport, ...]:
     """:func:`check_file` of every spec, the analyses of all their systems run as one pool of
     independent pieces (the simulation, the linear analysis, each piece of the formal
-    analysis: :func:`coherence.smt.analyze.parts`), longest first; the reports are put
+    analysis: :func:`coherence.formal.analyze.parts`), longest first; the reports are put
     together in the order a sequential run gives. Systems whose report the results cache
     keeps are not analysed; with the cache on, the pieces are handed out longest first by
     the durations of earlier runs (:class:`coherence.cache.Durations`)."""
@@ -272,7 +272,7 @@ def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[F
         entry: list[tuple[str, list[int]]] = []
         for name, fn in chosen:
             if name == "smt":
-                from coherence.smt.analyze import parts, piece_name
+                from coherence.formal.analyze import parts, piece_name
 
                 pieces = parts(ts, smt_options(opts))
                 idx = list(range(len(tasks), len(tasks) + len(pieces)))
@@ -323,8 +323,8 @@ def _shared(systems: list[TransitionSystem], jobs: int, opts: CheckOptions) -> N
     conflict search or equilibria read its operating point (as long as the longest of them
     and the nominal simulation ask for; a shorter run is the same run's first ticks), unless
     it is longer than ``SHARED_VALUES`` values."""
+    from coherence.formal.analyze import shares_operating_point
     from coherence.parallel import run_all
-    from coherence.smt.analyze import shares_operating_point
     from coherence.smt.conflicts import settle_ticks
     from coherence.smt.reach import reachable_enclosure, remember_enclosure
 
@@ -380,7 +380,7 @@ def _system_report(
 ) -> SystemReport:
     from dataclasses import replace
 
-    from coherence.smt.analyze import Part, assemble
+    from coherence.formal.analyze import Part, assemble
 
     results: list[AnalysisResult] = []
     for name, idx in entry:

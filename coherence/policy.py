@@ -49,7 +49,7 @@ from coherence.suppress import Suppressed, Triaged
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 # findings that say "the solver could not decide": what --unknown governs
 UNKNOWN_CODES = ("COH901",)
-# the table whose cells a conflict finding decides (coherence.smt.analyze._matrix): a row per
+# the table whose cells a conflict finding decides (coherence.formal.findings.matrix): a row per
 # acting loop, a column per affected loop. A COH401 is keyed "conflict:ACTOR" with the loops
 # it works against in its data ("affects"); "conflict:ACTOR->AFFECTED" names one cell.
 ALIGNMENT_TABLE = "Objective alignment"

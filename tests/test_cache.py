@@ -18,9 +18,9 @@ import coherence.linear as linear
 from coherence.cache import GUARD_NOTE, Durations, ResultCache, longest_first, result_key
 from coherence.cli import main
 from coherence.compile import compile_path
+from coherence.formal.analyze import parts, piece_name
 from coherence.pipeline import CheckOptions, check_paths
 from coherence.results import AnalysisResult
-from coherence.smt.analyze import parts, piece_name
 
 SPEC = """\
 system tiny {

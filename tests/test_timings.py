@@ -10,6 +10,7 @@ import pytest
 
 from coherence.cli import main
 from coherence.compile import compile_path
+from coherence.formal.analyze import parts, req_key
 from coherence.reports.timings import piece_rows, timings_table
 from coherence.results import (
     AnalysisResult,
@@ -20,7 +21,6 @@ from coherence.results import (
     SystemReport,
     Verdict,
 )
-from coherence.smt.analyze import parts, req_key
 from coherence.source import Span
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """``coherence check --timings``: what each piece of the run cost, slowest first.
 
 A check runs, per system, the nominal simulation, the linear analysis and the pieces of the
-formal analysis (:func:`coherence.smt.analyze.parts`: each bounded requirement, the conflict
+formal analysis (:func:`coherence.formal.analyze.parts`: each bounded requirement, the conflict
 search, the equilibria); with ``-j`` they run in worker processes, so the run's wall time is
 bounded below by its slowest piece. The table lists every piece with its wall time in the
 process that ran it, its solver calls, how many ended ``unknown`` and the rlimit they spent:

@@ -1,12 +1,14 @@
-"""The formal analysis (Z3): the only code of coherence that imports z3.
+"""The Z3 engines: the only code of coherence that imports z3.
 
-``analyze(ts, options)`` model-checks a transition system's requirements (bounded model
-checking, k-induction), searches conflict witnesses between loops and bad equilibria, and
-returns an :class:`~coherence.results.AnalysisResult` whose every trace the simulator
-reproduced. See docs/formal.md.
+The solver gate (:mod:`~coherence.smt.solver`), the encoder (:mod:`~coherence.smt.encode`),
+the one unrolling and BMC (:mod:`~coherence.smt.bmc`), proofs for all time
+(:mod:`~coherence.smt.induction`, :mod:`~coherence.smt.localize`,
+:mod:`~coherence.smt.invariants`), conflict witnesses (:mod:`~coherence.smt.conflicts`), bad
+equilibria (:mod:`~coherence.smt.equilibria`) and the replay of models
+(:mod:`~coherence.smt.replay`). Which engine runs when is decided in :mod:`coherence.formal`
+(``coherence.formal.analyze(ts, options)``). See docs/formal.md.
 """
 
-from coherence.smt.analyze import analyze
 from coherence.smt.options import SmtOptions
 
-__all__ = ["SmtOptions", "analyze"]
+__all__ = ["SmtOptions"]

@@ -20,8 +20,9 @@ those states are unreachable. This module strengthens the step with auxiliary in
    fixpoint. A query the solver cannot decide drops what it could not settle (conservative).
    The whole attempt spends a fixed rlimit (deterministic). In ``auto`` and ``overapprox``
    mode the checks are in the linear over-approximation, whose ``unsat`` is a proof.
-3. :func:`prove_with_invariants` runs the k-induction step of the requirement with the
-   surviving invariants assumed at every tick (and their per-state bounds as the start box).
+3. :func:`coherence.smt.induction.k_induction_with_invariants` runs the k-induction step of
+   the requirement with the surviving invariants assumed at every tick (and their per-state
+   bounds as the start box).
 
 Soundness: the surviving set ``I`` holds at the initial state (checked for every input and
 parameter) and is inductive relative to itself (each member holds at tick 1 of every
@@ -42,12 +43,14 @@ import numpy as np
 import z3
 from numpy.typing import NDArray
 
+from coherence.intervals.arith import Interval
 from coherence.ir.nodes import (
     Expr,
     Requirement,
     TransitionSystem,
     names_in,
 )
+from coherence.search.bounded import pattern_inputs
 from coherence.simulate.engine import simulate
 from coherence.smt.encode import (
     EXACT,
@@ -64,7 +67,6 @@ from coherence.smt.encode import (
     integer_states,
     param_values,
 )
-from coherence.smt.intervals import Interval
 from coherence.smt.options import SmtOptions
 from coherence.smt.solver import (
     Answer,
@@ -196,8 +198,6 @@ def _hull_slopes(y: F, x: F, upper: bool) -> list[float]:
 
 def _inputs(ts: TransitionSystem, ticks: int, held: bool, seed: int, runs: int) -> F:
     """Random piecewise-constant admissible inputs ``[runs, ticks, n]`` (corners often)."""
-    from coherence.smt.bmc import pattern_inputs
-
     n = len(ts.inputs)
     lo = np.array([u.lo for u in ts.inputs])
     hi = np.array([u.hi for u in ts.inputs])

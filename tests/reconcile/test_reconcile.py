@@ -71,7 +71,7 @@ def test_flapping_help_does_not_suggest_a_window_the_loop_has() -> None:
           loop hpa { senses y actuates r to r * y / 20 stabilize down 300s cooldown 60s }
           require no flapping of r max 2 within 5min }""",
     ).systems[0]
-    from coherence.smt.bmc import flapping_help
+    from coherence.formal.findings import flapping_help
 
     text = flapping_help(ts, "r", 20)
     assert "already has `stabilize down 300s`" in text

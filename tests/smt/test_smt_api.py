@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import z3
 
+from coherence.formal import SmtOptions, analyze
 from coherence.ir.nodes import TransitionSystem
 from coherence.results import AnalysisResult, Finding, Status
-from coherence.smt import SmtOptions, analyze
 from coherence.smt.solver import Outcome, SolverStats, check, new_solver, to_float
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,9 +118,11 @@ def test_every_solver_call_goes_through_the_helper() -> None:
 @pytest.mark.parametrize(
     "module",
     [
-        "coherence.smt.analyze",
+        "coherence.intervals.arith",
+        "coherence.formal.analyze",
+        "coherence.formal.bounded",
+        "coherence.formal.findings",
         "coherence.smt.encode",
-        "coherence.smt.intervals",
         "coherence.smt.solver",
     ],
 )

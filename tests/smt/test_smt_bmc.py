@@ -13,11 +13,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from coherence.formal import SmtOptions, analyze
+from coherence.formal.bounded import check_bounded
 from coherence.ir.nodes import Requirement, TransitionSystem
 from coherence.results import Status
 from coherence.simulate.requirements import check_requirement
-from coherence.smt import SmtOptions, analyze
-from coherence.smt.bmc import bmc, check_bounded, k_induction
+from coherence.smt.bmc import bmc
+from coherence.smt.induction import k_induction
 from coherence.smt.replay import replay
 from coherence.smt.solver import SolverStats
 

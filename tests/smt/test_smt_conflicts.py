@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import z3
 
+from coherence.formal import SmtOptions, analyze
 from coherence.ir.deps import GLOBAL, coupling, influence, influence_cycles
 from coherence.ir.nodes import Const, TransitionSystem
 from coherence.ir.transform import hold_loop
 from coherence.results import Status
-from coherence.smt import SmtOptions, analyze
 from coherence.smt.conflicts import (
     ALIGNED,
     CONFLICT,
@@ -257,7 +257,7 @@ def test_the_conflict_search_rewrites_each_counterfactual_once(
     """A held loop's system is the same object at every query that holds it, so its solver
     form is computed once per loop held (and once for the system), not at every query."""
     from coherence.compile import compile_path
-    from coherence.smt import simplify
+    from coherence.ir import simplify
 
     ts = compile_path("specs/seed/tipping_point.coh").systems[0]
     made: list[tuple[str, ...]] = []  # per rewrite: the loops the system holds

@@ -1,4 +1,4 @@
-"""``no flapping`` for all time from dwell times: :func:`coherence.smt.bmc.prove_dwell`.
+"""``no flapping`` for all time from dwell times: :func:`coherence.smt.induction.prove_dwell`.
 
 Closed forms (the shaping alone, whatever the control law recommends; period ``p`` ticks):
 
@@ -23,12 +23,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coherence.compile import compile_text
+from coherence.formal.bounded import check_bounded
 from coherence.ir.nodes import Requirement, TransitionSystem
 from coherence.results import Status
 from coherence.simulate.engine import simulate
 from coherence.simulate.requirements import check_requirement
 from coherence.smt import SmtOptions
-from coherence.smt.bmc import check_bounded, dwell_times, max_reversals, prove_dwell
+from coherence.smt.induction import dwell_times, max_reversals, prove_dwell
 from coherence.smt.solver import SolverStats
 
 ROOT = Path(__file__).resolve().parents[2]

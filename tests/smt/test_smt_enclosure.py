@@ -16,19 +16,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coherence.compile import compile_path
+from coherence.formal import SmtOptions, analyze
+from coherence.intervals.alignment import IntervalRuns, aligned_by_intervals, holds_still
+from coherence.intervals.reach import interval_frames, reachable_enclosure
 from coherence.ir.nodes import TransitionSystem
 from coherence.simulate.engine import simulate
-from coherence.smt import SmtOptions, analyze, bmc
+from coherence.smt import induction
 from coherence.smt.conflicts import (
     ALIGNED,
     CONFLICT,
-    IntervalRuns,
-    aligned_by_intervals,
     check_all,
-    holds_still,
     scope_text,
 )
-from coherence.smt.reach import interval_frames, reachable_enclosure
 from coherence.smt.solver import SolverStats
 from tests.helpers import assert_replays
 from tests.smt.conftest import compile_spec
@@ -217,11 +216,11 @@ def test_k_induction_starts_within_the_enclosure(monkeypatch: pytest.MonkeyPatch
     enc = reachable_enclosure(ts)
     assert enc is not None and enc.box["x"][1] <= 2.0 + 1e-9
     req = next(r for r in ts.requirements if r.kind == "always")
-    k, why = bmc.k_induction(ts, req, SmtOptions(), SolverStats())
+    k, why = induction.k_induction(ts, req, SmtOptions(), SolverStats())
     assert k == 1, why
     # without the enclosure the same step is not inductive at any k tried
-    monkeypatch.setattr(bmc, "enclosure_box", lambda ts: None)
-    k2, _ = bmc.k_induction(ts, req, SmtOptions(), SolverStats())
+    monkeypatch.setattr(induction, "enclosure_box", lambda ts: None)
+    k2, _ = induction.k_induction(ts, req, SmtOptions(), SolverStats())
     assert k2 is None
 
 

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from coherence.formal import SmtOptions, analyze
 from coherence.ir.nodes import TransitionSystem
 from coherence.results import Status
 from coherence.simulate.engine import simulate
-from coherence.smt import SmtOptions, analyze
 from coherence.smt.equilibria import (
     JOINT,
     FixedPointQuery,

@@ -4,7 +4,7 @@ The control laws are abstracted (a fresh value per tick within a sound enclosure
 the shaping (stabilization window, rate limits, limits, rounding) is kept exact; an ``unsat``
 of the abstraction is a proof for the system, a model proves nothing and falls back to BMC.
 
-Closed form (the argument of :func:`coherence.smt.bmc.prove_localized`): with scale-down
+Closed form (the argument of :func:`coherence.smt.induction.prove_localized`): with scale-down
 stabilization over ``n`` periods and immediate scale-up, a scale-down comes at least ``n``
 periods after the last scale-up; so a window of ``W <= n`` ticks (period 1) holds at most two
 reversals (an up->down needs the up ``n`` ticks before it). Without stabilization an
@@ -20,12 +20,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coherence.compile import compile_text
+from coherence.formal.bounded import check_bounded
 from coherence.ir.nodes import Requirement, TransitionSystem
 from coherence.results import Status
 from coherence.simulate.engine import simulate
 from coherence.simulate.requirements import check_requirement
 from coherence.smt import SmtOptions
-from coherence.smt.bmc import Result, bmc, check_bounded, localize, prove_localized
+from coherence.smt.bmc import Result, bmc
+from coherence.smt.induction import prove_localized
+from coherence.smt.localize import localize
 from coherence.smt.replay import replay
 from coherence.smt.solver import SolverStats
 

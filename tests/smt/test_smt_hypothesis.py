@@ -143,8 +143,8 @@ def test_patterns_stop_early_with_the_same_counterexample(
     one the whole runs give, scenario, tick and all."""
     from unittest import mock
 
+    import coherence.search.bounded as patterns
     import coherence.simulate.engine as engine
-    import coherence.smt.bmc as bmc_module
     from coherence.simulate.engine import simulate
 
     body = body.replace("for 12 ticks", "for 300 ticks").replace(
@@ -159,9 +159,9 @@ def test_patterns_stop_early_with_the_same_counterexample(
 
     # prefixes of 2, 4, 8, ... ticks: the violations here come in the first few dozen
     with mock.patch.object(engine, "UNTIL_FIRST", 2):
-        early = bmc_module.falsify_by_patterns(ts, req, req.horizon, seed=0)
-    with mock.patch.object(bmc_module, "simulate", whole):
-        ref = bmc_module.falsify_by_patterns(ts, req, req.horizon, seed=0)
+        early = patterns.falsify_by_patterns(ts, req, req.horizon, seed=0)
+    with mock.patch.object(patterns, "simulate", whole):
+        ref = patterns.falsify_by_patterns(ts, req, req.horizon, seed=0)
     assert (early is None) == (ref is None)
     if early is not None and ref is not None:
         assert early.tick == ref.tick

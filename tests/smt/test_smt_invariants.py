@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from fractions import Fraction
 
+from coherence.formal.bounded import check_bounded
+from coherence.intervals.reach import check_reach
 from coherence.ir.nodes import TransitionSystem
 from coherence.results import Status
 from coherence.simulate.requirements import check_requirement
 from coherence.smt import SmtOptions
-from coherence.smt.bmc import check_bounded, k_induction, k_induction_with_invariants
+from coherence.smt.induction import k_induction, k_induction_with_invariants
 from coherence.smt.invariants import Candidate, houdini, mine
-from coherence.smt.reach import check_reach
 from coherence.smt.replay import replay
 from coherence.smt.solver import SolverStats, fresh_context
 

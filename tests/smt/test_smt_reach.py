@@ -1,4 +1,4 @@
-"""Interval reachability (coherence.smt.reach): sound enclosures, proofs, never a false proof.
+"""Interval reachability (coherence.intervals.reach): sound enclosures, proofs, never a false proof.
 
 Soundness is checked the way the module promises it: every concrete simulator run whose
 unknowns (held input, uncertain parameter) lie in a box stays inside the box's enclosure at
@@ -12,12 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coherence.compile import compile_text
+from coherence.formal.bounded import check_bounded
+from coherence.intervals.arith import Iv, const_interval
+from coherence.intervals.compile import Lin, normalize
+from coherence.intervals.reach import Reach, check_reach
 from coherence.ir.nodes import Requirement, TransitionSystem
 from coherence.results import Status
 from coherence.simulate.engine import simulate
 from coherence.smt import SmtOptions
-from coherence.smt.bmc import check_bounded
-from coherence.smt.reach import Iv, Lin, Reach, check_reach, const_interval, normalize
 from coherence.smt.solver import SolverStats
 
 
@@ -242,7 +244,7 @@ def test_fast_arithmetic_is_bit_for_bit_its_definition(
     """add, sub, mul, div and a product by a constant coefficient take a fast path when
     every end is finite; whatever the ends (infinities, NaN, signed zeros, overflow), the
     result is the definition's, bit for bit."""
-    from coherence.smt import reach
+    from coherence.intervals import arith
 
     a = _iv([(w, x) for w, x, _, _ in ends])
     b = _iv([(y, z) for _, _, y, z in ends])
@@ -259,13 +261,13 @@ def test_fast_arithmetic_is_bit_for_bit_its_definition(
     point = Iv(np.full(a.lo.shape, k), np.full(a.lo.shape, k))
     with np.errstate(all="raise"):  # the public forms keep NumPy's warnings to themselves
         got = {
-            "add": reach.add(a, b),
-            "sub": reach.sub(a, b),
-            "mul": reach.mul(a, b),
-            "div": reach.div(a, b)[0],
+            "add": arith.add(a, b),
+            "sub": arith.sub(a, b),
+            "mul": arith.mul(a, b),
+            "div": arith.div(a, b)[0],
         }
     with np.errstate(all="ignore"):
-        got["scale"] = reach._scale_r(k, a)
+        got["scale"] = arith.scale_r(k, a)
     want = {
         "add": want_add,
         "sub": want_sub,
