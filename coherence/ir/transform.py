@@ -28,7 +28,7 @@ def hold_loop(ts: TransitionSystem, loop: str) -> TransitionSystem:
     """The system in which ``loop`` never fires: its actuators hold their values.
 
     The same object each time for the last few (system, loop) pairs asked: what is computed
-    once per system (the solver's form, :func:`coherence.smt.simplify.for_solver`; a compiled
+    once per system (the solver's form, :func:`coherence.ir.simplify.for_solver`; a compiled
     simulator) is then computed once per counterfactual too, not at every query that holds
     the loop (the conflict search of an eight-loop system asks 30 times)."""
     key = (id(ts), loop)

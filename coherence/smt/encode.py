@@ -9,7 +9,7 @@ ticks ``t`` with ``t % period == offset``; ``round(x) = floor(x + 1/2)``.
   integers. ``min``/``max``/``abs``/``if``/saturations/deadbands are ``If`` terms, ``floor`` is
   ``ToInt`` (``ceil(x) = -floor(-x)``), booleans are Z3 booleans (a number used as a condition
   means ``!= 0``, a condition used as a number is 1 or 0).
-- Every term carries an :class:`~coherence.smt.intervals.Interval` bound, propagated from the
+- Every term carries an :class:`~coherence.intervals.arith.Interval` bound, propagated from the
   declared ranges (and, from the initial state, tick by tick), and an affine form over atoms
   so that sums cancel (``x + (t - x)`` is bounded like ``t``). Comparisons, ``min`` and
   ``max`` that the bounds decide are folded away.
@@ -37,6 +37,8 @@ from typing import Any
 
 import z3
 
+from coherence.intervals.arith import INF, Interval
+from coherence.ir.integers import integer_states as integer_states  # re-exported: bmc, invariants
 from coherence.ir.nodes import (
     Binary,
     Call,
@@ -44,13 +46,11 @@ from coherence.ir.nodes import (
     Expr,
     Ite,
     Phase,
-    StateVar,
     TransitionSystem,
     Unary,
     Var,
     sum_terms,
 )
-from coherence.smt.intervals import INF, Interval
 from coherence.smt.solver import ctx, scope_cache
 
 Term = Any  # z3 terms are untyped
@@ -1143,72 +1143,6 @@ class Encoder:
 # ---- unrolled runs ------------------------------------------------------------------------
 
 
-def integral(e: Expr, states: Mapping[str, StateVar], ints: set[str]) -> bool:
-    """Whether ``e`` takes whole values whenever the states in ``ints`` do (syntactically)."""
-    match e:
-        case Const(v):
-            return float(v).is_integer()
-        case Var(name):
-            return name in ints
-        case Unary("neg", a):
-            return integral(a, states, ints)
-        case Binary(op, a, b) if op in ("+", "-", "*"):
-            return integral(a, states, ints) and integral(b, states, ints)
-        case Call(fn, _) if fn in ("floor", "ceil", "round"):
-            return True
-        case Call(fn, args) if fn in ("min", "max", "abs"):
-            return all(integral(a, states, ints) for a in args)
-        case Ite(_, a, b):
-            return integral(a, states, ints) and integral(b, states, ints)
-    return False
-
-
-def integer_states(ts: TransitionSystem) -> set[str]:
-    """States encoded as Z3 integers: marked integer, whole bounds and init, integral update.
-
-    Lets are not followed (a let is taken as non-integral), so the answer is conservative.
-    """
-    by_name = {s.name: s for s in ts.states}
-    cands = {
-        s.name
-        for s in ts.states
-        if s.integer
-        and isinstance(s.init, Const)
-        and float(s.init.value).is_integer()
-        and all(math.isinf(b) or float(b).is_integer() for b in (s.lo, s.hi))
-    }
-    changed = True
-    while changed:
-        changed = False
-        for name in sorted(cands):
-            upd = by_name[name].update
-            if not integral(_inline_lets(upd, ts, cands), by_name, cands):
-                cands.discard(name)
-                changed = True
-    return cands
-
-
-def _inline_lets(e: Expr, ts: TransitionSystem, ints: set[str], depth: int = 0) -> Expr:
-    """Replace lets by their definitions (bounded depth) so integrality can be seen through."""
-    if depth > 8:
-        return e
-    match e:
-        case Var(name) if name not in ints:
-            for d in ts.lets:
-                if d.name == name:
-                    return _inline_lets(d.expr, ts, ints, depth + 1)
-            return e
-        case Unary(op, a):
-            return Unary(op, _inline_lets(a, ts, ints, depth))
-        case Binary(op, a, b):
-            return Binary(op, _inline_lets(a, ts, ints, depth), _inline_lets(b, ts, ints, depth))
-        case Call(fn, args):
-            return Call(fn, tuple(_inline_lets(a, ts, ints, depth) for a in args))
-        case Ite(c, a, b):
-            return Ite(c, _inline_lets(a, ts, ints, depth), _inline_lets(b, ts, ints, depth))
-    return e
-
-
 class Inputs:
     """The inputs of a run, tick by tick: ``free`` (a variable per tick within its range),
     ``held`` (one variable per input for the whole run), ``nominal`` (the nominal values) or
@@ -1337,7 +1271,7 @@ class Path:
         system: TransitionSystem | None = None,
         prefix: str = "",
     ) -> None:
-        from coherence.smt.simplify import for_solver
+        from coherence.ir.simplify import for_solver
 
         self.enc = enc
         self.ts = for_solver(system or enc.ts)

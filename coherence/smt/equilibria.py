@@ -26,7 +26,7 @@ burst (level x duration) after which the system stays bad is the trigger.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -35,6 +35,9 @@ import numpy as np
 import z3
 from numpy.typing import NDArray
 
+from coherence.intervals.arith import Interval
+from coherence.intervals.fixedpoint import contract, cover, never_violated
+from coherence.ir.integers import integer_states
 from coherence.ir.nodes import (
     Binary,
     Call,
@@ -62,25 +65,14 @@ from coherence.smt.encode import (
     Term,
     Value,
     const,
-    integer_states,
     param_values,
     q_down,
     q_up,
     real,
     signal_ranges,
 )
-from coherence.smt.intervals import Interval
 from coherence.smt.objectives import trace_violated, violated
 from coherence.smt.options import SmtOptions
-from coherence.smt.reach import (
-    Contraction,
-    Env,
-    FixedPoints,
-    Unsupported,
-    evaluate_batch,
-    fixed_point_contraction,
-    reachable,
-)
 from coherence.smt.replay import Scenario
 from coherence.smt.solver import (
     Answer,
@@ -102,9 +94,6 @@ ATTEMPTS = 4  # candidates tried before giving up
 HINTS = 3  # simulated hints the solver pins
 HINT_RUNS = 64  # nominal runs that look for them
 HINT_CELLS = 1e7  # at most this many state values simulated for them
-COVER_BATCH = 256  # boxes contracted at once by the branch and bound
-COVER_ROUNDS = 5  # contraction rounds per box
-COVER_WORK = 8_000  # batch-state-ticks the branch and bound may take (deterministic)
 JOINT = 4  # the query of several objectives at once gets 1/JOINT of the rlimit
 
 
@@ -291,186 +280,6 @@ def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> Equil
         )
     why = "; ".join(dict.fromkeys(search.reasons)) or "not decided"
     return EquilibriumResult(Status.UNKNOWN, f"{', '.join(open_)}: {why}", notes=notes)
-
-
-def contract(ts: TransitionSystem) -> Contraction | None:
-    """The reachable enclosure (:func:`coherence.smt.reach.reachable`) contracted around its
-    fixed points at nominal input (:func:`coherence.smt.reach.fixed_point_contraction`).
-
-    Only fixed points within the enclosure matter: a state outside it is reached from the
-    initial state by no admissible input sequence, so no trigger carries the system there.
-    None when there is no enclosure or the contraction does not apply."""
-    enc = reachable(ts)
-    if enc is None:
-        return None
-    box = {
-        s.name: (max(s.lo, enc.box[s.name][0]), min(s.hi, enc.box[s.name][1])) for s in ts.states
-    }
-    return fixed_point_contraction(ts, box)
-
-
-def never_violated(ts: TransitionSystem, keeps: list[ObjectiveIR], con: Contraction) -> set[str]:
-    """The keep-objectives that no tick ``0..H-1`` of the contraction's hyperperiod can
-    violate (interval bounds of the objective and its bound, the tolerance at its least)."""
-    got = may_violate(ts, keeps, con.envs[: ts.hyperperiod], 1)
-    if got is None:
-        return set()
-    return {o.name for k, o in enumerate(keeps) if not got[k, 0]}
-
-
-def may_violate(
-    ts: TransitionSystem, keeps: Sequence[ObjectiveIR], envs: Sequence[Env], size: int
-) -> NDArray[np.bool_] | None:
-    """Per keep-objective and box (shape [objectives, size]): whether some tick of ``envs``
-    (interval environments of batches of ``size`` boxes) may violate it; None when an
-    objective is not handled on intervals."""
-    exprs: list[Expr] = []
-    for o in keeps:
-        assert o.bound is not None
-        exprs += [o.expr, o.bound]
-    got = evaluate_batch(ts, envs, 0, exprs, size)
-    if got is None:
-        return None
-    lo, hi, undef = got
-    out = np.zeros((len(keeps), size), dtype=bool)
-    with np.errstate(all="ignore"):
-        for k, o in enumerate(keeps):
-            elo, ehi = lo[:, 2 * k], hi[:, 2 * k]
-            blo, bhi = lo[:, 2 * k + 1], hi[:, 2 * k + 1]
-            finite = np.isfinite(elo) & np.isfinite(ehi) & np.isfinite(blo) & np.isfinite(bhi)
-            least = np.where((blo <= 0.0) & (bhi >= 0.0), 0.0, np.minimum(abs(blo), abs(bhi)))
-            tol = o.tolerance * least if o.relative else np.full_like(least, o.tolerance)
-            if o.cmp in ("<=", "<"):
-                lowest = blo + tol - ehi
-            else:
-                lowest = elo - (bhi - tol)
-            slack = 1e-9 * (abs(lowest) + abs(blo) + abs(ehi) + 1e-9)
-            bad = ~finite | ~(lowest - slack > 0.0)
-            out[k] = np.any(bad, axis=0) | undef
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class Cover:
-    """What branch and bound over the fixed points established (:func:`cover`)."""
-
-    proved: frozenset[str]  # keep-objectives no fixed point in the box violates
-    boxes: int  # boxes contracted
-    left: tuple[dict[str, float], ...]  # centres of the boxes left undecided, smallest first
-    empty: bool  # no fixed point in the box at all
-
-
-def _core(ts: TransitionSystem) -> NDArray[np.bool_]:
-    """The states a box is cut across: plant, actuator and cooldown states (registers and
-    histories follow them through the contraction)."""
-    return np.array([s.kind in ("plant", "actuator", "cooldown") for s in ts.states])
-
-
-class _Cutter:
-    """Cuts boxes in two across their widest core state, relative to the first box's width;
-    an integer state at an integer, so that no integer point is lost or kept twice."""
-
-    def __init__(self, ts: TransitionSystem, lo0: F, hi0: F) -> None:
-        ints = integer_states(ts)
-        self.ints = np.array([n in ints for n in ts.state_names])
-        self.core = _core(ts)
-        self.span = np.where(np.isfinite(hi0 - lo0) & (hi0 > lo0), hi0 - lo0, 1.0)
-
-    def cut(self, lo: F, hi: F, mask: Mask) -> tuple[F, F, Mask, Mask]:
-        """The two halves of every box that can be cut (both halves' boxes stacked, with
-        their masks), and which boxes could not be (points in every core state)."""
-        width = hi - lo
-        can_cut = self.core[None, :] & np.where(
-            self.ints[None, :], width >= 1.0, width > 1e-9 * self.span
-        )
-        score = np.where(can_cut, width / self.span, -1.0)
-        j = np.argmax(score, axis=1)
-        ok = score[np.arange(len(j)), j] > 0.0
-        lo, hi, mask, j = lo[ok], hi[ok], mask[ok], j[ok]
-        rows = np.arange(len(j))
-        mid = (lo[rows, j] + hi[rows, j]) / 2.0
-        ints = self.ints[j]
-        a_hi, b_lo = hi.copy(), lo.copy()
-        a_hi[rows, j] = np.where(ints, np.floor(mid), mid)
-        b_lo[rows, j] = np.where(ints, np.floor(mid) + 1.0, mid)
-        both_lo = np.concatenate([lo, b_lo])
-        both_hi = np.concatenate([a_hi, hi])
-        return both_lo, both_hi, np.concatenate([mask, mask]), ~ok
-
-
-def cover(
-    ts: TransitionSystem, keeps: list[ObjectiveIR], box: Mapping[str, tuple[float, float]]
-) -> Cover | None:
-    """Branch and bound over the fixed points of one hyperperiod at nominal input in ``box``.
-
-    Boxes are contracted (:meth:`coherence.smt.reach.FixedPoints.contract`) in batches; a
-    box whose meet is empty holds no fixed point, a box where no tick of the hyperperiod may
-    violate an objective holds no fixed point violating it, and either way it is dropped for
-    that objective; the others are cut in two (:class:`_Cutter`) and queued, breadth first
-    (a batch not yet full is filled by cutting its boxes before they are contracted), until
-    none is left or the work budget (state-ticks of the batches run, deterministic) is
-    spent. Sound: every fixed point of ``box`` lies in some box of the queue, each box's
-    interval run encloses the orbit of every fixed point in it, and an objective is proved
-    when no box left may violate it. None when the system is not handled on intervals.
-    """
-    names = ts.state_names
-    d = len(names)
-    h = ts.hyperperiod
-    size = COVER_BATCH
-    try:
-        fp = FixedPoints(ts, size)
-    except Unsupported:
-        return None
-    lo0 = np.array([float(box[n][0]) for n in names])
-    hi0 = np.array([float(box[n][1]) for n in names])
-    cutter = _Cutter(ts, lo0, hi0)
-    q_lo, q_hi = lo0[None, :], hi0[None, :]
-    q_mask = np.ones((1, len(keeps)), dtype=bool)  # the objectives a box may still violate
-    rest: list[tuple[F, F, Mask]] = []  # boxes left undecided
-    boxes = work = 0
-    no_point = True  # every box dropped so far held no fixed point at all
-    while len(q_lo):
-        if work >= COVER_WORK:
-            rest.append((q_lo, q_hi, q_mask))
-            break
-        while 2 * len(q_lo) <= size:  # fill the batch
-            c_lo, c_hi, c_mask, stuck = cutter.cut(q_lo, q_hi, q_mask)
-            if stuck.any() or not len(c_lo):
-                break
-            q_lo, q_hi, q_mask = c_lo, c_hi, c_mask
-        m = min(size, len(q_lo))
-        pad = size - m
-        b_lo = np.concatenate([q_lo[:m], np.repeat(q_lo[:1], pad, axis=0)])
-        b_hi = np.concatenate([q_hi[:m], np.repeat(q_hi[:1], pad, axis=0)])
-        mask = q_mask[:m]
-        q_lo, q_hi, q_mask = q_lo[m:], q_hi[m:], q_mask[m:]
-        got = fp.contract(b_lo, b_hi, COVER_ROUNDS)
-        boxes += m
-        work += got.rounds * h * d
-        viol = may_violate(ts, keeps, got.envs[:h], size)
-        if viol is None:
-            return None
-        undef = got.undef[:m]
-        # an undefined box says nothing: it keeps its mask, and is cut again
-        new_mask = np.where(undef[:, None], mask, mask & viol[:, :m].T)
-        keep = ~got.empty[:m] & np.any(new_mask, axis=1)
-        no_point = no_point and bool(np.all(got.empty[:m] | keep))
-        c_lo, c_hi, c_mask, stuck = cutter.cut(got.lo[:m][keep], got.hi[:m][keep], new_mask[keep])
-        if stuck.any():
-            rest.append((got.lo[:m][keep][stuck], got.hi[:m][keep][stuck], new_mask[keep][stuck]))
-        q_lo = np.concatenate([q_lo, c_lo])
-        q_hi = np.concatenate([q_hi, c_hi])
-        q_mask = np.concatenate([q_mask, c_mask])
-    r_lo = np.concatenate([r[0] for r in rest]) if rest else np.zeros((0, d))
-    r_hi = np.concatenate([r[1] for r in rest]) if rest else np.zeros((0, d))
-    r_mask = np.concatenate([r[2] for r in rest]) if rest else np.zeros((0, len(keeps)), bool)
-    proved = frozenset(o.name for k, o in enumerate(keeps) if not r_mask[:, k].any())
-    order = np.argsort(np.max((r_hi - r_lo) / cutter.span, axis=1), kind="stable")
-    centres = tuple(
-        {n: float((r_lo[i, j] + r_hi[i, j]) / 2.0) for j, n in enumerate(names)}
-        for i in order[:HINTS]
-    )
-    return Cover(proved, boxes, centres, no_point and not len(r_lo))
 
 
 class _Search:
@@ -760,7 +569,7 @@ class FixedPointQuery:
         mode: str,
         box: Mapping[str, Interval] | None = None,
     ) -> None:
-        from coherence.smt.simplify import for_solver
+        from coherence.ir.simplify import for_solver
 
         self.box = dict(box or {})
         self.ts = ts

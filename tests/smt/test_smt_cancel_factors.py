@@ -15,9 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coherence.compile import compile_text
+from coherence.intervals.reach import reachable_enclosure
 from coherence.ir.nodes import Binary, Const, Expr, Var
+from coherence.ir.simplify import cancel_factors, nonzero_names
 from coherence.simulate.engine import compile_expr
-from coherence.smt.reach import cancel_factors, nonzero_names, reachable_enclosure
 
 HPA = """system s { tick 15s
   input demand : req/s in [10, 30] nominal 20
@@ -87,7 +88,7 @@ def test_the_cancelled_form_has_the_same_value(x: float, y: float, z: float) -> 
 
 def test_the_solver_encodings_take_the_cancelled_form() -> None:
     from coherence.ir.nodes import names_in
-    from coherence.smt.simplify import for_solver
+    from coherence.ir.simplify import for_solver
 
     ts = compile_text("t.coh", HPA).systems[0]
     rec = next(d for d in ts.lets if d.name.endswith("replicas.rec"))
@@ -102,7 +103,7 @@ def test_the_solver_form_is_computed_once_per_system() -> None:
     """Every query asks for the rewritten system: the second ask of the same system gets the
     same object, a different system (equal or not) its own, and a cached form is the form
     computed afresh."""
-    from coherence.smt import simplify
+    from coherence.ir import simplify
 
     ts = compile_text("t.coh", HPA).systems[0]
     twin = compile_text("t.coh", HPA).systems[0]

@@ -17,6 +17,8 @@ import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coherence.intervals.arith import Interval
+from coherence.ir.integers import integer_states
 from coherence.ir.nodes import TransitionSystem
 from coherence.simulate.engine import simulate
 from coherence.smt.encode import (
@@ -26,10 +28,8 @@ from coherence.smt.encode import (
     Inputs,
     Num,
     Path,
-    integer_states,
     param_values,
 )
-from coherence.smt.intervals import Interval
 from coherence.smt.solver import check, new_solver, to_float
 
 EXPRESSIONS = [

@@ -1,5 +1,6 @@
 """Interval contraction of the reachable enclosure around its fixed points at nominal input
-(:func:`coherence.smt.reach.fixed_point_contraction`, used by the bad-equilibrium search).
+(:func:`coherence.intervals.fixedpoint.fixed_point_contraction`, used by the bad-equilibrium
+search).
 
 Closed forms: ``x' = a x + b`` (``|a| < 1``) has the single fixed point ``b / (1 - a)``, and
 the contraction of any box that holds it shrinks towards it geometrically (ratio ``|a|``);
@@ -12,11 +13,11 @@ from __future__ import annotations
 import pytest
 
 from coherence.compile import compile_text
+from coherence.intervals.fixedpoint import contract, fixed_point_contraction, never_violated
 from coherence.ir.nodes import TransitionSystem
 from coherence.results import Status
 from coherence.smt import SmtOptions
-from coherence.smt.equilibria import contract, find, keep_objectives, never_violated
-from coherence.smt.reach import fixed_point_contraction
+from coherence.smt.equilibria import find, keep_objectives
 from coherence.smt.solver import SolverStats
 
 

@@ -1,5 +1,5 @@
 """Branch and bound over the fixed points at nominal input
-(:func:`coherence.smt.equilibria.cover`, after the contraction of the reachable enclosure).
+(:func:`coherence.intervals.fixedpoint.cover`, after the contraction of the reachable enclosure).
 
 Closed form: ``x' = x - c u (x - 1)(x - 2)(x - 3)`` has its fixed points at 1, 2 and 3 for
 every ``u > 0``, and the interval image of the whole range ``[0, 4]`` is the whole range, so
@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coherence.compile import compile_text
+from coherence.intervals.fixedpoint import cover, fixed_point_contraction
 from coherence.ir.nodes import TransitionSystem
 from coherence.results import Status
 from coherence.smt import SmtOptions
-from coherence.smt.equilibria import cover, find, keep_objectives
-from coherence.smt.reach import fixed_point_contraction
+from coherence.smt.equilibria import find, keep_objectives
 from coherence.smt.solver import SolverStats
 
 ROOTS = (1.0, 2.0, 3.0)

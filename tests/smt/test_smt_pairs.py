@@ -12,18 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coherence.ir.nodes import Binary, Call, Const, Expr, Ite, TransitionSystem, Var
-from coherence.search.conflicts import falsify
-from coherence.smt import SmtOptions
-from coherence.smt.conflicts import (
-    ALIGNED,
-    CONFLICT,
-    IntervalRuns,
-    Search,
-    aligned_by_intervals,
-    check_all,
-)
-from coherence.smt.pairs import (
+from coherence.intervals.alignment import IntervalRuns, aligned_by_intervals
+from coherence.intervals.arith import Iv
+from coherence.intervals.pairs import (
     PairRuns,
     Pn,
     PVal,
@@ -32,7 +23,16 @@ from coherence.smt.pairs import (
     compile_pair,
     tighten,
 )
-from coherence.smt.reach import Iv, reachable
+from coherence.intervals.reach import reachable
+from coherence.ir.nodes import Binary, Call, Const, Expr, Ite, TransitionSystem, Var
+from coherence.search.conflicts import falsify
+from coherence.smt import SmtOptions
+from coherence.smt.conflicts import (
+    ALIGNED,
+    CONFLICT,
+    Search,
+    check_all,
+)
 from coherence.smt.solver import SolverStats, own_context
 from tests.helpers import assert_replays
 

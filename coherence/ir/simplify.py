@@ -1,4 +1,5 @@
-"""Equivalence-preserving rewrites of the transition system before it is encoded.
+"""Equivalence-preserving rewrites of the transition system (IR in, IR out) before it is
+encoded or enclosed.
 
 Lowering guards each action's contribution ``If(changes, target - a, 0)`` with
 ``changes = fires and not hold and target != a``. Inside that contribution the conjunct

@@ -2,7 +2,7 @@
 
 A conflict query compares two runs from the same start, at the same phase, under the same
 inputs and parameters: the run where loop A acts and the one where A holds its actuators.
-Enclosing each run on its own (:func:`coherence.smt.reach.interval_envs`) forgets that the
+Enclosing each run on its own (:func:`coherence.intervals.reach.interval_envs`) forgets that the
 two share almost everything: at a tick where A's action has moved a value by at most 0.01,
 the two enclosures are each as wide as the whole reachable range, and their difference is
 bounded only by that width. This module encloses the pair instead. Every value carries
@@ -42,6 +42,29 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from coherence.intervals.arith import (
+    INF,
+    B,
+    Bv,
+    F,
+    Iv,
+    Unsupported,
+    as_bv,
+    as_iv,
+    compare,
+    const_interval,
+    div,
+    hull,
+    maximum,
+    minimum,
+    mul,
+    neg,
+    power,
+)
+from coherence.intervals.arith import add as _add
+from coherence.intervals.arith import sub as _sub
+from coherence.intervals.compile import Lin, frac_interval, normalize, unary_call
+from coherence.intervals.reach import Reach
 from coherence.ir.nodes import (
     Binary,
     Call,
@@ -56,44 +79,14 @@ from coherence.ir.nodes import (
     Var,
     sum_terms,
 )
+from coherence.ir.simplify import cancel_factors, nonzero_names
 from coherence.ir.transform import hold_loop
-from coherence.smt.reach import (
-    INF,
-    B,
-    Bv,
-    F,
-    Iv,
-    Lin,
-    Reach,
-    Unsupported,
-    _cond,
-    _frac_interval,
-    _num,
-    _unary_call,
-    compare,
-    const_interval,
-    div,
-    hull,
-    maximum,
-    minimum,
-    mul,
-    neg,
-    normalize,
-    power,
-)
-from coherence.smt.reach import (
-    add as _add,
-)
-from coherence.smt.reach import (
-    sub as _sub,
-)
-from coherence.smt.simplify import cancel_factors, nonzero_names
 
 __all__ = ["PVal", "PairRuns", "Pc", "Pn", "aligned_by_pairs", "compile_pair", "tighten"]
 
 
 def add(a: Iv, b: Iv) -> Iv:
-    """:func:`coherence.smt.reach.add`, but an end that is exactly 0 stays 0: a float sum or
+    """:func:`coherence.intervals.arith.add`, but an end that is exactly 0 stays 0: a float sum or
     difference is 0 only when it is exact (gradual underflow), and a difference of two equal
     values must stay 0 for a keep-objective's test (``lo(d) >= 0``) to see it."""
     r = _add(a, b)
@@ -103,7 +96,7 @@ def add(a: Iv, b: Iv) -> Iv:
 
 
 def sub(a: Iv, b: Iv) -> Iv:
-    """:func:`coherence.smt.reach.sub`, exact zeros kept (see :func:`add`)."""
+    """:func:`coherence.intervals.arith.sub`, exact zeros kept (see :func:`add`)."""
     r = _sub(a, b)
     with np.errstate(invalid="ignore"):
         lo, hi = a.lo - b.hi, a.hi - b.lo
@@ -182,7 +175,7 @@ def tighten(h: Iv, a: Iv, d: Iv) -> Pn:
 def as_num(v: PVal) -> Pn:
     if isinstance(v, Pn):
         return v
-    h, a = _num(v.h), _num(v.a)
+    h, a = as_iv(v.h), as_iv(v.a)
     if v.same:
         return Pn(h, h, _zeros(h.lo.shape[0]), True)
     return tighten(h, a, _whole(h.lo.shape[0]))
@@ -191,7 +184,7 @@ def as_num(v: PVal) -> Pn:
 def as_cond(v: PVal) -> Pc:
     if isinstance(v, Pc):
         return v
-    return Pc(_cond(v.h), _cond(v.a), v.same)
+    return Pc(as_bv(v.h), as_bv(v.a), v.same)
 
 
 def _pn(h: Iv, a: Iv, d: Iv, same: bool) -> Pn:
@@ -371,13 +364,13 @@ def compile_pair(e: Expr) -> PFn:
             def _call(env: PEnv, t: Ticks) -> POut:
                 v, u = fx(env, t)
                 p = as_num(v)
-                h, bad = _unary_call(fn, lambda _e, _t: (p.h, np.zeros_like(u)))({}, 0)
-                h = _num(h)
+                h, bad = unary_call(fn, lambda _e, _t: (p.h, np.zeros_like(u)))({}, 0)
+                h = as_iv(h)
                 if p.same:
                     return _pn(h, h, p.d, True), u | bad
-                a, bad_a = _unary_call(fn, lambda _e, _t: (p.a, np.zeros_like(u)))({}, 0)
+                a, bad_a = unary_call(fn, lambda _e, _t: (p.a, np.zeros_like(u)))({}, 0)
                 d = lipschitz(p.d) if fn == "abs" else _monotone(p.d)
-                return _pn(h, _num(a), d, False), u | bad | bad_a
+                return _pn(h, as_iv(a), d, False), u | bad | bad_a
 
             return _call
         case Ite(c, x, y):
@@ -432,8 +425,8 @@ def _ite_cond(c: Pc, x: Pc, y: Pc) -> Pc:
 
 
 def _compile_lin(e: Lin) -> PFn:
-    lo0, hi0 = _frac_interval(e.c0)
-    parts = [(_frac_interval(k), compile_pair(atom)) for atom, k in e.terms]
+    lo0, hi0 = frac_interval(e.c0)
+    parts = [(frac_interval(k), compile_pair(atom)) for atom, k in e.terms]
 
     def f(env: PEnv, t: Ticks) -> POut:
         n = t.shape[0]
