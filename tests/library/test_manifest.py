@@ -39,17 +39,22 @@ PASSING = {Status.PROVED.value, Status.HOLDS.value}
 RECONCILED = reconciled()
 
 
+# the package whose analyze() gives an analysis' results, where it is not coherence.<name>
+PACKAGES = {"smt": "coherence.formal"}
+
+
 @cache
 def available(analysis: str) -> str | None:
     """None if the analysis can run, else why not."""
     if analysis == "simulate":
         return None
+    name = PACKAGES.get(analysis, f"coherence.{analysis}")
     try:
-        module = importlib.import_module(f"coherence.{analysis}")
+        module = importlib.import_module(name)
     except ImportError as exc:
-        return f"coherence.{analysis} is not importable ({exc})"
+        return f"{name} is not importable ({exc})"
     if not hasattr(module, "analyze"):
-        return f"coherence.{analysis} has no analyze()"
+        return f"{name} has no analyze()"
     return None
 
 
