@@ -451,7 +451,7 @@ class Encoder:
     ``mode`` is ``exact`` or ``overapprox``. ``constraints`` accumulates definitions of
     auxiliary variables and bounds; :meth:`drain` hands the new ones to a solver.
 
-    ``laws`` is the localization abstraction (:func:`coherence.smt.bmc.localize`): the lets
+    ``laws`` is the localization abstraction (:func:`coherence.smt.localize.localize`): the lets
     named there (a loop's recommendation, the value of its control law before shaping) are
     not encoded; a run takes a fresh real variable per tick for each, within the given
     interval (a sound enclosure of the let; unbounded ends leave it free). Everything that
