@@ -33,7 +33,7 @@ class SmtOptions:
       ticks of nonlinear arithmetic to reach is often one of them. Their traces are simulator
       traces like any other.
     - ``intervals``: before k-induction and BMC, enclose every run in intervals from the
-      initial state (:mod:`coherence.smt.reach`): a sound proof over the horizon, or for all
+      initial state (:mod:`coherence.intervals.reach`): a sound proof over the horizon, or for all
       time when the enclosure returns into itself; it never falsifies.
     - ``invariants``: for an ``always`` requirement still undecided after BMC, mine candidate
       auxiliary invariants from simulation, keep their inductive subset (Houdini) and try
