@@ -324,9 +324,9 @@ def _shared(systems: list[TransitionSystem], jobs: int, opts: CheckOptions) -> N
     and the nominal simulation ask for; a shorter run is the same run's first ticks), unless
     it is longer than ``SHARED_VALUES`` values."""
     from coherence.formal.analyze import shares_operating_point
+    from coherence.intervals.reach import reachable_enclosure, remember_enclosure
     from coherence.parallel import run_all
     from coherence.smt.conflicts import settle_ticks
-    from coherence.smt.reach import reachable_enclosure, remember_enclosure
 
     if not systems:
         return

@@ -102,7 +102,6 @@ def test_enclosures_are_computed_in_the_workers_and_kept_for_the_pieces(
     from coherence.compile import compile_text
     from coherence.intervals import reach
     from coherence.pipeline import CheckOptions, _shared
-    from coherence.smt import reach as reach_shim  # pipeline.py still imports it from there
 
     systems = []
     for name in ("retry_storm_fixed.coh", "hpa_lag_broken.coh"):
@@ -117,7 +116,6 @@ def test_enclosures_are_computed_in_the_workers_and_kept_for_the_pieces(
         return real(t, *args, **kwargs)
 
     monkeypatch.setattr(reach, "reachable_enclosure", in_a_worker)
-    monkeypatch.setattr(reach_shim, "reachable_enclosure", in_a_worker)
     _shared(systems, 2, CheckOptions(jobs=2))
     for ts, want in zip(systems, expected, strict=True):
         got = reach.reachable(ts)  # kept: computing it here would fail in in_a_worker

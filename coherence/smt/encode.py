@@ -38,7 +38,7 @@ from typing import Any
 import z3
 
 from coherence.intervals.arith import INF, Interval
-from coherence.ir.integers import integer_states as integer_states
+from coherence.ir.integers import integer_states
 from coherence.ir.nodes import (
     Binary,
     Call,
@@ -53,7 +53,6 @@ from coherence.ir.nodes import (
 )
 from coherence.smt.solver import ctx, scope_cache
 
-# integer_states is re-exported: smt/induction.py and smt/invariants.py import it from here
 Term = Any  # z3 terms are untyped
 EXACT = "exact"
 OVERAPPROX = "overapprox"

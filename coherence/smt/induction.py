@@ -25,6 +25,7 @@ import numpy as np
 import z3
 
 from coherence.intervals.reach import enclosure_box
+from coherence.ir.integers import integer_states
 from coherence.ir.nodes import Phase, Requirement, TransitionSystem, names_in, walk
 from coherence.results import Status
 from coherence.simulate.engine import evaluate
@@ -50,7 +51,6 @@ from coherence.smt.encode import (
     SymbolicPhase,
     const,
     free_start,
-    integer_states,
     param_values,
     signal_ranges,
 )

@@ -44,6 +44,7 @@ import z3
 from numpy.typing import NDArray
 
 from coherence.intervals.arith import Interval
+from coherence.ir.integers import integer_states
 from coherence.ir.nodes import (
     Expr,
     Requirement,
@@ -64,7 +65,6 @@ from coherence.smt.encode import (
     SymbolicPhase,
     const,
     free_start,
-    integer_states,
     param_values,
 )
 from coherence.smt.options import SmtOptions
