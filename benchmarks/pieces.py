@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> int:
     from coherence.formal.analyze import parts
     from coherence.intervals.reach import reachable
-    from coherence.smt.conflicts import operating_point, settle_ticks
+    from coherence.simulate.settle import operating_point, settle_ticks
     from coherence.smt.options import SmtOptions
 
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         systems = compile_path(path).systems
         for ts in systems:
             reachable(ts)
-            operating_point(ts, settle_ticks(ts, options))
+            operating_point(ts, settle_ticks(ts, options.settle))
             for part in parts(ts, options):
                 start = time.process_time()
                 done = part()

@@ -326,7 +326,7 @@ def _shared(systems: list[TransitionSystem], jobs: int, opts: CheckOptions) -> N
     from coherence.formal.analyze import shares_operating_point
     from coherence.intervals.reach import reachable_enclosure, remember_enclosure
     from coherence.parallel import run_all
-    from coherence.smt.conflicts import settle_ticks
+    from coherence.simulate.settle import settle_ticks
 
     if not systems:
         return
@@ -338,7 +338,7 @@ def _shared(systems: list[TransitionSystem], jobs: int, opts: CheckOptions) -> N
         kinds.append(("enclosure", ts))
     for ts in systems:
         if shares_operating_point(ts, smt):
-            ticks = settle_ticks(ts, smt)
+            ticks = settle_ticks(ts, smt.settle)
             if opts.simulate:
                 from coherence.simulate.nominal import default_ticks
 

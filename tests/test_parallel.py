@@ -133,14 +133,14 @@ def test_nominal_runs_are_computed_in_the_workers_and_kept_for_the_pieces(
     from coherence.pipeline import CheckOptions, _shared
     from coherence.simulate import engine
     from coherence.simulate.nominal import default_ticks
+    from coherence.simulate.settle import settle_ticks
     from coherence.smt import SmtOptions
-    from coherence.smt.conflicts import settle_ticks
 
     path = ROOT / "specs" / "seed" / "tipping_point.coh"
     text = path.read_text(encoding="utf-8")
     ts = compile_text(str(path), text).systems[0]
     alone = compile_text(str(path), text).systems[0]  # an equal system, its own cache entry
-    settle, shown = settle_ticks(ts, SmtOptions()), default_ticks(ts) + 200  # `--ticks`
+    settle, shown = settle_ticks(ts, SmtOptions().settle), default_ticks(ts) + 200  # `--ticks`
     want = {n: engine.simulate(alone, n) for n in (settle, shown)}
     parent = os.getpid()
     real = engine.simulate

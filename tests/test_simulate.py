@@ -542,3 +542,28 @@ def test_large_stacked_folds_run_row_by_row_with_the_same_bits(
     assert got.states.tobytes() == want.states.tobytes()
     assert got.lets.tobytes() == want.lets.tobytes()
     assert got.clipped.tolist() == want.clipped.tolist()
+
+
+def test_the_operating_point_says_whether_the_nominal_run_settled() -> None:
+    from coherence.compile import compile_text
+    from coherence.simulate.settle import operating_point, settle_ticks
+
+    # x' = 0.5 x + 1 rests at 2 (the closed form of the fixed point: 1 / (1 - 0.5))
+    rest = compile_text(
+        "a.coh", "system s { tick 1s state x in [0, 10] init 8 next x = 0.5 * x + 1 }"
+    ).systems[0]
+    p = operating_point(rest, settle_ticks(rest))
+    assert p.settled and abs(p.state["x"] - 2.0) < 1e-9 and p.reason == ""
+    # x' = 3 - x alternates 1, 2, 1, ... every tick: one hyperperiod (1 tick) moves it by 1/10
+    flip = compile_text(
+        "b.coh", "system s { tick 1s state x in [0, 10] init 1 next x = 3 - x }"
+    ).systems[0]
+    p = operating_point(flip, settle_ticks(flip))
+    assert not p.settled and "`x` still moves by 10%" in p.reason
+    # a drift to a bound is at rest once it is there
+    drift = compile_text(
+        "c.coh", "system s { tick 1s state x in [0, 10] init 0 next x = x + 1 }"
+    ).systems[0]
+    p = operating_point(drift, 5)
+    assert not p.settled and p.state["x"] == 5.0
+    assert operating_point(drift, 300).settled

@@ -78,9 +78,9 @@ from coherence.simulate.engine import (
     compile_expr,
     compile_system,
     evaluate,
-    nominal_trace,
     simulate,
 )
+from coherence.simulate.settle import operating_point, settle_ticks
 from coherence.smt.encode import (
     EXACT,
     OVERAPPROX,
@@ -113,7 +113,6 @@ from coherence.smt.solver import (
     ctx,
     isolated,
     new_solver,
-    scope_cache,
 )
 
 
@@ -859,24 +858,6 @@ def _has_phase(e: Expr) -> bool:
     return False
 
 
-def operating_point(ts: TransitionSystem, settle: int) -> dict[str, float]:
-    """The state after ``settle`` ticks at nominal input from the initial state (computed
-    once per analysis: the conflict search and the equilibria both ask for it)."""
-    key = ("operating point", id(ts), settle)
-    cache = scope_cache()
-    if key not in cache:  # the system is kept with its entry, so its id stays unique
-        tr = nominal_trace(ts, settle)
-        cache[key] = (ts, {n: float(tr.states[0, -1, i]) for i, n in enumerate(ts.state_names)})
-    return dict(cache[key][1])
-
-
-def settle_ticks(ts: TransitionSystem, options: SmtOptions) -> int:
-    if options.settle is not None:
-        return options.settle
-    h = ts.hyperperiod
-    return max(20 * h, 300) // h * h  # a whole number of hyperperiods: phase 0 again
-
-
 # ---- the search -------------------------------------------------------------------------------
 
 
@@ -1196,7 +1177,7 @@ def check_all(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> 
         depths: dict[str, int] = {}
         for (a, _), (k, _) in coupled.items():
             depths[a] = max(depths.get(a, 0), k)
-        op = operating_point(ts, settle_ticks(ts, options))
+        op = dict(operating_point(ts, settle_ticks(ts, options.settle)).state)
         search = Search(ts, options, stats, op, depths, floors=found.floors)
         proofs: dict[tuple[str, str], PairResult] = {}
         for (a, b), (k, via) in list(coupled.items()):

@@ -53,6 +53,7 @@ from coherence.ir.nodes import (
 )
 from coherence.results import Status
 from coherence.simulate.engine import Trace, simulate
+from coherence.simulate.settle import operating_point, settle_ticks
 from coherence.smt.encode import (
     EXACT,
     OVERAPPROX,
@@ -131,7 +132,7 @@ def stay_ticks(ts: TransitionSystem) -> int:
 
 def hint_ticks(ts: TransitionSystem) -> int:
     """How long the runs that look for hints are: as long as the operating point settles
-    (:func:`coherence.smt.conflicts.settle_ticks`). A hint only steers the solver; a bad
+    (:func:`coherence.simulate.settle.settle_ticks`). A hint only steers the solver; a bad
     equilibrium it leads to is confirmed over :func:`stay_ticks`."""
     h = ts.hyperperiod
     return max(20 * h, 300) // h * h
@@ -362,8 +363,6 @@ def simulated_hints(
     whose last two hyperperiods end close together (a fixed point, nearly) is a hint. Hints
     only steer the solver: a bad equilibrium is still a solver's fixed point, replayed.
     """
-    from coherence.smt.conflicts import operating_point, settle_ticks
-
     main = [
         s
         for s in ts.states
@@ -374,7 +373,7 @@ def simulated_hints(
     h = ts.hyperperiod
     ticks = hint_ticks(ts)
     cap = max(4, min(HINT_RUNS, int(HINT_CELLS // (ticks * max(len(ts.states), 1)))))
-    good = operating_point(ts, settle_ticks(ts, options))
+    good = dict(operating_point(ts, settle_ticks(ts, options.settle)).state)
     starts: list[dict[str, float]] = []
     for s in main:
         for end in (s.hi, s.lo):
@@ -894,13 +893,14 @@ def confirm(
 def explain(
     ts: TransitionSystem, obj: ObjectiveIR, res: EquilibriumResult, options: SmtOptions
 ) -> EquilibriumResult:
-    """Add the good operating point and the smallest trigger from it."""
-    from coherence.smt.conflicts import operating_point, settle_ticks
-
-    good = operating_point(ts, settle_ticks(ts, options))
+    """Add the good operating point and the smallest trigger from it (a nominal run that
+    has not settled is said so in the notes: the trigger starts from where it is)."""
+    point = operating_point(ts, settle_ticks(ts, options.settle))
+    good = dict(point.state)
     trig = trigger(ts, obj, good)
+    notes = res.notes if point.settled else (*res.notes, point.reason)
     return EquilibriumResult(
-        res.status, res.reason, res.objective, res.state, res.orbit, trig, good, res.notes
+        res.status, res.reason, res.objective, res.state, res.orbit, trig, good, notes
     )
 
 
