@@ -191,9 +191,11 @@ def _keep(store: Any, ts: TransitionSystem, options: CheckOptions, report: Syste
     analysis that failed (COH903), or a solver call the wall-clock guard stopped."""
     if store is None:
         return
-    from coherence.cache import GUARD_NOTE, result_key
+    from coherence.cache import result_key
 
-    if any(f.code == "COH903" for f in report.findings) or GUARD_NOTE in repr(report):
+    if any(f.code == "COH903" for f in report.findings) or any(
+        a.guarded for a in report.analyses
+    ):
         return
     store.put(result_key(ts, options.key()), report)
 

@@ -153,6 +153,9 @@ class AnalysisResult:
     data: tuple[tuple[str, Any], ...] = ()
     seconds: float = 0.0
     pieces: tuple[PieceTime, ...] = ()  # the formal analysis' pieces, in report order
+    # solver calls a wall-clock guard stopped: an answer that depends on the machine, so the
+    # report is not kept in the results cache (no report format shows it)
+    guarded: int = field(default=0, compare=False)
 
 
 class Coherence(enum.Enum):

@@ -166,7 +166,8 @@ def test_a_failed_analysis_or_a_guarded_answer_is_not_kept(
     assert '"COH903"' in out and _entries(spec.parent) == []
 
     def guarded(ts: object) -> AnalysisResult:
-        return AnalysisResult("linear", data=(("why", f"{GUARD_NOTE} (30 s) after 5 of 10"),))
+        # a solver call the wall-clock guard stopped: the typed fact the pipeline reads
+        return AnalysisResult("linear", data=(("why", f"{GUARD_NOTE} (30 s)"),), guarded=1)
 
     with monkeypatch.context() as m:
         m.setattr(linear, "analyze", guarded)

@@ -58,6 +58,7 @@ class Part:
     stats: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)  # calls, sat, unsat, unknown, rlimit
     seconds: float = 0.0
     name: str = ""  # the requirement's key ("always:latency<=30"), "conflicts", "equilibria"
+    guarded: int = 0  # solver calls the wall-clock guard stopped (a machine-dependent answer)
 
 
 def _counts(stats: SolverStats) -> tuple[int, int, int, int, int]:
@@ -72,7 +73,10 @@ def _bounded_part(ts: TransitionSystem, opts: SmtOptions, index: int) -> Part:
         res = check_bounded(ts, req, opts, stats)
     v, fs = findings.bounded(ts, req, res, req_key(req))
     seconds = time.perf_counter() - start
-    return Part((v,), tuple(fs), (findings.row(v),), (), (), _counts(stats), seconds, req_key(req))
+    return Part(
+        (v,), tuple(fs), (findings.row(v),), (), (), _counts(stats), seconds, req_key(req),
+        stats.guarded,
+    )  # fmt: skip
 
 
 def _conflicts_part(ts: TransitionSystem, opts: SmtOptions) -> Part:
@@ -98,6 +102,7 @@ def _conflicts_part(ts: TransitionSystem, opts: SmtOptions) -> Part:
         _counts(stats),
         time.perf_counter() - start,
         "conflicts",
+        stats.guarded,
     )
 
 
@@ -109,7 +114,10 @@ def _equilibria_part(ts: TransitionSystem, opts: SmtOptions, index: int) -> Part
         eq = equilibria.find(ts, opts, stats)
     v, fs = findings.equilibrium(ts, req, eq, _sustaining(ts, eq))
     seconds = time.perf_counter() - start
-    return Part((v,), tuple(fs), (findings.row(v),), (), (), _counts(stats), seconds, "equilibria")
+    return Part(
+        (v,), tuple(fs), (findings.row(v),), (), (), _counts(stats), seconds, "equilibria",
+        stats.guarded,
+    )  # fmt: skip
 
 
 def _has_conflicts(ts: TransitionSystem, opts: SmtOptions) -> bool:
@@ -188,6 +196,7 @@ def assemble(options: SmtOptions | None, done: list[Part], seconds: float) -> An
         tuple(data),
         seconds,
         pieces,
+        sum(p.guarded for p in done),
     )
 
 
