@@ -193,9 +193,7 @@ def _keep(store: Any, ts: TransitionSystem, options: CheckOptions, report: Syste
         return
     from coherence.cache import result_key
 
-    if any(f.code == "COH903" for f in report.findings) or any(
-        a.guarded for a in report.analyses
-    ):
+    if any(f.code == "COH903" for f in report.findings) or any(a.guarded for a in report.analyses):
         return
     store.put(result_key(ts, options.key()), report)
 
