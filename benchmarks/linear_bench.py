@@ -96,8 +96,9 @@ def bench(n_loops: int, dense: bool = True) -> dict[str, Any]:
     from coherence.compile import compile_text
     from coherence.linear import LinearOptions, analyze
     from coherence.linear.interaction import held_matrices
-    from coherence.linear.linearize import Engine, build_model, orbit
+    from coherence.linear.linearize import Engine
     from coherence.linear.margins import Variants, loop_margins
+    from coherence.linear.model import build_model, orbit
     from coherence.linear.oppoint import find_operating_point
     from coherence.linear.spectrum import Spectrum
 

@@ -4,17 +4,22 @@ The pipeline, each stage in its own module:
 
 1. :mod:`.structure`  what each loop reads and actuates; the control-loop topology;
 2. :mod:`.oppoint`    the operating point at nominal input (COH305, COH306);
-3. :mod:`.linearize`  per-tick Jacobians at the operating orbit, loop structure kept, and
-                      the switching surfaces the operating point sits on (COH307);
+3. :mod:`.linearize`  per-tick Jacobians at the operating orbit and the switching surfaces
+                      the operating point sits on (COH307); :mod:`.model` keeps them with
+                      their loop structure;
 4. :mod:`.spectrum`   the lifted monodromy matrix, its spectral radius and dominant modes,
                       participation factors and the eigenvalue sensitivity of each coupling
                       (COH301, COH303);
 5. attribution        each loop alone, pairs, all together (COH302, COH304);
 6. :mod:`.margins`    gain and delay margins per loop (COH308, COH309);
-7. :mod:`.interaction` steady-state gains, RGA, Niederlinski index (COH310, COH311) and
-                      timescale separation of loops that share a state (COH312);
+7. :mod:`.interaction` steady-state gains, RGA, Niederlinski index (COH310, COH311);
 8. :mod:`.settling`   whether the nominal run comes to rest at all (COH313): a sustained
-                      oscillation there is what a local verdict cannot see.
+                      oscillation there is what a local verdict cannot see;
+9. :mod:`.timescales` timescale separation of loops that share a state (COH312), and the
+                      Topology and Cycles tables.
+
+The words of every finding and of the `require stable` verdicts are :mod:`.findings`; this
+module runs the stages in order and assembles their results.
 
 A linear certificate is local: `require stable` is at best HOLDS ("holds locally"), never
 PROVED; the reconciliation with the other analyses (:mod:`coherence.reconcile`) turns it into
@@ -32,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from coherence.diagnostics import Severity
 from coherence.ir.nodes import TransitionSystem
+from coherence.linear import findings
 from coherence.linear.interaction import (
     Interaction,
     held_matrices,
@@ -41,22 +46,16 @@ from coherence.linear.interaction import (
     rga,
     steady_state_gains,
 )
-from coherence.linear.linearize import (
-    Corner,
-    Engine,
-    LinearizationError,
-    LoopModel,
-    build_model,
-    orbit,
-)
+from coherence.linear.linearize import Corner, Engine, LinearizationError
 from coherence.linear.margins import Margin, Variants, loop_margins
+from coherence.linear.model import LoopModel, build_model, orbit
 from coherence.linear.oppoint import OperatingPoint, find_operating_point
 from coherence.linear.options import LinearOptions
 from coherence.linear.settling import nominal_oscillation
 from coherence.linear.spectrum import Mode, Spectrum, continuous
 from coherence.linear.structure import Structure, Topology
-from coherence.results import AnalysisResult, Cell, Finding, Status, Table, TraceView, Verdict
-from coherence.source import Span
+from coherence.linear.timescales import timescales, topology_tables
+from coherence.results import AnalysisResult, Cell, Finding, Table
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +158,6 @@ def _verdict_word(rho: float, tol: float) -> str:
     return "stable"
 
 
-def _f(v: float | None, digits: int = 4) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.{digits}g}"
-
-
 class _Analysis:
     def __init__(self, ts: TransitionSystem, options: LinearOptions) -> None:
         self.ts = ts
@@ -184,41 +177,8 @@ class _Analysis:
         self.verdict = "unknown"
         self.reason = ""
         self.op: OperatingPoint | None = None
-
-    # ---- helpers ---------------------------------------------------------------------------
-
-    def span(self, loop: str | None) -> Span:
-        return self.loop_ir[loop].span if loop is not None else self.ts.span
-
-    def add(
-        self,
-        code: str,
-        message: str,
-        loops: Sequence[str] = (),
-        key: str = "",
-        notes: Sequence[str] = (),
-        help: str = "",
-        data: dict[str, Any] | None = None,
-        severity: Severity | None = None,
-        trace: TraceView | None = None,
-    ) -> None:
-        loops = list(loops)
-        span = self.span(loops[0]) if loops else self.ts.span
-        related = tuple(self.span(x) for x in loops[1:])
-        self.findings.append(
-            Finding(
-                code,
-                message,
-                span,
-                severity,
-                tuple(notes),
-                help,
-                related,
-                trace,
-                tuple(sorted((k, _frozen(v)) for k, v in (data or {}).items())),
-                key or ",".join(loops) or self.ts.name,
-            )
-        )
+        # the Couplings table's rows, the largest first: (from state, to state, sensitivity)
+        self._coupling_rows: list[tuple[str, str, float]] = []
 
     # ---- run -------------------------------------------------------------------------------
 
@@ -228,17 +188,26 @@ class _Analysis:
             self._linear()
         except LinearizationError as exc:
             self.verdict = "unknown"
-            self.reason = f"the system cannot be linearized at its operating point: {exc}"
-            self.add("COH305", f"no operating point to linearize at: {exc}")
+            self.reason, finding = findings.no_operating_point(self.ts, str(exc), linearizing=True)
+            self.findings.append(finding)
         if self.verdict != "unstable":
             self._settling()
-        self._timescales()
-        self._topology_tables()
+        self.data["timescales"], found = timescales(self.ts, self.st, self.o)
+        self.findings += found
+        self.tables += topology_tables(self.ts, self.topo)
         self.data["verdict"] = self.verdict
-        verdicts = self._verdicts()
-        findings = tuple(sorted(self.findings, key=Finding.sort_key))
+        verdicts = findings.stable(
+            self.ts,
+            self.findings,
+            self.verdict,
+            self.rho,
+            self.reason,
+            self.op.cycle if self.op is not None else 0,
+            self.o.marginal_tol,
+        )
+        ordered = tuple(sorted(self.findings, key=Finding.sort_key))
         data = tuple(sorted(self.data.items()))
-        return AnalysisResult("linear", findings, verdicts, tuple(self.tables), data)
+        return AnalysisResult("linear", ordered, verdicts, tuple(self.tables), data)
 
     def _linear(self) -> None:
         ts, o = self.ts, self.o
@@ -248,13 +217,8 @@ class _Analysis:
         self._op_data(op)
         if not op.found:
             self.verdict = "unknown"
-            self.reason = f"no operating point at nominal input ({op.message})"
-            self.add(
-                "COH305",
-                f"no equilibrium found at nominal input: {op.message}",
-                help="check that the nominal inputs admit a steady state within the "
-                "declared bounds",
-            )
+            self.reason, finding = findings.no_operating_point(ts, op.message)
+            self.findings.append(finding)
             return
         model, corners = build_model(engine, orbit(engine, op.x), o.corner_tol)
         self.neutral = self._neutral(model)
@@ -319,6 +283,7 @@ class _Analysis:
     def _multiple(self, op: OperatingPoint, engine: Engine) -> None:
         # rest points inside the same deadbands or tolerance bands form a continuum: where
         # the loops hold at both points, the two are one family, not distinct equilibria
+        others = op.others
         if self.neutral:
             distinct = []
             for cand in op.others:
@@ -328,131 +293,24 @@ class _Analysis:
             self.data["operating_point"]["other_equilibria"] = len(distinct)
             if not distinct:
                 return
-            op = OperatingPoint(
-                op.found,
-                op.state,
-                op.residual,
-                op.method,
-                op.message,
-                tuple(distinct),
-                op.replay_residual,
-            )
-        x = op.x
-        states = [s for s in self.ts.states if s.kind in ("plant", "actuator")]
-        idx = {s.name: i for i, s in enumerate(self.ts.states)}
-        other = np.array(op.others[0])
-        diffs = sorted(
-            states,
-            key=lambda s: (
-                -abs(other[idx[s.name]] - x[idx[s.name]])
-                / max(abs(x[idx[s.name]]), abs(other[idx[s.name]]), 1e-12)
-            ),
-        )[:3]
-        shown = ", ".join(
-            f"`{s.name}` = {x[idx[s.name]] / s.scale:.4g} here, "
-            f"{other[idx[s.name]] / s.scale:.4g} there"
-            for s in diffs
-        )
-        self.add(
-            "COH306",
-            f"{len(op.others) + 1} different equilibria at nominal input; the linear verdict "
-            f"is local to the one analysed ({shown})",
-            key=f"{self.ts.name}:equilibria",
-            help="`require no bad equilibrium` checks whether the other one violates an objective",
-        )
+            others = tuple(distinct)
+        self.findings.append(findings.multiple_equilibria(self.ts, op.x, others))
 
     def _settling(self) -> None:
         """COH313 where the nominal run never comes to rest (:mod:`.settling`): the local
         verdict does not describe what the system does from its own start."""
-        from coherence.simulate.view import show, trace_view
-
         ts = self.ts
         cycle = self.op is not None and self.op.found and self.op.cycle > 0
         osc = nominal_oscillation(ts, skip_periods_of=ts.hyperperiod if cycle else 0)
         if osc is None:
             return
         self.data["nominal_oscillation"] = osc.to_data()
-        name, lo, hi = osc.states[0]
-        st = ts.state(name)
-        swing = f"`{name}` swings between {show(lo, st.scale)} and {show(hi, st.scale)}"
-        if osc.period is not None:
-            what = (
-                f"from t={osc.onset * ts.tick:g}s {swing} and repeats every {osc.period} "
-                f"tick{'s' if osc.period != 1 else ''} ({osc.period * ts.tick:g} s)"
-            )
-        else:
-            what = (
-                f"{swing} to the end of its {osc.ticks} ticks, reversing {osc.reversals} times "
-                "in the last part without dying out"
-            )
-        local = {
-            "stable": "the linear verdict (stable at the operating point) is local and does "
-            "not show it",
-            "marginal": "the linear verdict (marginal at the operating point) cannot decide it",
-        }.get(self.verdict, "no operating point describes it")
-        owners = [x for x in self.st.owners[self.st.state_index[name]] if x != "plant"]
-        others = [
-            f"`{n}` between {show(a, ts.state(n).scale)} and {show(b, ts.state(n).scale)}"
-            for n, a, b in osc.states[1:4]
-        ]
-        last = osc.onset + 2 * (osc.period or 4)
-        self.add(
-            "COH313",
-            f"the nominal run does not settle: {what}, a sustained oscillation; {local}",
-            owners[:1],
-            key=f"{ts.name}:nominal-oscillation",
-            notes=(
-                "the reference simulator from the initial state at nominal input"
-                + (f"; also swinging: {', '.join(others)}" if others else ""),
-            ),
-            help="the loops in the cycle overshoot each correction: add damping (a lower gain, "
-            "a stabilization window, a cooldown) or shorten the measurement lag",
-            data=osc.to_data(),
-            trace=trace_view(
-                ts, osc.trace, title="nominal scenario", last_tick=min(last, osc.ticks - 1)
-            ),
-        )
+        self.findings.append(findings.nominal_oscillation(ts, self.st, osc, self.verdict))
 
     def _corners(self, corners: Sequence[Corner]) -> None:
         """One COH307 per loop (or the plant) naming the switching surfaces it sits on."""
-        by_loop: dict[str | None, list[str]] = {}
-        notes: dict[str | None, list[str]] = {}
-        for c in corners:
-            items = by_loop.setdefault(c.loop, [])
-            if c.construct not in items:
-                items.append(c.construct)
-        for a, holding in sorted(self.neutral.items()):
-            state = self.ts.states[a].name
-            for name in holding:
-                by_loop.setdefault(name, []).append(f"a hold of `{state}`")
-                notes.setdefault(name, []).append(
-                    f"it holds `{state}` at the operating point (inside its deadband or "
-                    "tolerance band, a false guard, or a hold branch of its law): small "
-                    f"deviations are not corrected; the multiplier 1 of `{state}` is a neutral "
-                    "hold and is left out of the verdict"
-                )
-        for lp in self.ts.loops:
-            if lp.cooldown > lp.period:
-                by_loop.setdefault(lp.name, []).append("its cooldown")
-                notes.setdefault(lp.name, []).append(
-                    f"its cooldown ({lp.cooldown} ticks) is longer than its period "
-                    f"({lp.period}): after a correction it waits; the linear model lets it "
-                    "act every period"
-                )
-        rows: list[tuple[Cell, ...]] = []
-        for loop, items in sorted(by_loop.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
-            who = f"loop `{loop}`" if loop else "the plant"
-            self.add(
-                "COH307",
-                f"the operating point of {who} sits on {_join(items)}: the linear verdict is "
-                "local only",
-                [loop] if loop else [],
-                key=f"{loop or 'plant'}:corner",
-                notes=tuple(notes.get(loop, [])),
-                help="a switching surface at the operating point: check the nonlinear "
-                "behaviour with `require` properties (bounded model checking, simulation)",
-            )
-            rows += [(loop or "plant", x) for x in items]
+        found, rows = findings.corners(self.ts, corners, self.neutral)
+        self.findings += found
         self.data["corners"] = [{"loop": r[0], "construct": r[1]} for r in rows]
 
     # ---- stability and attribution ---------------------------------------------------------
@@ -494,8 +352,8 @@ class _Analysis:
                     round(m.damping, 4),
                     None if m.period is None else round(m.period, 4),
                     None if m.time_constant is None else round(m.time_constant, 4),
-                    _shares(m.loops),
-                    _shares(m.states, 3),
+                    findings.shares(m.loops),
+                    findings.shares(m.states, 3),
                 )
             )
         self.tables.append(
@@ -545,15 +403,7 @@ class _Analysis:
         base = 1.0 + tol
         bad_alone = [x for x in loops if alone.get(x, 0.0) > base]
         for lp in bad_alone:
-            self.add(
-                "COH304",
-                f"loop `{lp}` is unstable on its own: spectral radius {alone[lp]:.4g} with "
-                "every other loop holding its actuator",
-                [lp],
-                key=lp,
-                help="lower its gain, add damping, or shorten its measurement delay",
-                data={"radius": alone[lp]},
-            )
+            self.findings.append(findings.unstable_alone(self.ts, lp, alone[lp]))
         # pairs of loops that influence each other
         mutual = sorted(tuple(sorted(p, key=loops.index)) for p in st.mutual())
         if len(loops) > o.pair_limit:
@@ -584,19 +434,7 @@ class _Analysis:
             else:
                 self._coupled_unstable(coupled, modes)
         elif self.verdict == "marginal":
-            who = [x for x, _ in modes[0].loops if x != "plant"] if modes else []
-            self.add(
-                "COH303",
-                f"the coupled system is marginally stable: spectral radius "
-                f"{rho:.9g} (within {tol:g} of 1)"
-                + (f"; the marginal mode involves {_names(who)}" if who else ""),
-                who[:1] + who[1:],
-                key=f"{self.ts.name}:marginal",
-                notes=tuple(_mode_note(m) for m in modes[:1]),
-                help="an integrator without feedback (two loops integrating one signal, a "
-                "deadband at rest) or an undamped oscillation looks like this",
-                data={"radius": rho},
-            )
+            self.findings.append(findings.marginal(self.ts, rho, tol, modes))
 
     def _participants(self, sp: Spectrum, modes: list[Mode]) -> set[str]:
         tol = self.o.marginal_tol
@@ -607,21 +445,7 @@ class _Analysis:
         return out
 
     def _coupled_unstable(self, coupled: Spectrum, modes: list[Mode]) -> None:
-        top = modes[0] if modes else None
-        who = [x for x, _ in top.loops if x != "plant"] if top else []
-        share = ", ".join(f"`{x}` ({v:.0%})" for x, v in (top.loops if top else ())[:4])
-        self.add(
-            "COH301",
-            f"the coupled system is unstable: spectral radius {self.rho or 0.0:.4g} per "
-            f"hyperperiod ({self.ts.hyperperiod * self.ts.tick:g} s)"
-            + (f"; the unstable mode involves {share}" if share else ""),
-            who,
-            key=f"{self.ts.name}:unstable",
-            notes=tuple(_mode_note(m) for m in modes[:1]),
-            help="see the loops unstable alone (COH304) and the margins of the loops in the "
-            "unstable mode",
-            data={"radius": self.rho},
-        )
+        self.findings.append(findings.unstable(self.ts, self.rho, modes))
 
     def _coupling_induced(
         self,
@@ -649,48 +473,17 @@ class _Analysis:
                 break
         if not failing:
             failing = [(tuple(cands), self.rho or 0.0)]
-        coupling = self._top_coupling_note()
+        coupling = findings.coupling_note(self._coupling_rows)
         for combo, r in failing[:10]:
-            shared = self._coupling_text(combo)
-            alone_txt = ", ".join(f"`{x}` {alone.get(x, 0.0):.3g}" for x in combo)
-            self.add(
-                "COH302",
-                f"loops {_names(combo)} are each stable alone but unstable together "
-                f"(spectral radius {r:.4g}; alone: {alone_txt})"
-                + (f": they are coupled through {shared}" if shared else ""),
-                list(combo),
-                key=",".join(combo),
-                notes=tuple(x for x in (coupling, *(_mode_note(m) for m in modes[:1])) if x),
-                help="separate their time scales, lower one loop's gain, or let one loop "
-                "own the shared state",
-                data={"radius": r, "loops": list(combo)},
+            self.findings.append(
+                findings.coupling_induced(self.ts, self.st, combo, r, alone, coupling, modes)
             )
-
-    def _coupling_text(self, combo: Sequence[str]) -> str:
-        parts: list[str] = []
-        for a in combo:
-            for b in combo:
-                if a == b:
-                    continue
-                via = sorted(set(self.st.writes[a]) & self.st.sees[b])
-                for s in via:
-                    path = self.st.signal_path(s, b)
-                    chain = " -> ".join(f"`{x}`" for x in path)
-                    parts.append(
-                        f"`{a}` actuates `{s}`, which `{b}` reads ({chain})"
-                        if len(path) > 1
-                        else f"`{a}` actuates `{s}`, which `{b}` reads"
-                    )
-        both = set.intersection(*(set(self.st.writes[x]) for x in combo))
-        for s in sorted(both):
-            parts.append(f"both actuate `{s}`")
-        return "; ".join(parts)
 
     # ---- couplings -------------------------------------------------------------------------
 
     def _couplings(self, sp: Spectrum) -> None:
         dom = sp.dominant(1, set(self.neutral))
-        self._coupling_rows: list[tuple[str, str, float]] = []
+        self._coupling_rows = []
         if not dom or dom[0][0] == 0:
             self.data["couplings"] = []
             return
@@ -722,16 +515,6 @@ class _Analysis:
         self.data["couplings"] = [
             {"from": s, "to": d, "sensitivity": v} for s, d, v in self._coupling_rows
         ]
-
-    def _top_coupling_note(self) -> str:
-        rows = getattr(self, "_coupling_rows", [])
-        if not rows:
-            return ""
-        src, dst, v = rows[0]
-        return (
-            f"the coupling that decides stability: `{src}` -> `{dst}` (1% more of it "
-            f"changes the dominant multiplier's magnitude by {v:.2g}%)"
-        )
 
     # ---- margins ---------------------------------------------------------------------------
 
@@ -801,33 +584,9 @@ class _Analysis:
                 if x is not None and x < warn
             ]
             if small:
-                which = (
-                    "raising it to"
-                    if mg.gain_high is not None and mg.gain_high < warn
-                    else "lowering it to"
-                )
-                factor = mg.gain_high if which.startswith("raising") else mg.gain_low
-                self.add(
-                    "COH308",
-                    f"loop `{mg.loop}` has a small gain margin ({mg.gain_text}): {which} "
-                    f"x{factor:.3g} of its gain makes the coupled system unstable",
-                    [mg.loop],
-                    key=mg.loop,
-                    data=mg.to_data(),
-                    help="lower the gain or add a deadband/rate limit; the margin is for the "
-                    f"coupled system (warning below x{warn:g})",
-                )
+                self.findings.append(findings.small_gain_margin(self.ts, mg, warn))
             if mg.delay is not None and mg.delay < o.delay_margin_warn:
-                self.add(
-                    "COH309",
-                    f"loop `{mg.loop}` has a small delay margin: {mg.delay + 1} extra tick"
-                    f"{'s' if mg.delay + 1 != 1 else ''} ({(mg.delay + 1) * self.ts.tick:g} s) "
-                    "of measurement delay make the coupled system unstable",
-                    [mg.loop],
-                    key=mg.loop,
-                    data=mg.to_data(),
-                    help="slow the loop down (longer period, lower gain) or measure faster",
-                )
+                self.findings.append(findings.small_delay_margin(self.ts, mg))
         self.tables.append(
             Table(
                 "Margins",
@@ -904,14 +663,7 @@ class _Analysis:
             integral = [x for x in members if self.loop_ir[x].actions[0].mode == "by"]
             if len(integral) >= 2:
                 sig = self.loop_ir[integral[0]].sensors[0].alias
-                self.add(
-                    "COH310",
-                    f"loops {_names(integral)} integrate the same signal `{sig}`: at steady "
-                    "state only one of them can set it, the others drift (a marginal mode)",
-                    integral,
-                    key=",".join(integral) + ":same-signal",
-                    help="let one loop own the signal, or give the others a different one",
-                )
+                self.findings.append(findings.same_signal(self.ts, integral, sig))
             kept.append((integral or members)[0])
         order = {x: i for i, x in enumerate(loops)}
         return tuple(sorted(kept, key=order.__getitem__))
@@ -933,289 +685,14 @@ class _Analysis:
         ni = niederlinski(G)
         gain = tuple(tuple(float(v) for v in row) for row in G)
         if R is None:
-            self.add(
-                "COH310",
-                f"the steady-state gain matrix of loops {_names(group)} is singular: their "
-                f"actuators ({', '.join(f'`{a}`' for a in acts)}) cannot set their sensed "
-                "values independently",
-                list(group),
-                key=",".join(group) + ":singular",
-                help="two loops integrating the same signal fight over it; pair each actuator "
-                "with a signal it alone controls",
-            )
+            self.findings.append(findings.singular_gains(ts, group, acts))
             return Interaction(group, acts, sensed, gain, None, ni, "G is singular")
         for i, lp in enumerate(group):
             lam = float(R[i, i])
             if lam < 0 or lam > o.rga_max:
-                why = (
-                    "at steady state its actuator works against the other loops"
-                    if lam < 0
-                    else "the other loops dominate its sensed value"
-                )
-                self.add(
-                    "COH310",
-                    f"the relative gain of loop `{lp}` (`{acts[i]}` -> `{sensed[i]}`) is "
-                    f"{lam:.3g}: {why}",
-                    [lp, *[x for x in group if x != lp]],
-                    key=f"{lp}:rga",
-                    help="pair the actuator with another sensed signal, or decouple the loops",
-                    data={"relative_gain": lam},
-                )
+                self.findings.append(findings.relative_gain(ts, lp, group, acts[i], sensed[i], lam))
         if ni is not None and ni < 0:
-            self.add(
-                "COH311",
-                f"the Niederlinski index of loops {_names(group)} is {ni:.3g} < 0: the pairing "
-                "is unstable under integral control for any tuning",
-                list(group),
-                key=",".join(group) + ":ni",
-                help="change the pairing of actuators and sensed signals",
-                data={"niederlinski": ni},
-            )
+            self.findings.append(findings.niederlinski(ts, group, ni))
         return Interaction(
             group, acts, sensed, gain, tuple(tuple(float(v) for v in r) for r in R), ni
         )
-
-    # ---- timescales and topology -----------------------------------------------------------
-
-    def _timescales(self) -> None:
-        ts, st, o = self.ts, self.st, self.o
-        order = {x: i for i, x in enumerate(st.loop_names)}
-        writers: dict[str, set[str]] = {}
-        seers: dict[str, set[str]] = {}
-        for lp in st.loop_names:
-            for s in st.writes[lp]:
-                writers.setdefault(s, set()).add(lp)
-            for s in st.sees[lp]:
-                seers.setdefault(s, set()).add(lp)
-        cand: set[tuple[str, str]] = set()
-        for state, ws in writers.items():
-            for w in ws:
-                for other in ws | seers.get(state, set()):
-                    if w != other:
-                        cand.add((w, other) if order[w] < order[other] else (other, w))
-        rows: list[dict[str, Any]] = []
-        flagged: list[tuple[str, str, str, float, list[str]]] = []
-        for an, bn in sorted(cand, key=lambda p: (order[p[0]], order[p[1]])):
-            la, lb = self.loop_ir[an], self.loop_ir[bn]
-            shared = st.shares_state(an, bn)
-            ratio = max(la.period, lb.period) / min(la.period, lb.period)
-            both = set(st.writes[an]) & set(st.writes[bn])
-            two_way = bool(set(st.writes[an]) & st.sees[bn]) and bool(
-                set(st.writes[bn]) & st.sees[an]
-            )
-            one_way = not both and not two_way
-            rows.append(
-                {"loops": [an, bn], "shared": list(shared), "ratio": ratio, "one_way": one_way}
-            )
-            # loops chase each other when both act on a state or each moves what the other
-            # sees; a one-way pair (one loop's moves are the other's disturbance) only warns
-            # when asked to (LinearOptions.timescale_one_way)
-            if ratio < o.timescale_ratio and (not one_way or o.timescale_one_way):
-                how = (
-                    "both actuate"
-                    if both
-                    else ("share" if two_way else "are coupled one way through")
-                )
-                flagged.append(
-                    (
-                        an,
-                        bn,
-                        f"loops `{an}` (every {la.period * ts.tick:g} s) and `{bn}` (every "
-                        f"{lb.period * ts.tick:g} s) {how} {_names(sorted(both) or shared)} and "
-                        f"run at comparable speeds (period ratio {ratio:.3g} < "
-                        f"{o.timescale_ratio:g})",
-                        ratio,
-                        list(shared),
-                    )
-                )
-        self._timescale_findings(flagged, order)
-        self.data["timescales"] = rows
-
-    def _timescale_findings(
-        self,
-        flagged: list[tuple[str, str, str, float, list[str]]],
-        order: dict[str, int],
-    ) -> None:
-        """One COH312 per group of loops that chase each other (the flagged pairs' connected
-        components): one cause, one finding; each pair in its notes."""
-        ts = self.ts
-        group: dict[str, str] = {}
-
-        def root(x: str) -> str:
-            while group.get(x, x) != x:
-                x = group[x]
-            return x
-
-        for an, bn, *_ in flagged:
-            group.setdefault(an, an)
-            group.setdefault(bn, bn)
-            ra, rb = root(an), root(bn)
-            if ra != rb:
-                group[max(ra, rb, key=order.__getitem__)] = min(ra, rb, key=order.__getitem__)
-        components: dict[str, list[tuple[str, str, str, float, list[str]]]] = {}
-        for pair in flagged:
-            components.setdefault(root(pair[0]), []).append(pair)
-        for pairs in components.values():
-            if len(pairs) == 1:
-                an, bn, text, ratio, shared = pairs[0]
-                self.add(
-                    "COH312",
-                    text,
-                    [an, bn],
-                    key=f"{an},{bn}:timescale",
-                    help="separate their periods by 5-10x, or let one loop own the shared state",
-                    data={"ratio": ratio, "shared": shared},
-                )
-                continue
-            loops = sorted({x for p in pairs for x in p[:2]}, key=order.__getitem__)
-            speeds = ", ".join(
-                f"`{x}` (every {self.loop_ir[x].period * ts.tick:g} s)" for x in loops
-            )
-            self.add(
-                "COH312",
-                f"{len(loops)} loops that act on each other's states run at comparable speeds: "
-                f"{speeds}",
-                loops,
-                key=",".join(loops) + ":timescale",
-                notes=[p[2] for p in pairs],
-                help="separate their periods by 5-10x (the slower loop acting on what the "
-                "faster one has settled), or let one loop own each shared state",
-                data={
-                    "ratio": min(p[3] for p in pairs),
-                    "shared": sorted({s for p in pairs for s in p[4]}),
-                    "pairs": [list(p[:2]) for p in pairs],
-                },
-            )
-
-    def _topology_tables(self) -> None:
-        topo, ts = self.topo, self.ts
-        infl: dict[str, list[str]] = {x: [] for x in topo.loops}
-        for e in topo.edges:
-            infl[e.source].append(f"{e.target} via {', '.join(e.via)}")
-        reads = dict(topo.reads)
-        acts = dict(topo.actuates)
-        rows: list[tuple[Cell, ...]] = []
-        for lp in ts.loops:
-            rows.append(
-                (
-                    lp.name,
-                    lp.period * ts.tick,
-                    ", ".join(reads[lp.name]),
-                    ", ".join(acts[lp.name]),
-                    "; ".join(infl[lp.name]),
-                )
-            )
-        groups = "; ".join("{" + ", ".join(g) + "}" for g in topo.groups) or "none"
-        self.tables.append(
-            Table(
-                "Topology",
-                ("loop", "every [s]", "reads", "actuates", "influences"),
-                tuple(rows),
-                f"coupling groups (loops that influence each other): {groups}",
-            )
-        )
-        crow: list[tuple[Cell, ...]] = [(" -> ".join((*c, c[0])),) for c in topo.cycles]
-        self.tables.append(
-            Table(
-                "Cycles of influence",
-                ("cycle",),
-                tuple(crow),
-                "truncated: more cycles than listed" if topo.cycles_truncated else "",
-            )
-        )
-
-    # ---- verdicts --------------------------------------------------------------------------
-
-    def _verdicts(self) -> tuple[Verdict, ...]:
-        out: list[Verdict] = []
-        codes = tuple(
-            sorted(
-                {
-                    f.code
-                    for f in self.findings
-                    if f.code
-                    in ("COH301", "COH302", "COH303", "COH304", "COH305", "COH307", "COH313")
-                }
-            )
-        )
-        corner = any(f.code == "COH307" for f in self.findings)
-        for r in self.ts.requirements:
-            if r.kind != "stable":
-                continue
-            rho = self.rho
-            if self.verdict == "stable" and rho is not None:
-                # a linear certificate is local: small deviations from this operating point
-                # decay; it says nothing of runs that leave its neighbourhood
-                reason = (
-                    f"holds locally: spectral radius {rho:.4g} < 1 at the operating point "
-                    "(a linear certificate for small deviations from it)"
-                )
-                if corner:
-                    reason += (
-                        "; the operating point sits on a switching surface (deadband, "
-                        "saturation, cooldown: COH307), where the linearization is one side's"
-                    )
-                if self.op is not None and self.op.cycle:
-                    reason += f"; the operating point is a cycle of {self.op.cycle} ticks"
-                status = Status.HOLDS
-            elif self.verdict == "unstable" and rho is not None:
-                reason = (
-                    f"local, linear: spectral radius {rho:.4g} > 1 at the operating "
-                    "point: small deviations grow"
-                )
-                status = Status.FALSIFIED
-            elif self.verdict == "marginal" and rho is not None:
-                reason = (
-                    f"local, linear: spectral radius {rho:.9g} is within "
-                    f"{self.o.marginal_tol:g} of 1; a linear test cannot decide"
-                )
-                status = Status.UNKNOWN
-            else:
-                reason = self.reason or "no operating point"
-                status = Status.UNKNOWN
-            out.append(
-                Verdict(
-                    r.text or "require stable",
-                    "stable",
-                    status,
-                    r.span,
-                    "linear",
-                    None,
-                    reason,
-                    codes,
-                )
-            )
-        return tuple(out)
-
-
-def _frozen(v: Any) -> Any:
-    """A hashable copy of finding data (findings are frozen): lists and dicts to tuples."""
-    if isinstance(v, dict):
-        return tuple((k, _frozen(x)) for k, x in v.items())
-    if isinstance(v, list | tuple):
-        return tuple(_frozen(x) for x in v)
-    return v
-
-
-def _join(items: Sequence[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _names(xs: Sequence[str] | set[str] | tuple[str, ...]) -> str:
-    return _join([f"`{x}`" for x in xs])
-
-
-def _shares(items: Sequence[tuple[str, float]], limit: int = 4) -> str:
-    return ", ".join(f"{k} {v:.0%}" for k, v in list(items)[:limit] if v >= 0.005)
-
-
-def _mode_note(m: Mode) -> str:
-    kind = (
-        f"oscillates with period {m.period:.4g} s" if m.period is not None else "does not oscillate"
-    )
-    return (
-        f"dominant mode: |multiplier| {m.magnitude:.4g} per hyperperiod, damping "
-        f"{m.damping:.3g}, {kind}; participation {_shares(m.loops)}"
-    )

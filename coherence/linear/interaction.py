@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse as sps
 from numpy.typing import NDArray
 
-from coherence.linear.linearize import LoopModel
+from coherence.linear.model import LoopModel
 from coherence.linear.spectrum import monodromy
 
 

@@ -11,7 +11,7 @@ at the sensed value, as :func:`coherence.ir.transform.with_extra_delay` does), s
 e = 1, 2, 4, ... then bisecting: the largest extra delay that keeps the coupled system
 stable, in ticks and seconds. "n/a" for loops that sense nothing.
 
-Both are evaluated on the loop-structured linearization (:class:`~.linearize.LoopModel`): a
+Both are evaluated on the loop-structured linearization (:class:`~.model.LoopModel`): a
 variant is a few replaced rows, and only the blocks of the monodromy those rows reach are
 solved again (:meth:`~.spectrum.Spectrum.variant_radius`).
 """
@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sps
 from numpy.typing import NDArray
 
-from coherence.linear.linearize import LoopModel
+from coherence.linear.model import LoopModel
 from coherence.linear.spectrum import Spectrum, radius_of
 
 

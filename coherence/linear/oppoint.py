@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from coherence.linear.linearize import Engine, LinearizationError, Orbit, orbit, tick_jacobians
+from coherence.linear.linearize import Engine, LinearizationError
+from coherence.linear.model import Orbit, orbit, tick_jacobians
 from coherence.linear.options import LinearOptions
 from coherence.linear.program import state_scale
 from coherence.linear.spectrum import monodromy
