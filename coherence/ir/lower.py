@@ -22,7 +22,8 @@ import math
 from collections.abc import Mapping
 
 from coherence.frontend.ast import StateDecl
-from coherence.frontend.check import Checked, CheckedLoop
+from coherence.frontend.check import Checked
+from coherence.frontend.loops import CheckedLoop
 from coherence.ir import nodes as ir
 from coherence.ir.nodes import Binary, Call, Const, Expr, Ite, Phase, Unary, Var, conjunction
 
