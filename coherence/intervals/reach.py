@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from coherence.caches import Kept
 from coherence.intervals.arith import (
     INF,
     B,
@@ -523,26 +524,26 @@ def reachable_enclosure(
     return None
 
 
-ENCLOSURES_KEPT = 64  # a check of a whole library computes them all before its workers start
-_ENCLOSURES: dict[int, tuple[TransitionSystem, Enclosure | None]] = {}
+# a check of a whole library computes them all before its workers start: the last 64 kept,
+# by the content of the system (a 1-tuple: no enclosure is an answer too)
+_ENCLOSURES: Kept[tuple[Enclosure | None]] = Kept("intervals.enclosures", 64)
 
 
 def reachable(ts: TransitionSystem) -> Enclosure | None:
     """:func:`reachable_enclosure` of ``ts``, computed once per system (it holds no solver
     terms, so one computation serves every analysis of the system; the last few are kept)."""
-    got = _ENCLOSURES.get(id(ts))
-    if got is None or got[0] is not ts:
+    got = _ENCLOSURES.get(ts.content_key)
+    if got is None:
         remember_enclosure(ts, reachable_enclosure(ts))
-        got = _ENCLOSURES[id(ts)]
-    return got[1]
+        got = _ENCLOSURES.get(ts.content_key)
+        assert got is not None
+    return got[0]
 
 
 def remember_enclosure(ts: TransitionSystem, enclosure: Enclosure | None) -> None:
     """Keep ``enclosure`` (:func:`reachable_enclosure` of ``ts``, computed elsewhere: in a
-    worker process) for :func:`reachable` (the last ``ENCLOSURES_KEPT`` are kept)."""
-    while len(_ENCLOSURES) >= ENCLOSURES_KEPT:
-        _ENCLOSURES.pop(next(iter(_ENCLOSURES)))
-    _ENCLOSURES[id(ts)] = (ts, enclosure)
+    worker process) for :func:`reachable`."""
+    _ENCLOSURES.put(ts.content_key, (enclosure,))
 
 
 def enclosure_box(ts: TransitionSystem) -> dict[str, Interval] | None:

@@ -332,9 +332,22 @@ class TransitionSystem:
     bindings: tuple[Binding, ...] = ()
     # derived once from ``states``: not part of equality, hashing or the repr
     _state_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _content: list[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_state_names", tuple(s.name for s in self.states))
+        object.__setattr__(self, "_content", [])
+
+    @property
+    def content_key(self) -> str:
+        """A hash of everything the system is (its repr: every node with its span),
+        computed once per object: the key of the per-process caches
+        (:mod:`coherence.caches`). Equal systems have equal keys."""
+        if not self._content:
+            import hashlib
+
+            self._content.append(hashlib.sha256(repr(self).encode()).hexdigest())
+        return self._content[0]
 
     @property
     def hyperperiod(self) -> int:

@@ -17,11 +17,11 @@ product the over-approximation relaxes, are then as tight as the algebra allows)
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import cast
 
+from coherence.caches import Kept
 from coherence.ir.nodes import (
     Binary,
     Const,
@@ -42,8 +42,8 @@ def _conjuncts(e: Expr) -> list[Expr]:
 
 # the rewritten form of the last few systems, by the identity of the system (each entry keeps
 # it, so an id is not reused while its entry lives): every query of an analysis asks for it
-_SOLVER_FORMS: OrderedDict[int, tuple[TransitionSystem, TransitionSystem]] = OrderedDict()
-_FORMS_KEPT = 24  # a system and each of its counterfactuals (one per loop held)
+# a system and each of its counterfactuals (one per loop held), by content
+_SOLVER_FORMS: Kept[TransitionSystem] = Kept("ir.solver_forms", 24)
 
 
 def for_solver(ts: TransitionSystem) -> TransitionSystem:
@@ -51,14 +51,11 @@ def for_solver(ts: TransitionSystem) -> TransitionSystem:
     the shared factors of products and quotients cancelled (:func:`cancel_factors`) in the
     updates and lets. Computed once for each of the last few systems asked (the same object
     each time)."""
-    hit = _SOLVER_FORMS.get(id(ts))
-    if hit is not None and hit[0] is ts:
-        _SOLVER_FORMS.move_to_end(id(ts))
-        return hit[1]
+    hit = _SOLVER_FORMS.get(ts.content_key)
+    if hit is not None:
+        return hit
     out = _rewritten(ts)
-    _SOLVER_FORMS[id(ts)] = (ts, out)
-    while len(_SOLVER_FORMS) > _FORMS_KEPT:
-        _SOLVER_FORMS.popitem(last=False)
+    _SOLVER_FORMS.put(ts.content_key, out)
     return out
 
 

@@ -11,17 +11,15 @@ the input is never changed.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 
+from coherence.caches import Kept
 from coherence.ir.lower import build_sensor
 from coherence.ir.nodes import Const, Let, TransitionSystem
 
-# the counterfactuals asked for last, by the identity of the system (each entry keeps the
-# system, so an id is not reused while its entry lives) and the loop held
-_HELD: OrderedDict[tuple[int, str], tuple[TransitionSystem, TransitionSystem]] = OrderedDict()
-_HELD_KEPT = 32
+# each loop's counterfactual, by the content of the system and the loop's name
+_HELD: Kept[TransitionSystem] = Kept("ir.held", 32)
 
 
 def hold_loop(ts: TransitionSystem, loop: str) -> TransitionSystem:
@@ -31,17 +29,14 @@ def hold_loop(ts: TransitionSystem, loop: str) -> TransitionSystem:
     once per system (the solver's form, :func:`coherence.ir.simplify.for_solver`; a compiled
     simulator) is then computed once per counterfactual too, not at every query that holds
     the loop (the conflict search of an eight-loop system asks 30 times)."""
-    key = (id(ts), loop)
+    key = (ts.content_key, loop)
     hit = _HELD.get(key)
-    if hit is not None and hit[0] is ts:
-        _HELD.move_to_end(key)
-        return hit[1]
+    if hit is not None:
+        return hit
     lp = ts.loop(loop)
     lets = tuple(replace(d, expr=Const(0.0)) if d.name == lp.fires else d for d in ts.lets)
     held = replace(ts, lets=lets)
-    _HELD[key] = (ts, held)
-    while len(_HELD) > _HELD_KEPT:
-        _HELD.popitem(last=False)
+    _HELD.put(key, held)
     return held
 
 

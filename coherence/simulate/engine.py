@@ -9,13 +9,13 @@ state to its range. Booleans are NumPy bools; ``round(x)`` is ``floor(x + 0.5)``
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
+from coherence.caches import Kept
 from coherence.ir.nodes import (
     Binary,
     Call,
@@ -431,23 +431,19 @@ def _init_keys(ts: TransitionSystem) -> tuple[int, ...]:
     return tuple(first.setdefault(repr(s.init), i) for i, s in enumerate(ts.states))
 
 
-# compiled systems and nominal runs, by the identity of the system they were made from (each
-# entry keeps its system, so an id is never reused while its entry lives)
-_CACHE_SIZE = 8
-_COMPILED: OrderedDict[int, Compiled] = OrderedDict()
-_NOMINAL: OrderedDict[int, Trace] = OrderedDict()
+# compiled systems and nominal runs, by the content of the system they were made from
+_COMPILED: Kept[Compiled] = Kept("simulate.compiled", 8)
+_NOMINAL: Kept[Trace] = Kept("simulate.nominal", 8)
 
 
 def compiled(ts: TransitionSystem) -> Compiled:
     """``compile_system(ts)``, kept for the last few systems: every replay of a system's
     counterexamples and every run of an analysis compiles it once."""
-    hit = _COMPILED.get(id(ts))
-    if hit is not None and hit.ts is ts:
-        _COMPILED.move_to_end(id(ts))
+    hit = _COMPILED.get(ts.content_key)
+    if hit is not None:
         return hit
-    comp = _COMPILED[id(ts)] = compile_system(ts)
-    while len(_COMPILED) > _CACHE_SIZE:
-        _COMPILED.popitem(last=False)
+    comp = compile_system(ts)
+    _COMPILED.put(ts.content_key, comp)
     return comp
 
 
@@ -456,9 +452,8 @@ def nominal_trace(ts: TransitionSystem, ticks: int) -> Trace:
     analyses that ask for it (the nominal simulation, the operating point of the conflict
     search and of the equilibria): computed once per system for the longest run asked,
     its arrays read-only."""
-    hit = _NOMINAL.get(id(ts))
-    if hit is not None and hit.ts is ts and hit.ticks >= ticks:
-        _NOMINAL.move_to_end(id(ts))
+    hit = _NOMINAL.get(ts.content_key)
+    if hit is not None and hit.ticks >= ticks:
         return hit.prefix(ticks)
     with np.errstate(all="ignore"):
         tr = simulate(ts, ticks)
@@ -471,15 +466,12 @@ def remember_nominal(tr: Trace) -> None:
     read-only: a run computed elsewhere (in a worker process) and handed back, so that the
     analyses forked after it do not compute it again. Only the nominal run from the initial
     state belongs here; a longer run than one kept replaces it."""
-    hit = _NOMINAL.get(id(tr.ts))
-    if hit is not None and hit.ts is tr.ts and hit.ticks >= tr.ticks:
+    hit = _NOMINAL.get(tr.ts.content_key)
+    if hit is not None and hit.ticks >= tr.ticks:
         return
     for a in (tr.states, tr.inputs, tr.lets, tr.clipped, *tr.params.values()):
         a.flags.writeable = False
-    _NOMINAL[id(tr.ts)] = tr
-    _NOMINAL.move_to_end(id(tr.ts))
-    while len(_NOMINAL) > _CACHE_SIZE:
-        _NOMINAL.popitem(last=False)
+    _NOMINAL.put(tr.ts.content_key, tr)
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,19 +100,21 @@ def test_the_solver_encodings_take_the_cancelled_form() -> None:
 
 
 def test_the_solver_form_is_computed_once_per_system() -> None:
-    """Every query asks for the rewritten system: the second ask of the same system gets the
-    same object, a different system (equal or not) its own, and a cached form is the form
-    computed afresh."""
+    """Every query asks for the rewritten system: a second ask of the same system, or of an
+    equal one (the caches are keyed by content), gets the same object; a different system
+    its own; a cached form is the form computed afresh."""
     from coherence.ir import simplify
 
     ts = compile_text("t.coh", HPA).systems[0]
     twin = compile_text("t.coh", HPA).systems[0]
+    elsewhere = compile_text("u.coh", HPA).systems[0]  # another file: another system
     first = simplify.for_solver(ts)
     assert simplify.for_solver(ts) is first
-    other = simplify.for_solver(twin)
-    assert other is not first and other == first
+    assert simplify.for_solver(twin) is first
+    other = simplify.for_solver(elsewhere)
+    assert other is not first and other != first
     assert simplify._rewritten(ts) == first
-    for _ in range(simplify._FORMS_KEPT):  # pushed out by other systems, then made again
-        simplify.for_solver(compile_text("t.coh", HPA).systems[0])
+    for i in range(simplify._SOLVER_FORMS.size):  # pushed out by other systems, then made again
+        simplify.for_solver(compile_text(f"t{i}.coh", HPA).systems[0])
     again = simplify.for_solver(ts)
     assert again is not first and again == first
