@@ -193,6 +193,13 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
         from coherence.reports.text import make_console, render_table
 
         items = compare(run.report, args.expect)
-        render_table(make_console(stdout, color), expectation_table(items))
+        table = expectation_table(items)
+        if table.rows:  # the differences; when there are none, the count says it all
+            render_table(make_console(stdout, color), table)
+        else:
+            stdout.write(f"{table.note}\n")
+        stdout.write(
+            f"exit status: the comparison with {args.expect} (--expect), not the result above\n"
+        )
         return EXIT_OK if all(e.ok for e in items) else EXIT_FINDINGS
     return code
