@@ -8,6 +8,7 @@ witnesses between loops and bad equilibria, and returns an
   (``BOUNDED = (patterns, intervals, dwell, localized, induction, bmc, invariants)``) and the
   one loop that runs them;
 - :mod:`coherence.formal.analyze`: the independent pieces of the analysis and their assembly;
+- :mod:`coherence.formal.equilibria`: the order of the bad-equilibrium queries;
 - :mod:`coherence.formal.findings`: the words, one function per finding code.
 
 The engines are :mod:`coherence.smt` (the only code that imports z3), :mod:`coherence.search`

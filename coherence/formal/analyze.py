@@ -9,7 +9,7 @@
   :mod:`coherence.smt.conflicts` (the objective-alignment matrix is reported for every
   system with two or more loops; findings only when the spec requires coherence);
 - ``no bad equilibrium``: fixed points that violate a keep-objective at nominal input and
-  the smallest trigger into them, :mod:`coherence.smt.equilibria`.
+  the smallest trigger into them, :mod:`coherence.formal.equilibria`.
 
 Each is a piece (:func:`parts`) that answers as a function of the system and the options
 alone, so the pieces may run in any order or in separate processes; :func:`assemble` puts
@@ -30,13 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from coherence.formal import findings
+from coherence.formal import equilibria, findings
 from coherence.formal.bounded import check_bounded
 from coherence.ir.deps import influence_cycles
 from coherence.ir.dump import format_expr
 from coherence.ir.nodes import Requirement, TransitionSystem
 from coherence.results import AnalysisResult, Cell, Finding, PieceTime, Status, Table, Verdict
-from coherence.smt import conflicts, equilibria
+from coherence.search.equilibria import stay_ticks
+from coherence.smt import conflicts
 from coherence.smt.options import SmtOptions
 from coherence.smt.solver import SolverStats, isolated, own_context
 
@@ -251,7 +252,7 @@ def sustainers(
 
     if eq.state is None or eq.good is None or obj.bound is None:
         return []
-    T = equilibria.stay_ticks(ts)
+    T = stay_ticks(ts)
 
     def violation(system: TransitionSystem, init: dict[str, float]) -> float:
         with np.errstate(all="ignore"):

@@ -16,13 +16,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+from coherence.formal import equilibria
 from coherence.ir.deps import GLOBAL, user_names
 from coherence.ir.nodes import Call, Ite, Requirement, TransitionSystem, Unary, Var, names_in
 from coherence.results import Cell, Finding, Status, Table, Verdict
 from coherence.search.bounded import Counterexample
 from coherence.search.conflicts import values as _values
+from coherence.search.equilibria import stay_ticks
 from coherence.simulate.view import show, trace_view
-from coherence.smt import conflicts, equilibria
+from coherence.smt import conflicts
 from coherence.smt.bmc import Method, Result
 
 # the codes of the formal analysis, named as in the rule catalog
@@ -714,7 +716,7 @@ def _sustain_help(
     notes.append(
         f"`{name}` sustains it: with its actuators back at the good operating point ({set_to}) "
         f"and held, the violation of `{obj.name}` falls from {show(before, obj.scale)}{u} to "
-        f"{show(after, obj.scale)}{u} in {equilibria.stay_ticks(ts) * ts.tick:g}s"
+        f"{show(after, obj.scale)}{u} in {stay_ticks(ts) * ts.tick:g}s"
         + (
             "; releasing any other loop alone changes nothing material"
             if len(found) == 1

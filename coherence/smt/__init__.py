@@ -1,6 +1,7 @@
 """The Z3 engines: the only code of coherence that imports z3.
 
-The solver gate (:mod:`~coherence.smt.solver`), the encoder (:mod:`~coherence.smt.encode`),
+The solver gate (:mod:`~coherence.smt.solver`), terms (:mod:`~coherence.smt.terms`), the
+encoder (:mod:`~coherence.smt.encode`), unrolled runs (:mod:`~coherence.smt.unroll`),
 the one unrolling and BMC (:mod:`~coherence.smt.bmc`), proofs for all time
 (:mod:`~coherence.smt.induction`, :mod:`~coherence.smt.localize`,
 :mod:`~coherence.smt.invariants`), conflict witnesses (:mod:`~coherence.smt.conflicts`), bad

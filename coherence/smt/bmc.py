@@ -34,20 +34,7 @@ import z3
 from coherence.ir.nodes import Requirement, TransitionSystem
 from coherence.results import Status
 from coherence.search.bounded import Counterexample, confirm
-from coherence.smt.encode import (
-    EXACT,
-    OVERAPPROX,
-    Cond,
-    EncodeError,
-    Encoder,
-    Inputs,
-    Num,
-    Path,
-    const,
-    false,
-    param_values,
-    true,
-)
+from coherence.smt.encode import EXACT, OVERAPPROX, Encoder
 from coherence.smt.localize import Localization
 from coherence.smt.options import SmtOptions
 from coherence.smt.replay import Scenario, scenario_from_model
@@ -61,6 +48,8 @@ from coherence.smt.solver import (
     isolated,
     new_solver,
 )
+from coherence.smt.terms import Cond, EncodeError, Num, const, false, true
+from coherence.smt.unroll import Inputs, Path, param_values
 
 FLAP_EPS = Fraction(1, 10**12)  # the simulator's reversal threshold (requirements.reversals)
 

@@ -81,26 +81,7 @@ from coherence.simulate.engine import (
     simulate,
 )
 from coherence.simulate.settle import operating_point, settle_ticks
-from coherence.smt.encode import (
-    EXACT,
-    OVERAPPROX,
-    Cond,
-    EncodeError,
-    Encoder,
-    Frame,
-    Inputs,
-    Num,
-    Relaxation,
-    SymbolicPhase,
-    SymbolicTick,
-    const,
-    free_start,
-    param_values,
-    rational,
-    real,
-    signal_ranges,
-    slew_bounds,
-)
+from coherence.smt.encode import EXACT, OVERAPPROX, Encoder, Frame
 from coherence.smt.objectives import worse
 from coherence.smt.options import SmtOptions
 from coherence.smt.replay import Scenario, rotate_phases, value
@@ -114,6 +95,18 @@ from coherence.smt.solver import (
     isolated,
     new_solver,
 )
+from coherence.smt.terms import (
+    Cond,
+    EncodeError,
+    Num,
+    Relaxation,
+    SymbolicPhase,
+    SymbolicTick,
+    const,
+    rational,
+    real,
+)
+from coherence.smt.unroll import Inputs, free_start, param_values, signal_ranges, slew_bounds
 
 
 class Alignment(enum.StrEnum):

@@ -1,6 +1,8 @@
-"""The encoder: IR expressions and unrolled runs of a transition system as Z3 terms.
+"""The encoder: IR expressions as Z3 terms, tick by tick.
 
 One encoder serves every formal analysis (BMC, k-induction, conflict witnesses, equilibria).
+Its terms are those of :mod:`coherence.smt.terms` (numbers and conditions with their bounds,
+envelopes, tangents and chords); the runs it unrolls are :mod:`coherence.smt.unroll`.
 It reads the transition system of :mod:`coherence.ir.nodes` with the simulator's meaning:
 lets in order, then every state update, each clamped to its ``[lo, hi]``; ``Phase`` true on
 ticks ``t`` with ``t % period == offset``; ``round(x) = floor(x + 1/2)``.
@@ -28,9 +30,8 @@ ticks ``t`` with ``t % period == offset``; ``round(x) = floor(x + 1/2)``.
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -38,7 +39,6 @@ from typing import Any
 import z3
 
 from coherence.intervals.arith import INF, Interval
-from coherence.ir.integers import integer_states
 from coherence.ir.nodes import (
     Binary,
     Call,
@@ -51,235 +51,35 @@ from coherence.ir.nodes import (
     Var,
     sum_terms,
 )
-from coherence.smt.solver import ctx, scope_cache
+from coherence.smt.solver import ctx
+from coherence.smt.terms import (
+    Cond,
+    EncodeError,
+    Lin,
+    Num,
+    Relaxation,
+    SymbolicTick,
+    Term,
+    Value,
+    bound_cmp,
+    cond_of,
+    const,
+    false,
+    in_box,
+    in_domain,
+    mccormick,
+    point,
+    q_down,
+    q_up,
+    real,
+    secant,
+    sum_of,
+    tangent,
+    true,
+)
 
-Term = Any  # z3 terms are untyped
 EXACT = "exact"
 OVERAPPROX = "overapprox"
-
-
-class EncodeError(Exception):
-    """An expression the encoder cannot express (reported as unknown with this reason)."""
-
-
-RATIONAL_DENOMINATORS = (10, 100, 1_000, 10_000, 100_000, 1_000_000)
-
-
-@functools.lru_cache(maxsize=65536)
-def rational(v: float) -> Fraction:
-    """The rational a spec constant denotes: the shortest decimal that reads back as ``v``,
-    unless a fraction with a smaller denominator (up to a million) also does.
-
-    A constant folded from the spec's units is a float: 8 $/h is ``8 / 3600`` $/s, which
-    prints as ``0.0022222222222222222`` (a denominator of 5e18) and is meant as ``1/450``.
-    Both read back as the same float, so either is the constant within its rounding; the small
-    denominator keeps the simplex's arithmetic on small numbers (3.6 times faster on a
-    conflict query of ``specs/conflicts/tipping_point_fixed.coh``). A decimal literal such as
-    ``0.3267`` comes back as itself: fractions with denominators up to a million lie at least
-    1e-12 apart, far more than a float's rounding, so no other one reads back as it.
-    """
-    if not math.isfinite(v):
-        raise EncodeError(f"the constant {v} is not finite")
-    if v == 0.0:
-        return Fraction(0)
-    exact = Fraction(v)
-    decimal = Fraction(repr(v))
-    if exact.denominator == 1:
-        return exact
-    for d in RATIONAL_DENOMINATORS:
-        if d >= decimal.denominator:
-            break
-        fr = exact.limit_denominator(d)
-        if float(fr) == v:
-            return fr
-    return decimal
-
-
-def q_down(x: float) -> Fraction:
-    """A short rational at or below ``x`` (exact, rounded outward on a binary grid)."""
-    if abs(x) < 1e-30:  # tiny values: round outward to 0 or -1e-30
-        return Fraction(0) if x >= 0 else Fraction(-1, 10**30)
-    if x == math.floor(x) and abs(x) < 2**53:
-        return Fraction(int(x))
-    # 4 significant decimal digits, rounded down (exactly: the float is converted exactly):
-    # floor(x / 10**e) * 10**e, in integers (one Fraction, not five)
-    e = math.floor(math.log10(abs(x))) - 3
-    n, d = x.as_integer_ratio()
-    if e >= 0:
-        unit = 10**e
-        return Fraction(n // (d * unit) * unit)
-    unit = 10**-e
-    return Fraction(n * unit // d, unit)
-
-
-def q_up(x: float) -> Fraction:
-    return -q_down(-x)
-
-
-def real(fr: Fraction | int | float) -> Term:
-    if isinstance(fr, float):
-        fr = rational(fr)
-    fr = Fraction(fr)
-    return (
-        z3.RealVal(f"{fr.numerator}/{fr.denominator}", ctx())
-        if fr.denominator != 1
-        else z3.RealVal(str(fr.numerator), ctx())
-    )
-
-
-# Terms built through Z3's C API, one call per node: exactly the terms the Python operators
-# build (``a * y + x * b - a * b`` is mul, mul, add, mul, sub, as the operators make it), so
-# the solver sees the same formulas, without the operators' coercions at every node
-# (envelopes and bounds are most of what an encoding builds).
-
-
-def _numeral(fr: Fraction, c: Any) -> Any:
-    """The real numeral ``fr`` in context ``c``, as :func:`real` makes it. Not cached: Z3's
-    search follows the ids of terms, which a cache keeping numerals alive would change."""
-    text = f"{fr.numerator}/{fr.denominator}" if fr.denominator != 1 else str(fr.numerator)
-    return z3.RatNumRef(z3.z3core.Z3_mk_numeral(c.ref(), text, z3.RealSort(c).ast), c)
-
-
-def _bin(mk: Callable[..., Any], a: Any, b: Any) -> Any:
-    """``a op b`` for Z3's n-ary arithmetic constructors (add, mul, sub), as the operators."""
-    args = (z3.Ast * 2)(a.as_ast(), b.as_ast())
-    return z3.ArithRef(mk(a.ctx.ref(), 2, args), a.ctx)
-
-
-def _cmp(op: str, a: Any, b: Any) -> Term:
-    mk = z3.z3core.Z3_mk_ge if op == ">=" else z3.z3core.Z3_mk_le
-    return z3.BoolRef(mk(a.ctx.ref(), a.as_ast(), b.as_ast()), a.ctx)
-
-
-def _add(a: Any, b: Any) -> Any:
-    return _bin(z3.z3core.Z3_mk_add, a, b)
-
-
-def sum_of(parts: Sequence[Any]) -> Any:
-    """``z3.Sum(*parts)`` of two or more real terms: the same term, one ``Z3_mk_add`` over
-    them, without ``z3.Sum``'s coercion (which looks at every operand's sort through several
-    Python objects, and wraps an integer one in ``ToReal``: such sums go through it)."""
-    c = parts[0].ctx
-    ref = c.ref()
-    asts = [t.as_ast() for t in parts]
-    get_sort, kind = z3.z3core.Z3_get_sort, z3.z3core.Z3_get_sort_kind
-    if any(
-        not isinstance(t, z3.ArithRef)
-        or t.ctx is not c
-        or kind(ref, get_sort(ref, a)) != z3.Z3_REAL_SORT
-        for t, a in zip(parts, asts, strict=True)
-    ):
-        return z3.Sum(*parts)
-    arr = (z3.Ast * len(asts))(*asts)
-    return z3.ArithRef(z3.z3core.Z3_mk_add(ref, len(asts), arr), c)
-
-
-def _sub(a: Any, b: Any) -> Any:
-    return _bin(z3.z3core.Z3_mk_sub, a, b)
-
-
-def _mul(a: Any, b: Any) -> Any:
-    return _bin(z3.z3core.Z3_mk_mul, a, b)
-
-
-def bound_cmp(x: Term, op: str, fr: Fraction) -> Term:
-    """``x >= fr`` or ``x <= fr`` (a bound), as the operators build it: a numeral's class
-    derives from a term's, so Python asks the numeral's reflected comparison first and the
-    term is ``fr <= x`` (``fr >= x``)."""
-    n = _numeral(fr, x.ctx)
-    if isinstance(x, z3.RatNumRef):
-        return _cmp(op, x, n)
-    return _cmp("<=" if op == ">=" else ">=", n, x)
-
-
-Lin = tuple[Fraction, tuple[tuple[int, Fraction], ...]]  # c0 + sum(coef * atom)
-
-
-@dataclass(frozen=True, slots=True)
-class Num:
-    """A numeric term, its sound bounds, and its value when it is a constant.
-
-    ``lin`` is the term as an affine form over the encoder's atoms (variables and opaque
-    subterms): bounds of sums are evaluated on it, so ``x + (t - x)`` is bounded like ``t``
-    (interval arithmetic alone would widen it at every tick). ``alts`` keeps an ``If`` open
-    (condition, then, else) so that sums and scalings distribute into its branches.
-    """
-
-    term: Term
-    iv: Interval
-    const: Fraction | None = None
-    lin: Lin | None = None
-    alts: tuple[Term, Num, Num] | None = None
-
-    @property
-    def leaves(self) -> int:
-        return 1 if self.alts is None else self.alts[1].leaves + self.alts[2].leaves
-
-
-@dataclass(frozen=True, slots=True)
-class Cond:
-    """A boolean term and its value when the bounds decide it."""
-
-    term: Term
-    value: bool | None = None
-
-
-Value = Num | Cond
-
-
-@dataclass(slots=True)
-class Relaxation:
-    """A nonlinear term the over-approximation only bounds: ``w = x * y`` or ``w = f(x)``."""
-
-    kind: str  # product | function
-    w: Term
-    x: Num
-    y: Num | None = None
-    f: Callable[[float], float] | None = None
-    df: Callable[[float], float] | None = None
-    convex: bool = True
-    domain: Interval | None = None
-    splits: int = 0
-
-
-def mccormick(w: Term, x: Term, y: Term, bx: Interval, by: Interval) -> list[Term]:
-    """McCormick (1976) envelope of ``w = x * y`` over the box ``bx`` x ``by``.
-
-    Valid for every point of the box; the box's ends are rounded outward to short rationals
-    (a bigger box keeps the envelope valid) and infinite ends drop their inequalities.
-    """
-    out: list[Term] = []
-    xl, xu, yl, yu = bx.lo, bx.hi, by.lo, by.hi
-    # w >= a*y + x*b - a*b (under), w <= a*y + x*b - a*b (over), per corner (a, b)
-    c = w.ctx
-
-    def plane(op: str, a: Fraction, b: Fraction) -> Term:
-        na, nb = _numeral(a, c), _numeral(b, c)
-        return _cmp(op, w, _sub(_add(_mul(na, y), _mul(x, nb)), _mul(na, nb)))
-
-    if math.isfinite(xl) and math.isfinite(yl):
-        out.append(plane(">=", q_down(xl), q_down(yl)))
-    if math.isfinite(xu) and math.isfinite(yu):
-        out.append(plane(">=", q_up(xu), q_up(yu)))
-    if math.isfinite(xu) and math.isfinite(yl):
-        out.append(plane("<=", q_up(xu), q_down(yl)))
-    if math.isfinite(xl) and math.isfinite(yu):
-        out.append(plane("<=", q_down(xl), q_up(yu)))
-    return out
-
-
-def in_box(x: Term, b: Interval) -> list[Term]:
-    out = []
-    if math.isfinite(b.lo):
-        out.append(bound_cmp(x, ">=", q_down(b.lo)))
-    if math.isfinite(b.hi):
-        out.append(bound_cmp(x, "<=", q_up(b.hi)))
-    return out
-
-
-def in_domain(x: Term, dom: Interval) -> Term:
-    parts = in_box(x, dom)
-    return z3.And(*parts) if parts else z3.BoolVal(True, ctx())
 
 
 def _split(b: Interval, at: float) -> list[Interval]:
@@ -288,150 +88,11 @@ def _split(b: Interval, at: float) -> list[Interval]:
     return [b]
 
 
-def tangent(
-    w: Term,
-    x: Term,
-    f: Callable[[float], float],
-    df: Callable[[float], float],
-    convex: bool,
-    p: float,
-    box: Interval,
-    dom: Interval,
-) -> list[Term]:
-    """The tangent of ``f`` at ``p``: below a convex ``f`` (above a concave one) everywhere.
-
-    Float evaluation of ``f(p)`` and ``f'(p)`` is made safe by loosening the line by a
-    relative 1e-9 plus the slope's error times the width of the box.
-    """
-    if not dom.contains(p) or not math.isfinite(p):
-        return []
-    try:
-        fp, sp = f(p), df(p)
-    except (ValueError, ZeroDivisionError, OverflowError):
-        return []
-    width = box.hi - box.lo
-    if not (math.isfinite(fp) and math.isfinite(sp) and math.isfinite(width)):
-        return []
-    slack = abs(fp) * 1e-9 + 1e-12 + (abs(sp) * 1e-9 + 1e-15) * (width + abs(p - box.lo))
-    c = w.ctx
-    # the line f(p) + f'(p) (x - p), loosened by the slack
-    line = _add(
-        _numeral(rational(fp), c),
-        _mul(_numeral(rational(sp), c), _sub(x, _numeral(rational(p), c))),
-    )
-    if convex:
-        return [_cmp(">=", w, _sub(line, _numeral(q_up(slack), c)))]
-    return [_cmp("<=", w, _add(line, _numeral(q_up(slack), c)))]
-
-
-def secant(
-    w: Term, x: Term, f: Callable[[float], float], convex: bool, lo: float, hi: float
-) -> list[Term]:
-    """The chord of ``f`` over ``[lo, hi]``: above a convex ``f`` there (below a concave)."""
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return []
-    try:
-        flo, fhi = f(lo), f(hi)
-    except (ValueError, ZeroDivisionError, OverflowError):
-        return []
-    if not (math.isfinite(flo) and math.isfinite(fhi)):
-        return []
-    slope = (fhi - flo) / (hi - lo)
-    slack = (abs(flo) + abs(fhi)) * 1e-9 + 1e-12 + abs(slope) * 1e-9 * (hi - lo)
-    c = w.ctx
-    # the chord f(lo) + slope (x - lo), loosened by the slack
-    line = _add(
-        _numeral(rational(flo), c),
-        _mul(_numeral(rational(slope), c), _sub(x, _numeral(rational(lo), c))),
-    )
-    if convex:
-        return [_cmp("<=", w, _add(line, _numeral(q_up(slack), c)))]
-    return [_cmp(">=", w, _sub(line, _numeral(q_up(slack), c)))]
-
-
-def true() -> Cond:
-    return cond_of(True)
-
-
-def false() -> Cond:
-    return cond_of(False)
-
-
-def const(v: Fraction | float | int) -> Num:
-    """A constant term; its interval is the float point, or the two floats around it."""
-    fr = rational(v) if isinstance(v, float) else Fraction(v)
-    return _const(fr)
-
-
-def _const(fr: Fraction) -> Num:
-    cache = scope_cache()
-    key = ("const", fr)
-    out = cache.get(key)
-    if out is None:
-        out = cache[key] = Num(real(fr), point(fr), fr, (fr, ()))
-    return out
-
-
-@functools.lru_cache(maxsize=65536)
-def point(fr: Fraction) -> Interval:
-    """The tightest float interval around a rational."""
-    f = float(fr)
-    if Fraction(f) == fr:
-        return Interval(f, f)
-    return Interval(math.nextafter(f, -INF), math.nextafter(f, INF))
-
-
 def _ipow(term: Term, n: int) -> Term:
     out = term
     for _ in range(n - 1):
         out = out * term
     return out
-
-
-def cond_of(v: bool) -> Cond:
-    cache = scope_cache()
-    key = ("bool", v)
-    out = cache.get(key)
-    if out is None:
-        out = cache[key] = Cond(z3.BoolVal(v, ctx()), v)
-    return out
-
-
-class SymbolicPhase:
-    """An unknown start tick within the hyperperiod, as one boolean per possible phase.
-
-    ``Phase(p, o)`` at ``index`` ticks after the start is the disjunction of the start phases
-    ``j`` with ``(j + index) % p == o``: plain propositional logic, no integer ``mod``.
-    """
-
-    def __init__(self, name: str, hyperperiod: int) -> None:
-        self.hyperperiod = hyperperiod
-        self.select = [z3.Bool(f"{name}={j}", ctx()) for j in range(hyperperiod)]
-
-    def constraints(self) -> list[Term]:
-        """Exactly one phase."""
-        sel = self.select
-        return [z3.Or(*sel), z3.AtMost(*sel, 1)]
-
-    def at(self, index: int, period: int, offset: int) -> Cond:
-        hits = [j for j in range(self.hyperperiod) if (j + index) % period == offset]
-        if len(hits) == self.hyperperiod:
-            return true()
-        if not hits:
-            return false()
-        return Cond(z3.Or(*[self.select[j] for j in hits]))
-
-    def value(self, model: Any) -> int:
-        for j, b in enumerate(self.select):
-            if z3.is_true(model.eval(b, model_completion=True)):
-                return j
-        return 0
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolicTick:
-    phase: SymbolicPhase
-    index: int
 
 
 @dataclass(slots=True)
@@ -1138,277 +799,3 @@ class Encoder:
                 return self.compare(op, x, y, margin)
         c = self.cond(self.expr(e, frame))
         return c if positive else self.not_(c)
-
-
-# ---- unrolled runs ------------------------------------------------------------------------
-
-
-class Inputs:
-    """The inputs of a run, tick by tick: ``free`` (a variable per tick within its range),
-    ``held`` (one variable per input for the whole run), ``nominal`` (the nominal values) or
-    ``fixed`` (given values). Shared by the copies of a run that must see the same inputs."""
-
-    def __init__(
-        self,
-        enc: Encoder,
-        ts: TransitionSystem,
-        mode: str = "free",
-        fixed: Mapping[str, Iterable[float]] | None = None,
-    ) -> None:
-        self.enc = enc
-        self.ts = ts
-        self.mode = mode
-        self.fixed = {k: list(v) for k, v in (fixed or {}).items()}
-        self._ticks: list[dict[str, Num]] = []
-        self._held: dict[str, Num] = {}
-
-    def at(self, t: int) -> dict[str, Num]:
-        while len(self._ticks) <= t:
-            self._ticks.append(self._make(len(self._ticks)))
-        return self._ticks[t]
-
-    def _make(self, t: int) -> dict[str, Num]:
-        out: dict[str, Num] = {}
-        for u in self.ts.inputs:
-            rng = Interval(u.lo, u.hi)
-            if self.mode == "nominal" or u.lo == u.hi:
-                out[u.name] = const(u.nominal if u.lo != u.hi else u.lo)
-            elif self.mode == "fixed":
-                out[u.name] = const(self.fixed[u.name][t])
-            elif self.mode == "held":
-                if u.name not in self._held:
-                    self._held[u.name] = self.enc.named(u.name, rng)
-                out[u.name] = self._held[u.name]
-            else:
-                x = self.enc.named(f"{u.name}@{t}", rng)
-                out[u.name] = x
-                if t > 0 and math.isfinite(u.slew):
-                    self.enc.constraints += slew_bounds(x, self._ticks[t - 1][u.name], u.slew)
-        return out
-
-
-def slew_bounds(x: Num, before: Num, slew: float) -> list[Any]:
-    """``|x - before| <= slew``: an input's move from one tick to the next (its ``slew``)."""
-    r = real(rational(slew))
-    return [x.term - before.term <= r, before.term - x.term <= r]
-
-
-def param_values(enc: Encoder, ts: TransitionSystem, free: bool = True) -> dict[str, Num]:
-    """Parameters: uncertain ones (``lo < hi``, not internal) free in their range when ``free``,
-    every other one its value."""
-    out: dict[str, Num] = {}
-    for p in ts.params:
-        if free and not p.internal and p.lo < p.hi:
-            out[p.name] = enc.named(p.name, Interval(p.lo, p.hi))
-        else:
-            out[p.name] = const(p.value)
-    return out
-
-
-def signal_ranges(ts: TransitionSystem, params: Mapping[str, Num]) -> dict[str, Interval]:
-    """Sound ranges of every register (the interval of its signal over the declared ranges).
-
-    Registers hold past values of a sensed signal; every such value is the signal evaluated at
-    some state within the declared bounds and inputs within their ranges, so it lies in the
-    interval evaluation of the signal over those ranges.
-    """
-    key = ("ranges", id(ts), tuple((n, v.iv) for n, v in sorted(params.items())))
-    cache = scope_cache()
-    if key not in cache:  # the system is kept with its entry, so its id stays unique
-        cache[key] = (ts, _signal_ranges(ts, params))
-    return dict(cache[key][1])
-
-
-def _signal_ranges(ts: TransitionSystem, params: Mapping[str, Num]) -> dict[str, Interval]:
-    enc = Encoder(ts, OVERAPPROX, tag="__ranges__.")
-    frame = Frame(0, None, {})  # any tick: phases undecided
-    frame.values.update(params)
-    for u in ts.inputs:
-        frame.values[u.name] = enc.atom(
-            z3.Real(f"__ranges__.{u.name}", ctx()), Interval(u.lo, u.hi)
-        )
-    for s in ts.states:
-        frame.values[s.name] = enc.atom(
-            z3.Real(f"__ranges__.{s.name}", ctx()), Interval(s.lo, s.hi)
-        )
-    sensor_names = {r for lp in ts.loops for sn in lp.sensors for r in sn.registers}
-    out: dict[str, Interval] = {}
-    try:
-        for d in ts.lets:
-            frame.values[d.name] = enc.expr(d.expr, frame)
-    except EncodeError:
-        return {r: Interval.top() for r in sensor_names}
-    for lp in ts.loops:
-        for sn in lp.sensors:
-            try:
-                v = enc.expr(sn.signal, frame)
-            except EncodeError:
-                v = Num(z3.RealVal(0, ctx()), Interval.top())
-            iv = enc.num(v).iv
-            for r in sn.registers:
-                out[r] = iv
-    return out
-
-
-class Path:
-    """An unrolled run of a transition system, built one tick at a time.
-
-    ``start`` is ``"init"`` (the declared initial state, registers filled from the signals'
-    tick-0 values as the simulator does) or a mapping from every state name to its value at
-    the start (free variables for induction and witnesses). ``phase`` is the absolute tick of
-    the start: an int, or a :class:`SymbolicPhase`. ``system`` runs a variant of the encoder's
-    system (the counterfactual of a conflict query) and ``prefix`` keeps its variables apart.
-    """
-
-    def __init__(
-        self,
-        enc: Encoder,
-        params: Mapping[str, Num],
-        inputs: Inputs,
-        start: str | Mapping[str, Num] = "init",
-        phase: int | SymbolicPhase = 0,
-        ints: set[str] | None = None,
-        system: TransitionSystem | None = None,
-        prefix: str = "",
-    ) -> None:
-        from coherence.ir.simplify import for_solver
-
-        self.enc = enc
-        self.ts = for_solver(system or enc.ts)
-        self.prefix = prefix
-        self.params = dict(params)
-        self.inputs = inputs
-        self.phase = phase
-        self.ints = integer_states(self.ts) if ints is None else ints
-        self.frames: list[Frame] = []
-        f0 = self._frame(0)
-        if isinstance(start, str):
-            if start != "init":
-                raise ValueError(start)
-            self._initial(f0)
-        else:
-            for s in self.ts.states:
-                f0.values[s.name] = start[s.name]
-        self.frames.append(f0)
-
-    def _frame(self, index: int) -> Frame:
-        tick = (
-            self.phase + index if isinstance(self.phase, int) else SymbolicTick(self.phase, index)
-        )
-        f = Frame(index, tick, {})
-        f.values.update(self.params)
-        f.values.update(self.inputs.at(index))
-        return f
-
-    def _initial(self, f0: Frame) -> None:
-        enc = self.enc
-        pending = []
-        for s in self.ts.states:
-            if isinstance(s.init, Const):
-                f0.values[s.name] = const(s.init.value)
-            else:
-                pending.append(s)
-        if pending:
-            for d in self.ts.lets:
-                if d.owner is None:
-                    f0.values[d.name] = enc.expr(d.expr, f0)
-            for s in pending:
-                f0.values[s.name] = enc.num(enc.expr(s.init, f0))
-
-    @property
-    def depth(self) -> int:
-        """The last tick whose states exist."""
-        return len(self.frames) - 1
-
-    def lets(self, t: int) -> Frame:
-        """Frame ``t`` with its lets computed (extending the run as needed)."""
-        while self.depth < t:
-            self.extend()
-        f = self.frames[t]
-        if not f.lets_done:
-            laws = self.enc.laws
-            for d in self.ts.lets:
-                if d.name in f.values:
-                    continue
-                if d.name in laws:  # localization: a fresh value per tick (Encoder.laws)
-                    name = f"{self.prefix}{d.name}@{t}"
-                    f.values[d.name] = self.enc.named(name, laws[d.name])
-                else:
-                    f.values[d.name] = self.enc.expr(d.expr, f)
-            f.lets_done = True
-        return f
-
-    def extend(self) -> Frame:
-        """Add the next tick: every state's update, clamped to its range."""
-        t = self.depth
-        f = self.lets(t)
-        nxt = self._frame(t + 1)
-        enc = self.enc
-        for s in self.ts.states:
-            u = enc.num(enc.expr(s.update, f))
-            if math.isfinite(s.lo):
-                u = enc.maximum(u, const(s.lo))
-            if math.isfinite(s.hi):
-                u = enc.minimum(u, const(s.hi))
-            iv = u.iv.meet(Interval(s.lo, s.hi))
-            if s.name in self.ints:
-                iv = Interval(
-                    math.ceil(iv.lo) if math.isfinite(iv.lo) else iv.lo,
-                    math.floor(iv.hi) if math.isfinite(iv.hi) else iv.hi,
-                )
-            if iv.empty:  # float noise at a bound; the exact term is still right
-                iv = u.iv
-            if u.const is not None or z3.is_const(u.term) or s.kind == "sensor":
-                nxt.values[s.name] = Num(u.term, iv, u.const, u.lin, u.alts)
-                continue
-            v = enc.named(f"{self.prefix}{s.name}@{t + 1}", iv, integer=s.name in self.ints)
-            enc.constraints.append(v.term == u.term)
-            nxt.values[s.name] = v
-        self.frames.append(nxt)
-        return nxt
-
-    def value(self, t: int, name: str) -> Value:
-        f = self.frames[t] if t <= self.depth else self.lets(t)
-        if name not in f.values:
-            f = self.lets(t)
-        return f.values[name]
-
-    def holds(self, e: Expr, t: int, margin: Fraction = Fraction(0), positive: bool = True) -> Cond:
-        """``e`` (or its negation) at tick ``t`` of the run."""
-        return self.enc.robust(e, self.lets(t), margin, positive)
-
-    def undefined(self, ticks: Iterable[int]) -> Cond:
-        terms = [u for t in ticks for u in self.frames[t].undefined]
-        return self.enc.or_([Cond(u) for u in terms])
-
-    def state_terms(self, t: int) -> dict[str, Num]:
-        f = self.frames[t]
-        out = {}
-        for s in self.ts.states:
-            v = f.values[s.name]
-            assert isinstance(v, Num)
-            out[s.name] = v
-        return out
-
-
-def free_start(
-    enc: Encoder,
-    ts: TransitionSystem,
-    params: Mapping[str, Num],
-    ints: set[str],
-    box: Mapping[str, Interval] | None = None,
-    ranges: Mapping[str, Interval] | None = None,
-) -> dict[str, Num]:
-    """Every state a variable: declared states within their ranges (or ``box``), registers
-    within the range of their signal (``ranges``, computed when not given), integer states
-    integral."""
-    regs = signal_ranges(ts, params) if ranges is None else ranges
-    out: dict[str, Num] = {}
-    for s in ts.states:
-        iv = Interval(s.lo, s.hi)
-        if s.name in regs:
-            iv = regs[s.name].meet(iv)
-        if box is not None and s.name in box:
-            iv = box[s.name].meet(iv)
-        out[s.name] = enc.named(f"{s.name}@0", iv, integer=s.name in ints)
-    return out

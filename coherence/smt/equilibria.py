@@ -1,26 +1,17 @@
-"""Bad equilibria (metastability): self-sustaining states that violate a keep-objective.
+"""The fixed-point query of bad equilibria: Z3 terms for ``F^H(x) = x`` at nominal input.
 
 A *bad equilibrium* is a state ``x`` that the system returns to after one hyperperiod at
 nominal input (every state, registers and counters included: ``F^H(x) = x``, starting at
 phase 0 of the hyperperiod, through which every periodic orbit passes) and at which some
 keep-objective is violated at some tick of that hyperperiod. Parameters take their declared
-values. The solver looks for one within the declared bounds (registers within their signal's
-range); ``unsat`` proves there is none. A candidate counts only when the simulator, started
-there with nominal input, *stays* bad: the objective is still violated in each of the last
-five hyperperiods of a long run (an unstable fixed point that float rounding leaves is not a
-self-sustaining failure; it is excluded and the search goes on).
+values. :class:`FixedPointQuery` asks the solver for one within the declared bounds
+(registers within their signal's range); ``unsat`` proves there is none.
 
 The query encodes only what a fixed point needs (docs/formal.md section 6): shift registers
 are the values their signal takes during the hyperperiod (:class:`Chain`), each tick is
 specialised to its phase and lets are encoded where read, and the start box is narrowed by
-the bounds of where a hyperperiod ends. Simulation hints (runs that stay bad) are pinned
-first; undecided queries are split per objective.
-
-For a confirmed bad equilibrium the *trigger* is searched in simulation: from the good
-operating point (the nominal run from the initial state, settled), a burst of one input to
-a fraction of the way to its range's end, for a number of ticks, then nominal input again;
-the grid (10 levels in each direction, 1..144 ticks) is simulated at once and the smallest
-burst (level x duration) after which the system stays bad is the trigger.
+the bounds of where a hyperperiod ends. The order of the queries, their limits and the
+confirmation of candidates in simulation are :mod:`coherence.formal.equilibria`.
 """
 
 from __future__ import annotations
@@ -33,10 +24,8 @@ from typing import Any
 
 import numpy as np
 import z3
-from numpy.typing import NDArray
 
 from coherence.intervals.arith import Interval
-from coherence.intervals.fixedpoint import contract, cover, never_violated
 from coherence.ir.integers import integer_states
 from coherence.ir.nodes import (
     Binary,
@@ -51,388 +40,20 @@ from coherence.ir.nodes import (
     Unary,
     Var,
 )
-from coherence.results import Status
-from coherence.simulate.engine import Trace, simulate
-from coherence.simulate.settle import operating_point, settle_ticks
-from coherence.smt.encode import (
-    EXACT,
-    OVERAPPROX,
-    Cond,
-    EncodeError,
-    Encoder,
-    Frame,
-    Inputs,
-    Num,
-    Term,
-    Value,
-    const,
-    param_values,
-    q_down,
-    q_up,
-    real,
-    signal_ranges,
-)
-from coherence.smt.objectives import trace_violated, violated
-from coherence.smt.options import SmtOptions
-from coherence.smt.replay import Scenario
+from coherence.simulate.engine import simulate
+from coherence.smt.encode import Encoder, Frame
+from coherence.smt.objectives import violated
 from coherence.smt.solver import (
     Answer,
     Outcome,
     SolverStats,
     assert_all,
     check,
-    isolated,
     new_solver,
     to_float,
 )
-
-F = NDArray[np.float64]
-Mask = NDArray[np.bool_]
-
-DURATIONS = (1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144)
-LEVELS = tuple(k / 10 for k in range(1, 11))
-ATTEMPTS = 4  # candidates tried before giving up
-HINTS = 3  # simulated hints the solver pins
-HINT_RUNS = 64  # nominal runs that look for them
-HINT_CELLS = 1e7  # at most this many state values simulated for them
-JOINT = 4  # the query of several objectives at once gets 1/JOINT of the rlimit
-
-
-@dataclass(frozen=True, slots=True)
-class Trigger:
-    """The smallest burst found: ``input`` at ``level`` for ``ticks`` ticks, from ``good``."""
-
-    input: str
-    level: float
-    ticks: int
-    trace: Trace  # from the good operating point: the burst, then nominal input
-    violation_tick: int  # first tick after the burst at which the objective is violated
-
-
-@dataclass(frozen=True, slots=True)
-class EquilibriumResult:
-    status: Status
-    reason: str = ""
-    objective: str = ""
-    state: dict[str, float] | None = None  # the bad equilibrium
-    orbit: Trace | None = None  # the nominal run from it
-    trigger: Trigger | None = None
-    good: dict[str, float] | None = None
-    notes: tuple[str, ...] = ()
-
-
-def keep_objectives(ts: TransitionSystem) -> list[ObjectiveIR]:
-    return [o for o in ts.objectives if o.kind == "keep" and o.bound is not None]
-
-
-def stay_ticks(ts: TransitionSystem) -> int:
-    h = ts.hyperperiod
-    return max(50 * h, 300) // h * h
-
-
-def hint_ticks(ts: TransitionSystem) -> int:
-    """How long the runs that look for hints are: as long as the operating point settles
-    (:func:`coherence.simulate.settle.settle_ticks`). A hint only steers the solver; a bad
-    equilibrium it leads to is confirmed over :func:`stay_ticks`."""
-    h = ts.hyperperiod
-    return max(20 * h, 300) // h * h
-
-
-def stays_bad(ts: TransitionSystem, obj: ObjectiveIR, trace: Trace) -> np.ndarray:
-    """Per scenario: the objective is violated in each of the last 5 hyperperiods."""
-    h = ts.hyperperiod
-    bad = trace_violated(obj, trace)
-    n = trace.ticks
-    ok = np.ones(bad.shape[0], dtype=bool)
-    for p in range(1, 6):
-        lo, hi = n - p * h, n - (p - 1) * h
-        if lo < 0:
-            break
-        ok &= bad[:, lo:hi].any(axis=1)
-    return ok
-
-
-def nominal_run(ts: TransitionSystem, init: dict[str, float], ticks: int) -> Trace:
-    with np.errstate(all="ignore"):
-        return simulate(ts, ticks, init=init)
-
-
-@isolated
-def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> EquilibriumResult:
-    """Search, confirm and explain a bad equilibrium (or prove there is none).
-
-    First, without a solver, the reachable enclosure's fixed points in intervals: the
-    contraction (:func:`contract`, :func:`never_violated`), then branch and bound
-    (:func:`cover`); the objectives they prove drop out. Then the places simulation points at: nominal runs from perturbed and extreme states
-    that stay bad end near a bad fixed point, and the solver is asked for one there. Then,
-    per mode (over-approximation first), one query for all objectives not yet proved (on
-    ``rlimit // JOINT`` when they are several: a fast path); if it is undecided, one query
-    per objective (sharing the limit), so that those the solver can
-    prove are proved and the exact mode only sees the rest.
-    """
-    keeps = keep_objectives(ts)
-    if not keeps:
-        return EquilibriumResult(Status.PROVED, "the system has no keep-objective to violate")
-    modes = [OVERAPPROX, EXACT] if options.mode == "auto" else [options.mode]
-    open_ = [o.name for o in keeps]  # objectives not proved yet
-    box: dict[str, Interval] | None = None
-    if options.intervals:
-        # the solver's box stays the declared one: a contracted box changes the queries, and
-        # nonlinear queries' time per rlimit unit varies by orders of magnitude between them
-        con = contract(ts)
-        if con is not None:
-            if con.empty:
-                return EquilibriumResult(
-                    Status.PROVED,
-                    "no reachable state is a fixed point at nominal input (interval "
-                    f"contraction of the reachable enclosure, {con.rounds} rounds)",
-                )
-            never = never_violated(ts, keeps, con)
-            open_ = [o for o in open_ if o not in never]
-            if not open_:
-                return EquilibriumResult(
-                    Status.PROVED,
-                    "no fixed point at nominal input violates a keep-objective: within the "
-                    f"reachable enclosure every fixed point lies in a box ({con.rounds} rounds "
-                    "of interval contraction) where none is violated",
-                )
-            cov = cover(ts, [o for o in keeps if o.name in open_], con.box)
-            if cov is not None:
-                if cov.empty:
-                    return EquilibriumResult(
-                        Status.PROVED,
-                        "no reachable state is a fixed point at nominal input (branch and "
-                        f"bound over {cov.boxes} boxes of the reachable enclosure)",
-                    )
-                open_ = [o for o in open_ if o not in cov.proved]
-                if not open_:
-                    return EquilibriumResult(
-                        Status.PROVED,
-                        "no fixed point at nominal input violates a keep-objective: branch "
-                        f"and bound over {cov.boxes} boxes of the reachable enclosure left "
-                        "none where one may be violated",
-                    )
-    search = _Search(ts, keeps, options, stats)
-    hints = simulated_hints(ts, keeps, options)
-    exhausted = False  # every over-approximate query ran out of its rlimit
-    for m in modes:
-        asked = len(search.reasons)
-        try:
-            q = FixedPointQuery(ts, keeps, m, box)
-            if box is None:
-                box = q.narrowed()
-                if box is None:
-                    return EquilibriumResult(
-                        Status.PROVED, "no state within the declared ranges is a fixed point"
-                    )
-                if box != q.box:
-                    q = FixedPointQuery(ts, keeps, m, box)
-        except EncodeError as exc:
-            return EquilibriumResult(Status.UNKNOWN, f"cannot encode the system: {exc}")
-        if m == EXACT and OVERAPPROX in modes and not (q.enc.nonlinear or q.enc.relaxed):
-            continue
-        for p in search.blocked:
-            q.block(p)
-        for obj, point in hints:
-            if obj in open_:
-                hit = search.ask(q, [obj], options.rlimit, point)
-                if isinstance(hit, EquilibriumResult):
-                    return hit
-        hints = []  # one mode is enough to pin a simulated point
-        # after an over-approximation that ran out of its rlimit on every query, the exact
-        # query of all objectives at once (the harder problem) is not asked: only the
-        # objectives one by one, where a smaller query may still be decided
-        if not (m == EXACT and exhausted and len(open_) > 1):
-            # several objectives at once: a fast path, on a quarter of the limit (the joint
-            # queries the library decides take at most 6% of it; one that runs out costs
-            # several times more per unit than the per-objective queries that follow)
-            joint = options.rlimit if len(open_) == 1 else max(options.rlimit // JOINT, 1)
-            outcome = search.ask(q, open_, joint)
-            if isinstance(outcome, EquilibriumResult):
-                return outcome
-            if outcome is Outcome.UNSAT:
-                open_ = []
-                break
-        if len(open_) > 1 and not search.stopped:
-            share = max(options.rlimit // len(open_), 1)
-            still = []
-            for o in open_:
-                out = search.ask(q, [o], share)
-                if isinstance(out, EquilibriumResult):
-                    return out
-                if out is not Outcome.UNSAT:
-                    still.append(o)
-            open_ = still
-        if not open_ or search.stopped:
-            break
-        mine = search.exhausted[asked:]
-        exhausted = m == OVERAPPROX and bool(mine) and all(mine)
-    notes = tuple(search.notes)
-    if not open_:
-        if search.unstable:
-            return EquilibriumResult(
-                Status.HOLDS,
-                f"{search.unstable} fixed point(s) violating an objective exist but do not "
-                "sustain themselves in simulation",
-                notes=notes,
-            )
-        return EquilibriumResult(
-            Status.PROVED, "no fixed point at nominal input violates a keep-objective", notes=notes
-        )
-    why = "; ".join(dict.fromkeys(search.reasons)) or "not decided"
-    return EquilibriumResult(Status.UNKNOWN, f"{', '.join(open_)}: {why}", notes=notes)
-
-
-class _Search:
-    """Asks a query, confirms its candidates in simulation, refines or excludes the spurious."""
-
-    def __init__(
-        self,
-        ts: TransitionSystem,
-        keeps: list[ObjectiveIR],
-        options: SmtOptions,
-        stats: SolverStats,
-    ) -> None:
-        self.ts = ts
-        self.keeps = keeps
-        self.options = options
-        self.stats = stats
-        self.blocked: list[dict[str, float]] = []  # unstable fixed points, excluded everywhere
-        self.unstable = 0
-        self.notes: list[str] = []
-        self.reasons: list[str] = []
-        self.exhausted: list[bool] = []  # per reason: the call spent its rlimit
-
-    @property
-    def stopped(self) -> bool:
-        return self.unstable >= ATTEMPTS
-
-    def ask(
-        self,
-        q: FixedPointQuery,
-        objectives: list[str],
-        rlimit: int,
-        near: Mapping[str, float] | None = None,
-    ) -> EquilibriumResult | Outcome:
-        """A confirmed bad equilibrium, or ``Outcome.UNSAT`` or ``Outcome.UNKNOWN``."""
-        refined = 0
-        while not self.stopped:
-            ans = q.solve(objectives, rlimit, self.stats, near)
-            if ans.unsat:
-                return Outcome.UNSAT
-            if ans.unknown:
-                if near is None:
-                    self._reason(f"{_mode(q.enc.mode)}: {ans.reason}", ans.limit_hit)
-                return Outcome.UNKNOWN
-            init = q.state(ans.model)
-            obj, orbit = confirm(self.ts, self.keeps, init)
-            if obj is not None:
-                res = EquilibriumResult(
-                    Status.FALSIFIED, "", obj.name, init, orbit, notes=tuple(self.notes)
-                )
-                return explain(self.ts, obj, res, self.options)
-            if q.enc.relaxed:
-                if refined < self.options.refinements and q.refine(ans.model):
-                    refined += 1
-                    continue
-                if near is None:
-                    self._reason(f"{_mode(q.enc.mode)}: candidates did not replay")
-                return Outcome.UNKNOWN
-            self.unstable += 1
-            self.notes.append(
-                "a fixed point violating an objective was found but the simulation "
-                "leaves it: " + _describe(self.ts, init)
-            )
-            q.block(init)
-            self.blocked.append(init)
-        self._reason(f"{self.unstable} unstable bad fixed points; the search stopped")
-        return Outcome.UNKNOWN
-
-    def _reason(self, text: str, limit_hit: bool = False) -> None:
-        self.reasons.append(text)
-        self.exhausted.append(limit_hit)
-
-
-def simulated_hints(
-    ts: TransitionSystem, keeps: list[ObjectiveIR], options: SmtOptions
-) -> list[tuple[str, dict[str, float]]]:
-    """Where simulation says a bad equilibrium may be: (objective, state) pairs.
-
-    Nominal runs start from the good operating point with one declared state moved to an end
-    of its range, and from corners of the declared box (seeded); a run that stays bad and
-    whose last two hyperperiods end close together (a fixed point, nearly) is a hint. Hints
-    only steer the solver: a bad equilibrium is still a solver's fixed point, replayed.
-    """
-    main = [
-        s
-        for s in ts.states
-        if s.kind in ("plant", "actuator") and math.isfinite(s.lo) and math.isfinite(s.hi)
-    ]
-    if not main:
-        return []
-    h = ts.hyperperiod
-    ticks = hint_ticks(ts)
-    cap = max(4, min(HINT_RUNS, int(HINT_CELLS // (ticks * max(len(ts.states), 1)))))
-    good = dict(operating_point(ts, settle_ticks(ts, options.settle)).state)
-    starts: list[dict[str, float]] = []
-    for s in main:
-        for end in (s.hi, s.lo):
-            x = dict(good)
-            x[s.name] = end
-            starts.append(x)
-    rng = np.random.default_rng(options.seed)
-    while len(starts) < cap:
-        x = dict(good)
-        for s in main:
-            x[s.name] = s.hi if rng.random() < 0.5 else s.lo
-        starts.append(x)
-    starts = starts[:cap]
-    names = ts.state_names
-    init = {n: np.array([x[n] for x in starts]) for n in names}
-    with np.errstate(all="ignore"):
-        init = run_on(ts, init, ticks - 5 * h, len(starts))
-        tr = simulate(ts, 5 * h, init=init, scenarios=len(starts))  # the last 5 hyperperiods
-    last, before = tr.states[:, -1, :], tr.states[:, -1 - h, :]
-    span = np.array([s.hi - s.lo if math.isfinite(s.hi - s.lo) else 1.0 for s in ts.states])
-    drift = np.nanmax(np.abs(last - before) / np.maximum(span, 1e-12), axis=1)
-    out: list[tuple[str, dict[str, float]]] = []
-    seen: set[tuple[float, ...]] = set()
-    for o in keeps:
-        bad = stays_bad(ts, o, tr)
-        for i in sorted(np.flatnonzero(bad & (drift < 0.01)), key=lambda i: drift[i]):
-            key = tuple(np.round(last[i] / np.maximum(span, 1e-12), 3))
-            if key in seen or not np.all(np.isfinite(last[i])):
-                continue
-            seen.add(key)
-            out.append((o.name, {n: float(last[i, j]) for j, n in enumerate(names)}))
-            break
-    return out[:HINTS]
-
-
-LEAD_TICKS = 120  # ticks a lead run keeps at a time (rounded to whole hyperperiods)
-
-
-def run_on(ts: TransitionSystem, init: Mapping[str, F], ticks: int, scenarios: int) -> dict[str, F]:
-    """Every state after ``ticks`` ticks at nominal input from ``init`` (every state given),
-    ``ticks`` a whole number of hyperperiods. The run goes a few hyperperiods at a time, each
-    part from the state the last one ended in, so that only one part's trace is held (the
-    hints' 18 runs of ``llm_serving``: a peak of 25 MB, 74 MB in one run). The same values
-    as one run: a part starts at phase 0 as the run is there, and a state a tick ended in is
-    one its clamp leaves as it is."""
-    h = ts.hyperperiod
-    step = h * max(1, LEAD_TICKS // h)
-    names = ts.state_names
-    state = dict(init)
-    done = 0
-    while done < ticks:
-        n = min(step, ticks - done)
-        tr = simulate(ts, n, init=state, scenarios=scenarios)
-        state = {name: tr.states[:, -1, j].copy() for j, name in enumerate(names)}
-        done += n
-    return state
-
-
-# ---- the fixed-point query ------------------------------------------------------------------
+from coherence.smt.terms import Cond, Num, Term, Value, const, q_down, q_up, real
+from coherence.smt.unroll import Inputs, param_values, signal_ranges
 
 
 @dataclass(frozen=True, slots=True)
@@ -877,78 +498,3 @@ def _value(model: Any, v: Num) -> float:
     if v.const is not None:
         return float(v.const)
     return to_float(model.eval(v.term, model_completion=True))
-
-
-def confirm(
-    ts: TransitionSystem, keeps: list[ObjectiveIR], init: Mapping[str, float]
-) -> tuple[ObjectiveIR | None, Trace]:
-    """The objective that stays violated in a long nominal run from ``init``, if any."""
-    orbit = nominal_run(ts, dict(init), stay_ticks(ts))
-    for o in keeps:
-        if bool(stays_bad(ts, o, orbit)[0]):
-            return o, orbit
-    return None, orbit
-
-
-def explain(
-    ts: TransitionSystem, obj: ObjectiveIR, res: EquilibriumResult, options: SmtOptions
-) -> EquilibriumResult:
-    """Add the good operating point and the smallest trigger from it (a nominal run that
-    has not settled is said so in the notes: the trigger starts from where it is)."""
-    point = operating_point(ts, settle_ticks(ts, options.settle))
-    good = dict(point.state)
-    trig = trigger(ts, obj, good)
-    notes = res.notes if point.settled else (*res.notes, point.reason)
-    return EquilibriumResult(
-        res.status, res.reason, res.objective, res.state, res.orbit, trig, good, notes
-    )
-
-
-def trigger(ts: TransitionSystem, obj: ObjectiveIR, good: dict[str, float]) -> Trigger | None:
-    """The smallest burst that carries the system from ``good`` into a lasting violation."""
-    cands: list[tuple[float, int, int, float]] = []  # (size, ticks, input, level)
-    for j, u in enumerate(ts.inputs):
-        for end in (u.hi, u.lo):
-            span = end - u.nominal
-            if span == 0:
-                continue
-            for f in LEVELS:
-                for dur in DURATIONS:
-                    cands.append((f * dur, dur, j, u.nominal + f * span))
-    if not cands:
-        return None
-    rest = stay_ticks(ts)
-    longest = max(c[1] for c in cands)
-    n = longest + rest
-    nominal = np.array([u.nominal for u in ts.inputs], dtype=float)
-    inputs = np.broadcast_to(nominal, (len(cands), n, len(ts.inputs))).copy()
-    for i, (_, dur, j, level) in enumerate(cands):
-        inputs[i, :dur, j] = level
-    init = {k: float(v) for k, v in good.items()}
-    with np.errstate(all="ignore"):
-        trace = simulate(ts, n, inputs=inputs, init=init)
-    ok = stays_bad(ts, obj, trace)
-    if not ok.any():
-        return None
-    best = min(np.flatnonzero(ok), key=lambda i: (cands[i][0], cands[i][1], i))
-    _, dur, j, level = cands[int(best)]
-    sc = Scenario(inputs[int(best)], {}, init)
-    with np.errstate(all="ignore"):
-        one = simulate(ts, n, inputs=sc.inputs[None], init=init)
-    bad = trace_violated(obj, one)[0]
-    after = np.flatnonzero(bad[dur:])
-    tick = int(after[0]) + dur if after.size else dur
-    return Trigger(ts.inputs[j].name, float(level), int(dur), one, tick)
-
-
-def _describe(ts: TransitionSystem, init: Mapping[str, float]) -> str:
-    parts = []
-    for s in ts.states:
-        if s.kind in ("plant", "actuator"):
-            v = init[s.name] / (s.scale or 1.0)
-            parts.append(f"{s.name}={v:.4g}")
-    return ", ".join(parts)
-
-
-def _mode(m: str) -> str:
-    return "over-approximation" if m == OVERAPPROX else "exact arithmetic"

@@ -39,21 +39,7 @@ from coherence.smt.bmc import (
     mode_name,
     modes_for,
 )
-from coherence.smt.encode import (
-    EXACT,
-    OVERAPPROX,
-    Cond,
-    EncodeError,
-    Encoder,
-    Inputs,
-    Num,
-    Path,
-    SymbolicPhase,
-    const,
-    free_start,
-    param_values,
-    signal_ranges,
-)
+from coherence.smt.encode import EXACT, OVERAPPROX, Encoder
 from coherence.smt.invariants import Invariants, houdini, mine
 from coherence.smt.invariants import encode as encode_invariant
 from coherence.smt.localize import Localization, localize
@@ -70,6 +56,8 @@ from coherence.smt.solver import (
     new_solver,
     own_context,
 )
+from coherence.smt.terms import Cond, EncodeError, Num, SymbolicPhase, const
+from coherence.smt.unroll import Inputs, Path, free_start, param_values, signal_ranges
 
 
 def induction_depth(ts: TransitionSystem, options: SmtOptions) -> int:

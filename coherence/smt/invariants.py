@@ -53,20 +53,7 @@ from coherence.ir.nodes import (
 )
 from coherence.search.bounded import pattern_inputs
 from coherence.simulate.engine import simulate
-from coherence.smt.encode import (
-    EXACT,
-    OVERAPPROX,
-    Cond,
-    EncodeError,
-    Encoder,
-    Inputs,
-    Num,
-    Path,
-    SymbolicPhase,
-    const,
-    free_start,
-    param_values,
-)
+from coherence.smt.encode import EXACT, OVERAPPROX, Encoder
 from coherence.smt.options import SmtOptions
 from coherence.smt.solver import (
     Answer,
@@ -77,6 +64,8 @@ from coherence.smt.solver import (
     ctx,
     new_solver,
 )
+from coherence.smt.terms import Cond, EncodeError, Num, SymbolicPhase, const
+from coherence.smt.unroll import Inputs, Path, free_start, param_values
 
 F = NDArray[np.float64]
 

@@ -15,15 +15,9 @@ from dataclasses import dataclass, replace
 
 from coherence.intervals.arith import Interval
 from coherence.ir.nodes import TransitionSystem, names_in
-from coherence.smt.encode import (
-    OVERAPPROX,
-    EncodeError,
-    Encoder,
-    Frame,
-    Num,
-    param_values,
-    signal_ranges,
-)
+from coherence.smt.encode import OVERAPPROX, Encoder, Frame
+from coherence.smt.terms import EncodeError, Num
+from coherence.smt.unroll import param_values, signal_ranges
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Objectives as formulas: when a keep-objective is violated, when one run is worse than another.
 
 The meanings match :mod:`coherence.simulate.requirements` and are shared by the encoding
-(Z3 terms over a frame) and by the replay check (NumPy over simulator traces):
+(Z3 terms over a frame) and by the replay check (NumPy over simulator traces: the slack and
+violation of a keep-objective in :mod:`coherence.search.objectives`, worse here):
 
 - a keep objective ``e <= b tolerance T`` has slack ``b + T' - e`` with ``T' = T * |b|`` when
   the tolerance is relative; it is violated at a tick when the slack is negative (``<= 0`` for
@@ -20,9 +21,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from coherence.ir.nodes import ObjectiveIR
+from coherence.search.objectives import trace_slack
 from coherence.simulate.engine import Trace, evaluate
-from coherence.simulate.requirements import objective_slack
-from coherence.smt.encode import Cond, Encoder, Frame, Num, const, rational
+from coherence.smt.encode import Encoder, Frame
+from coherence.smt.terms import Cond, Num, const, rational
 
 
 def _num(enc: Encoder, obj_expr: object, frame: Frame) -> Num:
@@ -71,16 +73,6 @@ def worse(enc: Encoder, obj: ObjectiveIR, f1: Frame, f2: Frame, margin: Fraction
 
 
 # ---- the same on simulator traces ------------------------------------------------------------
-
-
-def trace_slack(obj: ObjectiveIR, trace: Trace) -> NDArray[np.float64]:
-    """The simulator's own definition (the reference semantics of keep objectives)."""
-    return np.asarray(objective_slack(obj, trace), dtype=float)
-
-
-def trace_violated(obj: ObjectiveIR, trace: Trace) -> NDArray[np.bool_]:
-    s = trace_slack(obj, trace)
-    return np.asarray(s <= 0 if obj.cmp in ("<", ">") else s < 0)
 
 
 def trace_worse(obj: ObjectiveIR, t1: Trace, t2: Trace) -> NDArray[np.bool_]:

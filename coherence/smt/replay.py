@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from coherence.simulate.replay import Scenario, replay, rotate_phases
-from coherence.smt.encode import Num, Path
 from coherence.smt.solver import to_float
+from coherence.smt.terms import Num
+from coherence.smt.unroll import Path
 
 __all__ = ["Scenario", "replay", "rotate_phases", "scenario_from_model", "value"]
 

@@ -26,10 +26,11 @@ from coherence.smt.conflicts import (
     _to_finish,
     check_all,
 )
-from coherence.smt.encode import OVERAPPROX, Encoder, param_values, signal_ranges
+from coherence.smt.encode import OVERAPPROX, Encoder
 from coherence.smt.objectives import trace_worse
 from coherence.smt.replay import replay
 from coherence.smt.solver import SolverStats, fresh_context
+from coherence.smt.unroll import param_values, signal_ranges
 from tests.helpers import assert_replays
 
 Pair = tuple[str, str]

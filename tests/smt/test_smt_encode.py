@@ -21,16 +21,10 @@ from coherence.intervals.arith import Interval
 from coherence.ir.integers import integer_states
 from coherence.ir.nodes import TransitionSystem
 from coherence.simulate.engine import simulate
-from coherence.smt.encode import (
-    EXACT,
-    OVERAPPROX,
-    Encoder,
-    Inputs,
-    Num,
-    Path,
-    param_values,
-)
+from coherence.smt.encode import EXACT, OVERAPPROX, Encoder
 from coherence.smt.solver import check, new_solver, to_float
+from coherence.smt.terms import Num
+from coherence.smt.unroll import Inputs, Path, param_values
 
 EXPRESSIONS = [
     "x + 2 * y - 3",
@@ -177,16 +171,7 @@ def test_envelopes_and_bounds_are_the_terms_the_operators_build(
 ) -> None:
     """Same formulas, same solver behaviour: every envelope, tangent, chord and bound built
     through Z3's C API is (structurally) the term the Python operators build."""
-    from coherence.smt.encode import (
-        in_box,
-        mccormick,
-        q_down,
-        q_up,
-        rational,
-        real,
-        secant,
-        tangent,
-    )
+    from coherence.smt.terms import in_box, mccormick, q_down, q_up, rational, real, secant, tangent
 
     w, x, y = z3.Reals("w x y")
     n = z3.ToReal(z3.Int("n"))
@@ -231,7 +216,7 @@ def test_envelopes_and_bounds_are_the_terms_the_operators_build(
 
 
 def test_rational_of_a_unit_conversion_is_the_fraction_it_denotes() -> None:
-    from coherence.smt.encode import rational
+    from coherence.smt.terms import rational
 
     # 8 $/h in $/s: the float prints with 19 digits, the constant is 1/450
     assert rational(8 / 3600) == Fraction(1, 450)
@@ -243,7 +228,7 @@ def test_rational_of_a_unit_conversion_is_the_fraction_it_denotes() -> None:
     # no small fraction reads back as this one: the shortest decimal
     assert rational(2.221e-16) == Fraction("2.221e-16")
     assert rational(0.05 * 0.1) == Fraction(repr(0.05 * 0.1))
-    with pytest.raises(__import__("coherence.smt.encode", fromlist=["EncodeError"]).EncodeError):
+    with pytest.raises(__import__("coherence.smt.terms", fromlist=["EncodeError"]).EncodeError):
         rational(math.inf)
 
 
@@ -259,7 +244,7 @@ def test_rational_of_a_unit_conversion_is_the_fraction_it_denotes() -> None:
     )
 )
 def test_rational_reads_back_as_the_float(v: float) -> None:
-    from coherence.smt.encode import rational
+    from coherence.smt.terms import rational
 
     fr = rational(v)
     assert float(fr) == v
@@ -284,7 +269,7 @@ def test_sums_are_the_terms_z3_sum_builds(spec: list[tuple[str, object]]) -> Non
     """``sum_of`` is ``z3.Sum``: the same term, and the same ids for the terms made after
     it (no term made on the way), so the solver's search is the same; a sum with an integer
     operand is ``z3.Sum``'s own (it wraps the operand in ``ToReal``)."""
-    from coherence.smt.encode import sum_of
+    from coherence.smt.terms import sum_of
 
     def build(ctx: z3.Context, fast: bool) -> tuple[z3.ExprRef, int]:
         parts: list[z3.ArithRef] = []
@@ -331,7 +316,7 @@ def _q_down_definition(x: float) -> Fraction:
 def test_short_rationals_are_their_definition(x: float) -> None:
     """q_down (in integer arithmetic) is the definition's rational, and q_up its mirror: the
     same value and hence the same numeral, at or below (above) ``x``, within 4 digits."""
-    from coherence.smt.encode import q_down, q_up
+    from coherence.smt.terms import q_down, q_up
 
     down, up = q_down(x), q_up(x)
     assert down == _q_down_definition(x)

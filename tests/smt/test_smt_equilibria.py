@@ -9,19 +9,13 @@ import numpy as np
 import pytest
 
 from coherence.formal import SmtOptions, analyze
+from coherence.formal.equilibria import JOINT, find
 from coherence.ir.nodes import TransitionSystem
 from coherence.results import Status
+from coherence.search.equilibria import keep_objectives, stay_ticks, stays_bad
+from coherence.search.objectives import trace_violated
 from coherence.simulate.engine import simulate
-from coherence.smt.equilibria import (
-    JOINT,
-    FixedPointQuery,
-    find,
-    find_chains,
-    keep_objectives,
-    stay_ticks,
-    stays_bad,
-)
-from coherence.smt.objectives import trace_violated
+from coherence.smt.equilibria import FixedPointQuery, find_chains
 from coherence.smt.solver import SolverStats
 
 
@@ -157,7 +151,6 @@ def test_exact_mode_asks_one_objective_at_a_time_after_the_relaxation_runs_out(
     # query of all objectives at once and asks each objective alone (where a smaller query
     # may still be decided); the verdict stays unknown, with every objective open
     from coherence.compile import compile_text
-    from coherence.smt import equilibria
     from coherence.smt.solver import Answer, Outcome
 
     text = """system s { tick 1s
@@ -177,10 +170,10 @@ def test_exact_mode_asks_one_objective_at_a_time_after_the_relaxation_runs_out(
         asked.append((self.enc.mode, tuple(objectives)))
         return Answer(Outcome.UNKNOWN, "resource limit exceeded", limit_hit=True)
 
-    monkeypatch.setattr(equilibria.FixedPointQuery, "solve", solve)
-    r = equilibria.find(ts, SmtOptions(intervals=False), SolverStats())
+    monkeypatch.setattr(FixedPointQuery, "solve", solve)
+    r = find(ts, SmtOptions(intervals=False), SolverStats())
     assert r.status == Status.UNKNOWN
-    both = tuple(sorted(o.name for o in equilibria.keep_objectives(ts)))
+    both = tuple(sorted(o.name for o in keep_objectives(ts)))
     exact = [tuple(sorted(objs)) for mode, objs in asked if mode == "exact"]
     over = [tuple(sorted(objs)) for mode, objs in asked if mode == "overapprox"]
     assert both in over  # the relaxation asks all at once first
@@ -197,7 +190,7 @@ def test_a_lead_run_in_parts_ends_where_one_run_ends(
     a stabilization history and an integer actuator, from starts inside, on and outside the
     declared ranges."""
     from coherence.compile import compile_path
-    from coherence.smt import equilibria
+    from coherence.search import equilibria
 
     ts = compile_path("specs/stacks/vllm_llmd_fleet.coh").systems[0]
     h = ts.hyperperiod

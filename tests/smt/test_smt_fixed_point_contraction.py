@@ -13,11 +13,12 @@ from __future__ import annotations
 import pytest
 
 from coherence.compile import compile_text
+from coherence.formal.equilibria import find
 from coherence.intervals.fixedpoint import contract, fixed_point_contraction, never_violated
 from coherence.ir.nodes import TransitionSystem
 from coherence.results import Status
+from coherence.search.equilibria import keep_objectives
 from coherence.smt import SmtOptions
-from coherence.smt.equilibria import find, keep_objectives
 from coherence.smt.solver import SolverStats
 
 

@@ -14,11 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coherence.compile import compile_text
+from coherence.formal.equilibria import find
 from coherence.intervals.fixedpoint import cover, fixed_point_contraction
 from coherence.ir.nodes import TransitionSystem
 from coherence.results import Status
+from coherence.search.equilibria import keep_objectives
 from coherence.smt import SmtOptions
-from coherence.smt.equilibria import find, keep_objectives
 from coherence.smt.solver import SolverStats
 
 ROOTS = (1.0, 2.0, 3.0)

@@ -30,8 +30,9 @@ from coherence.smt.conflicts import (
     initial_values,
     start_ranges,
 )
-from coherence.smt.encode import Encoder, param_values
+from coherence.smt.encode import Encoder
 from coherence.smt.solver import SolverStats, own_context
+from coherence.smt.unroll import param_values
 from tests.helpers import assert_replays, copy_and_shadow
 
 
