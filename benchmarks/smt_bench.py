@@ -31,9 +31,9 @@ from benchmarks.table import print_table
 from coherence.compile import compile_text
 from coherence.formal import SmtOptions, analyze
 from coherence.formal.bounded import check_bounded
+from coherence.formal.conflicts import check_all
 from coherence.ir.nodes import Requirement, TransitionSystem
 from coherence.smt.bmc import bmc
-from coherence.smt.conflicts import check_all
 from coherence.smt.solver import SolverStats, own_context
 
 ROOT = Path(__file__).resolve().parents[1]

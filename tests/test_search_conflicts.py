@@ -19,6 +19,7 @@ import pytest
 
 from coherence.compile import compile_text
 from coherence.formal import SmtOptions, analyze
+from coherence.formal.conflicts import ALIGNED, CONFLICT, NOT_FOUND, check_all
 from coherence.ir import meaning
 from coherence.ir.nodes import Const, ObjectiveIR, TransitionSystem
 from coherence.ir.transform import hold_loop
@@ -26,7 +27,6 @@ from coherence.reports.json import finding_json
 from coherence.results import Status
 from coherence.search.conflicts import Falsification, falsify, floors, values
 from coherence.simulate.engine import simulate
-from coherence.smt.conflicts import ALIGNED, CONFLICT, NOT_FOUND, check_all
 from coherence.smt.solver import SolverStats, own_context
 from tests.helpers import assert_replays
 

@@ -17,12 +17,12 @@ import pytest
 
 from coherence.compile import compile_text
 from coherence.formal import SmtOptions, analyze
+from coherence.formal.conflicts import CONFLICT, check_all
 from coherence.frontend.format import format_module
 from coherence.frontend.parser import parse_source
 from coherence.ir.nodes import TransitionSystem
 from coherence.results import Status
 from coherence.simulate.engine import simulate
-from coherence.smt.conflicts import CONFLICT, check_all
 from coherence.smt.solver import SolverStats, own_context
 from coherence.source import SourceFile
 from tests.ci.util import cli

@@ -8,6 +8,8 @@ witnesses between loops and bad equilibria, and returns an
   (``BOUNDED = (patterns, intervals, dwell, localized, induction, bmc, invariants)``) and the
   one loop that runs them;
 - :mod:`coherence.formal.analyze`: the independent pieces of the analysis and their assembly;
+- :mod:`coherence.formal.conflicts`: the conflict analysis, pair by pair (witnesses from the
+  search, interval proofs, then solver proofs on shared budgets);
 - :mod:`coherence.formal.equilibria`: the order of the bad-equilibrium queries;
 - :mod:`coherence.formal.findings`: the words, one function per finding code.
 

@@ -6,7 +6,7 @@
   (:data:`coherence.formal.bounded.BOUNDED`: input patterns, interval reachability, the
   localization and dwell proofs, k-induction, BMC, auxiliary invariants);
 - ``coherent``: conflict witnesses for every coupled pair of loops,
-  :mod:`coherence.smt.conflicts` (the objective-alignment matrix is reported for every
+  :mod:`coherence.formal.conflicts` (the objective-alignment matrix is reported for every
   system with two or more loops; findings only when the spec requires coherence);
 - ``no bad equilibrium``: fixed points that violate a keep-objective at nominal input and
   the smallest trigger into them, :mod:`coherence.formal.equilibria`.
@@ -30,14 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from coherence.formal import equilibria, findings
+from coherence.formal import conflicts, equilibria, findings
 from coherence.formal.bounded import check_bounded
 from coherence.ir.deps import influence_cycles
 from coherence.ir.dump import format_expr
 from coherence.ir.nodes import Requirement, TransitionSystem
 from coherence.results import AnalysisResult, Cell, Finding, PieceTime, Status, Table, Verdict
 from coherence.search.equilibria import stay_ticks
-from coherence.smt import conflicts
 from coherence.smt.options import SmtOptions
 from coherence.smt.solver import SolverStats, isolated, own_context
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from coherence.formal import equilibria
+from coherence.formal import conflicts, equilibria
 from coherence.ir.deps import GLOBAL, user_names
 from coherence.ir.nodes import Call, Ite, Requirement, TransitionSystem, Unary, Var, names_in
 from coherence.results import Cell, Finding, Status, Table, Verdict
@@ -24,7 +24,6 @@ from coherence.search.bounded import Counterexample
 from coherence.search.conflicts import values as _values
 from coherence.search.equilibria import stay_ticks
 from coherence.simulate.view import show, trace_view
-from coherence.smt import conflicts
 from coherence.smt.bmc import Method, Result
 
 # the codes of the formal analysis, named as in the rule catalog

@@ -44,7 +44,7 @@ class SmtOptions:
       enclosure (a warm-up tick) or at the initial state, rather than anywhere in the box:
       the start is then consistent with the system's own update (a lagged copy agrees with
       what it copies), and proofs still cover every reachable state
-      (:class:`coherence.smt.conflicts.Encoding`). Off by default: every query then carries
+      (:class:`coherence.smt.alignment.Encoding`). Off by default: every query then carries
       the warm-up tick of the start values it reads; the cold search is the cheaper first
       pass, and ``warm_recheck`` takes the warm start where the cold one found a witness.
     - ``warm_recheck``: the pairs the cold search found a witness for (conflicting, or

@@ -11,21 +11,20 @@ import pytest
 import z3
 
 from coherence.formal import SmtOptions, analyze
-from coherence.ir.deps import GLOBAL, coupling, influence, influence_cycles
-from coherence.ir.nodes import Const, TransitionSystem
-from coherence.ir.transform import hold_loop
-from coherence.results import Status
-from coherence.smt.conflicts import (
+from coherence.formal.conflicts import (
     ALIGNED,
     CONFLICT,
     NO_OBJECTIVE,
     NOT_FOUND,
     UNCOUPLED,
-    ActorQuery,
-    Encoding,
     _to_finish,
     check_all,
 )
+from coherence.ir.deps import GLOBAL, coupling, influence, influence_cycles
+from coherence.ir.nodes import Const, TransitionSystem
+from coherence.ir.transform import hold_loop
+from coherence.results import Status
+from coherence.smt.alignment import ActorQuery, Encoding
 from coherence.smt.encode import OVERAPPROX, Encoder
 from coherence.smt.objectives import trace_worse
 from coherence.smt.replay import replay

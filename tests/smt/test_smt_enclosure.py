@@ -17,17 +17,12 @@ from hypothesis import strategies as st
 
 from coherence.compile import compile_path
 from coherence.formal import SmtOptions, analyze
+from coherence.formal.conflicts import ALIGNED, CONFLICT, check_all, scope_text
 from coherence.intervals.alignment import IntervalRuns, aligned_by_intervals, holds_still
 from coherence.intervals.reach import interval_frames, reachable_enclosure
 from coherence.ir.nodes import TransitionSystem
 from coherence.simulate.engine import simulate
 from coherence.smt import induction
-from coherence.smt.conflicts import (
-    ALIGNED,
-    CONFLICT,
-    check_all,
-    scope_text,
-)
 from coherence.smt.solver import SolverStats
 from tests.helpers import assert_replays
 from tests.smt.conftest import compile_spec

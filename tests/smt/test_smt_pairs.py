@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coherence.formal.conflicts import ALIGNED, CONFLICT, Search, check_all
 from coherence.intervals.alignment import IntervalRuns, aligned_by_intervals
 from coherence.intervals.arith import Iv
 from coherence.intervals.pairs import (
@@ -27,12 +28,6 @@ from coherence.intervals.reach import reachable
 from coherence.ir.nodes import Binary, Call, Const, Expr, Ite, TransitionSystem, Var
 from coherence.search.conflicts import falsify
 from coherence.smt import SmtOptions
-from coherence.smt.conflicts import (
-    ALIGNED,
-    CONFLICT,
-    Search,
-    check_all,
-)
 from coherence.smt.solver import SolverStats, own_context
 from tests.helpers import assert_replays
 

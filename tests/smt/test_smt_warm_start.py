@@ -18,18 +18,10 @@ from __future__ import annotations
 from fractions import Fraction
 
 from coherence.compile import compile_text
+from coherence.formal.conflicts import ALIGNED, CONFLICT, NOT_FOUND, PairResult, check_all
 from coherence.ir.nodes import TransitionSystem
 from coherence.smt import SmtOptions
-from coherence.smt.conflicts import (
-    ALIGNED,
-    CONFLICT,
-    NOT_FOUND,
-    Encoding,
-    PairResult,
-    check_all,
-    initial_values,
-    start_ranges,
-)
+from coherence.smt.alignment import Encoding, initial_values, start_ranges
 from coherence.smt.encode import Encoder
 from coherence.smt.solver import SolverStats, own_context
 from coherence.smt.unroll import param_values
