@@ -104,11 +104,11 @@ def signal_ranges(ts: TransitionSystem, params: Mapping[str, Num]) -> dict[str, 
     some state within the declared bounds and inputs within their ranges, so it lies in the
     interval evaluation of the signal over those ranges.
     """
-    key = ("ranges", id(ts), tuple((n, v.iv) for n, v in sorted(params.items())))
-    cache = scope_cache()
-    if key not in cache:  # the system is kept with its entry, so its id stays unique
-        cache[key] = (ts, _signal_ranges(ts, params))
-    return dict(cache[key][1])
+    key = ("ranges", ts.content_key, tuple((n, v.iv) for n, v in sorted(params.items())))
+    cache = scope_cache()  # lives as long as the Z3 context (the terms it holds do too)
+    if key not in cache:
+        cache[key] = _signal_ranges(ts, params)
+    return dict(cache[key])
 
 
 def _signal_ranges(ts: TransitionSystem, params: Mapping[str, Num]) -> dict[str, Interval]:
