@@ -9,7 +9,8 @@ lists, and the falsification search (:mod:`coherence.search.conflicts`).
   first tick at which each is reached (a let the same tick, a state the tick after);
 - :func:`reads`: what a loop's objectives, laws and sensors read;
 - :func:`coupling`: the names through which loop A reaches loop B within k ticks;
-- :func:`influence_cycles`: the elementary cycles of "A reaches B's laws or sensors".
+- :func:`influence_cycles`: the elementary cycles of influence between loops (the one
+  topology of :mod:`coherence.ir.topology`, which the linear analysis reports too).
 """
 
 from __future__ import annotations
@@ -140,32 +141,17 @@ def user_names(ts: TransitionSystem, names: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+MAX_CYCLES = 50  # the cycles listed at most (the topology says when the list is cut)
+MAX_CYCLE_LENGTH = 8
+
+
 def influence_cycles(ts: TransitionSystem) -> list[tuple[str, ...]]:
-    """Elementary cycles of the loop influence graph (A -> B when A reaches B's laws or
-    sensors), each listed once from its smallest name."""
-    edges: dict[str, set[str]] = {lp.name: set() for lp in ts.loops}
-    for lp_a in ts.loops:
-        reach = influence(ts, lp_a.actuates, max(lp.period for lp in ts.loops) * 2 + 1)
-        for lp_b in ts.loops:
-            if lp_b.name == lp_a.name:
-                continue
-            laws: set[str] = set()
-            for act in lp_b.actions:
-                laws |= names_in(act.law) | {act.target}
-            for sn in lp_b.sensors:
-                laws |= names_in(sn.signal)
-            if laws & set(reach):
-                edges[lp_a.name].add(lp_b.name)
-    cycles: list[tuple[str, ...]] = []
-    names = sorted(edges)
+    """The elementary cycles of influence between loops, as the control-loop topology
+    defines them (:class:`coherence.ir.topology.Topology`: loop M influences loop L when M
+    actuates a state L sees); at most ``MAX_CYCLES`` of them, of at most
+    ``MAX_CYCLE_LENGTH`` loops. The linear analysis' topology table and the formal
+    analysis' data list the same cycles."""
+    from coherence.ir.topology import Structure
 
-    def walk(start: str, node: str, path: list[str]) -> None:
-        for nxt in sorted(edges[node]):
-            if nxt == start and len(path) > 1:
-                cycles.append(tuple(path))
-            elif nxt not in path and nxt > start:
-                walk(start, nxt, [*path, nxt])
-
-    for s in names:
-        walk(s, s, [s])
-    return cycles
+    topo = Structure(ts).topology(MAX_CYCLES, MAX_CYCLE_LENGTH)
+    return [tuple(c) for c in topo.cycles]

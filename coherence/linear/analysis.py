@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from coherence.ir.nodes import TransitionSystem
+from coherence.ir.topology import Structure, Topology
 from coherence.linear import findings
 from coherence.linear.interaction import (
     Interaction,
@@ -53,7 +54,6 @@ from coherence.linear.oppoint import OperatingPoint, find_operating_point
 from coherence.linear.options import LinearOptions
 from coherence.linear.settling import nominal_oscillation
 from coherence.linear.spectrum import Mode, Spectrum, continuous
-from coherence.linear.structure import Structure, Topology
 from coherence.linear.timescales import timescales, topology_tables
 from coherence.results import AnalysisResult, Cell, Finding, Table
 

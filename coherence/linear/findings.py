@@ -18,11 +18,11 @@ from typing import Any, Final
 import numpy as np
 
 from coherence.ir.nodes import TransitionSystem
+from coherence.ir.topology import Structure
 from coherence.linear.linearize import Corner
 from coherence.linear.margins import Margin
 from coherence.linear.settling import Oscillation
 from coherence.linear.spectrum import Mode
-from coherence.linear.structure import Structure
 from coherence.results import Finding, Status, TraceView, Verdict
 
 # the codes of the linear analysis, named as in the rule catalog

@@ -55,8 +55,8 @@ from coherence.ir.nodes import (
     Var,
     names_in,
 )
+from coherence.ir.topology import Structure
 from coherence.linear.program import Array, Group, Program
-from coherence.linear.structure import Structure
 from coherence.linear.symbolic import Derivatives, Node, derivatives
 
 Csr: TypeAlias = Any  # scipy.sparse.csr_matrix (SciPy is untyped here)

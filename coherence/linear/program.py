@@ -33,7 +33,7 @@ from coherence.ir.nodes import (
     Var,
     names_in,
 )
-from coherence.linear.structure import Structure
+from coherence.ir.topology import Structure
 from coherence.simulate.engine import Env, Fn, fold_walk, stacked_blocks
 
 Array = NDArray[np.float64]

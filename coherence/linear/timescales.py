@@ -2,7 +2,7 @@
 
 :func:`timescales` finds the loops that share a state and run at comparable speeds
 (COH312: one finding per group of loops that chase each other); :func:`topology_tables`
-writes the control-loop topology (:class:`coherence.linear.structure.Topology`) as the
+writes the control-loop topology (:class:`coherence.ir.topology.Topology`) as the
 Topology and Cycles of influence tables. Both run whether or not an operating point exists.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from coherence.ir.nodes import TransitionSystem
+from coherence.ir.topology import Structure, Topology
 from coherence.linear import findings
 from coherence.linear.options import LinearOptions
-from coherence.linear.structure import Structure, Topology
 from coherence.results import Cell, Finding, Table
 
 

@@ -8,10 +8,10 @@ import numpy as np
 
 from coherence.compile import compile_text
 from coherence.ir.nodes import TransitionSystem
+from coherence.ir.topology import Structure
 from coherence.linear.linearize import Engine
 from coherence.linear.oppoint import _Map
 from coherence.linear.program import Program
-from coherence.linear.structure import Structure
 from coherence.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -176,8 +176,8 @@ def test_only_coupled_pairs_are_queried(spec: Callable[[str], TransitionSystem])
     ts = spec("specs/seed/tipping_point.coh")
     assert coupling(ts, "router", "cost_controller", 11) == ()
     assert "context" in coupling(ts, "cost_controller", "agent_retries", 11)
-    cycles = influence_cycles(ts)
-    assert ("agent_retries", "cost_controller") in cycles
+    cycles = {frozenset(c) for c in influence_cycles(ts)}  # one cycle, whichever loop first
+    assert cycles == {frozenset({"agent_retries", "cost_controller"})}
 
 
 def test_every_coupled_pair_gets_its_share_of_the_budget(
