@@ -259,7 +259,7 @@ def flapping_help(ts: TransitionSystem, state: str, within: int) -> str:
         if not acts:
             continue
         a = acts[0]
-        recs = {f"{lp.name}.{state}.rec", *a.history}
+        recs = {a.recommendation, *a.history}
         up = down = 0
         if a.target in lets:
             for node in nodes_of(lets[a.target].expr):

@@ -224,7 +224,17 @@ def _lower_loop(
             Ite(Var(changes), _sub(Var(target_name), a), Const(0.0), aspan)
         )
         actions.append(
-            ir.Action(state, mode, law, target_name, changes, gain, tuple(history), aspan)
+            ir.Action(
+                state,
+                mode,
+                law,
+                target_name,
+                changes,
+                gain,
+                tuple(history),
+                aspan,
+                f"{prefix}.rec",
+            )
         )
 
     if cooldown_state:

@@ -205,7 +205,8 @@ class Action:
 
     ``target`` names the let holding the shaped new value the loop proposes; ``changes`` the
     let that is true when the loop acts on this tick and moves the actuator; ``gain`` the
-    internal parameter that scales the law's change (1 as written).
+    internal parameter that scales the law's change (1 as written); ``recommendation`` the let
+    holding the law's value before any shaping (what a stabilization window remembers).
     """
 
     state: str
@@ -216,6 +217,7 @@ class Action:
     gain: str
     history: tuple[str, ...] = ()
     span: Span = _span()
+    recommendation: str = ""
 
 
 @dataclass(frozen=True, slots=True)

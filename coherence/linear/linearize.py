@@ -45,6 +45,7 @@ import scipy.sparse as sps
 from numpy.typing import NDArray
 
 from coherence.ir.nodes import (
+    Action,
     Binary,
     Call,
     Const,
@@ -166,7 +167,7 @@ class Engine:
         self.sensed = tuple(sorted(st.sensed, key=st.let_index.__getitem__))
         self.s = len(self.sensed)
         self.actions = tuple((lp.name, a) for lp in ts.loops for a in lp.actions)
-        self.rec_names = tuple(_rec_name(ts, a.target) for _, a in self.actions)
+        self.rec_names = tuple(_rec_name(ts, a) for _, a in self.actions)
         self.cuts = self.s + len(self.actions)
         cut_col = {st.let_index[x]: self.n + j for j, x in enumerate(self.sensed)}
         for k, r in enumerate(self.rec_names):
@@ -350,13 +351,12 @@ class Engine:
         return out
 
 
-def _rec_name(ts: TransitionSystem, target: str) -> str:
-    """The recommendation let of an action (lowering names it ``<loop>.<state>.rec``)."""
-    if not target.endswith(".target"):
-        raise LinearizationError(f"unexpected action target `{target}`")
-    name = target[: -len(".target")] + ".rec"
-    ts.let(name)
-    return name
+def _rec_name(ts: TransitionSystem, action: Action) -> str:
+    """The recommendation let of an action (the IR names it: ``Action.recommendation``)."""
+    if not action.recommendation:
+        raise LinearizationError(f"the action on `{action.state}` has no recommendation")
+    ts.let(action.recommendation)
+    return action.recommendation
 
 
 def _csr(
@@ -438,6 +438,10 @@ def _reads_name(st: Structure, loop: str, let: str) -> bool:
     return bool(states & st.sees[loop])
 
 
+def _recommendations(ts: TransitionSystem) -> set[str]:
+    return {a.recommendation for lp in ts.loops for a in lp.actions}
+
+
 def _describe_target(
     ts: TransitionSystem, state: str, history: set[str], target: str, sub: Expr, node: Node
 ) -> str:
@@ -449,7 +453,7 @@ def _describe_target(
     if names & history or (
         len(args) >= 2
         and sum(isinstance(x, Var) for x in args) >= 2
-        and any(isinstance(x, Var) and x.name.endswith(".rec") for x in args)
+        and any(isinstance(x, Var) and x.name in _recommendations(ts) for x in args)
     ):
         return f"the stabilization window of `{state}`"
     for x in args:

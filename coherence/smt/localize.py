@@ -106,7 +106,7 @@ def localize(ts: TransitionSystem, roots: set[str]) -> Localization | None:
         ivs, undefined = _over_box(ts)
     except EncodeError:
         return None
-    recs = {f"{lp.name}.{a.state}.rec": lp.name for lp in ts.loops for a in lp.actions}
+    recs = {a.recommendation: lp.name for lp in ts.loops for a in lp.actions}
     cut: set[str] = set()
     for rec in sorted(recs):
         if rec not in ivs or rec in undefined:
