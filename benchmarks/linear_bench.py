@@ -143,7 +143,7 @@ def bench(n_loops: int, dense: bool = True) -> dict[str, Any]:
                 variants,
                 lp.name,
                 ts.tick,
-                1 + opts.marginal_tol,
+                1 - opts.marginal_tol,
                 opts.gain_range,
                 opts.gain_rtol,
                 opts.max_extra_delay,

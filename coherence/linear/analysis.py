@@ -559,7 +559,11 @@ class _Analysis:
                 "dominant modes; LinearOptions.margin_limit)"
             )
         has_sensors = {lp.name: bool(lp.sensors) for lp in self.ts.loops}
-        threshold = 1 + o.marginal_tol
+        # a margin ends where the verdict gets worse: where a stable system stops being stable
+        # (marginal is not stable), where a marginal one becomes unstable
+        stable = self.verdict == "stable"
+        threshold = 1 - o.marginal_tol if stable else 1 + o.marginal_tol
+        above = 1 + o.marginal_tol
         margins: list[Margin] = []
         for lp in scope:
             margins.append(
@@ -572,6 +576,7 @@ class _Analysis:
                     o.gain_rtol,
                     o.max_extra_delay,
                     has_sensors,
+                    above,
                 )
             )
         rows: list[tuple[Cell, ...]] = []

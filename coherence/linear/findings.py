@@ -76,6 +76,17 @@ TimescalePair = tuple[str, str, str, float, list[str]]
 # ---- words ----------------------------------------------------------------------------------
 
 
+def radius_text(rho: float) -> str:
+    """A spectral radius with enough digits to show on which side of 1 it lies: 0.8062,
+    but 1.00014 (not "1") and 0.99999 (not "1")."""
+    text = f"{rho:.4g}"
+    digits = 4
+    while rho != 1.0 and float(text) == 1.0 and digits < 12:
+        digits += 2
+        text = f"{rho:.{digits}g}"
+    return text
+
+
 def join(items: Sequence[str]) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     if len(items) <= 1:
@@ -152,7 +163,7 @@ def unstable(ts: TransitionSystem, rho: float | None, modes: Sequence[Mode]) -> 
     return _finding(
         ts,
         UNSTABLE,
-        f"the coupled system is unstable: spectral radius {rho or 0.0:.4g} per "
+        f"the coupled system is unstable: spectral radius {radius_text(rho or 0.0)} per "
         f"hyperperiod ({ts.hyperperiod * ts.tick:g} s)"
         + (f"; the unstable mode involves {share}" if share else ""),
         who,
@@ -181,7 +192,7 @@ def coupling_induced(
         ts,
         COUPLING_INDUCED,
         f"loops {names(combo)} are each stable alone but unstable together "
-        f"(spectral radius {radius:.4g}; alone: {alone_txt})"
+        f"(spectral radius {radius_text(radius)}; alone: {alone_txt})"
         + (f": they are coupled through {shared}" if shared else ""),
         list(combo),
         key=",".join(combo),
@@ -248,7 +259,7 @@ def unstable_alone(ts: TransitionSystem, loop: str, radius: float) -> Finding:
     return _finding(
         ts,
         UNSTABLE_ALONE,
-        f"loop `{loop}` is unstable on its own: spectral radius {radius:.4g} with "
+        f"loop `{loop}` is unstable on its own: spectral radius {radius_text(radius)} with "
         "every other loop holding its actuator",
         [loop],
         key=loop,
@@ -610,7 +621,7 @@ def stable(
             # a linear certificate is local: small deviations from this operating point
             # decay; it says nothing of runs that leave its neighbourhood
             why = (
-                f"holds locally: spectral radius {rho:.4g} < 1 at the operating point "
+                f"holds locally: spectral radius {radius_text(rho)} < 1 at the operating point "
                 "(a linear certificate for small deviations from it)"
             )
             if corner:
@@ -623,7 +634,7 @@ def stable(
             status = Status.HOLDS
         elif verdict == "unstable" and rho is not None:
             why = (
-                f"local, linear: spectral radius {rho:.4g} > 1 at the operating "
+                f"local, linear: spectral radius {radius_text(rho)} > 1 at the operating "
                 "point: small deviations grow"
             )
             status = Status.FALSIFIED

@@ -37,7 +37,7 @@ The orbit these Jacobians are taken along, and the model that keeps their loop s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -139,6 +139,10 @@ class TickJacobian:
     sigma: Csr
     ch: NDArray[np.float64]
     clamped: NDArray[np.bool_]
+    # per action: the recommendation's own derivative in its actuator, other names held: the
+    # controller's memory (``x + g law`` has 1, ``x + g (u + K e - x)`` has 1 too), which a
+    # gain margin does not scale (coherence.linear.model.LoopModel.rec_rows)
+    own: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
     def A(self) -> Csr:
         n = self.U.shape[0]
@@ -173,6 +177,7 @@ class Engine:
         for k, r in enumerate(self.rec_names):
             cut_col[st.let_index[r]] = self.n + self.s + k
         self.rec_rows = np.array([st.let_index[r] for r in self.rec_names], np.intp)
+        self.action_cols = np.array([st.state_index[a.state] for _, a in self.actions], np.intp)
         self.target_rows = np.array([st.let_index[a.target] for _, a in self.actions], np.intp)
         self.changes_slots = np.array(
             [p.let0 + st.let_index[a.changes] for _, a in self.actions], np.intp
@@ -298,7 +303,15 @@ class Engine:
         if na and recs[:, n + ns :].nnz:
             raise LinearizationError("a loop's recommendation depends on another's")
         ch = vals[0, self.changes_slots].astype(float) if na else np.zeros(0)
-        return TickJacobian(U, targets.tocsr(), recs.tocsr(), sigma.tocsr(), ch, clamped), corners
+        own = (
+            np.asarray(K[self.rec_rows, self.action_cols], dtype=float).ravel()
+            if na
+            else np.zeros(0)
+        )
+        return (
+            TickJacobian(U, targets.tocsr(), recs.tocsr(), sigma.tocsr(), ch, clamped, own),
+            corners,
+        )
 
     # ---- switching surfaces ---------------------------------------------------------------
 

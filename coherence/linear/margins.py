@@ -220,16 +220,18 @@ class LocalLoop:
 
 def gain_margin(
     radius_at: object,
-    unstable_above: float,
+    stable_below: float,
     lo: float,
     hi: float,
     rtol: float,
 ) -> tuple[float | None, float | None]:
-    """The factors below and above 1 at which ``radius_at(f)`` first exceeds the threshold."""
+    """The factors below and above 1 at which the system stops being stable (its spectral
+    radius ``radius_at(f)`` reaches ``stable_below``: marginal is not stable). Each is the
+    last factor found stable, within ``rtol`` of where stability ends: on the safe side."""
     f = radius_at  # a callable: factor -> spectral radius
 
     def bad(x: float) -> bool:
-        return bool(f(x) > unstable_above)  # type: ignore[operator]
+        return bool(f(x) >= stable_below)  # type: ignore[operator]
 
     def search(direction: float, limit: float) -> float | None:
         good = 1.0
@@ -248,19 +250,19 @@ def gain_margin(
                         b = mid
                     else:
                         a = mid
-                return math.sqrt(a * b)
+                return a  # the last factor known stable
             good = x = nxt
 
     return search(0.5, lo), search(2.0, hi)
 
 
-def delay_margin(radius_at: object, unstable_above: float, max_extra: int) -> tuple[int, bool]:
-    """The largest extra delay (ticks) with ``radius_at(e)`` not above the threshold, and
-    whether no instability was found up to ``max_extra``."""
+def delay_margin(radius_at: object, stable_below: float, max_extra: int) -> tuple[int, bool]:
+    """The largest extra delay (ticks) with ``radius_at(e)`` still below ``stable_below``
+    (stable, not marginal), and whether it stayed stable up to ``max_extra``."""
     f = radius_at
 
     def bad(e: int) -> bool:
-        return bool(f(e) > unstable_above)  # type: ignore[operator]
+        return bool(f(e) >= stable_below)  # type: ignore[operator]
 
     good = 0
     e = 1
@@ -285,17 +287,24 @@ def loop_margins(
     variants: Variants,
     loop: str,
     tick: float,
-    unstable_above: float,
+    stable_below: float,
     gain_range: tuple[float, float],
     rtol: float,
     max_extra: int,
     has_sensors: Mapping[str, bool],
+    unstable_above: float | None = None,
 ) -> Margin:
+    """The loop's gain and delay margins: where the coupled system stops being stable
+    (its radius reaches ``stable_below``). Where the variants' own nominal radius is not
+    below it already (unit multipliers of actuators held at a bound count in it), where it
+    becomes unstable instead (``unstable_above``)."""
+    if unstable_above is not None and not variants.scaled(loop, 1.0) < stable_below:
+        stable_below = unstable_above
     lo, hi = gain_margin(
-        lambda x: variants.scaled(loop, x), unstable_above, gain_range[0], gain_range[1], rtol
+        lambda x: variants.scaled(loop, x), stable_below, gain_range[0], gain_range[1], rtol
     )
     delay: int | None = None
     open_ = False
     if has_sensors.get(loop, False):
-        delay, open_ = delay_margin(lambda e: variants.delayed(loop, e), unstable_above, max_extra)
+        delay, open_ = delay_margin(lambda e: variants.delayed(loop, e), stable_below, max_extra)
     return Margin(loop, lo, hi, gain_range, delay, open_, tick)

@@ -14,12 +14,15 @@ systems to re-linearize (the equivalence with :func:`~coherence.ir.transform.hol
 :func:`~coherence.ir.transform.with_params` and :func:`~coherence.ir.transform.with_extra_delay`
 is tested).
 
-**Gain.** A loop's gain is the gain of its control law: for ``actuates x by law`` the
-recommendation is ``x + g law`` and scaling the gain by f is scaling g (the internal gain
-parameter, :func:`~coherence.ir.transform.loop_gain_params`); for ``actuates x to law`` it
-is ``x + g (law - x)``, and scaling the gain by f scales the law's slope around the operating
-point, ``d rec = (1 - g) e_x + f g d law``. (Scaling g itself would only measure how far the
-loop may overshoot its target: a step factor of 2 puts a multiplier at -1 whatever the law.)
+**Gain.** A loop's gain margin is the factor on the loop broken at the actuator. The
+recommendation ``rec`` of an action (``x + g law`` for ``by``, ``x + g (law - x)`` for ``to``)
+has a derivative ``d rec``; its own coefficient in the actuator ``x`` with every other name
+held, ``c = d rec / d x |direct``, is the controller's memory (1 for ``by K e``, and 1 for
+``to x + K e`` as well: the two are the same controller), and a gain factor f scales the
+rest: ``d rec(f) = c e_x + f (d rec - c e_x)``. So a law's reference to its own actuator's
+previous value is not scaled, whichever way the law is written; what the loop reads through
+the plant (a utilization computed from the replica count) is. (Scaling g itself would only
+measure how far the loop may overshoot its target.)
 """
 
 from __future__ import annotations
@@ -200,7 +203,10 @@ class LoopModel:
         f = np.array([factors.get(lp, 1.0) for lp in self.action_loop])
         if np.all(f == 1.0):
             return rho.tocsr()
-        basew = np.where(self.to_law, 1.0 - self.gain0, 1.0)
+        # what the gain does not scale: the recommendation's own derivative in its actuator
+        # with every other name held (the controller's memory, the same for `by K e` and
+        # `to x + K e`); the rest of its derivative is the loop, broken at the actuator
+        basew = jac.own if jac.own.shape == (na,) else np.where(self.to_law, 1.0 - self.gain0, 1.0)
         base = sps.csr_matrix((basew, (np.arange(na), self.action_state)), shape=(na, n + s))
         return (sps.diags(f) @ rho + sps.diags(1.0 - f) @ base).tocsr()
 

@@ -215,3 +215,52 @@ def test_textbook_integral_control_boundary(a: float, b: float) -> None:
     for factor, expected in ((0.99, Status.HOLDS), (1.01, Status.FALSIFIED)):
         variant = with_params(ts, {"a": a, "b": b, "KI": critical * factor})
         assert _status(variant) == expected, (a, b, factor)
+
+
+# ---- a gain margin does not depend on how the law is written ---------------------------------
+
+MARGIN_SPEC = """system s {
+  tick 1s
+  input r in [0, 10] nominal 5
+  state y in [0, 100] init 0
+  state u in [0, 100] init 0
+  next y = 0.5 * y + 0.5 * u
+  loop pi { every 1s senses y actuates u LAW }
+  require stable
+}"""
+
+
+@pytest.mark.parametrize(
+    ("laws", "k_crit"),
+    [
+        # u' = u - K y, y' = 0.5 y + 0.5 u: z^2 - 1.5 z + (0.5 + 0.5 K); Jury: 0.5 + 0.5 K < 1
+        (("by 0.3 * (r - y)", "to u + 0.3 * (r - y)"), 1.0),
+        # the leaky integrator u' = 0.9 u - K y: z^2 - 1.4 z + (0.45 + 0.5 K); K < 1.1
+        (("to 0.9 * u + 0.3 * (r - y)", "by -0.1 * u + 0.3 * (r - y)"), 1.1),
+    ],
+)
+def test_the_gain_margin_is_the_loops_whatever_the_law_form(
+    laws: tuple[str, str], k_crit: float
+) -> None:
+    """The margin is the factor on the loop broken at the actuator: a law's reference to its
+    own actuator is the controller's memory, not scaled (Jury's test, e.g. Franklin, Powell &
+    Workman, *Digital Control of Dynamic Systems*, 3rd ed., sec. 4.3.5)."""
+    from coherence.compile import compile_text
+
+    closed = k_crit / 0.3
+    got = []
+    for law in laws:
+        ts = compile_text("m.coh", MARGIN_SPEC.replace("LAW", law)).systems[0]
+        m = dict(analyze(ts).data)["margins"]["pi"]
+        got.append(m["gain_high"])
+    assert got[0] == pytest.approx(got[1], rel=1e-9)
+    # within the bisection's tolerance, and never past the closed form: marginal is not stable
+    assert closed * (1 - 2 * LinearOptions().gain_rtol) <= got[0] <= closed
+
+
+def test_a_radius_near_1_shows_which_side_of_1_it_is() -> None:
+    from coherence.linear.findings import radius_text
+
+    assert radius_text(1.00014) == "1.00014"  # not "1 > 1"
+    assert radius_text(0.9999996) == "0.9999996"
+    assert (radius_text(0.80621), radius_text(1.0), radius_text(3.24)) == ("0.8062", "1", "3.24")

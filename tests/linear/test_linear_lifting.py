@@ -121,15 +121,17 @@ def test_delay_variants_match_with_extra_delay(spec: Spec, name: str) -> None:
             ), (lp.name, extra)
 
 
-def test_law_slope_scaling_of_a_to_law(
+def test_the_gain_of_a_to_law_scales_the_loop_not_its_memory(
     spec_text: Callable[[str], str], compile_ts: Callable[[str], TransitionSystem]
 ) -> None:
-    # scaling a `to` loop's gain by f scales its law: u = -K y + c u  ->  u = f (-K y + c u)
+    # scaling a `to` loop's gain by f scales the loop, broken at the actuator, not the law's
+    # reference to its own actuator (the controller's memory): u = -K y + c u  ->
+    # u = f (-K y) + c u, as `by` writes the same controller
     text = spec_text("proportional").replace("param c = 0", "param c = 0.3")
     ts = compile_ts(text)
     lin = linearize(ts, LinearOptions(starts=0))
     variants = Variants(lin.model, Spectrum(list(lin.matrices)), None)
-    scaled = compile_ts(text.replace("to -K * y + c * u", "to 1.6 * (-K * y + c * u)"))
+    scaled = compile_ts(text.replace("to -K * y + c * u", "to 1.6 * (-K * y) + c * u"))
     ref = linearize(scaled, LinearOptions(starts=0))
     assert variants.scaled("p", 1.6) == pytest.approx(ref.spectral_radius(), rel=1e-9)
 
