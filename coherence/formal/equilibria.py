@@ -26,6 +26,8 @@ from coherence.results import Status
 from coherence.search.equilibria import (
     Trigger,
     confirm,
+    hint_runs,
+    hint_ticks,
     keep_objectives,
     simulated_hints,
     trigger,
@@ -52,6 +54,9 @@ class EquilibriumResult:
     trigger: Trigger | None = None
     good: dict[str, float] | None = None
     notes: tuple[str, ...] = ()
+    # with an unknown verdict: what the simulation tried without finding a self-sustaining
+    # violation (evidence, never a pass)
+    evidence: str = ""
 
 
 @isolated
@@ -177,7 +182,19 @@ def find(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> Equil
             Status.PROVED, "no fixed point at nominal input violates a keep-objective", notes=notes
         )
     why = "; ".join(dict.fromkeys(search.reasons)) or "not decided"
-    return EquilibriumResult(Status.UNKNOWN, f"{', '.join(open_)}: {why}", notes=notes)
+    n, T = hint_runs(ts), hint_ticks(ts)
+    seen = (
+        f"{len(hints)} of them stay in violation but were not confirmed as fixed points"
+        if hints
+        else "none of them settles in a violation"
+    )
+    evidence = (
+        f"{n} simulated runs of {T} ticks at nominal input, from the operating point with a "
+        f"state at a bound and from corners of the declared ranges: {seen}"
+    )
+    return EquilibriumResult(
+        Status.UNKNOWN, f"{', '.join(open_)}: {why}", notes=notes, evidence=evidence
+    )
 
 
 class _Search:

@@ -681,7 +681,9 @@ def unknown_equilibrium(req: Requirement, eq: equilibria.EquilibriumResult) -> F
     """COH901 for ``no bad equilibrium``."""
     return Finding(
         SOLVER_UNKNOWN,
-        f"`{_text(req)}` could not be decided: {eq.reason}",
+        f"`{_text(req)}` is neither proved nor falsified: "
+        + (f"{eq.evidence}; " if eq.evidence else "")
+        + f"the solver: {eq.reason}",
         req.span,
         notes=eq.notes[:3],
         help="raise the solver's rlimit; unknown never counts as a pass",

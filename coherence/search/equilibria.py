@@ -87,6 +87,12 @@ def nominal_run(ts: TransitionSystem, init: dict[str, float], ticks: int) -> Tra
         return simulate(ts, ticks, init=init)
 
 
+def hint_runs(ts: TransitionSystem) -> int:
+    """How many nominal runs :func:`simulated_hints` simulates (each ``hint_ticks`` long)."""
+    ticks = hint_ticks(ts)
+    return max(4, min(HINT_RUNS, int(HINT_CELLS // (ticks * max(len(ts.states), 1)))))
+
+
 def simulated_hints(
     ts: TransitionSystem, keeps: list[ObjectiveIR], options: SmtOptions
 ) -> list[tuple[str, dict[str, float]]]:
@@ -106,7 +112,7 @@ def simulated_hints(
         return []
     h = ts.hyperperiod
     ticks = hint_ticks(ts)
-    cap = max(4, min(HINT_RUNS, int(HINT_CELLS // (ticks * max(len(ts.states), 1)))))
+    cap = hint_runs(ts)
     good = dict(operating_point(ts, settle_ticks(ts, options.settle)).state)
     starts: list[dict[str, float]] = []
     for s in main:
