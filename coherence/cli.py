@@ -76,7 +76,19 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="analyse every system, neither reading nor writing the results cache (a system "
         "checked before with the same code, spec and options is otherwise read from it)",
     )
-    c.add_argument("-v", "--verbose", action="store_true", help="show every table")
+    amount = c.add_mutually_exclusive_group()
+    amount.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="text report: also the notes, the traces in full and the analyses' tables",
+    )
+    amount.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="text report: one line per system (its verdict, counts and why), then the result",
+    )
     c.add_argument(
         "--timings",
         action="store_true",

@@ -188,3 +188,19 @@ def test_check_expect_compares_with_a_manifest(tmp_path: Path) -> None:
     )
     assert code == 1
     assert "DIFFERENT" in out and "COH206" in out
+
+
+def test_check_quiet_and_verbose_exclude_each_other() -> None:
+    code, _, err = cli("check", TIPPING, "-q", "-v")
+    assert code == 2 and "not allowed with" in err
+
+
+def test_check_quiet_is_one_line_per_system_then_the_result() -> None:
+    code, out, _ = cli("check", TIPPING, "--no-smt", "--no-linear", "-q", "--color", "never")
+    assert code == 0
+    system, result = out.splitlines()
+    assert system.endswith(
+        "tipping_point.coh: tipping_point: COHERENT (0 errors, 0 warnings) \u2014 no error or "
+        "warning, and no requirement falsified or unknown"
+    )
+    assert result.startswith("result: PASSED")

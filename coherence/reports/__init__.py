@@ -41,6 +41,7 @@ class RenderOptions:
     color: bool | None = None  # None: auto (NO_COLOR, TTY)
     width: int | None = None
     lint: bool = False  # a `coherence lint` run: front-end diagnostics only
+    quiet: bool = False  # text: one line per system (the verdict and why)
 
 
 class Renderer(Protocol):

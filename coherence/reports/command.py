@@ -97,7 +97,7 @@ def write_outputs(
     options: RenderOptions,
 ) -> None:
     render(fmt, run, stdout, options)
-    plain = RenderOptions(options.verbose, False, options.width, options.lint)
+    plain = RenderOptions(options.verbose, False, options.width, options.lint, options.quiet)
     for out_fmt, path in outputs:
         target = Path(path)
         try:
@@ -178,7 +178,12 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
     decision = decide(run, policy)
 
     color = {"auto": None, "always": True, "never": False}[args.color]
-    options_ = RenderOptions(verbose=getattr(args, "verbose", False), color=color, lint=lint)
+    options_ = RenderOptions(
+        verbose=getattr(args, "verbose", False),
+        color=color,
+        lint=lint,
+        quiet=getattr(args, "quiet", False),
+    )
     write_outputs(decision, args.format, outputs, stdout, options_)
     if getattr(args, "timings", False) and not lint:
         from coherence.parallel import resolve_jobs

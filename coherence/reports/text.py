@@ -1,4 +1,10 @@
-"""The terminal report (Rich): diagnostics rustc-style, tables, traces, and a verdict.
+"""The terminal report (Rich): per system the verdict first, then what decided it.
+
+Each system opens with its control-coherence verdict and the sentence that explains it,
+then its requirements (once), then the findings that count, errors first, with their traces
+folded to the decisive ticks. ``--verbose`` adds the notes, the full traces and the
+analyses' tables; ``--quiet`` prints one line per system. Every table wraps its cells
+rather than cutting them short, and an empty table is not printed.
 
 Honours NO_COLOR and plain output when stdout is not a terminal.
 """
@@ -14,7 +20,13 @@ from rich.text import Text
 
 from coherence.diagnostics import Severity, render
 from coherence.policy import Decision, Outcome
-from coherence.reports._common import counts_text, plural, result_text, silenced_text
+from coherence.reports._common import (
+    count_levels,
+    counts_text,
+    plural,
+    result_text,
+    silenced_text,
+)
 from coherence.results import (
     Cell,
     Coherence,
@@ -37,8 +49,11 @@ _VERDICT_STYLE = {
     Coherence.INCONCLUSIVE: "bold magenta",
 }
 MAX_TRACE_ROWS = 40
-# analyses whose tables are details: shown with --verbose only
-DETAIL_ANALYSES = ("simulate", "topology")
+# a trace in the default report: the first tick, the ticks around the violation and the
+# eventful ticks nearest to it, and the last tick (--verbose shows MAX_TRACE_ROWS)
+FOLDED_TRACE_ROWS = 6
+# an analysis table that repeats the requirement verdicts, which the report shows once
+VERDICT_TABLES = ("Requirements",)
 
 
 def make_console(stream: TextIO, color: bool | None = None, width: int | None = None) -> Console:
@@ -69,9 +84,12 @@ def fmt_cell(c: Cell) -> str:
     return str(c)
 
 
-def render_table(console: Console, t: Table, fold: bool = False) -> None:
-    """``t`` as a Rich table; ``fold``: a cell too wide for its column wraps onto more lines
-    rather than being cut short with an ellipsis (a path, a requirement's key)."""
+def render_table(console: Console, t: Table, fold: bool = True) -> None:
+    """``t`` as a Rich table, or nothing when it has no rows. ``fold`` (the default): a cell
+    too wide for its column wraps onto more lines, between words where it can, rather than
+    being cut short with an ellipsis (a path, a requirement's key, a number)."""
+    if not t.rows:
+        return
     rt = RichTable(title=Text(t.title), title_justify="left", show_lines=False, header_style="bold")
     for c in t.columns:
         # Text, not markup: "[s]" in a header is a unit, not a style
@@ -83,27 +101,30 @@ def render_table(console: Console, t: Table, fold: bool = False) -> None:
         console.print(Text(t.note, style="dim"))
 
 
-def select_steps(view: TraceView) -> tuple[list[int], int]:
-    """Indices of the steps worth showing, and how many were left out."""
+def select_steps(view: TraceView, rows: int = MAX_TRACE_ROWS) -> tuple[list[int], int]:
+    """Indices of the steps worth showing, at most about ``rows``, and how many were left
+    out: the first and last steps, the steps around the violation (two ticks either side;
+    one when folded to fewer than :data:`MAX_TRACE_ROWS`), then the latest eventful ones."""
     steps = view.steps
-    if len(steps) <= MAX_TRACE_ROWS:
+    if len(steps) <= rows:
         return list(range(len(steps))), 0
     keep = {0, len(steps) - 1}
     if view.violation_tick is not None:
-        keep |= {i for i, s in enumerate(steps) if abs(s.tick - view.violation_tick) <= 2}
+        near = 2 if rows >= MAX_TRACE_ROWS else 1
+        keep |= {i for i, s in enumerate(steps) if abs(s.tick - view.violation_tick) <= near}
     eventful = [i for i, s in enumerate(steps) if s.significant]
     for i in reversed(eventful):
-        if len(keep) >= MAX_TRACE_ROWS:
+        if len(keep) >= rows:
             break
         keep.add(i)
     chosen = sorted(keep)
     return chosen, len(steps) - len(chosen)
 
 
-def trace_lines(view: TraceView) -> list[tuple[str, bool]]:
+def trace_lines(view: TraceView, rows: int = MAX_TRACE_ROWS) -> list[tuple[str, bool]]:
     """The trace as a log: one line per shown tick with the values that changed, then what
     each loop saw and set. Returns (line, is_violation) pairs; width-independent."""
-    chosen, _ = select_steps(view)
+    chosen, _ = select_steps(view, rows)
     lines: list[tuple[str, bool]] = []
     shown: dict[str, str] = {}
     previous = -1
@@ -128,18 +149,20 @@ def trace_lines(view: TraceView) -> list[tuple[str, bool]]:
     return lines
 
 
-def render_trace(console: Console, view: TraceView) -> None:
+def render_trace(console: Console, view: TraceView, rows: int = MAX_TRACE_ROWS) -> None:
     console.print(Text(view.title, style="bold"))
-    for line, violated in trace_lines(view):
+    for line, violated in trace_lines(view, rows):
         console.print(Text(line, style="bold red" if violated else ""), soft_wrap=True)
-    console.print(Text(trace_notes(view), style="dim"))
+    console.print(Text(trace_notes(view, rows), style="dim"))
 
 
-def trace_notes(view: TraceView) -> str:
+def trace_notes(view: TraceView, rows: int = MAX_TRACE_ROWS) -> str:
     """The line under a trace: what was left out, the inputs, whether it was replayed."""
-    _, left_out = select_steps(view)
+    _, left_out = select_steps(view, rows)
     notes = []
-    if left_out:
+    if left_out and rows < MAX_TRACE_ROWS:
+        notes.append(f"{plural(left_out, 'tick')} not shown (-v shows more)")
+    elif left_out:
         notes.append(f"{left_out} uneventful ticks not shown")
     if view.inputs_note:
         notes.append(view.inputs_note)
@@ -148,15 +171,21 @@ def trace_notes(view: TraceView) -> str:
 
 
 def render_finding(
-    console: Console, f: Finding, source: SourceFile | None, traces: bool = True
+    console: Console,
+    f: Finding,
+    source: SourceFile | None,
+    traces: bool = True,
+    rows: int = MAX_TRACE_ROWS,
 ) -> None:
     text = render(f.as_diagnostic(), source)
     head, _, rest = text.partition("\n")
+    # long lines are left whole for the terminal to wrap (never cut short); the source
+    # line and its carets must not be broken by Rich
     console.print(Text(head, style=_STYLE[f.level]), soft_wrap=True)
-    if rest:  # never wrapped: wrapping would break the source line and its carets
+    if rest:
         console.print(Text(rest), soft_wrap=True)
     if traces and f.trace is not None:
-        render_trace(console, f.trace)
+        render_trace(console, f.trace, rows)
     console.print()
 
 
@@ -173,6 +202,49 @@ _OUTCOME_STYLE = {
 _RESULT_STYLE = {"failed": "bold red", "inconclusive": "bold magenta", "passed": "bold green"}
 
 
+def _heading(console: Console, s: SystemReport) -> None:
+    title = Text(f"system {s.name}  ({s.path})", style="bold")
+    if title.cell_len + 6 <= console.width:
+        console.rule(title, align="left")
+    else:  # a rule would cut a long path short: the title whole, the rule under it
+        console.print(title, soft_wrap=True)
+        console.rule()
+
+
+def _without_verdict(explanation: str, coherence: Coherence) -> str:
+    """The explanation without its leading ``incoherent: ``, for a line that names the
+    verdict already."""
+    prefix = f"{coherence.value}: "
+    return explanation[len(prefix) :] if explanation.startswith(prefix) else explanation
+
+
+def requirements_table(s: SystemReport, decision: Decision) -> RichTable:
+    rt = RichTable(title="Requirements", title_justify="left", header_style="bold")
+    for c in ("requirement", "status", "by", "detail"):
+        rt.add_column(c, overflow="fold")
+    for v in s.verdicts:
+        vd = decision.verdict(s, v)
+        detail = v.reason or (f"depth {v.depth}" if v.depth is not None else "")
+        rt.add_row(
+            Text(v.requirement),
+            Text(vd.label, style=_OUTCOME_STYLE[vd.outcome]),
+            Text(v.analysis),
+            Text(detail),
+        )
+    return rt
+
+
+def analysis_tables(s: SystemReport, decision: Decision) -> list[Table]:
+    """The analyses' tables worth printing: not empty, and not the formal analysis' copy of
+    the requirement verdicts (the report's own Requirements table shows them once)."""
+    return [
+        decision.table(s, t)
+        for a in s.analyses
+        for t in a.tables
+        if t.rows and not (t.title in VERDICT_TABLES and s.verdicts)
+    ]
+
+
 def render_system(
     console: Console,
     s: SystemReport,
@@ -180,35 +252,81 @@ def render_system(
     verbose: bool,
     decision: Decision,
 ) -> None:
-    console.rule(Text(f"system {s.name}  ({s.path})", style="bold"), align="left")
-    for a in s.analyses:
-        for t in a.tables:
-            if verbose or a.analysis not in DETAIL_ANALYSES:
-                render_table(console, decision.table(s, t))
-    if s.verdicts:
-        rt = RichTable(title="Requirements", title_justify="left", header_style="bold")
-        for c in ("requirement", "status", "by", "detail"):
-            rt.add_column(c)
-        for v in s.verdicts:
-            vd = decision.verdict(s, v)
-            detail = v.reason or (f"depth {v.depth}" if v.depth is not None else "")
-            rt.add_row(
-                Text(v.requirement),
-                Text(vd.label, style=_OUTCOME_STYLE[vd.outcome]),
-                Text(v.analysis),
-                Text(detail),
-            )
-        console.print(rt)
-    for f in s.findings:
-        render_finding(console, f, source)
+    """One system, verdict first: the control-coherence verdict and its sentence, the
+    requirements, the findings that count (errors first; notes with ``verbose``), then with
+    ``verbose`` the analyses' tables."""
+    _heading(console, s)
     sd = decision.system(s)
+    counts = count_levels(s.findings)
     console.print(
         Text.assemble(
-            "control coherence: ", (sd.coherence.value.upper(), _VERDICT_STYLE[sd.coherence])
+            "control coherence: ",
+            (sd.coherence.value.upper(), _VERDICT_STYLE[sd.coherence]),
+            f"  ({plural(counts[Severity.ERROR], 'error')}, "
+            f"{plural(counts[Severity.WARNING], 'warning')}, "
+            f"{plural(counts[Severity.NOTE], 'note')})",
         )
     )
     console.print(Text(sd.explanation), soft_wrap=True)
     console.print()
+    if s.verdicts:
+        console.print(requirements_table(s, decision))
+        console.print()
+    # errors first; the sort keeps each level in the report's order (by line)
+    findings = sorted(s.findings, key=lambda f: -f.level)
+    rows = MAX_TRACE_ROWS if verbose else FOLDED_TRACE_ROWS
+    for f in findings:
+        if verbose or f.level > Severity.NOTE:
+            render_finding(console, f, source, rows=rows)
+    tables = analysis_tables(s, decision)
+    if verbose:
+        for t in tables:
+            render_table(console, t)
+        if tables:
+            console.print()
+    else:
+        left = []
+        if counts[Severity.NOTE]:
+            left.append(plural(counts[Severity.NOTE], "note"))
+        if tables:
+            left.append(plural(len(tables), "analysis table"))
+        if left:
+            console.print(Text(" and ".join(left) + " not shown (shown with -v)", style="dim"))
+            console.print()
+
+
+def render_quiet(decision: Decision, stream: TextIO, color: bool | None = None) -> None:
+    """One line per system (``path: system: VERDICT (n errors, m warnings) — why``), one per
+    error or warning of a file's front end (a spec that does not parse has no system), then
+    the run's result line."""
+    console = make_console(stream, color)
+    for fr in decision.report.files:
+        for d in fr.diagnostics:
+            f = Finding.from_diagnostic(d)
+            if f.level == Severity.NOTE:
+                continue
+            console.print(
+                Text.assemble(
+                    f"{fr.path}:{f.span.line}:{f.span.column}: ",
+                    (f"{f.level}[{f.code}]", _STYLE[f.level]),
+                    f": {f.message}",
+                ),
+                soft_wrap=True,
+            )
+        for s in fr.systems:
+            sd = decision.system(s)
+            counts = count_levels(s.findings)
+            console.print(
+                Text.assemble(
+                    f"{s.path}: {s.name}: ",
+                    (sd.coherence.value.upper(), _VERDICT_STYLE[sd.coherence]),
+                    f" ({plural(counts[Severity.ERROR], 'error')}, "
+                    f"{plural(counts[Severity.WARNING], 'warning')}) \u2014 "
+                    + _without_verdict(sd.explanation, sd.coherence),
+                ),
+                soft_wrap=True,
+            )
+    console.print(Text(result_text(decision), style=_RESULT_STYLE[decision.result]), soft_wrap=True)
 
 
 def render_report(
@@ -255,6 +373,8 @@ def write(decision: Decision, stream: TextIO, options: RenderOptions) -> None:
     """The text format of the report registry: suppressed findings are counted, not shown."""
     if options.lint:
         render_lint(decision, stream, options.color)
+    elif options.quiet:
+        render_quiet(decision, stream, options.color)
     else:
         render_report(decision, stream, options.verbose, options.color, options.width)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,15 @@ from coherence.policy import Policy
 from coherence.reports import FORMATS, RenderOptions, render
 from coherence.reports.github import escape_data, escape_property
 from coherence.reports.json import schema
-from coherence.results import RunReport
+from coherence.reports.text import make_console, render_table
+from coherence.results import (
+    AnalysisResult,
+    Finding,
+    RunReport,
+    Table,
+    TraceStep,
+    TraceView,
+)
 from tests.ci import model
 from tests.ci.policy_run import ALWAYS, assert_agree, check_all, spec_copy
 from tests.ci.util import OVERLOAD, SARIF_SCHEMA, SUPPRESSED, TIPPING, cli, normalise
@@ -323,3 +332,141 @@ def test_explain_coherence_says_how_the_verdict_is_decided() -> None:
     assert code == 0
     for word in ("INCOHERENT", "INCONCLUSIVE", "DEGRADED", "COHERENT", "--unknown"):
         assert word in out
+
+
+# ---- the terminal report: verdict first, details with -v, one line with -q ----------------
+
+
+def _text_lines(text: str) -> list[str]:
+    return [line.rstrip() for line in text.splitlines()]
+
+
+def _index(text: str, start: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines()) if line.startswith(start))
+
+
+def _wide_run() -> RunReport:
+    """The synthetic run with what a real one adds: the formal analysis' own copy of the
+    verdicts, an empty table, a cell wider than 80 columns, and a trace of 200 ticks."""
+    run = model.report()
+    (fr,) = run.files
+    (system,) = fr.systems
+    steps = tuple(
+        TraceStep(
+            t,
+            float(t),
+            (float(t),),
+            (f"autoscaler saw queue={t} req; held",) * (t % 7 == 0),
+            violated=t == 150,
+            significant=t % 7 == 0,
+        )
+        for t in range(200)
+    )
+    long_trace = TraceView("a long run", ("queue [req]",), steps, violation_tick=150)
+    finding = Finding(
+        "COH506",
+        "objective `autoscaler.latency` is violated",
+        model.span(24, 5, 34),
+        trace=long_trace,
+        key="objective:autoscaler.latency",
+    )
+    long_cell = "Z" * 30 + "_" + "W" * 70
+    extra = AnalysisResult(
+        "smt",
+        (finding,),
+        (),
+        (
+            Table(
+                "Requirements", ("requirement", "status", "depth", "detail"), (("a", "b", 1, "c"),)
+            ),
+            Table("Nothing to show", ("a", "b"), ()),
+            Table(
+                "Wide",
+                ("loop", "what", "more", "still more"),
+                (("autoscaler", long_cell, long_cell, "z"),),
+            ),
+        ),
+    )
+    system = replace(system, analyses=(*system.analyses, extra))
+    return replace(run, files=(replace(fr, systems=(system,)),))
+
+
+@pytest.mark.usefixtures("in_root")
+@pytest.mark.parametrize("verbose", [False, True])
+def test_text_gives_the_verdict_first_then_the_requirements_once_then_errors_first(
+    verbose: bool,
+) -> None:
+    text = rendered("text", _wide_run(), RenderOptions(color=False, width=100, verbose=verbose))
+    lines = _text_lines(text)
+    assert lines[1].startswith("control coherence: INCOHERENT  (1 error, 3 warnings, 0 notes)")
+    assert lines[2].startswith("incoherent: error-level finding COH501")
+    assert lines.count("Requirements") == 1  # the formal analysis' copy is not printed
+    assert _index(text, "control coherence") < _index(text, "Requirements")
+    assert _index(text, "Requirements") < _index(text, "error[COH501]")
+    assert _index(text, "error[COH501]") < _index(text, "warning[")  # errors first
+    assert ("Wide" in lines) == verbose  # the analyses' tables only with -v
+    if not verbose:
+        assert "2 analysis tables not shown (shown with -v)" in lines
+
+
+@pytest.mark.usefixtures("in_root")
+def test_text_prints_no_empty_table() -> None:
+    text = rendered("text", _wide_run(), RenderOptions(color=False, width=100, verbose=True))
+    assert "Nothing to show" not in text
+    out = io.StringIO()
+    render_table(make_console(out, False, 80), Table("Empty", ("a",), ()))
+    assert out.getvalue() == ""
+
+
+@pytest.mark.usefixtures("in_root")
+def test_text_folds_a_long_trace_to_the_decisive_ticks_and_shows_more_with_v() -> None:
+    short = rendered("text", _wide_run(), RenderOptions(color=False, width=100))
+    full = rendered("text", _wide_run(), RenderOptions(color=False, width=100, verbose=True))
+
+    def ticks_of(text: str) -> list[str]:
+        after = text.split("a long run\n", 1)[1].split("\n\n", 1)[0]
+        return [line for line in after.splitlines() if line.startswith("t=")]
+
+    ticks = ticks_of(short)
+    assert len(ticks) <= 6 and ticks[0].startswith("t=0s") and ticks[-1].startswith("t=199s")
+    assert any(t.startswith("t=150s") and t.endswith("<-- violated") for t in ticks)
+    assert "ticks not shown (-v shows more)" in short
+    assert len(ticks_of(full)) > len(ticks)
+
+
+@pytest.mark.usefixtures("in_root")
+@pytest.mark.parametrize("verbose", [False, True])
+def test_text_cuts_nothing_short_at_80_columns(verbose: bool) -> None:
+    options = RenderOptions(color=False, width=80, verbose=verbose)
+    text = rendered("text", _wide_run(), options)
+    assert "\u2026" not in text
+    if verbose:  # the wide cells wrap: every one of their characters is there
+        assert text.count("Z") == 60 and text.count("W") == 140 + text.count("Wide")
+    _, out, _ = cli("check", TIPPING, "--no-smt", "--no-linear", "-v", "--color", "never")
+    assert "\u2026" not in out
+
+
+@pytest.mark.usefixtures("in_root")
+def test_quiet_prints_one_line_per_system_then_the_result() -> None:
+    code, out, _ = cli(
+        "check", TIPPING, OVERLOAD, "--no-smt", "--no-linear", "-q", "--color", "never"
+    )
+    assert code == 0
+    assert out.splitlines() == [
+        f"{TIPPING}: tipping_point: COHERENT (0 errors, 0 warnings) \u2014 no error or "
+        "warning, and no requirement falsified or unknown",
+        f"{OVERLOAD}: overload: DEGRADED (0 errors, 1 warning) \u2014 no error and nothing "
+        "unknown, but the warning COH506 (objective:autoscaler.latency)",
+        "result: PASSED [--fail-level error --unknown warn]",
+    ]
+
+
+@pytest.mark.usefixtures("in_root")
+@pytest.mark.parametrize("mode", ["verbose", "quiet"])
+def test_golden_text_report_verbose_and_quiet(golden: Any, mode: str) -> None:
+    options = RenderOptions(color=False, width=100, **{mode: True})
+    policy = Policy(fail_level=Severity.WARNING)
+    golden.check(
+        f"reports/synthetic.{mode}.txt",
+        normalise(rendered("text", model.triaged(), options, policy)),
+    )
