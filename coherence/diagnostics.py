@@ -397,6 +397,18 @@ REGISTRY: dict[str, Rule] = _rules(
         "without dying out. The linear verdict is local to the operating point and cannot see "
         "this; where `require stable` is checked, this run falsifies it.",
     ),
+    Rule(
+        "COH314",
+        "fragile-together",
+        W,
+        "Each loop is robust alone, the coupled system is fragile to a change of several "
+        "gains at once.",
+        "Every loop's own gain margin is comfortable, yet changing the gains of several loops "
+        "together by a small fraction (some up, some down, found by a search over the sign "
+        "patterns) makes the coupled system unstable: the interaction between the loops, not "
+        "any one gain, is the weak point. Loop-at-a-time margins cannot see this (Skogestad & "
+        "Postlethwaite, Multivariable Feedback Control, ch. 8).",
+    ),
     # --- COH4xx: coupling and conflicts --------------------------------------------------
     Rule(
         "COH401",

@@ -32,7 +32,7 @@ import itertools
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,13 @@ from coherence.linear.interaction import (
     steady_state_gains,
 )
 from coherence.linear.linearize import Corner, Engine, LinearizationError
-from coherence.linear.margins import Margin, Variants, loop_margins
+from coherence.linear.margins import (
+    Margin,
+    Simultaneous,
+    Variants,
+    loop_margins,
+    simultaneous_margin,
+)
 from coherence.linear.model import LoopModel, build_model, orbit
 from coherence.linear.oppoint import OperatingPoint, find_operating_point
 from coherence.linear.options import LinearOptions
@@ -580,6 +586,7 @@ class _Analysis:
                 )
             )
         rows: list[tuple[Cell, ...]] = []
+        comfortable: set[str] = set()
         for mg in margins:
             rows.append((mg.loop, mg.gain_text, mg.delay_text))
             warn = o.gain_margin_warn
@@ -590,8 +597,33 @@ class _Analysis:
             ]
             if small:
                 self.findings.append(findings.small_gain_margin(self.ts, mg, warn))
+            else:
+                comfortable.add(mg.loop)
             if mg.delay is not None and mg.delay < o.delay_margin_warn:
                 self.findings.append(findings.small_delay_margin(self.ts, mg))
+        sim = self._simultaneous(variants, scope, modes, threshold, above)
+        if sim is not None:
+            rows.append((f"together: {', '.join(sim.loops)}", sim.text, "-"))
+            note += (
+                "; together: the smallest simultaneous relative change of every gain (a "
+                "factor 1 +/- delta each) that makes it unstable"
+                + (f" ({sim.note})" if sim.note else "")
+            )
+            if (
+                sim.delta is not None
+                and sim.delta < o.simultaneous_warn
+                and sim.factors
+                and {x for x, _ in sim.factors} <= comfortable
+            ):
+                self.findings.append(
+                    findings.fragile_together(
+                        self.ts,
+                        sim,
+                        [m for m in margins if m.loop in dict(sim.factors)],
+                        o.gain_margin_warn,
+                        o.simultaneous_warn,
+                    )
+                )
         self.tables.append(
             Table(
                 "Margins",
@@ -603,6 +635,48 @@ class _Analysis:
             )
         )
         self.data["margins"] = {mg.loop: mg.to_data() for mg in margins}
+        self.data["simultaneous"] = None if sim is None else sim.to_data()
+
+    def _simultaneous(
+        self,
+        variants: Variants,
+        scope: list[str],
+        modes: list[Mode],
+        stable_below: float,
+        unstable_above: float,
+    ) -> Simultaneous | None:
+        """The simultaneous gain margin of the loops in the margin scope (None: fewer than
+        two); above ``simultaneous_limit`` loops, of those most involved in the dominant
+        modes (2^k sign patterns each)."""
+        o = self.o
+        if len(scope) < 2:
+            return None
+        chosen = scope
+        note = ""
+        if len(scope) > o.simultaneous_limit:
+            weight: dict[str, float] = {}
+            for m in modes:
+                for x, share in m.loops:
+                    weight[x] = weight.get(x, 0.0) + share * m.magnitude
+            order = {x: i for i, x in enumerate(scope)}
+            chosen = sorted(scope, key=lambda x: (-weight.get(x, 0.0), order[x]))
+            chosen = sorted(chosen[: o.simultaneous_limit], key=order.__getitem__)
+            note = (
+                f"{len(chosen)} of {len(scope)} loops, those most involved in the dominant "
+                "modes (LinearOptions.simultaneous_limit)"
+            )
+        sim = simultaneous_margin(
+            variants,
+            chosen,
+            stable_below,
+            1.0 - o.gain_range[0],
+            o.simultaneous_tol,
+            o.simultaneous_size_limit,
+            unstable_above,
+        )
+        if note:
+            sim = replace(sim, note=f"{note}; {sim.note}" if sim.note else note)
+        return sim
 
     # ---- interaction -----------------------------------------------------------------------
 

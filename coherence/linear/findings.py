@@ -20,7 +20,7 @@ import numpy as np
 from coherence.ir.nodes import TransitionSystem
 from coherence.ir.topology import Structure
 from coherence.linear.linearize import Corner
-from coherence.linear.margins import Margin
+from coherence.linear.margins import Margin, Simultaneous
 from coherence.linear.settling import Oscillation
 from coherence.linear.spectrum import Mode
 from coherence.results import Finding, Status, TraceView, Verdict
@@ -39,6 +39,7 @@ PAIRING: Final = "COH310"
 NIEDERLINSKI: Final = "COH311"
 TIMESCALE_OVERLAP: Final = "COH312"
 NOMINAL_OSCILLATION: Final = "COH313"
+FRAGILE_TOGETHER: Final = "COH314"
 
 CODES: Final = (
     UNSTABLE,
@@ -54,6 +55,7 @@ CODES: Final = (
     NIEDERLINSKI,
     TIMESCALE_OVERLAP,
     NOMINAL_OSCILLATION,
+    FRAGILE_TOGETHER,
 )
 
 # the codes a `require stable` verdict cites
@@ -375,7 +377,7 @@ def corners(
     return out, rows
 
 
-# ---- margins (COH308, COH309) ---------------------------------------------------------------
+# ---- margins (COH308, COH309, COH314) -----------------------------------------------------------
 
 
 def small_gain_margin(ts: TransitionSystem, mg: Margin, warn: float) -> Finding:
@@ -412,6 +414,50 @@ def small_delay_margin(ts: TransitionSystem, mg: Margin) -> Finding:
         key=mg.loop,
         data=mg.to_data(),
         help="slow the loop down (longer period, lower gain) or measure faster",
+    )
+
+
+def fragile_together(
+    ts: TransitionSystem,
+    sim: Simultaneous,
+    margins: Sequence[Margin],
+    warn: float,
+    below: float,
+) -> Finding:
+    """COH314: each loop's own gain margin is comfortable (``warn`` either way), but a
+    simultaneous change of their gains by less than ``below`` (some up, some down) makes the
+    coupled system unstable. ``margins``: those of the loops the change needs."""
+    assert sim.delta is not None and sim.factors
+    moved = [x for x, _ in sim.factors]
+    up = [x for x, f in sim.factors if f > 1]
+    down = [x for x, f in sim.factors if f < 1]
+    change = join(
+        ([f"raising the gain of {names(up)}"] if up else [])
+        + (
+            [f"lowering that of {names(down)}" if up else f"lowering the gain of {names(down)}"]
+            if down
+            else []
+        )
+    )
+    size = abs(sim.factors[0][1] - 1.0)  # the vertex found unstable
+    alone = "; ".join(f"`{m.loop}` {m.gain_text}" for m in margins)
+    return _finding(
+        ts,
+        FRAGILE_TOGETHER,
+        f"loops {names(moved)} are each robust alone (gain margins {alone}), but the coupled "
+        f"system is fragile: {change}, each by {size:.1%} at once, makes it unstable",
+        moved,
+        key=",".join(moved),
+        data=sim.to_data(),
+        notes=(
+            f"searched the {sim.patterns} sign patterns of a simultaneous relative change of "
+            f"{names(list(sim.loops))}: every one is stable up to {sim.delta:.1%}"
+            + (f" ({sim.note})" if sim.note else ""),
+        ),
+        help="the loops' interaction, not any one gain, is the weak point: detune them "
+        "together, or decouple them (separate their timescales, or pair each actuator with "
+        "the signal it moves most: see the RGA); re-check both gains changed at once "
+        f"(warning below {below:.0%} when every loop alone has x{warn:g} either way)",
     )
 
 

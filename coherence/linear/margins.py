@@ -11,15 +11,20 @@ at the sensed value, as :func:`coherence.ir.transform.with_extra_delay` does), s
 e = 1, 2, 4, ... then bisecting: the largest extra delay that keeps the coupled system
 stable, in ticks and seconds. "n/a" for loops that sense nothing.
 
-Both are evaluated on the loop-structured linearization (:class:`~.model.LoopModel`): a
+Simultaneous margin (several loops at once): the smallest delta such that some combination
+of factors 1 +/- delta on the gains of the loops together makes the coupled system unstable,
+a vertex search over the 2^k sign patterns with delta bisected (see :func:`vertex_margin`).
+
+All are evaluated on the loop-structured linearization (:class:`~.model.LoopModel`): a
 variant is a few replaced rows, and only the blocks of the monodromy those rows reach are
 solved again (:meth:`~.spectrum.Spectrum.variant_radius`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -216,6 +221,203 @@ class LocalLoop:
                     B[first + i, first + i - 1] = 1.0
             subs[key] = B
         return max(self.other, radius_of([subs[k2] for k2 in self.ticks]))
+
+
+class LoopSet:
+    """Several loops' rows in the coupled system, as dense matrices over the blocks they
+    reach: a variant with a gain factor per loop is ``A + sum_i (f_i - 1) E_i`` on those rows
+    (the rows are linear in each loop's factor, :meth:`~.model.LoopModel.fast_rows`), then a
+    dense product over the hyperperiod. ``size`` is the number of states involved; build it
+    with ``limit`` to stop before assembling anything larger (``ok`` is then False)."""
+
+    def __init__(self, variants: Variants, loops: Sequence[str], limit: int) -> None:
+        m = variants.model
+        self.loops = tuple(loops)
+        rows = m.loop_rows(list(loops))
+        probe = variants._per_tick(
+            lambda t: m.fast_rows(t, rows, factors={lp: 2.0 for lp in loops})
+        )
+        q, self.other, _ = variants.coupled.region(rows, probe)
+        self.q = q
+        self.size = len(q)
+        self.ok = self.size <= limit
+        self.ticks: list[int] = []
+        self.parts: dict[int, tuple[NDArray[np.float64], list[NDArray[np.float64]]]] = {}
+        if not self.ok:
+            return
+        qpos = {int(x): i for i, x in enumerate(q)}
+        keep = [r for r in rows if r in qpos]
+        self.rpos = np.array([qpos[r] for r in keep], dtype=np.intp)
+        for t in range(m.H):
+            key = id(m.nominal[t])
+            self.ticks.append(key)
+            if key in self.parts:
+                continue
+            A = m.A(t)[q][:, q].toarray()
+            nom = m.fast_rows(t, keep)
+            E = [(m.fast_rows(t, keep, factors={lp: 2.0}) - nom)[:, q].toarray() for lp in loops]
+            self.parts[key] = (A, E)
+
+    def scaled(self, factors: Sequence[float]) -> float:
+        """The coupled radius with loop i's gains times ``factors[i]``."""
+        subs: dict[int, NDArray[np.float64]] = {}
+        for key, (A, E) in self.parts.items():
+            B = A.copy()
+            for f, e in zip(factors, E, strict=True):
+                if f != 1.0:
+                    B[self.rpos] += (f - 1.0) * e
+            subs[key] = B
+        return max(self.other, radius_of([subs[k] for k in self.ticks]))
+
+
+@dataclass(frozen=True, slots=True)
+class Simultaneous:
+    """The simultaneous gain margin of ``loops``: ``delta`` is the largest relative change
+    found stable on every vertex (None: stable up to ``delta_max``); ``factors`` the vertex
+    (one factor per loop, at ``delta + tol`` or less) found unstable. ``note`` says what was
+    left out or why nothing was computed (``delta`` and ``factors`` then None/empty)."""
+
+    loops: tuple[str, ...]
+    delta: float | None
+    factors: tuple[tuple[str, float], ...]
+    delta_max: float
+    patterns: int
+    note: str = ""
+    computed: bool = True
+
+    @property
+    def text(self) -> str:
+        if not self.computed:
+            return "not computed"
+        if self.delta is None:
+            return f">{self.delta_max:.0%} on every sign pattern"
+        return f"{self.delta:.1%} ({self.direction})"
+
+    @property
+    def direction(self) -> str:
+        """``raise `a`, lower `b```: the destabilising vertex in words."""
+        up = [x for x, f in self.factors if f > 1]
+        down = [x for x, f in self.factors if f < 1]
+        parts = []
+        if up:
+            parts.append("raise " + ", ".join(f"`{x}`" for x in up))
+        if down:
+            parts.append("lower " + ", ".join(f"`{x}`" for x in down))
+        return "; ".join(parts)
+
+    def to_data(self) -> dict[str, object]:
+        return {
+            "loops": list(self.loops),
+            "delta": self.delta,
+            "delta_max": self.delta_max,
+            "factors": dict(self.factors),
+            "patterns": self.patterns,
+            "computed": self.computed,
+            "note": self.note,
+        }
+
+
+def vertex_margin(
+    radius_at: Callable[[tuple[float, ...]], float],
+    k: int,
+    stable_below: float,
+    delta_max: float,
+    tol: float,
+) -> tuple[float | None, tuple[float, ...] | None]:
+    """The smallest simultaneous relative gain change that destabilises k loops, over the
+    vertices of the box ``f_i in [1 - delta, 1 + delta]``: a scan of delta in steps of 0.05,
+    then bisection to ``tol`` of the first step where some sign pattern's radius
+    ``radius_at(f)`` reaches ``stable_below``. Returns the last delta found stable on every
+    vertex (on the safe side: within ``tol`` below where some vertex stops being stable) and
+    the vertex found unstable; (None, None) when every vertex is stable up to ``delta_max``.
+
+    A destabilising vertex bounds the smallest destabilising structured perturbation from
+    above, so 1/delta bounds the structured singular value of the loops' real, diagonal gain
+    uncertainty from below (Skogestad & Postlethwaite, *Multivariable Feedback Control*, 2nd
+    ed., 2005, ch. 8: mu and its lower bounds; for real parametric uncertainty the worst case
+    need not be a vertex, so this is a lower bound on mu, not mu).
+
+    >>> rho = lambda f: abs(1 - 0.5 * f[0])  # one loop, multiplier 1 - 0.5 f: stable f < 4
+    >>> vertex_margin(rho, 1, 1.0, 0.99, 1e-3)
+    (None, None)
+    >>> d, f = vertex_margin(lambda f: abs(1 - 1.5 * f[0]), 1, 1.0, 0.99, 1e-3)
+    >>> round(d, 3), f[0] > 1
+    (0.333, True)
+    """
+    patterns = list(itertools.product((1.0, -1.0), repeat=k))
+    last: list[tuple[float, ...]] = []  # the pattern found unstable last: tried first
+
+    def unstable(d: float) -> tuple[float, ...] | None:
+        for s in last + [p for p in patterns if p not in last]:
+            f = tuple(1.0 + si * d for si in s)
+            if radius_at(f) >= stable_below:
+                last[:] = [s]
+                return f
+        return None
+
+    grid = [round(0.05 * i, 10) for i in range(1, int(delta_max / 0.05) + 1)]
+    if not grid or grid[-1] < delta_max:
+        grid.append(delta_max)
+    good = 0.0
+    for g in grid:
+        hit = unstable(g)
+        if hit is None:
+            good = g
+            continue
+        a, b = good, g
+        while b - a > tol:
+            mid = 0.5 * (a + b)
+            found = unstable(mid)
+            if found is None:
+                a = mid
+            else:
+                b, hit = mid, found
+        return a, hit
+    return None, None
+
+
+def simultaneous_margin(
+    variants: Variants,
+    loops: Sequence[str],
+    stable_below: float,
+    delta_max: float,
+    tol: float,
+    size_limit: int,
+    unstable_above: float | None = None,
+) -> Simultaneous:
+    """The simultaneous gain margin of ``loops`` (at least two) in the coupled system:
+    :func:`vertex_margin` on :class:`LoopSet` radii. Where the loops' own nominal radius is
+    not below ``stable_below`` already (actuators held at a bound), where it becomes unstable
+    instead (``unstable_above``), as for :func:`loop_margins`."""
+    loops = tuple(loops)
+    patterns = 2 ** len(loops)
+    ls = LoopSet(variants, loops, size_limit)
+    if not ls.ok:
+        return Simultaneous(
+            loops,
+            None,
+            (),
+            delta_max,
+            patterns,
+            f"not computed: the loops reach {ls.size} states (dense limit {size_limit}; "
+            "LinearOptions.simultaneous_size_limit)",
+            computed=False,
+        )
+    if unstable_above is not None and not ls.scaled((1.0,) * len(loops)) < stable_below:
+        stable_below = unstable_above
+    delta, f = vertex_margin(ls.scaled, len(loops), stable_below, delta_max, tol)
+    factors: tuple[tuple[str, float], ...] = ()
+    if f is not None:
+        # one cause, one finding: a loop whose change does not matter at that vertex (set
+        # back to 1, the vertex is still unstable) is left out of it
+        kept = list(f)
+        for i in range(len(kept)):
+            trial = kept.copy()
+            trial[i] = 1.0
+            if ls.scaled(tuple(trial)) >= stable_below:
+                kept = trial
+        factors = tuple((x, v) for x, v in zip(loops, kept, strict=True) if v != 1.0)
+    return Simultaneous(loops, delta, factors, delta_max, patterns)
 
 
 def gain_margin(

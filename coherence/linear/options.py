@@ -56,6 +56,17 @@ class LinearOptions:
     margin_limit: int = 40
     """Margins for every loop up to this many loops; above, for this many loops: those with
     the largest participation in the dominant modes of the coupled system."""
+    simultaneous_limit: int = 6
+    """The simultaneous gain margin searches the 2^k sign patterns of at most this many loops
+    (the margin scope's; above, the k most involved in the dominant modes)."""
+    simultaneous_warn: float = 0.5
+    """COH314 when every loop's own gain margin is comfortable (``gain_margin_warn``) but a
+    simultaneous relative change of all their gains smaller than this destabilises them."""
+    simultaneous_tol: float = 1e-3
+    """Absolute precision of the simultaneous margin's bisection in delta."""
+    simultaneous_size_limit: int = 400
+    """Largest set of states (the blocks the loops' rows reach) whose dense per-tick
+    matrices the simultaneous margin multiplies; above, it is skipped with a note."""
 
     # --- attribution -------------------------------------------------------------------------
     alone_limit: int = 5000
