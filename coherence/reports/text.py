@@ -85,10 +85,13 @@ def fmt_cell(c: Cell) -> str:
 
 
 def render_table(console: Console, t: Table, fold: bool = True) -> None:
-    """``t`` as a Rich table, or nothing when it has no rows. ``fold`` (the default): a cell
-    too wide for its column wraps onto more lines, between words where it can, rather than
-    being cut short with an ellipsis (a path, a requirement's key, a number)."""
+    """``t`` as a Rich table and its note; a table without rows is not drawn (its note, which
+    says why it is empty, still is). ``fold`` (the default): a cell too wide for its column
+    wraps onto more lines, between words where it can, rather than being cut short with an
+    ellipsis (a path, a requirement's key, a number)."""
     if not t.rows:
+        if t.note:
+            console.print(Text(t.note, style="dim"))
         return
     rt = RichTable(title=Text(t.title), title_justify="left", show_lines=False, header_style="bold")
     for c in t.columns:
