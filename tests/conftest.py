@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# every property test draws the same examples on every machine and every run (no example
+# database carried between runs): CI is deterministic, and a failure reproduces as is
+settings.register_profile("coherence", derandomize=True, database=None, deadline=None)
+settings.load_profile("coherence")
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
