@@ -97,7 +97,7 @@ class Policy:
         return f"--fail-level {self.fail_level} --unknown {self.unknown.value}"
 
 
-class Outcome(enum.Enum):
+class Disposition(enum.Enum):
     """What one finding or verdict does to the run."""
 
     PASS = "pass"  # a verdict: proved, or holds
@@ -113,13 +113,13 @@ class Outcome(enum.Enum):
     def accepted(self) -> bool:
         """Out of the decision because the project accepted it (a falsified or unknown
         verdict whose deciding findings were all silenced)."""
-        return self in (Outcome.SUPPRESSED, Outcome.BASELINED, Outcome.DESELECTED)
+        return self in (Disposition.SUPPRESSED, Disposition.BASELINED, Disposition.DESELECTED)
 
 
 @dataclass(frozen=True, slots=True)
 class FindingDecision:
     finding: Finding  # as shown: an unknown's severity is the policy's
-    outcome: Outcome
+    outcome: Disposition
     system: str = ""
 
 
@@ -128,20 +128,20 @@ class VerdictDecision:
     path: str
     system: str
     verdict: Verdict
-    outcome: Outcome
+    outcome: Disposition
     evidence: tuple[Finding, ...] = ()  # the shown findings whose codes the verdict names
 
     @property
     def label(self) -> str:
         """The status as every report shows it: ``falsified (suppressed)``, ``unknown``."""
         status = self.verdict.status.value
-        if self.outcome.accepted or self.outcome == Outcome.IGNORED:
+        if self.outcome.accepted or self.outcome == Disposition.IGNORED:
             return f"{status} ({self.outcome.value})"
         return status
 
     @property
     def passed(self) -> bool:
-        return self.outcome == Outcome.PASS
+        return self.outcome == Disposition.PASS
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,18 +249,18 @@ def _key(f: Finding) -> tuple[object, ...]:
     return (f.code, f.span, f.message, f.key)
 
 
-def _silenced(s: Suppressed) -> Outcome:
-    return Outcome.SUPPRESSED if s.kind == "inSource" else Outcome.BASELINED
+def _silenced(s: Suppressed) -> Disposition:
+    return Disposition.SUPPRESSED if s.kind == "inSource" else Disposition.BASELINED
 
 
 def _unknown(code: str) -> bool:
     return code in UNKNOWN_CODES
 
 
-def _finding_outcome(f: Finding, policy: Policy) -> Outcome:
+def _finding_outcome(f: Finding, policy: Policy) -> Disposition:
     if _unknown(f.code) and policy.unknown == Unknown.IGNORE:
-        return Outcome.IGNORED
-    return Outcome.FAIL if f.level >= policy.fail_level else Outcome.WARN
+        return Disposition.IGNORED
+    return Disposition.FAIL if f.level >= policy.fail_level else Disposition.WARN
 
 
 def _shown_at(f: Finding, policy: Policy) -> Finding:
@@ -303,28 +303,32 @@ def _verdict_outcome(
     silenced: Sequence[Suppressed],
     run: Triaged,
     policy: Policy,
-) -> Outcome:
+) -> Disposition:
     if v.status.passed:
-        return Outcome.PASS
+        return Disposition.PASS
     if v.status == Status.SKIPPED:
-        return Outcome.SKIPPED
+        return Disposition.SKIPPED
     every = [*shown, *(s.finding for s in silenced)]
     deciding = _deciding(v, every)
     if deciding:
         live = [f for f in deciding if any(f is g for g in shown)]
         if not live:
             kinds = {_silenced(s) for s in silenced if any(s.finding is f for f in deciding)}
-            return Outcome.BASELINED if kinds == {Outcome.BASELINED} else Outcome.SUPPRESSED
+            return (
+                Disposition.BASELINED
+                if kinds == {Disposition.BASELINED}
+                else Disposition.SUPPRESSED
+            )
     else:
         codes = _deciding_codes(v)
         if codes and all(run.deselected_code(c) for c in codes):
-            return Outcome.DESELECTED
+            return Disposition.DESELECTED
     if v.status == Status.FALSIFIED:
-        return Outcome.FAIL
+        return Disposition.FAIL
     # unknown: as its COH901 would be
     if policy.unknown == Unknown.IGNORE:
-        return Outcome.IGNORED
-    return Outcome.FAIL if policy.unknown.level >= policy.fail_level else Outcome.WARN
+        return Disposition.IGNORED
+    return Disposition.FAIL if policy.unknown.level >= policy.fail_level else Disposition.WARN
 
 
 def _cells(silenced: Iterable[Suppressed]) -> tuple[tuple[str, str, str, str], ...]:
@@ -445,8 +449,8 @@ def _count(
         notes=levels.count(Severity.NOTE),
         suppressed=sum(1 for s in run.suppressed if s.kind == "inSource"),
         baselined=sum(1 for s in run.suppressed if s.kind != "inSource"),
-        failing_findings=sum(1 for d in findings if d.outcome == Outcome.FAIL),
-        failing_verdicts=sum(1 for d in verdicts if d.outcome == Outcome.FAIL),
+        failing_findings=sum(1 for d in findings if d.outcome == Disposition.FAIL),
+        failing_verdicts=sum(1 for d in verdicts if d.outcome == Disposition.FAIL),
         falsified=sum(
             1 for d in verdicts if d.verdict.status == Status.FALSIFIED and not d.outcome.accepted
         ),

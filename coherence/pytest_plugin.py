@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from coherence.policy import Decision, Policy
     from coherence.results import FileReport, SystemReport
     from coherence.source import SourceFile
-    from coherence.strategies import Outcome
+    from coherence.strategies import RequirementOutcome
 
 ANALYSES = ("simulate", "linear", "smt")
 
@@ -217,14 +217,14 @@ class DiagnosticsItem(_SpecItem):
         self.source = source
 
     def runtest(self) -> None:
-        from coherence.policy import Outcome
+        from coherence.policy import Disposition
         from coherence.reports._common import finding_text
         from coherence.results import FileReport
 
         text = self.source.text if self.source is not None else ""
         path = self.source.path if self.source is not None else str(self.path)
         decision = decide_file(self.config, FileReport(path, self.diagnostics, (), text))
-        failing = [d.finding for d in decision.findings if d.outcome == Outcome.FAIL]
+        failing = [d.finding for d in decision.findings if d.outcome == Disposition.FAIL]
         if failing:
             raise SpecFailure("\n\n".join(finding_text(f, self.source) for f in failing))
 
@@ -264,12 +264,12 @@ class RequirementItem(_SpecItem):
         assert isinstance(parent, SystemCollector)
         return parent
 
-    def outcome(self) -> Outcome:
+    def outcome(self) -> RequirementOutcome:
         from coherence.strategies import requirement_outcome
 
         return requirement_outcome(self.system.ts, self.requirement, self.system.report())
 
-    def decision(self, o: Outcome) -> Decision:
+    def decision(self, o: RequirementOutcome) -> Decision:
         """The system's report, with the simulator's counterexample for this requirement as
         one more falsified verdict, decided as ``coherence check`` decides it."""
         from dataclasses import replace
@@ -294,7 +294,7 @@ class RequirementItem(_SpecItem):
         return decide_file(self.config, FileReport(source.path, (), (report,), source.text))
 
     def runtest(self) -> None:
-        from coherence.policy import Outcome
+        from coherence.policy import Disposition
         from coherence.results import Status
         from coherence.strategies import _matches, explain
 
@@ -306,7 +306,7 @@ class RequirementItem(_SpecItem):
             if _matches(d.verdict, self.requirement) and d.verdict.status != Status.SKIPPED
         ]
         policy = decision.policy.describe()
-        if any(d.outcome == Outcome.FAIL for d in mine):
+        if any(d.outcome == Disposition.FAIL for d in mine):
             raise SpecFailure(f"{explain(o, self.system.source)}\n[{policy}]")
         unknown = [d for d in mine if d.verdict.status == Status.UNKNOWN and not d.outcome.accepted]
         if unknown:  # not a pass, not a failure under this policy

@@ -383,7 +383,7 @@ class InvalidChange(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class RequirementOutcome:
     """What the analyses and the simulator say about one requirement of a system."""
 
     requirement: str
@@ -401,7 +401,7 @@ class Outcome:
 class RequirementFailed(AssertionError):
     """A requirement that is falsified (or unknown) for a changed system."""
 
-    def __init__(self, message: str, outcomes: Sequence[Outcome] = ()) -> None:
+    def __init__(self, message: str, outcomes: Sequence[RequirementOutcome] = ()) -> None:
         super().__init__(message)
         self.outcomes = tuple(outcomes)
 
@@ -520,7 +520,7 @@ def requirement_outcome(
     report: SystemReport | None = None,
     options: CheckOptions | None = None,
     scenarios: Sequence[str] | None = None,
-) -> Outcome:
+) -> RequirementOutcome:
     """Combine the analyses' verdicts and the simulator's replay for one requirement.
 
     Falsified anywhere -> falsified (with the findings and traces); else unknown if an
@@ -544,21 +544,23 @@ def requirement_outcome(
         extra = (counterexample,) if counterexample is not None else ()
         reasons = [v.reason for v in verdicts if v.status == Status.FALSIFIED and v.reason]
         sim = ("simulation",) if counterexample is not None else ()
-        return Outcome(
+        return RequirementOutcome(
             req.text, Status.FALSIFIED, by + sim, "; ".join(reasons), evidence + extra, verdicts
         )
     if Status.UNKNOWN in statuses:
         reasons = [v.reason for v in verdicts if v.status == Status.UNKNOWN and v.reason]
-        return Outcome(req.text, Status.UNKNOWN, by, "; ".join(reasons), evidence, verdicts)
+        return RequirementOutcome(
+            req.text, Status.UNKNOWN, by, "; ".join(reasons), evidence, verdicts
+        )
     if statuses:
         best = Status.PROVED if Status.PROVED in statuses else Status.HOLDS
-        return Outcome(req.text, best, by, "", (), verdicts)
+        return RequirementOutcome(req.text, best, by, "", (), verdicts)
     if n_sim:
         reason = f"no violation in {n_sim} simulated scenarios over {req.horizon} ticks"
-        return Outcome(req.text, Status.HOLDS, ("simulation",), reason)
+        return RequirementOutcome(req.text, Status.HOLDS, ("simulation",), reason)
     skipped = [v.reason for v in report.verdicts if _matches(v, req) and v.reason]
     reason = "; ".join(skipped) or "no analysis in this install decides it"
-    return Outcome(req.text, Status.SKIPPED, (), reason)
+    return RequirementOutcome(req.text, Status.SKIPPED, (), reason)
 
 
 @functools.lru_cache(maxsize=16)
@@ -569,7 +571,7 @@ def _source(path: str) -> SourceFile | None:
         return None
 
 
-def explain(outcome: Outcome, source: SourceFile | None = None) -> str:
+def explain(outcome: RequirementOutcome, source: SourceFile | None = None) -> str:
     """An outcome as text: the requirement, its status and why, each finding and its trace."""
     from coherence.reports._common import finding_text
 
@@ -590,7 +592,7 @@ def assert_requirement(
     scenarios: Sequence[str] | None = None,
     allow_unknown: bool = False,
     strict: bool = False,
-) -> list[Outcome]:
+) -> list[RequirementOutcome]:
     """Assert that a requirement of the system holds (every one, when a kind names several).
 
     Fails when it is falsified (by an analysis or in simulation), when it is unknown (unless

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Final
 
-from coherence.intervals.reach import Outcome, check_reach
+from coherence.intervals.reach import ReachOutcome, check_reach
 from coherence.ir.nodes import Requirement, TransitionSystem
 from coherence.results import Status
 from coherence.search.bounded import evidence, falsify_by_patterns
@@ -61,7 +61,7 @@ class GoOn(enum.Enum):
 
 GO_ON: Final = GoOn.GO_ON
 
-NOT_RUN: Final = Outcome("unknown", 0, 0, 0, "")  # interval reachability not tried
+NOT_RUN: Final = ReachOutcome("unknown", 0, 0, 0, "")  # interval reachability not tried
 
 
 @dataclass(slots=True)
@@ -72,7 +72,7 @@ class Context:
     stats: SolverStats
     horizon: int  # the depth of the unrolling: the requirement's horizon, capped by the options
     capped: Requirement  # the requirement with that horizon
-    reached: Outcome = NOT_RUN  # interval reachability from the initial state
+    reached: ReachOutcome = NOT_RUN  # interval reachability from the initial state
     bounded: Result | None = None  # the bounded answer (BMC, or the intervals to the horizon)
 
 

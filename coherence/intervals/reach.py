@@ -298,7 +298,7 @@ class Reach:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class ReachOutcome:
     """What interval reachability established."""
 
     status: str  # "proved" (all time), "holds" (to the horizon), "unknown"
@@ -322,7 +322,7 @@ def _bisect(blo: F, bhi: F, width: F) -> tuple[F, F]:
 
 def check_reach(
     ts: TransitionSystem, req: Requirement, horizon: int, max_boxes: int = 1024
-) -> Outcome:
+) -> ReachOutcome:
     """Enclose every run from the initial state for ``horizon`` ticks, splitting the unknowns.
 
     ``max_boxes`` bounds the boxes in the cover (and so the work: a deterministic budget).
@@ -332,7 +332,7 @@ def check_reach(
     try:
         reach = Reach(ts, req)
     except Unsupported as exc:
-        return Outcome("unknown", 0, 0, 0, str(exc))
+        return ReachOutcome("unknown", 0, 0, 0, str(exc))
     unk = reach.unk
     d = len(unk.names)
     width = np.where(unk.hi > unk.lo, unk.hi - unk.lo, 1.0)
@@ -357,7 +357,7 @@ def check_reach(
             first = int(sw.fail[bad].min())
             tiny = d > 0 and float(((bhi - blo) / width[None, :]).max(axis=1).min()) <= 1e-9
             if d == 0 or tiny or done + 2 * blo.shape[0] > max_boxes:
-                return Outcome(
+                return ReachOutcome(
                     "unknown",
                     first,
                     done + blo.shape[0],
@@ -380,11 +380,11 @@ def check_reach(
                 break
             olo, ohi = olo[~sw.forever], ohi[~sw.forever]
     except Unsupported as exc:
-        return Outcome("unknown", 0, 0, runs, str(exc))
+        return ReachOutcome("unknown", 0, 0, runs, str(exc))
     what = f"{total} boxes of {', '.join(unk.names)}" if d else "one box (nothing to split)"
     inputs = "inputs held" if reach.held else "inputs free per tick"
     if req.kind == "always" and olo.shape[0] == 0:
-        return Outcome(
+        return ReachOutcome(
             "proved",
             horizon,
             total,
@@ -392,7 +392,7 @@ def check_reach(
             f"proved for all time by interval reachability ({what}, {inputs}): each box's "
             "enclosure returns into itself one hyperperiod later",
         )
-    return Outcome(
+    return ReachOutcome(
         "holds",
         horizon,
         total,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TextIO
 
 from coherence.diagnostics import Severity
-from coherence.policy import Decision, Outcome, VerdictDecision
+from coherence.policy import Decision, Disposition, VerdictDecision
 from coherence.reports._common import counts_text, message_text, plural, result_text, silenced_text
 from coherence.results import Finding
 from coherence.source import Span
@@ -63,7 +63,7 @@ def write(decision: Decision, stream: TextIO, options: RenderOptions) -> None:
     shown = {id(f) for f in findings}
     for vd in decision.verdicts:
         # a failing verdict is annotated through its findings; alone only when it has none
-        if vd.outcome == Outcome.FAIL and not any(id(f) in shown for f in vd.evidence):
+        if vd.outcome == Disposition.FAIL and not any(id(f) in shown for f in vd.evidence):
             stream.write(_verdict_annotation(vd) + "\n")
     summary = (
         f"coherence: {plural(len(decision.report.files), 'file')}, "

@@ -22,7 +22,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, TextIO
 
-from coherence.policy import Decision, Outcome
+from coherence.policy import Decision, Disposition
 from coherence.reports._common import finding_text, plural
 from coherence.results import FileReport, Finding, SystemReport, Verdict
 from coherence.source import SourceFile
@@ -66,17 +66,17 @@ def _verdict_case(
     case.set("line", str(v.span.line))
     counts.tests += 1
     detail = v.reason or (f"depth {v.depth}" if v.depth is not None else "")
-    if vd.outcome == Outcome.SKIPPED:
+    if vd.outcome == Disposition.SKIPPED:
         counts.skipped += 1
         ET.SubElement(case, "skipped", {"message": detail or "not checked in this run"})
         return False
-    if vd.outcome == Outcome.PASS:
+    if vd.outcome == Disposition.PASS:
         if detail:
             ET.SubElement(case, "system-out").text = f"{v.status.value}: {detail}"
         return False
     message = vd.label + (f": {detail}" if detail else "")
     text = "\n\n".join(finding_text(f, source) for f in vd.evidence) or message
-    if vd.outcome != Outcome.FAIL:  # unknown or accepted: not a pass, not a failure
+    if vd.outcome != Disposition.FAIL:  # unknown or accepted: not a pass, not a failure
         counts.skipped += 1
         ET.SubElement(case, "skipped", {"message": message})
         ET.SubElement(case, "system-out").text = text
@@ -104,7 +104,7 @@ def _file_suite(fr: FileReport, decision: Decision) -> tuple[ET.Element, _Counts
     case = ET.SubElement(suite, "testcase", {"classname": fr.path, "name": "findings"})
     case.set("file", fr.path)
     counts.tests += 1
-    failing = [f for f in rest if decision.finding(f).outcome == Outcome.FAIL]
+    failing = [f for f in rest if decision.finding(f).outcome == Disposition.FAIL]
     if failing:
         counts.failures += 1
         ET.SubElement(

@@ -19,7 +19,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from coherence.diagnostics import Severity, render
-from coherence.policy import Decision, Outcome
+from coherence.policy import Decision, Disposition
 from coherence.reports._common import (
     count_levels,
     counts_text,
@@ -193,14 +193,14 @@ def render_finding(
 
 
 _OUTCOME_STYLE = {
-    Outcome.PASS: "green",
-    Outcome.FAIL: "red",
-    Outcome.WARN: "magenta",
-    Outcome.IGNORED: "magenta",
-    Outcome.SUPPRESSED: "yellow",
-    Outcome.BASELINED: "yellow",
-    Outcome.DESELECTED: "yellow",
-    Outcome.SKIPPED: "dim",
+    Disposition.PASS: "green",
+    Disposition.FAIL: "red",
+    Disposition.WARN: "magenta",
+    Disposition.IGNORED: "magenta",
+    Disposition.SUPPRESSED: "yellow",
+    Disposition.BASELINED: "yellow",
+    Disposition.DESELECTED: "yellow",
+    Disposition.SKIPPED: "dim",
 }
 _RESULT_STYLE = {"failed": "bold red", "inconclusive": "bold magenta", "passed": "bold green"}
 
