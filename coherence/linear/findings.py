@@ -673,7 +673,7 @@ def stable(
             if corner:
                 why += (
                     "; the operating point sits on a switching surface (deadband, "
-                    "saturation, cooldown: COH307), where the linearization is one side's"
+                    "saturation, cooldown: COH307), where the linearization is the slope of one side only"
                 )
             if cycle:
                 why += f"; the operating point is a cycle of {cycle} ticks"
