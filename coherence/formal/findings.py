@@ -537,7 +537,8 @@ def objective_conflict(ts: TransitionSystem, group: list[conflicts.PairResult]) 
     ]
     extra: tuple[tuple[str, str], ...] = ()
     if isinstance(obj.expr, Var):
-        extra = ((f"{obj.name} (acting)", obj.expr.name),)
+        unit = "" if obj.unit in ("1", "bool") else f" [{obj.unit}]"
+        extra = ((f"{obj.name} (acting){unit}", obj.expr.name),)
     view = trace_view(
         ts,
         w.run,
