@@ -1,4 +1,4 @@
-"""What ``coherence`` keeps between runs: the parser's tables and the analyses' results.
+"""What ``coherence`` keeps between runs: the analyses' results and the pieces' durations.
 
 Both live in one directory (:func:`cache_dir`): ``$COHERENCE_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/coherence``, else ``~/.cache/coherence``; ``COHERENCE_CACHE_DIR`` set to
@@ -24,6 +24,12 @@ analysis failed (COH903) is never written. Code patched into a running process (
 monkeypatch) is not seen by the key; such callers run without the cache (``--no-cache``,
 ``COHERENCE_NO_CACHE=1``).
 
+Entries are data, never code: a report is kept as tagged JSON (:mod:`coherence.codec`) with
+its key inside, and read back through an allowlist of the result classes, so a file planted in
+the directory (a CI cache restored from another job) can at worst be a miss, never run
+anything. Nothing here is pickled, and the parser is built in each process rather than loaded
+from this directory.
+
 Entries are written to a temporary file and renamed into place, so concurrent runs never see
 half an entry; one that cannot be read (damaged, or from an incompatible build) is a miss and
 is removed. The directory is pruned to :data:`MAX_BYTES`, least recently used first.
@@ -37,14 +43,13 @@ import hashlib
 import json
 import math
 import os
-import pickle
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-FORMAT = 1  # the layout of an entry; bumped when it changes
+FORMAT = 2  # the layout of an entry; bumped when it changes (2: tagged JSON)
 MAX_BYTES = 256 * 2**20  # the results directory's size, pruned least recently used first
 LIBRARIES = ("z3-solver", "numpy", "scipy", "sympy", "control")
 # how the reason of a solver call the wall-clock guard stopped begins
@@ -122,22 +127,27 @@ class ResultCache:
         self.misses = 0
 
     def _path(self, key: str) -> Path:
-        return self.dir / key[:2] / f"{key}.pickle"
+        return self.dir / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> Any | None:
         """The report kept under ``key``, or None (counted as a hit or a miss)."""
         path = self._path(key)
+        from coherence.codec import CodecError, loads
+
         try:
-            with path.open("rb") as stream:
-                stored_key, report = pickle.load(stream)
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             self.misses += 1
             return None
-        except Exception:  # damaged, or from a build whose classes differ: a miss
+        except (OSError, UnicodeDecodeError):
             _remove(path)
             self.misses += 1
             return None
-        if stored_key != key:  # a file that is not what its name says
+        try:
+            report = loads(text, key)
+        except (CodecError, TypeError, ValueError):
+            # damaged, planted, from a build whose classes differ, or not what its name
+            # says: a miss, and the file goes
             _remove(path)
             self.misses += 1
             return None
@@ -148,25 +158,31 @@ class ResultCache:
 
     def put(self, key: str, report: Any) -> None:
         """Keep ``report`` under ``key``; a directory that cannot be written is passed over."""
+        from coherence.codec import CodecError, dumps
+
         path = self._path(key)
+        try:
+            text = dumps(report, key)
+        except CodecError:  # a value no report format holds: not kept
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
             try:
-                with os.fdopen(fd, "wb") as stream:
-                    pickle.dump((key, report), stream, protocol=pickle.HIGHEST_PROTOCOL)
+                with os.fdopen(fd, "w", encoding="utf-8") as stream:
+                    stream.write(text)
                 os.replace(tmp, path)
             except BaseException:
                 _remove(Path(tmp))
                 raise
-        except (OSError, pickle.PicklingError):
+        except OSError:
             return
         self.prune()
 
     def prune(self, limit: int = MAX_BYTES) -> None:
         """Remove the least recently used entries until the directory holds ``limit`` bytes."""
         entries = []
-        for path in self.dir.glob("*/*.pickle"):
+        for path in self.dir.glob("*/*.json"):
             try:
                 st = path.stat()
             except OSError:
@@ -259,12 +275,12 @@ def run_command(clear: bool, out: TextIO) -> int:
         out.write("no cache: COHERENCE_CACHE_DIR is empty, or the directory cannot be made\n")
         return 0
     results = ResultCache(root)
-    entries = sorted(results.dir.glob("*/*.pickle"))
+    entries = sorted(results.dir.glob("*/*.json"))
     size = 0
     for path in entries:
         with contextlib.suppress(OSError):
             size += path.stat().st_size
-    others = [root / Durations.FILE, *sorted(root.glob("*.lark-cache"))]
+    others = [root / Durations.FILE]
     if clear:
         for path in [*entries, *others]:
             _remove(path)
@@ -279,7 +295,6 @@ def run_command(clear: bool, out: TextIO) -> int:
         f"  results    {len(entries)} report{'' if len(entries) == 1 else 's'}, "
         f"{size / 2**20:.1f} MiB (at most {MAX_BYTES // 2**20} MiB){_off()}\n"
         f"  durations  {timed} piece{'' if timed == 1 else 's'} timed\n"
-        f"  grammar    {'kept' if any(p.exists() for p in others[1:]) else 'not built yet'}\n"
     )
     return 0
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ import coherence.cache as cache_module
 import coherence.linear as linear
 from coherence.cache import GUARD_NOTE, Durations, ResultCache, longest_first, result_key
 from coherence.cli import main
+from coherence.codec import CodecError, dumps, loads
 from coherence.compile import compile_path
 from coherence.formal.analyze import parts, piece_name
 from coherence.pipeline import CheckOptions, check_paths
@@ -53,7 +53,7 @@ def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _entries(root: Path) -> list[Path]:
-    return sorted((root / "cache" / "results").glob("*/*.pickle"))
+    return sorted((root / "cache" / "results").glob("*/*.json"))
 
 
 def _cli(*argv: str) -> tuple[int, str, str]:
@@ -137,16 +137,56 @@ def test_a_changed_spec_is_analysed_again(spec: Path, monkeypatch: pytest.Monkey
 def test_a_damaged_entry_is_a_miss_and_is_replaced(spec: Path) -> None:
     first = _check(spec)
     (entry,) = _entries(spec.parent)
-    entry.write_bytes(b"not a pickle")
+    entry.write_bytes(b"not a report")
     assert _check(spec) == first
     (entry,) = _entries(spec.parent)
-    key, report = pickle.loads(entry.read_bytes())
-    assert key == entry.stem and report.name == "tiny"
+    report = loads(entry.read_text(encoding="utf-8"), entry.stem)
+    assert report.name == "tiny"
+
+
+PAYLOAD = b"cos\nsystem\n(S'touch PLANTED'\ntR."  # a pickle that runs a shell command
+
+
+@pytest.mark.parametrize("where", ["entry", "grammar"])
+def test_a_planted_pickle_in_the_cache_directory_runs_nothing(
+    spec: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A CI cache restored from another job is data: a pickle planted as a results entry (or
+    where Lark would keep its grammar tables) is never loaded, and the run is the same."""
+    first = _check(spec)
+    root = spec.parent / "cache"
+    monkeypatch.chdir(spec.parent)
+    if where == "entry":
+        (entry,) = _entries(spec.parent)
+        entry.write_bytes(PAYLOAD)
+    else:
+        for name in ("parser.lark-cache", "terminals.lark-cache"):
+            (root / name).write_bytes(PAYLOAD)
+        import coherence.frontend.parser as parser_module
+
+        parser_module._parser.cache_clear()
+    assert _check(spec) == first
+    assert not (spec.parent / "PLANTED").exists()
+
+
+def test_a_report_read_back_equals_the_report_written(spec: Path) -> None:
+    ts = compile_path(spec).systems[0]
+    from coherence.pipeline import analyse_system, analyses_for
+
+    report = analyse_system(ts, analyses_for(CheckOptions(jobs=1)))
+    assert loads(dumps(report, "k"), "k") == report
+    with pytest.raises(CodecError):
+        loads(dumps(report, "k"), "another key")
+    with pytest.raises(CodecError):  # a class outside the allowlist is refused, not built
+        loads('{"key": "", "report": {"c": "Path", "v": {}}}')
 
 
 def test_an_entry_under_the_wrong_name_is_not_believed(tmp_path: Path) -> None:
+    from coherence.results import SystemReport
+    from coherence.source import Span
+
     store = ResultCache(tmp_path)
-    store.put("ab" * 32, "a report")
+    store.put("ab" * 32, SystemReport("s", "a.coh", Span.unknown("a.coh"), ()))
     wrong = store._path("cd" * 32)
     wrong.parent.mkdir(parents=True)
     os.replace(store._path("ab" * 32), wrong)
@@ -208,15 +248,19 @@ def test_timings_leave_out_cached_systems_and_count_them(
 
 
 def test_pruning_removes_the_least_recently_used_first(tmp_path: Path) -> None:
+    from coherence.results import SystemReport
+    from coherence.source import Span
+
+    report = SystemReport("x" * 1000, "a.coh", Span.unknown("a.coh"), ())
     store = ResultCache(tmp_path)
     keys = [f"{i:02d}" * 32 for i in range(4)]
     for n, key in enumerate(keys):
-        store.put(key, "x" * 1000)
+        store.put(key, report)
         os.utime(store._path(key), ns=(10**9 * n, 10**9 * n))
-    assert store.get(keys[0]) == "x" * 1000  # used now: the newest
+    assert store.get(keys[0]) == report  # used now: the newest
     size = store._path(keys[0]).stat().st_size
     store.prune(limit=2 * size)
-    left = sorted(p.stem for p in tmp_path.glob("results/*/*.pickle"))
+    left = sorted(p.stem for p in tmp_path.glob("results/*/*.json"))
     assert left == sorted([keys[0], keys[3]])
 
 
@@ -279,7 +323,6 @@ def test_the_cache_command_shows_what_is_kept_and_clears_it(spec: Path) -> None:
     code, out, _ = _cli("cache", "--clear")
     assert (code, out) == (0, f"cleared {root}: 1 report\n")
     assert _entries(spec.parent) == [] and not (root / Durations.FILE).exists()
-    assert not list(root.glob("*.lark-cache"))
     assert "results    0 reports" in _cli("cache")[1]
 
 

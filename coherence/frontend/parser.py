@@ -1,8 +1,8 @@
 """Parsing: spec text to AST, with located syntax diagnostics and error recovery.
 
 The grammar (``coherence.lark``, also at ``dsl/coherence.lark``) is compiled once per process
-with Lark's LALR parser and contextual lexer; the tables are kept between runs in the
-grammar cache (:func:`coherence.cache.cache_dir`, docs/ci.md). On a syntax error the
+with Lark's LALR parser and contextual lexer (never loaded from a cache on disk: Lark's
+caches are pickles). On a syntax error the
 offending statement is blanked out (positions preserved) and the file is parsed again, so one run reports every
 syntax error that recovery can reach.
 """
@@ -19,7 +19,6 @@ from typing import Any
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from coherence.cache import cache_dir
 from coherence.diagnostics import Diagnostic
 from coherence.frontend import ast
 from coherence.source import SourceFile, Span
@@ -153,21 +152,12 @@ def _keyword_boundary(tok: Token) -> Token:
     return tok
 
 
-def _cached(name: str) -> str | bool:
-    """Lark's ``cache`` option for one of the two grammar builds: a file in :func:`cache_dir`
-    (or False). Lark keys the file by a hash of the grammar, its options, its own version
-    and Python's, rebuilds and rewrites it when that does not match, and carries on without
-    it when it cannot be read or written."""
-    where = cache_dir()
-    return False if where is None else str(where / f"{name}.lark-cache")
-
-
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    """The LALR parser, built once per process; its tables come from the grammar cache
-    (:func:`cache_dir`) after the first run (0.04 s instead of 0.2 s for each of the two
-    builds)."""
-    probe = Lark(grammar_text(), parser="lalr", lexer="contextual", cache=_cached("terminals"))
+    """The LALR parser, built once per process (about 0.08 s for each of the two builds). It
+    is never loaded from a cache directory: Lark keeps its tables as pickles, and a directory
+    others may write (a CI cache restored from another job) must never run code."""
+    probe = Lark(grammar_text(), parser="lalr", lexer="contextual")
     keyword_terms = [
         t.name
         for t in probe.terminals
@@ -179,7 +169,6 @@ def _parser() -> Lark:
         lexer="contextual",
         propagate_positions=True,
         maybe_placeholders=True,
-        cache=_cached("parser"),
         lexer_callbacks={name: _keyword_boundary for name in keyword_terms},
     )
 

@@ -141,7 +141,7 @@ def test_spec_files_go_through_the_results_cache(  # type: ignore[no-untyped-def
     pytester.makefile(".coh", fleet=FAILING)
     args = ("--coherence", "--coherence-analyses", "simulate")
     run(*args).assert_outcomes(passed=1, failed=1, skipped=1)
-    assert len(list((pytester.path / "cache" / "results").glob("*/*.pickle"))) == 1
+    assert len(list((pytester.path / "cache" / "results").glob("*/*.json"))) == 1
 
     def analysed(*_: object) -> None:
         raise AssertionError("analysed although the report was cached")
