@@ -18,7 +18,7 @@ from coherence.frontend.check import check_system
 from coherence.frontend.parser import parse_source
 from coherence.ir.lower import lower
 from coherence.ir.nodes import TransitionSystem
-from coherence.source import SourceFile, Span
+from coherence.source import SourceFile, Span, stdin_text
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 
@@ -36,6 +36,9 @@ class CompileResult:
 
 
 def read_source(path: str | Path) -> SourceFile | Diagnostic:
+    given = stdin_text(path)  # a spec the command line read from standard input
+    if given is not None:
+        return SourceFile(str(path), given)
     p = Path(path)
     try:
         if p.stat().st_size > MAX_FILE_BYTES:

@@ -65,3 +65,29 @@ class SourceFile:
         line = self.text.count("\n", 0, offset) + 1
         last_nl = self.text.rfind("\n", 0, offset)
         return line, offset - last_nl
+
+
+# ---- standard input ------------------------------------------------------------------------
+
+STDIN = "-"
+"""The path that names standard input on the command line."""
+
+STDIN_NAME = "<stdin>"
+"""The name a spec read from standard input has, unless ``--stdin-filename`` gives one."""
+
+_STDIN_TEXT: dict[str, str] = {}
+
+
+def provide_stdin(name: str, text: str) -> None:
+    """Let ``name`` read as ``text`` (a spec the command line read from standard input).
+
+    The command line reads standard input once, then passes ``name`` on as the spec's path:
+    every location, report and cache key then says ``name``, and reading ``name`` gives this
+    text rather than a file of that name.
+    """
+    _STDIN_TEXT[name] = text
+
+
+def stdin_text(path: object) -> str | None:
+    """The text standard input gave for ``path``, or None when it is an ordinary file."""
+    return _STDIN_TEXT.get(str(path)) if _STDIN_TEXT else None
