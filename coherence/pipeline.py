@@ -141,7 +141,74 @@ def analyse_system(ts: TransitionSystem, analyses: list[tuple[str, Analysis]]) -
     )
 
 
-def check_file(path: Path, options: CheckOptions, lint_only: bool = False) -> FileReport:
+class Progress:
+    """What :func:`check_paths` says while it works, for a display on standard error
+    (:mod:`coherence.reports.progress`); here every method does nothing. Results do not
+    depend on it."""
+
+    def file(self, path: str, index: int, total: int) -> None:
+        """``path``, the ``index``-th of ``total`` specs (from 0), is being checked."""
+
+    def analysis(self, path: str, system: str, analysis: str) -> None:
+        """An analysis of a system starts (``analysis``: simulate, linear, smt)."""
+
+    def parallel(self, systems: int, pieces: int, workers: int) -> None:
+        """With ``-j``: the analyses of ``systems`` systems run as ``pieces`` pieces in
+        ``workers`` worker processes, and the specs are all done when they are."""
+
+    def expensive(self, path: str, system: str, notes: tuple[str, ...]) -> None:
+        """Before the work: the requirements of a system that will be expensive."""
+
+    def done(self, report: FileReport) -> None:
+        """A spec is checked (in the order given; with ``-j`` all at the end)."""
+
+
+# the work a bounded requirement is estimated to take, in state-ticks, above which the
+# check says so before it starts (llm_serving's 10-minute flapping window at a 1 s tick:
+# 1.27M, 23.5 s of a 38 s check; the other specs of the library: at most 12k)
+EXPENSIVE_WORK = 500_000
+
+
+def expensive_requirements(ts: TransitionSystem, options: CheckOptions) -> tuple[str, ...]:
+    """One sentence per bounded requirement of ``ts`` whose analysis will be expensive, with
+    what would make it cheaper. The estimate is the size of the run the simulation and the
+    unrolling must cover: the requirement's horizon in ticks times the states (delays and
+    averaging windows are a state per tick), plus, for ``no flapping``, the reversals counted
+    over its window at each tick."""
+    if not options.smt:
+        return ()
+    notes = []
+    for req in ts.requirements:
+        if req.kind not in ("always", "response", "flapping"):
+            continue
+        ticks = max(1, req.horizon)
+        if options.horizon is not None:
+            ticks = min(ticks, options.horizon)
+        window = req.within if req.kind == "flapping" else 0
+        work = ticks * (len(ts.states) + window)
+        if work < EXPENSIVE_WORK:
+            continue
+        what = f"{ticks} ticks x {len(ts.states)} states"
+        if window:
+            what += f" + a {window}-tick window at each tick"
+        cheaper = [f"a coarser tick (it is {ts.tick:g} s)"]
+        if window:
+            cheaper.append("a shorter window")
+        cheaper.append("`--horizon N` to cap the solver's unrolling")
+        if len(ts.states) > 100:
+            cheaper.append("shorter delays and averaging windows (a state per tick each)")
+        notes.append(
+            f"`{req.text or req.kind}` (line {req.span.line}) will be expensive to check: "
+            f"{what} (about {work / 1e6:.2g}M state-ticks); cheaper with "
+            + ", ".join(cheaper[:-1])
+            + f" or {cheaper[-1]}"
+        )
+    return tuple(notes)
+
+
+def check_file(
+    path: Path, options: CheckOptions, lint_only: bool = False, progress: Progress | None = None
+) -> FileReport:
     src = read_source(path)
     if isinstance(src, Diagnostic):
         return FileReport(str(path), (src,))
@@ -149,20 +216,44 @@ def check_file(path: Path, options: CheckOptions, lint_only: bool = False) -> Fi
     systems: list[SystemReport] = []
     if not lint_only and result.ok:
         chosen = analyses_for(options)
-        systems = [analyse_cached(ts, chosen, options) for ts in result.systems]
+        systems = [analyse_cached(ts, chosen, options, progress) for ts in result.systems]
     return FileReport(str(path), result.diagnostics, tuple(systems), src.text)
 
 
 def analyse_cached(
-    ts: TransitionSystem, analyses: list[tuple[str, Analysis]], options: CheckOptions
+    ts: TransitionSystem,
+    analyses: list[tuple[str, Analysis]],
+    options: CheckOptions,
+    progress: Progress | None = None,
 ) -> SystemReport:
-    """:func:`analyse_system`, through the results cache of ``options`` (if any)."""
+    """:func:`analyse_system`, through the results cache of ``options`` (if any); the
+    system's expensive requirements are said to ``progress`` before the work and kept in the
+    report's notes."""
     store = _store(options)
     kept = _lookup(store, ts, options)
     if kept is None:
-        kept = analyse_system(ts, analyses)
+        notes = expensive_requirements(ts, options)
+        if progress is not None:
+            if notes:
+                progress.expensive(ts.path, ts.name, notes)
+            analyses = [(name, _announced(progress, ts, name, fn)) for name, fn in analyses]
+        kept = _noted(analyse_system(ts, analyses), notes)
         _keep(store, ts, options, kept)
     return kept
+
+
+def _announced(progress: Progress, ts: TransitionSystem, name: str, fn: Analysis) -> Analysis:
+    def run(system: TransitionSystem) -> AnalysisResult:
+        progress.analysis(ts.path, ts.name, name)
+        return fn(system)
+
+    return run
+
+
+def _noted(report: SystemReport, notes: tuple[str, ...]) -> SystemReport:
+    from dataclasses import replace
+
+    return replace(report, notes=notes) if notes else report
 
 
 def _store(options: CheckOptions) -> Any:
@@ -199,9 +290,13 @@ def _keep(store: Any, ts: TransitionSystem, options: CheckOptions, report: Syste
 
 
 def check_paths(
-    paths: Sequence[str], options: CheckOptions | None = None, lint_only: bool = False
+    paths: Sequence[str],
+    options: CheckOptions | None = None,
+    lint_only: bool = False,
+    progress: Progress | None = None,
 ) -> RunReport:
-    """Check every spec under ``paths``.
+    """Check every spec under ``paths``, saying to ``progress`` (if any) how far it is; the
+    report of each spec is handed to ``progress.done`` as soon as it is checked.
 
     >>> report = check_paths(["specs/seed/tipping_point.coh"], CheckOptions(linear=False, smt=False))
     >>> [s.name for f in report.files for s in f.systems]
@@ -209,9 +304,16 @@ def check_paths(
     """
     opts = options or CheckOptions()
     jobs = resolve_jobs(opts.jobs)
+    specs = find_specs(paths)
     if jobs > 1 and not lint_only:
-        return RunReport(_check_parallel(find_specs(paths), opts, jobs), __version__)
-    files = [check_file(p, opts, lint_only) for p in find_specs(paths)]
+        return RunReport(_check_parallel(specs, opts, jobs, progress), __version__)
+    files = []
+    for i, p in enumerate(specs):
+        if progress is not None:
+            progress.file(str(p), i, len(specs))
+        files.append(check_file(p, opts, lint_only, progress))
+        if progress is not None:
+            progress.done(files[-1])
     return RunReport(tuple(files), __version__)
 
 
@@ -228,7 +330,9 @@ def _timed(name: str, ts: TransitionSystem, fn: Callable[[], Any]) -> Callable[[
     return run
 
 
-def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[FileReport, ...]:
+def _check_parallel(
+    specs: list[Path], opts: CheckOptions, jobs: int, progress: Progress | None = None
+) -> tuple[FileReport, ...]:
     """:func:`check_file` of every spec, the analyses of all their systems run as one pool of
     independent pieces (the simulation, the linear analysis, each piece of the formal
     analysis: :func:`coherence.formal.analyze.parts`), longest first; the reports are put
@@ -238,7 +342,9 @@ def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[F
     from coherence.parallel import run_all
 
     compiled: list[tuple[Path, Any, CompileResult | None]] = []
-    for path in specs:
+    for i, path in enumerate(specs):
+        if progress is not None:
+            progress.file(str(path), i, len(specs))
         src = read_source(path)
         if isinstance(src, Diagnostic):
             compiled.append((path, src, None))
@@ -253,6 +359,9 @@ def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[F
             hit = _lookup(store, ts, opts)
             if hit is None:
                 todo.append(ts)
+                notes = expensive_requirements(ts, opts)
+                if notes and progress is not None:
+                    progress.expensive(ts.path, ts.name, notes)
             else:
                 kept[id(ts)] = hit
     if todo and any(name == "linear" for name, _ in chosen):
@@ -294,11 +403,14 @@ def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[F
         durations = Durations(opts.cache)
     from coherence.cache import longest_first
 
+    if progress is not None and tasks:
+        progress.parallel(len(todo), len(tasks), jobs)
     done = run_all(tasks, jobs, longest_first(names, first, durations))
     if durations is not None and tasks:
         durations.record({n: sec for n, (_, sec) in zip(names, done, strict=True)})
     for ts, entry in zip(todo, plan, strict=True):
-        kept[id(ts)] = _system_report(ts, entry, done, opts)
+        report = _system_report(ts, entry, done, opts)
+        kept[id(ts)] = _noted(report, expensive_requirements(ts, opts))
         _keep(store, ts, opts, kept[id(ts)])
     out: list[FileReport] = []
     for path, src, result in compiled:
@@ -308,6 +420,8 @@ def _check_parallel(specs: list[Path], opts: CheckOptions, jobs: int) -> tuple[F
             continue
         reports = tuple(kept[id(ts)] for ts in result.systems) if result.ok else ()
         out.append(FileReport(str(path), result.diagnostics, reports, src.text))
+        if progress is not None:
+            progress.done(out[-1])
     return tuple(out)
 
 

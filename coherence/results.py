@@ -263,6 +263,9 @@ class SystemReport:
     span: Span
     analyses: tuple[AnalysisResult, ...]
     loops: tuple[str, ...] = ()
+    # said before the work: the requirements whose check will be expensive, and what would
+    # make them cheaper (:func:`coherence.pipeline.expensive_requirements`)
+    notes: tuple[str, ...] = ()
     # read from the results cache (coherence.cache) rather than computed by this run: the
     # same report either way, so no report format shows it (``--timings`` does)
     cached: bool = field(default=False, compare=False)

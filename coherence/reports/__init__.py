@@ -42,6 +42,7 @@ class RenderOptions:
     width: int | None = None
     lint: bool = False  # a `coherence lint` run: front-end diagnostics only
     quiet: bool = False  # text: one line per system (the verdict and why)
+    streamed: bool = False  # text: each spec's part was printed as it was checked
 
 
 class Renderer(Protocol):

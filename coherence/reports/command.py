@@ -19,13 +19,13 @@ import argparse
 import os
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from coherence.config import Config, load_config
 from coherence.diagnostics import CoherenceError
 from coherence.policy import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, Decision, Policy, decide
 from coherence.reports import FORMATS, RenderOptions, render
-from coherence.results import RunReport
+from coherence.results import FileReport, RunReport
 from coherence.suppress import (
     Judge,
     Selection,
@@ -34,6 +34,9 @@ from coherence.suppress import (
     front_end_only,
     triage,
 )
+
+if TYPE_CHECKING:
+    from coherence.reports.progress import CheckProgress
 
 FULL_ANALYSES = ("simulate", "linear", "smt")
 
@@ -140,6 +143,7 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
         codes_option(args.ignore, "--ignore") or config.ignore,
     )
     judge: Judge
+    streamed = False
     if lint:
         report: RunReport = check_paths(paths, lint_only=True)
         judge = front_end_only
@@ -157,9 +161,13 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
             jobs=args.jobs if getattr(args, "jobs", None) is not None else config.jobs,
             cache=results_cache(args, config.cache),
         )
+        stream = args.format == "text" and not getattr(args, "expect", None)
+        hooks = check_progress(args, stdout, stderr, selection, policy, config, stream)
         start = time.perf_counter()
-        report = add_topology(check_paths(paths, options))
+        with hooks:
+            report = add_topology(check_paths(paths, options, progress=hooks))
         wall = time.perf_counter() - start
+        streamed = stream and hooks.streamed
         complete = tuple(name for name, _ in analyses_for(options)) == FULL_ANALYSES
         judge = every_code if complete else front_end_only
 
@@ -183,6 +191,7 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
         color=color,
         lint=lint,
         quiet=getattr(args, "quiet", False),
+        streamed=streamed,
     )
     write_outputs(decision, args.format, outputs, stdout, options_)
     if getattr(args, "timings", False) and not lint:
@@ -208,3 +217,51 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
         )
         return EXIT_OK if all(e.ok for e in items) else EXIT_FINDINGS
     return code
+
+
+def check_progress(
+    args: argparse.Namespace,
+    stdout: TextIO,
+    stderr: TextIO,
+    selection: Selection,
+    policy: Policy,
+    config: Config,
+    stream: bool,
+) -> CheckProgress:
+    """The progress of a check on ``stderr`` (``--progress``, ``--no-progress``, else when
+    it is a terminal) and its expensive requirements; with ``stream``, each spec's part of
+    the text report printed on ``stdout`` as soon as it is checked, judged as the whole run
+    will judge it (selection, suppressions, baseline and policy act on each spec alone)."""
+    from coherence.baseline import load_baseline
+    from coherence.plot import add_topology
+    from coherence.reports.progress import CheckProgress, wanted
+    from coherence.reports.text import write_file
+
+    color = {"auto": None, "always": True, "never": False}[args.color]
+    baseline = None
+    wants_baseline = not args.write_baseline and not args.no_baseline
+    if stream and wants_baseline and (args.baseline or config.baseline):
+        baseline = load_baseline(str(args.baseline or config.baseline))
+    judge = every_code if _complete(args, config) else front_end_only
+    options = RenderOptions(
+        verbose=getattr(args, "verbose", False),
+        color=color,
+        quiet=getattr(args, "quiet", False),
+    )
+
+    def print_file(fr: FileReport) -> None:
+        one = add_topology(RunReport((fr,)))
+        write_file(decide(triage(one, selection, baseline, judge), policy), stdout, options)
+        stdout.flush()
+
+    hooks = CheckProgress(
+        stderr,
+        wanted(getattr(args, "progress", None), stderr),
+        color,
+        print_file if stream and not args.write_baseline else None,
+    )
+    return hooks
+
+
+def _complete(args: argparse.Namespace, config: Config) -> bool:
+    return (config.linear and not args.no_linear) and (config.smt and not args.no_smt)

@@ -271,6 +271,8 @@ def render_system(
         )
     )
     console.print(Text(sd.explanation), soft_wrap=True)
+    for note in s.notes:  # said before the work: an expensive requirement
+        console.print(Text.assemble(("note", "bold cyan"), f": {note}"), soft_wrap=True)
     console.print()
     if s.verdicts:
         console.print(requirements_table(s, decision))
@@ -298,38 +300,56 @@ def render_system(
             console.print()
 
 
-def render_quiet(decision: Decision, stream: TextIO, color: bool | None = None) -> None:
+def render_quiet(
+    decision: Decision, stream: TextIO, color: bool | None = None, files: bool = True
+) -> None:
     """One line per system (``path: system: VERDICT (n errors, m warnings) — why``), one per
     error or warning of a file's front end (a spec that does not parse has no system), then
-    the run's result line."""
+    the run's result line (only that with ``files=False``: the specs' lines were printed as
+    each was checked, :func:`render_quiet_file`)."""
     console = make_console(stream, color)
-    for fr in decision.report.files:
-        for d in fr.diagnostics:
-            f = Finding.from_diagnostic(d)
-            if f.level == Severity.NOTE:
-                continue
-            console.print(
-                Text.assemble(
-                    f"{fr.path}:{f.span.line}:{f.span.column}: ",
-                    (f"{f.level}[{f.code}]", _STYLE[f.level]),
-                    f": {f.message}",
-                ),
-                soft_wrap=True,
-            )
-        for s in fr.systems:
-            sd = decision.system(s)
-            counts = count_levels(s.findings)
-            console.print(
-                Text.assemble(
-                    f"{s.path}: {s.name}: ",
-                    (sd.coherence.value.upper(), _VERDICT_STYLE[sd.coherence]),
-                    f" ({plural(counts[Severity.ERROR], 'error')}, "
-                    f"{plural(counts[Severity.WARNING], 'warning')}) \u2014 "
-                    + _without_verdict(sd.explanation, sd.coherence),
-                ),
-                soft_wrap=True,
-            )
+    if files:
+        for fr in decision.report.files:
+            render_quiet_file(console, fr, decision)
     console.print(Text(result_text(decision), style=_RESULT_STYLE[decision.result]), soft_wrap=True)
+
+
+def render_quiet_file(console: Console, fr: FileReport, decision: Decision) -> None:
+    """One spec's lines of the ``--quiet`` report."""
+    for d in fr.diagnostics:
+        f = Finding.from_diagnostic(d)
+        if f.level == Severity.NOTE:
+            continue
+        console.print(
+            Text.assemble(
+                f"{fr.path}:{f.span.line}:{f.span.column}: ",
+                (f"{f.level}[{f.code}]", _STYLE[f.level]),
+                f": {f.message}",
+            ),
+            soft_wrap=True,
+        )
+    for s in fr.systems:
+        sd = decision.system(s)
+        counts = count_levels(s.findings)
+        console.print(
+            Text.assemble(
+                f"{s.path}: {s.name}: ",
+                (sd.coherence.value.upper(), _VERDICT_STYLE[sd.coherence]),
+                f" ({plural(counts[Severity.ERROR], 'error')}, "
+                f"{plural(counts[Severity.WARNING], 'warning')}) \u2014 "
+                + _without_verdict(sd.explanation, sd.coherence),
+            ),
+            soft_wrap=True,
+        )
+
+
+def render_file(console: Console, fr: FileReport, decision: Decision, verbose: bool) -> None:
+    """One spec's part of the report: its front end's diagnostics, then each system."""
+    source = SourceFile(fr.path, fr.source_text) if fr.source_text else None
+    for d in fr.diagnostics:
+        render_finding(console, Finding.from_diagnostic(d), source)
+    for s in fr.systems:
+        render_system(console, s, source, verbose, decision)
 
 
 def render_report(
@@ -338,15 +358,15 @@ def render_report(
     verbose: bool = False,
     color: bool | None = None,
     width: int | None = None,
+    files: bool = True,
 ) -> None:
+    """The report; with ``files=False`` only its closing lines (the specs' parts were
+    printed as each was checked: :func:`render_file`)."""
     console = make_console(stream, color, width)
     report = decision.report
-    for fr in report.files:
-        source = SourceFile(fr.path, fr.source_text) if fr.source_text else None
-        for d in fr.diagnostics:
-            render_finding(console, Finding.from_diagnostic(d), source)
-        for s in fr.systems:
-            render_system(console, s, source, verbose, decision)
+    if files:
+        for fr in report.files:
+            render_file(console, fr, decision, verbose)
     nsys = sum(len(fr.systems) for fr in report.files)
     summary = (
         f"{plural(len(report.files), 'file')}, {plural(nsys, 'system')} analysed: "
@@ -377,9 +397,22 @@ def write(decision: Decision, stream: TextIO, options: RenderOptions) -> None:
     if options.lint:
         render_lint(decision, stream, options.color)
     elif options.quiet:
-        render_quiet(decision, stream, options.color)
+        render_quiet(decision, stream, options.color, not options.streamed)
     else:
-        render_report(decision, stream, options.verbose, options.color, options.width)
+        render_report(
+            decision, stream, options.verbose, options.color, options.width, not options.streamed
+        )
+
+
+def write_file(decision: Decision, stream: TextIO, options: RenderOptions) -> None:
+    """The text report of the one spec of ``decision`` (printed as soon as it is checked;
+    :func:`write` with ``streamed`` then prints the closing lines)."""
+    for fr in decision.report.files:
+        if options.quiet:
+            render_quiet_file(make_console(stream, options.color), fr, decision)
+        else:
+            console = make_console(stream, options.color, options.width)
+            render_file(console, fr, decision, options.verbose)
 
 
 def render_file_summary(fr: FileReport) -> str:

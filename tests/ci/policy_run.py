@@ -93,11 +93,17 @@ def system_report(path: str, text: str) -> SystemReport:
     return SystemReport("policy", path, at("system policy"), analyses, ("autoscaler", "router"))
 
 
-def fake_check_paths(paths: Any, options: Any = None, lint_only: bool = False) -> RunReport:
+def fake_check_paths(
+    paths: Any, options: Any = None, lint_only: bool = False, progress: Any = None
+) -> RunReport:
     files = []
-    for p in paths:
+    for i, p in enumerate(paths):
+        if progress is not None:
+            progress.file(str(p), i, len(paths))
         text = Path(p).read_text(encoding="utf-8")
         files.append(FileReport(str(p), (), (system_report(str(p), text),), text))
+        if progress is not None:  # the text report prints each spec as it is done
+            progress.done(files[-1])
     return RunReport(tuple(files), "0.0.0-test")
 
 

@@ -127,9 +127,9 @@ def test_solver_limits_reach_the_check_options(project: Path, monkeypatch: Any) 
     seen: list[Any] = []
     real = pipeline.check_paths
 
-    def spy(paths: Any, options: Any = None, lint_only: bool = False) -> Any:
+    def spy(paths: Any, options: Any = None, lint_only: bool = False, progress: Any = None) -> Any:
         seen.append(options)
-        return real(paths, pipeline.CheckOptions(linear=False, smt=False), lint_only)
+        return real(paths, pipeline.CheckOptions(linear=False, smt=False), lint_only, progress)
 
     monkeypatch.setattr(pipeline, "check_paths", spy)
     (project / "coherence.toml").write_text(
