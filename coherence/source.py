@@ -85,6 +85,7 @@ def provide_stdin(name: str, text: str) -> None:
     every location, report and cache key then says ``name``, and reading ``name`` gives this
     text rather than a file of that name.
     """
+    _STDIN_TEXT.clear()  # standard input is read once a command: the last one counts
     _STDIN_TEXT[name] = text
 
 
