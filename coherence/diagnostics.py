@@ -141,8 +141,10 @@ REGISTRY: dict[str, Rule] = _rules(
         W,
         "Two or more loops actuate the same state.",
         "Allowed: on a tick where several loops act, their changes add up and the sum is "
-        "saturated to the state's bounds. Reported because loops that share an actuator "
-        "fight directly; the coupling analysis looks at them first.",
+        "saturated to the state's bounds (`combine sum`, the default); `combine last`, "
+        "`combine max` or `combine min` on the state make the loop declared last, or the "
+        "largest or smallest value set, win instead. Reported because loops that share an "
+        "actuator fight directly; the coupling analysis looks at them first.",
         example="loop hpa { actuates replicas ... }\nloop vpa { actuates replicas ... }",
     ),
     Rule(
@@ -291,6 +293,18 @@ REGISTRY: dict[str, Rule] = _rules(
         "file must exist (relative to the spec) and match the profile schema.",
         example='profile h100 = "profiles/h100.json"',
         fix="Measure one with `coherence calibrate --out PATH`, or correct the path.",
+    ),
+    Rule(
+        "COH230",
+        "continuous-not-linear",
+        E,
+        "A `continuous` equation is not linear with constant coefficients.",
+        "`der(x) = ...` is discretised exactly at the tick with the matrix exponential, which "
+        "needs `x' = A x + w`: each state of the block multiplied by a constant (numbers and "
+        "parameters with a fixed value), plus terms `w` that read no state of the block "
+        "(inputs, actuators, other states, lets: held over each tick).",
+        example="continuous { der(x) = -x * x / 10s }",
+        fix="Write the nonlinear dynamics as a `next` update, or linearise them by hand.",
     ),
     # --- COH3xx: stability (linear analysis) ----------------------------------------------
     Rule(

@@ -198,6 +198,7 @@ class StateDecl:
     init: Num
     span: Span = _span()
     name_span: Span = _span()
+    combine: str | None = None  # sum | last | max | min, as written (None: the default, sum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +216,25 @@ class NextDecl:
     value: Expr
     span: Span = _span()
     name_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class DerEq:
+    """``der(x) = expr``: the time derivative of state ``x``, linear in the block's states."""
+
+    state: str
+    expr: Expr
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuousDecl:
+    """``continuous { der(x) = ... }``: linear continuous-time state equations, discretised
+    exactly at the tick with a zero-order hold on everything that is not a state of a block."""
+
+    equations: tuple[DerEq, ...]
+    span: Span = _span()
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +305,19 @@ class LimitClause:
     span: Span = _span()
 
 
-LoopItem = Sense | Actuate | RateLimit | Stabilize | LoopClause | Guard | LimitClause | Objective
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """``timing immediate|delayed``: whether the plant update of the tick on which the loop acts
+    reads the new actuator value (immediate, the sampled-data textbook convention) or the value
+    it held (delayed, the default: the action reaches the plant one tick later)."""
+
+    mode: str
+    span: Span = _span()
+
+
+LoopItem = (
+    Sense | Actuate | RateLimit | Stabilize | LoopClause | Guard | LimitClause | Timing | Objective
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +353,7 @@ SysItem = (
     | StateDecl
     | LetDecl
     | NextDecl
+    | ContinuousDecl
     | LoopDecl
     | Objective
     | Require

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from coherence.diagnostics import Diagnostic, Severity
 from coherence.frontend import ast
+from coherence.frontend.dynamics import Continuous, Hidden, check_continuous
 from coherence.frontend.exprs import ast_names, scale_of
 from coherence.frontend.loops import CheckedLoop, check_loop, loop_names, state_updates
 from coherence.frontend.requirements import objective, objective_names, require
@@ -53,6 +54,8 @@ class Checked:
     objectives: list[ir.ObjectiveIR]
     requirements: list[ir.Requirement]
     bindings: list[ir.Binding] = field(default_factory=list)
+    hidden: list[Hidden] = field(default_factory=list)  # lag() and delay() states
+    continuous: Continuous | None = None  # the `continuous` equations, x' = A x + w
 
 
 class _Checker(Checker):
@@ -94,6 +97,8 @@ class _Checker(Checker):
                 self.declare(lp.name, "loop", DIMENSIONLESS, "1", 1.0, lp.name_span)
         lets = self._lets(let_decls)
         nexts = self._nexts([i for i in items if isinstance(i, ast.NextDecl)])
+        blocks = [i for i in items if isinstance(i, ast.ContinuousDecl)]
+        continuous = check_continuous(self, blocks, nexts, lets) if blocks else None
         loops = [check_loop(self, lp) for lp in loops_ast]
         loop_names(self, loops_ast)
         global_objs = [
@@ -103,7 +108,8 @@ class _Checker(Checker):
         objectives = [o for lp in loops for o in lp.objectives] + [o for o in global_objs if o]
         objective_names(self, objectives)
         reqs = [r for r in (require(self, i) for i in items if isinstance(i, ast.Require)) if r]
-        state_updates(self, states, nexts, loops)
+        der = {q.state for b in blocks for q in b.equations}
+        state_updates(self, states, nexts, loops, der)
         self._unused(inputs, params, lets)
         if any(d.level == Severity.ERROR for d in self.diags):
             return None
@@ -120,6 +126,8 @@ class _Checker(Checker):
             objectives,
             reqs,
             self.bindings,
+            list(self.hidden.values()),
+            continuous,
         )
 
     def _profile_decl(self, d: ast.ProfileDecl) -> None:

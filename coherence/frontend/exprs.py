@@ -36,6 +36,8 @@ FUNCTION_ARITY: dict[str, tuple[int, int]] = {
     "log": (1, 1),
     "clamp": (3, 3),
     "pow": (2, 2),
+    "lag": (2, 3),  # lag(u, tau [, init]): coherence.frontend.dynamics
+    "delay": (2, 3),  # delay(u, d [, init])
 }
 
 
@@ -288,6 +290,10 @@ class ExprTyper:
             return ir.Const(0.0, span), ANY
         if fn == "pow":
             return self._pow(args[0], args[1], span)
+        if fn in ("lag", "delay"):
+            from coherence.frontend.dynamics import dynamic_call
+
+            return dynamic_call(self, fn, args, span)
         typed = [self.visit(a) for a in args]
         for a, (_, ta) in zip(args, typed, strict=True):
             self._num(a, ta)

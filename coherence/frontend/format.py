@@ -119,6 +119,8 @@ def _loop_item(i: ast.LoopItem) -> str:
             return f"stabilize {d}{_num(window)}"
         case ast.Guard(cond):
             return f"when {format_expr(cond)}"
+        case ast.Timing(mode):
+            return f"timing {mode}"
         case ast.Objective():
             return _objective(i)
     raise AssertionError(i)
@@ -147,14 +149,18 @@ def format_item(i: ast.SysItem) -> list[str]:
             return [f"param {name}{_ann(unit)} = {format_expr(value)}{r}{b}"]
         case ast.ProfileDecl(name, path):
             return [f'profile {name} = "{path}"']
-        case ast.StateDecl(name, unit, integer, rng, init):
+        case ast.StateDecl(name, unit, integer, rng, init, _, _, combine):
             ann = _ann(unit) if unit else (" : 1" if integer else "")
             integer_kw = " integer" if integer else ""
-            return [f"state {name}{ann}{integer_kw} in {_range(rng)} init {_num(init)}"]
+            rule = f" combine {combine}" if combine else ""
+            return [f"state {name}{ann}{integer_kw} in {_range(rng)} init {_num(init)}{rule}"]
         case ast.LetDecl(name, unit, value):
             return [f"let {name}{_ann(unit)} = {format_expr(value)}"]
         case ast.NextDecl(name, value):
             return [f"next {name} = {format_expr(value)}"]
+        case ast.ContinuousDecl(equations):
+            eqs = [f"  der({q.state}) = {format_expr(q.expr)}" for q in equations]
+            return ["continuous {", *eqs, "}"]
         case ast.LoopDecl(name, doc, items):
             head = f' "{doc}"' if doc else ""
             return [f"loop {name}{head} {{", *("  " + _loop_item(x) for x in items), "}"]

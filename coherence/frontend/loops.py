@@ -8,6 +8,7 @@ and returns a :class:`CheckedLoop`, its values in canonical units and its expres
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from coherence.frontend import ast
@@ -36,6 +37,8 @@ class CheckedLoop:
     stabilize_down: int = 0
     guard: ir.Expr | None = None
     objectives: list[ir.ObjectiveIR] = field(default_factory=list)
+    timing: str = "delayed"  # immediate: the plant update of the tick reads the new value
+    timing_span: Span | None = None
 
 
 def check_loop(ck: Checker, lp: ast.LoopDecl) -> CheckedLoop:
@@ -76,6 +79,8 @@ def check_loop(ck: Checker, lp: ast.LoopDecl) -> CheckedLoop:
                     ck.error("COH213", "a tolerance must be non-negative", value.span)
             case ast.Actuate():
                 _actuate(ck, c, item)
+            case ast.Timing(mode, tspan):
+                c.timing, c.timing_span = mode, tspan
             case ast.Guard(cond):
                 e, t = ck.expr(cond)
                 if not isinstance(t, Boolean):
@@ -243,12 +248,42 @@ def state_updates(
     states: list[tuple[ast.StateDecl, float, float, float]],
     nexts: dict[str, ir.Expr],
     loops: list[CheckedLoop],
+    continuous: Collection[str] = (),
 ) -> None:
+    """Every state has one kind of update: `next`, `der`, or its loops (combined by the
+    state's `combine` rule, whose loops must agree on their `timing`)."""
     actuated: dict[str, list[tuple[str, Span]]] = {}
+    timings: dict[str, set[str]] = {}
     for lp in loops:
         for st, _mode, _law, span in lp.actions:
             actuated.setdefault(st, []).append((lp.decl.name, span))
+            timings.setdefault(st, set()).add(lp.timing)
     for d, *_ in states:
+        if d.name in continuous and d.name in actuated:
+            ck.error(
+                "COH210",
+                f"state `{d.name}` has a `der` equation and is actuated by "
+                f"loop `{actuated[d.name][0][0]}`",
+                actuated[d.name][0][1],
+                help="a state is either plant (next or der) or actuated by loops",
+            )
+            continue
+        if d.combine is not None and d.name not in actuated:
+            ck.error(
+                "COH219",
+                f"`combine {d.combine}` on state `{d.name}`, which no loop actuates",
+                d.span,
+                help="`combine` says how the loops that actuate a state share it",
+            )
+        if len(timings.get(d.name, ())) > 1:
+            ck.error(
+                "COH219",
+                f"the loops that actuate `{d.name}` disagree on their `timing`",
+                actuated[d.name][1][1],
+                help="give every loop that actuates it the same `timing` clause",
+            )
+        if d.name in continuous:
+            continue
         if d.name in nexts and d.name in actuated:
             ck.error(
                 "COH210",
@@ -272,6 +307,15 @@ def state_updates(
                 f"state `{d.name}` is actuated by {len(users)} loops: {names}",
                 users[1][1],
                 label="second actuator",
-                notes=("on a tick where several loops act, their changes add up",),
+                notes=(_COMBINE_NOTE[d.combine or "sum"],),
                 help="make sure the loops do not fight; the coupling analysis checks them",
             )
+
+
+_COMBINE_NOTE = {
+    "sum": "on a tick where several loops act, their changes add up (`combine sum`, the "
+    "default; `combine last`, `max` or `min` on the state choose another rule)",
+    "last": "on a tick where several loops act, the one declared last wins (`combine last`)",
+    "max": "on a tick where several loops act, the largest value they set wins (`combine max`)",
+    "min": "on a tick where several loops act, the smallest value they set wins (`combine min`)",
+}

@@ -48,6 +48,9 @@ STATEMENT_KEYWORDS = (
     "cooldown",
     "stabilize",
     "when",
+    "continuous",
+    "der",
+    "timing",
 )
 KEYWORDS = (
     *STATEMENT_KEYWORDS,
@@ -91,6 +94,9 @@ KEYWORDS = (
     "from",
     "slew",
     "per",
+    "combine",
+    "immediate",
+    "delayed",
 )
 
 _FRIENDLY = {
@@ -107,6 +113,8 @@ _FRIENDLY = {
     "RATE_DIR": "`up` or `down`",
     "STAB_DIR": "`up` or `down`",
     "INPUT_MODE": "`held` or `free`",
+    "COMBINE_RULE": "`sum`, `last`, `max` or `min`",
+    "TIMING_MODE": "`immediate` or `delayed`",
     "INTEGER": "`integer`",
     "TICKS": "`ticks`",
     "ONE": "`1`",
@@ -120,6 +128,8 @@ _REGEX_WORDS: dict[str, tuple[str, ...]] = {
     "RATE_DIR": ("up", "down"),
     "STAB_DIR": ("up", "down"),
     "INPUT_MODE": ("held", "free"),
+    "COMBINE_RULE": ("sum", "last", "max", "min"),
+    "TIMING_MODE": ("immediate", "delayed"),
     "INTEGER": ("integer",),
     "TICKS": ("ticks",),
 }
@@ -263,10 +273,29 @@ class _ToAst(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def state_decl(self, meta: Any, items: list[Any]) -> ast.StateDecl:
-        name, unit, integer, rng, init = items
+        name, unit, integer, rng, init, combine = items
         return ast.StateDecl(
-            str(name), unit, integer is not None, rng, init, self.sp(meta), _tsp(self.path, name)
+            str(name),
+            unit,
+            integer is not None,
+            rng,
+            init,
+            self.sp(meta),
+            _tsp(self.path, name),
+            combine,
         )
+
+    def combine(self, items: list[Token]) -> str:
+        return str(items[0])
+
+    @v_args(meta=True)
+    def continuous_decl(self, meta: Any, items: list[Any]) -> ast.ContinuousDecl:
+        return ast.ContinuousDecl(tuple(items), self.sp(meta))
+
+    @v_args(meta=True)
+    def der_eq(self, meta: Any, items: list[Any]) -> ast.DerEq:
+        name, value = items
+        return ast.DerEq(str(name), value, self.sp(meta), _tsp(self.path, name))
 
     @v_args(meta=True)
     def let_decl(self, meta: Any, items: list[Any]) -> ast.LetDecl:
@@ -376,6 +405,10 @@ class _ToAst(Transformer[Token, Any]):
     @v_args(meta=True)
     def guard(self, meta: Any, items: list[Any]) -> ast.Guard:
         return ast.Guard(items[0], self.sp(meta))
+
+    @v_args(meta=True)
+    def timing(self, meta: Any, items: list[Any]) -> ast.Timing:
+        return ast.Timing(str(items[0]), self.sp(meta))
 
     # -- objectives and requirements
     @v_args(meta=True)

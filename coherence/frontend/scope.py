@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from coherence.diagnostics import Diagnostic, Severity
 from coherence.frontend import ast
@@ -22,6 +23,9 @@ from coherence.frontend.types import AnyDim, Boolean, Type, dim_hint, show_num, 
 from coherence.frontend.units import DIMENSIONLESS, TIME, Dim, Unit, UnitError, UnitTable
 from coherence.ir import nodes as ir
 from coherence.source import Span
+
+if TYPE_CHECKING:
+    from coherence.frontend.dynamics import Hidden
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class Checker:
         self.profiles: dict[str, object | None] = {}
         self.profile_errors: dict[str, str] = {}
         self.bindings: list[ir.Binding] = []
+        self.hidden: dict[str, Hidden] = {}  # the states lag() and delay() add, by name
         # after syntax recovery some statements are gone: skip checks for what is missing
         self.recovered = bool(broken) or "<syntax>" in broken
 
