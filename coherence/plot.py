@@ -1,6 +1,7 @@
 """Figures of a system: the coupling graph, a simulated trace, and the poles.
 
-``coherence plot SPEC --kind coupling|trace|poles --out FILE``:
+``coherence plot SPEC --kind coupling|trace|poles --out FILE`` and
+``coherence plot SPEC --finding ID --out FILE``:
 
 - ``coupling``: the control-loop topology, derived from the IR (:func:`coupling_table`): which
   loops actuate which states, which states and inputs each loop senses (through its sensors)
@@ -9,6 +10,11 @@
   dependency, or drawn as SVG/PNG with Matplotlib.
 - ``trace``: the declared states and inputs over a simulation (nominal by default, or the
   scenarios given with ``--scenario``), one panel each (Matplotlib).
+- ``--finding ID``: a finding's counterexample trace (:func:`finding_figure`): every column
+  of its trace over time, the violated bound as a dashed line, the violation marked, and for
+  a conflict the objective when the loop acts and when it holds, overlaid. The finding is
+  named by its fingerprint, key or code; SPEC is checked first (through the results cache),
+  or is a JSON report (``coherence check --format json``) whose findings are drawn as they are.
 - ``poles``: the eigenvalues of the lifted linear system against the unit circle; needs the
   linear analysis (:mod:`coherence.linear`). They are read from its result's data, by name
   only: ``eigenvalues`` (or ``poles``), every eigenvalue; failing that, the ``eigenvalue`` of
@@ -26,11 +32,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from coherence.diagnostics import CoherenceError
+from coherence.diagnostics import CoherenceError, Severity
 from coherence.ir.nodes import Binary, Call, Expr, Ite, TransitionSystem, Unary, Var
 from coherence.reports.graph import (
     COUPLING_COLUMNS,
@@ -367,6 +373,308 @@ def poles_figure(ts: TransitionSystem, poles: list[complex], complete: bool = Tr
     return fig
 
 
+# ---- a finding's counterexample trace ------------------------------------------------------
+
+MAX_PANELS = 12
+CMP_OPS = ("<=", "<", ">=", ">")
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A constant bound drawn on the panel of ``column`` (display units)."""
+
+    column: str
+    value: float
+    label: str
+
+
+def _column_name(label: str) -> str:
+    """``"queue [req]"`` -> ``"queue"``; ``"x (acting) [u]"`` -> ``"x (acting)"``."""
+    return label.split(" [", 1)[0].strip()
+
+
+def _display_scale(ts: TransitionSystem, name: str) -> tuple[float, str]:
+    for kind in ("objective", "state", "let", "param"):
+        try:
+            var = getattr(ts, kind)(name)
+        except (KeyError, AttributeError):
+            continue
+        return float(var.scale or 1.0), str(var.unit)
+    for u in ts.inputs:
+        if u.name == name:
+            return float(u.scale or 1.0), u.unit
+    return 1.0, ""
+
+
+def _constant(ts: TransitionSystem, expr: Expr) -> float | None:
+    """The value of ``expr`` when it does not change over a short nominal run, else None."""
+    import numpy as np
+
+    from coherence.simulate.engine import evaluate, simulate
+
+    try:
+        values = evaluate(expr, simulate(ts, 3))[0]
+    except Exception:  # a bound that cannot be evaluated alone is not drawn
+        return None
+    if not np.all(np.isfinite(values)) or float(np.ptp(values)) > 1e-12 * max(
+        1.0, float(np.max(np.abs(values)))
+    ):
+        return None
+    return float(values[0])
+
+
+def _unit_text(unit: str) -> str:
+    return "" if unit in ("", "1", "bool") else f" {unit}"
+
+
+def finding_bounds(ts: TransitionSystem, finding: dict[str, Any]) -> list[Bound]:
+    """The bounds a finding is about, where they are constant: a keep objective's bound
+    (conflicts, violated objectives) or the comparison of an ``always`` requirement."""
+    out: list[Bound] = []
+    data = finding.get("data") or {}
+    names = [str(data["objective"])] if "objective" in data else []
+    key = str(finding.get("key", ""))
+    if key.startswith("objective:"):
+        names.append(key.partition(":")[2])
+    for name in names:
+        try:
+            obj = ts.objective(name)
+        except KeyError:
+            continue
+        if obj.kind == "keep" and obj.bound is not None and obj.cmp in CMP_OPS:
+            value = _constant(ts, obj.bound)
+            if value is not None:
+                scale = obj.scale or 1.0
+                shown = f"{value / scale:.4g}{_unit_text(obj.unit)}"
+                out.append(Bound(name, value / scale, f"bound: {name} {obj.cmp} {shown}"))
+    loc = finding.get("location") or {}
+    for req in ts.requirements:
+        if (req.span.line, req.span.column) != (loc.get("line"), loc.get("column")):
+            continue
+        cond = req.cond
+        if not isinstance(cond, Binary) or cond.op not in CMP_OPS:
+            continue
+        for side, other in ((cond.left, cond.right), (cond.right, cond.left)):
+            if isinstance(side, Var):
+                value = _constant(ts, other)
+                if value is not None:
+                    scale, unit = _display_scale(ts, side.name)
+                    shown = f"{value / scale:.4g}{_unit_text(unit)}"
+                    text = f"bound: {req.text.removeprefix('require ')} ({shown})"
+                    out.append(Bound(side.name, value / scale, text))
+                break
+    return out
+
+
+def finding_figure(finding: dict[str, Any], ts: TransitionSystem | None = None) -> Any:
+    """A finding's counterexample trace: each column of its trace over time, one panel
+    each (the panels of what the finding is about first), the violated bound as a dashed
+    line, the violation marked; for a conflict (COH401), the objective of the acting run
+    and of the counterfactual in which the loop holds, overlaid.
+
+    ``finding`` is the finding as the JSON report writes it (``coherence check --format
+    json``); ``ts`` (the spec's system) gives the bounds and the objective's units.
+    """
+    trace = finding.get("trace")
+    if not trace or not trace.get("steps"):
+        raise CoherenceError(
+            f"finding {finding.get('code')} ({finding.get('key') or finding.get('fingerprint')}) "
+            "has no trace to draw",
+            "choose a finding with a counterexample: its report shows a trace",
+        )
+    steps = trace["steps"]
+    labels = [str(c) for c in trace["columns"]]
+    time = [float(st["time"]) for st in steps]
+    series = {lab: [_number(st["values"][i]) for st in steps] for i, lab in enumerate(labels)}
+    violated = [i for i, st in enumerate(steps) if st.get("violated")]
+    data = finding.get("data") or {}
+    objective = str(data.get("objective", ""))
+    bounds = finding_bounds(ts, finding) if ts is not None else []
+    tick = _tick_seconds(steps, ts)
+
+    shown = [lab for lab in labels if "(acting)" not in _column_name(lab)]
+    about = {objective, *(b.column for b in bounds)}
+    shown.sort(key=lambda lab: _column_name(lab) not in about)  # stable: the rest keep order
+    dropped = shown[MAX_PANELS:]
+    shown = shown[:MAX_PANELS]
+    fig, axes = _figure(rows=len(shown), width=8.0, height=1.7 * len(shown) + 0.9)
+    for ax, lab in zip(axes, shown, strict=True):
+        name = _column_name(lab)
+        conflict = bool(objective) and name == objective and "acting" in data
+        ax.plot(
+            time,
+            series[lab],
+            label="acting run" if conflict else name,
+            gid=f"series:{name}",
+            color="#1e40af",
+            linewidth=1.3,
+            drawstyle="steps-post",
+        )
+        if conflict:
+            start = int(data.get("start_tick", 0))
+            scale = _objective_scale(ts, objective)
+            holding = [float(v) / scale for v in data.get("holding", ())]
+            t_hold = [(start + i) * tick for i in range(len(holding))]
+            actor = str(finding.get("key", "")).partition(":")[2] or "the loop"
+            ax.plot(
+                t_hold,
+                holding,
+                label=f"counterfactual: {actor} holds",
+                gid=f"holding:{name}",
+                color="#d97706",
+                linewidth=1.3,
+                linestyle="--",
+                drawstyle="steps-post",
+            )
+            ax.axvline(start * tick, color="#6b7280", linewidth=0.8, linestyle=":")
+            ax.annotate(
+                f"{actor} acts",
+                (start * tick, 0.02),
+                xycoords=("data", "axes fraction"),
+                fontsize=7,
+                va="bottom",
+                ha="left",
+            )
+        for b in bounds:
+            if b.column == name:
+                ax.axhline(
+                    b.value,
+                    color="#dc2626",
+                    linewidth=1.0,
+                    linestyle="--",
+                    label=b.label,
+                    gid=f"bound:{name}",
+                )
+        if violated:
+            ax.plot(
+                [time[i] for i in violated],
+                [series[lab][i] for i in violated],
+                linestyle="none",
+                marker="o",
+                markersize=4,
+                color="#dc2626",
+                label="violation" if name in about or len(shown) == 1 else None,
+                gid=f"violation:{name}",
+            )
+        ax.set_ylabel(lab, fontsize=8)
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0] and (conflict or name in about):
+            ax.legend(fontsize=7, loc="best")
+    axes[-1].set_xlabel("time [s]")
+    title = f"{finding.get('code')}: {trace.get('title', '')}"
+    if dropped:
+        title += f" ({len(dropped)} more columns not drawn)"
+    axes[0].set_title(title, fontsize=9)
+    return fig
+
+
+def _number(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")  # "inf"/"nan" written as strings, or null
+
+
+def _tick_seconds(steps: list[dict[str, Any]], ts: TransitionSystem | None) -> float:
+    if ts is not None:
+        return float(ts.tick)
+    for st in steps:
+        if int(st["tick"]) > 0:
+            return float(st["time"]) / int(st["tick"])
+    return 1.0
+
+
+def _objective_scale(ts: TransitionSystem | None, name: str) -> float:
+    if ts is None:
+        return 1.0
+    try:
+        return float(ts.objective(name).scale or 1.0)
+    except KeyError:
+        return 1.0
+
+
+def select_finding(findings: list[dict[str, Any]], wanted: str) -> dict[str, Any]:
+    """The finding ``wanted`` names: a fingerprint (or a prefix of 4+ characters), a key, or a
+    code (the first such finding that has a trace)."""
+    w = wanted.strip()
+    exact = [f for f in findings if f.get("fingerprint") == w or f.get("key") == w]
+    if not exact and len(w) >= 4:
+        exact = [f for f in findings if str(f.get("fingerprint", "")).startswith(w)]
+    if not exact:
+        by_code = [f for f in findings if str(f.get("code", "")).upper() == w.upper()]
+        exact = [f for f in by_code if f.get("trace")] or by_code
+    if not exact:
+        listed = "; ".join(
+            f"{f.get('code')} {f.get('key') or ''} {f.get('fingerprint')}".replace("  ", " ")
+            for f in findings
+            if f.get("trace")
+        )
+        raise CoherenceError(
+            f"no finding `{wanted}`",
+            f"findings with a trace: {listed}" if listed else "no finding of this run has a trace",
+        )
+    return exact[0]
+
+
+def _findings_of_report(path: Path, system: str | None) -> list[dict[str, Any]]:
+    """The findings of a JSON report (``coherence check --format json``)."""
+    import json
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CoherenceError(f"cannot read the JSON report `{path}`: {e}") from None
+    out: list[dict[str, Any]] = []
+    for fr in doc.get("files", []) if isinstance(doc, dict) else []:
+        for s in fr.get("systems", []):
+            if system is None or s.get("name") == system:
+                out += list(s.get("findings", []))
+    return out
+
+
+def _findings_of_spec(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Check the spec (as ``coherence check`` would, through the results cache)."""
+    from coherence.pipeline import CheckOptions, check_paths
+    from coherence.reports.command import results_cache
+    from coherence.reports.json import finding_json
+
+    options = CheckOptions(
+        linear=not args.no_linear, smt=not args.no_smt, cache=results_cache(args, True)
+    )
+    report = check_paths([args.spec], options)
+    out: list[dict[str, Any]] = []
+    for fr in report.files:
+        errors = [d for d in fr.diagnostics if d.level == Severity.ERROR]
+        if errors:
+            raise CoherenceError(f"`{args.spec}` has errors", "run `coherence lint` on it")
+        for s in fr.systems:
+            if args.system is None or s.name == args.system:
+                out += [finding_json(f) for f in s.findings]
+    return out
+
+
+def plot_finding(args: argparse.Namespace, out: Path) -> str:
+    """Draw the finding ``args.finding`` of ``args.spec`` (a spec or a JSON report)."""
+    spec = Path(args.spec)
+    if spec.suffix.lower() == ".json":
+        finding = select_finding(_findings_of_report(spec, args.system), args.finding)
+        location = str((finding.get("location") or {}).get("path", ""))
+        ts = _system_of(location, args.system) if location else None
+    else:
+        finding = select_finding(_findings_of_spec(args), args.finding)
+        ts = load_system(args.spec, args.system)
+    save_figure(finding_figure(finding, ts), out)
+    return f"{finding.get('code')} {finding.get('key') or ''}".strip()
+
+
+def _system_of(path: str, system: str | None) -> TransitionSystem | None:
+    """The spec a JSON report points at, when it can be read (for bounds and units)."""
+    try:
+        return load_system(path, system)
+    except CoherenceError:
+        return None
+
+
 # ---- the command ---------------------------------------------------------------------------
 
 
@@ -379,10 +687,15 @@ def run_plot(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             f"cannot tell the format of `{out}`",
             "use .svg or .png (Matplotlib), or .dot / .mmd for the coupling graph",
         )
-    if suffix in TEXT_SUFFIXES and args.kind != "coupling":
+    finding = getattr(args, "finding", None)
+    if suffix in TEXT_SUFFIXES and (args.kind != "coupling" or finding):
         raise CoherenceError(f"`{suffix}` output is for `--kind coupling` only", "use .svg or .png")
     if suffix in IMAGE_SUFFIXES:
         _matplotlib()
+    if finding:
+        drawn = plot_finding(args, out)
+        stderr.write(f"wrote {out}: {drawn}\n")
+        return EXIT_OK
     ts = load_system(args.spec, args.system)
     if args.kind == "coupling":
         table = coupling_table(ts)
