@@ -122,7 +122,9 @@ def lower(checked: Checked) -> ir.TransitionSystem:
         )
     states += owned
     states += _hidden_states(checked.hidden)
-    immediate = {a[0] for c in checked.loops if c.timing == "immediate" for a in c.actions}
+    immediate = {
+        a[0]: c.decl.name for c in checked.loops if c.timing == "immediate" for a in c.actions
+    }
     if immediate:
         states, lets = _immediate(states, lets, immediate)
     if checked.hidden:
@@ -146,7 +148,7 @@ def lower(checked: Checked) -> ir.TransitionSystem:
 
 # ---- several writers to one state ----------------------------------------------------------
 
-_Write = tuple[str, str, Span]  # (let: the loop acts, target let, span of the action)
+_Write = tuple[str, str, Span, str]  # (let: the loop acts, target let, span, loop)
 
 
 def _combine(
@@ -165,19 +167,20 @@ def _combine(
     a: Expr = Var(state)
     if rule == "sum" or len(writes) == 1:
         update = a
-        for changes, target, span in writes:
+        for changes, target, span, _ in writes:
             update = _add(update, Ite(Var(changes), _sub(Var(target), a), Const(0.0), span))
         return update
     last: Expr = a
-    for changes, target, span in writes:
+    for changes, target, span, _ in writes:
         last = Ite(Var(changes), Var(target), last, span)
     if rule == "last":
         return last
     # a loop that does not act proposes the value of one that does, so it never decides
     # the extreme; when none acts every proposal is x itself
     fallback = f"__last_{state}"
-    lets.append(ir.Let(fallback, last, unit, scale, None, writes[-1][2]))
-    proposals = tuple(Ite(Var(ch), Var(t), Var(fallback), span) for ch, t, span in writes)
+    # owned by a writer: it reads the loops' lets, so it is not a let of the initial state
+    lets.append(ir.Let(fallback, last, unit, scale, writes[-1][3], writes[-1][2]))
+    proposals = tuple(Ite(Var(ch), Var(t), Var(fallback), span) for ch, t, span, _ in writes)
     return Call(rule, proposals)
 
 
@@ -333,24 +336,27 @@ def _initial_values(
 
 
 def _immediate(
-    states: list[ir.StateVar], lets: list[ir.Let], actuators: set[str]
+    states: list[ir.StateVar], lets: list[ir.Let], actuators: Mapping[str, str]
 ) -> tuple[list[ir.StateVar], list[ir.Let]]:
     """Plant updates read ``__now_x``, the value actuator ``x`` takes on this tick.
 
     ``__now_x = clamp(update_x, lo, hi)``; every user let that (transitively) reads such an
     actuator gets a ``__now_`` copy for the plant. Lets, sensors, laws, objectives and
     requirements keep reading the values of the start of the tick (no algebraic loop).
+    The ``__now_`` lets are owned by the actuator's loop: they read its lets, so they are
+    not lets of the initial state.
     """
     by_name = {s.name: s for s in states}
     rename: dict[str, str] = {}
+    owner: dict[str, str] = {}
     extra: list[ir.Let] = []
     for name in sorted(actuators):
         s = by_name[name]
         now: Expr = s.update
         if math.isfinite(s.lo) or math.isfinite(s.hi):
             now = Call("min", (Call("max", (now, Const(s.lo))), Const(s.hi)))
-        rename[name] = f"__now_{name}"
-        extra.append(ir.Let(f"__now_{name}", now, s.unit, s.scale, None, s.span))
+        rename[name], owner[name] = f"__now_{name}", actuators[name]
+        extra.append(ir.Let(f"__now_{name}", now, s.unit, s.scale, actuators[name], s.span))
 
     def subst(e: Expr) -> Expr:
         if isinstance(e, Var) and e.name in rename:
@@ -358,9 +364,11 @@ def _immediate(
         return map_children(e, subst)
 
     for d in lets:
-        if d.owner is None and ir.names_in(d.expr) & set(rename):
+        reads = sorted(ir.names_in(d.expr) & set(rename))
+        if d.owner is None and reads:
             copy = f"__now_{d.name}"
-            extra.append(ir.Let(copy, subst(d.expr), d.unit, d.scale, None, d.span))
+            owner[d.name] = owner[reads[0]]
+            extra.append(ir.Let(copy, subst(d.expr), d.unit, d.scale, owner[d.name], d.span))
             rename[d.name] = copy
     out = [s if s.kind != "plant" else replace(s, update=subst(s.update)) for s in states]
     return out, [*lets, *extra]
@@ -478,7 +486,7 @@ def _lower_loop(
             # holds the state where it wants it still wins under last, max and min
             writes = f"{prefix}.acts"
             lets.append(ir.Let(writes, conjunction(cond[:-1]), "bool", 1.0, name, aspan))
-        contrib.setdefault(state, []).append((writes, target_name, aspan))
+        contrib.setdefault(state, []).append((writes, target_name, aspan, name))
         actions.append(
             ir.Action(
                 state,
