@@ -347,3 +347,16 @@ def test_ir_shows_what_the_constructs_lower_to() -> None:
     assert "let __input_v = f" in text  # what the zero-order hold holds
     assert "let __now_f = " in text  # the value `timing immediate` gives the plant
     assert "next max(if hold.f.acts then hold.f.target else __last_f" in text
+
+
+def test_immediate_with_a_measurement_delay() -> None:
+    # u[k] = -K x[k-2] acting at once: x[k+1] = a x[k] - b K x[k-2], z^3 - a z^2 + b K
+    a, b, K = 0.9, 0.5, 1.0
+    ts = system(_proportional("timing immediate").replace("senses x", "senses x delay 2s"))
+    rho = dict(analyze(ts, TIGHT).data)["spectral_radius"]
+    assert rho == pytest.approx(max(abs(r) for r in np.roots([1.0, -a, 0.0, b * K])), abs=1e-9)
+    x = simulate(ts, 6).state("x")[0]
+    expected = [1.0]
+    for k in range(6):  # the sensor starts full of x's initial value
+        expected.append(a * expected[k] - b * K * expected[max(k - 2, 0)])
+    np.testing.assert_allclose(x, expected, rtol=1e-12)

@@ -134,3 +134,14 @@ def test_two_writers_in_a_bounded_z3_check(rule: str) -> None:
             trace = replay(ts, res.cex.scenario)
             fail = check_requirement(replace(req, horizon=min(req.horizon, trace.ticks)), trace)
             assert fail is not None and int(fail[0]) == res.cex.tick
+
+
+def test_max_with_a_lagged_sensor_starts_and_settles() -> None:
+    # the writers' registers start from the initial state; a's target 5 wins under max
+    tr = run(
+        """  state x : 1 in [0, 20] init 0 combine max
+  loop a { senses x delay 2s actuates x to 5 }
+  loop b { actuates x to 2 }""",
+        ticks=4,
+    )
+    assert tr.state("x")[0].tolist() == [0, 5, 5, 5, 5]
