@@ -29,6 +29,9 @@ from coherence.ir import nodes as ir
 from coherence.ir.evaluate import EvalError, eval_scalar
 from coherence.source import Span
 
+# a dead time is one hidden state per tick: the same bound as a sensor's delay and window
+MAX_DELAY_TICKS = 3600
+
 if TYPE_CHECKING:
     from coherence.frontend.exprs import ExprTyper
     from coherence.frontend.scope import Checker
@@ -176,6 +179,16 @@ def dynamic_call(
         return ir.Const(0.0, span), dim
     if n < 0:
         ck.error("COH213", "the dead time of `delay` must be non-negative", args[1].span)
+        return ir.Const(0.0, span), dim
+    if n > MAX_DELAY_TICKS:
+        ck.error(
+            "COH213",
+            f"the dead time of `delay` ({n:,} ticks) is beyond the limit of "
+            f"{MAX_DELAY_TICKS:,} ticks",
+            args[1].span,
+            notes=("each tick of a dead time is one hidden state",),
+            help="use a shorter dead time or a longer tick",
+        )
         return ir.Const(0.0, span), dim
     if n == 0:
         return signal, dim
