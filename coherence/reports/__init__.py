@@ -16,10 +16,11 @@ sarif      SARIF 2.1.0 for code scanning (GitHub, VS Code SARIF viewer)
 junit      JUnit XML: a test case per requirement verdict and per file's findings
 github     GitHub Actions workflow commands (``::error file=...``)
 markdown   a summary for a CI job page, with the coupling graph in Mermaid
+gitlab     GitLab Code Quality JSON, schema in ``coherence/schemas/``
 =========  =====================================================================
 
 >>> sorted(FORMATS)
-['github', 'json', 'junit', 'markdown', 'sarif', 'text']
+['github', 'gitlab', 'json', 'junit', 'markdown', 'sarif', 'text']
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class RenderOptions:
     lint: bool = False  # a `coherence lint` run: front-end diagnostics only
     quiet: bool = False  # text: one line per system (the verdict and why)
     streamed: bool = False  # text: each spec's part was printed as it was checked
+    limit: int | None = None  # markdown: the most bytes it may take (None: just under 1 MiB)
 
 
 class Renderer(Protocol):
@@ -57,6 +59,7 @@ FORMATS: dict[str, str] = {
     "junit": "coherence.reports.junit",
     "github": "coherence.reports.github",
     "markdown": "coherence.reports.markdown",
+    "gitlab": "coherence.reports.gitlab",
 }
 
 

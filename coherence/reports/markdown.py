@@ -4,7 +4,14 @@ The run's result and counts as the policy decided them (:mod:`coherence.policy`)
 overview table of every system's verdict on control coherence with the sentence that explains
 it, then per system: its requirements (with the status as shown: ``falsified
 (suppressed)``), the coupling graph as a Mermaid diagram, the findings (each with its source
-line, help and trace in a collapsed block), the analyses' tables and data (collapsed).
+line, help and trace in a collapsed block), the analyses' tables (collapsed). The analyses'
+raw data (eigenvalues, solver statistics) is not shown: it is in the JSON report.
+
+A job summary takes at most 1 MiB (GitHub), so the summary stays under :data:`LIMIT` bytes:
+when the whole report would be more, the least important systems are shortened first (a
+coherent system loses its tables, then its traces, then all but its verdict, before an
+incoherent one does), and a note at the top says what was shortened and where the full
+report is.
 
 The coupling graph is drawn from the system's coupling table (see
 :mod:`coherence.reports.graph`), which ``coherence check`` derives from the IR; nothing is
@@ -13,7 +20,6 @@ computed here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
@@ -23,7 +29,6 @@ from coherence.reports._common import (
     count_levels,
     counts_text,
     finding_text,
-    jsonable,
     plural,
     result_text,
     silenced_text,
@@ -57,28 +62,33 @@ def _fence(text: str, lang: str = "text") -> list[str]:
     return [f"{fence}{lang}", text, fence]
 
 
-def _finding(f: Finding, source: SourceFile | None) -> list[str]:
+def _headline(f: Finding) -> str:
     s = f.span
-    head = f"**{f.level}[{f.code}]** `{s.path}:{s.line}:{s.column}`: {f.message}"
+    return f"**{f.level}[{f.code}]** `{s.path}:{s.line}:{s.column}`: {f.message}"
+
+
+def _finding(f: Finding, source: SourceFile | None) -> list[str]:
+    head = _headline(f)
     what = "trace and details" if f.trace is not None else "details"
     return [head, "", *_details(what, _fence(finding_text(f, source)))]
-
-
-def _data_rows(data: dict[str, object]) -> list[tuple[str, str]]:
-    rows = []
-    for k, v in data.items():
-        value = jsonable(v)
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        rows.append((k, text))
-    return rows
 
 
 def _status(s: SystemReport, d: Decision) -> str:
     return d.system(s).coherence.value.upper()
 
 
-def _system(s: SystemReport, source: SourceFile | None, d: Decision) -> list[str]:
+# how much of a system a section shows: everything; without the analyses' tables; the
+# findings' headlines without their traces; the verdict and its sentence only
+FULL, NO_TABLES, HEADLINES, VERDICT = 0, 1, 2, 3
+
+
+def _system(
+    s: SystemReport, source: SourceFile | None, d: Decision, level: int = FULL
+) -> list[str]:
     out = [f"## `{s.name}` ({s.path}): {_status(s, d)}", "", d.system(s).explanation, ""]
+    out += [f"_note: {note}_" for note in s.notes] + ([""] if s.notes else [])
+    if level >= VERDICT:
+        return out
     if s.verdicts:
         rows = [
             (
@@ -92,7 +102,7 @@ def _system(s: SystemReport, source: SourceFile | None, d: Decision) -> list[str
         out += ["### Requirements", "", *_table(("requirement", "status", "by", "detail"), rows)]
         out.append("")
     coupling = coupling_table_of(s)
-    if coupling is not None and coupling.rows:
+    if coupling is not None and coupling.rows and level < HEADLINES:
         out += ["### Coupling graph", "", *_fence(mermaid(coupling).rstrip("\n"), "mermaid")]
         if coupling.note:
             out += ["", f"_{coupling.note}_"]
@@ -100,20 +110,19 @@ def _system(s: SystemReport, source: SourceFile | None, d: Decision) -> list[str
     if s.findings:
         out += ["### Findings", ""]
         for f in s.findings:
-            out += _finding(f, source)
+            out += _finding(f, source) if level < HEADLINES else [_headline(f), ""]
+    if level >= NO_TABLES:
+        return out
     tables: list[Table] = [
-        d.table(s, t) for a in s.analyses for t in a.tables if not is_coupling_table(t)
+        d.table(s, t) for a in s.analyses for t in a.tables if t.rows and not is_coupling_table(t)
     ]
-    data = [(a.analysis, dict(a.data)) for a in s.analyses if a.data]
-    if tables or data:
+    if tables:
         out += ["### Analyses", ""]
         for t in tables:
             body = _table(tuple(t.columns), [tuple(fmt_cell(c) for c in r) for r in t.rows])
             if t.note:
                 body += ["", f"_{t.note}_"]
             out += _details(t.title, body)
-        for name, values in data:
-            out += _details(f"{name}: data", _table(("key", "value"), _data_rows(values)))
     return out
 
 
@@ -177,12 +186,79 @@ def markdown(d: Decision, options: RenderOptions) -> str:
             "",
         ]
     out += [*_overview(d), ""]
+    return _fit(out, d, options.limit if options.limit is not None else LIMIT)
+
+
+# GitHub's limit on a step summary is 1 MiB; a summary is kept this much under it
+LIMIT = 1_000_000
+_ORDER = {"coherent": 0, "degraded": 1, "inconclusive": 2, "incoherent": 3}
+
+
+def _size(lines: list[str]) -> int:
+    return sum(len(line.encode("utf-8")) + 1 for line in lines)
+
+
+def _fit(head: list[str], d: Decision, limit: int) -> str:
+    """The head, then every file's diagnostics and systems, shortened to ``limit`` bytes:
+    the least important systems first (coherent, then degraded, inconclusive, incoherent;
+    later files before earlier) lose their analyses' tables, then their traces, then all but
+    their verdict; what is still too much is left out. A note says what was shortened."""
+    report = d.report
+    parts: list[tuple[SystemReport | None, SourceFile | None, list[str]]] = []
     for fr in report.files:
         source = SourceFile(fr.path, fr.source_text) if fr.source_text else None
-        out += _file_diagnostics(fr, source)
+        diagnostics = _file_diagnostics(fr, source)
+        if diagnostics:
+            parts.append((None, source, diagnostics))
         for s in fr.systems:
-            out += _system(s, source, d)
-    return "\n".join(out).rstrip("\n") + "\n"
+            parts.append((s, source, _system(s, source, d)))
+    levels = [FULL] * len(parts)
+    note_room = 2_000
+    total = _size(head) + sum(_size(p[2]) for p in parts)
+    order = sorted(
+        (i for i, p in enumerate(parts) if p[0] is not None),
+        key=lambda i: (_ORDER[d.system(parts[i][0]).coherence.value], -i),  # type: ignore[arg-type]
+    )
+    for level in (NO_TABLES, HEADLINES, VERDICT):
+        for i in order:
+            if total + note_room <= limit:
+                break
+            system, source, lines = parts[i]
+            assert system is not None
+            shorter = _system(system, source, d, level)
+            total += _size(shorter) - _size(lines)
+            parts[i] = (system, source, shorter)
+            levels[i] = level
+    body: list[str] = []
+    left_out = 0
+    for part in parts:
+        lines = part[2]
+        if _size(head) + _size(body) + _size(lines) + note_room > limit:
+            left_out += 1
+            continue
+        body += lines
+    shortened = [i for i, lv in enumerate(levels) if lv > FULL]
+    if shortened or left_out:
+        what = []
+        for level, words in (
+            (NO_TABLES, "without the analyses' tables"),
+            (HEADLINES, "without traces or the coupling graph"),
+            (VERDICT, "with their verdict only"),
+        ):
+            n = sum(1 for lv in levels if lv == level)
+            if n:
+                what.append(f"{plural(n, 'system')} {words}")
+        if left_out:
+            what.append(f"{plural(left_out, 'section')} left out")
+        head = [
+            *head,
+            f"> **This summary is shortened to fit the 1 MiB limit of a job summary**: "
+            f"{'; '.join(what)}. The full report: `coherence check` run locally (`-v`), its "
+            "JSON or SARIF output (`--output json=PATH`), or the `coherence-report` artifact "
+            "that the coherence Action uploads.",
+            "",
+        ]
+    return "\n".join(head + body).rstrip("\n") + "\n"
 
 
 def write(decision: Decision, stream: TextIO, options: RenderOptions) -> None:

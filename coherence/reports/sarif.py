@@ -2,10 +2,13 @@
 
 - One run; the driver lists every rule of :data:`~coherence.diagnostics.REGISTRY` in code
   order, so rule ids (the codes) and rule indices are stable from run to run. Each rule's
-  ``help`` is its catalog entry: explanation, example and fix.
+  ``help`` is its catalog entry: explanation, example and fix; its ``helpUri`` the entry in
+  the published catalog (docs/rules.md, :func:`rules_url`).
 - A result per finding, located at its span (relative URIs under ``%SRCROOT%``, columns in
   Unicode code points), with the line-independent fingerprint as
-  ``partialFingerprints["coherence/v1"]``, related spans as ``relatedLocations``, and a
+  ``partialFingerprints["coherence/v1"]``, related spans (the other loop of a conflict, the
+  objective it hurts, the loops of a cycle) as ``relatedLocations`` with their source line
+  as message, and a
   counterexample or scenario trace as a ``codeFlow`` (one step per shown tick).
 - Suppressed findings are results too, with ``suppressions``: ``inSource`` for an inline
   ``# coherence: ignore[...]`` (the comment as location, the reason as justification) and
@@ -19,6 +22,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -52,6 +56,40 @@ def rule_help(rule: Rule) -> tuple[str, str]:
     return "\n".join(text), "\n".join(md)
 
 
+# where the rule catalog (docs/rules.md) is published, when the installed package does not
+# say (its metadata's Project-URL "Documentation" or "Repository"/"Source")
+RULES_URL = "https://github.com/coherence-project/coherence/blob/main/docs/rules.md"
+
+
+@functools.cache
+def rules_url() -> str:
+    """The rule catalog's URL: from the package's ``[project.urls]`` (``Documentation``, a
+    base that holds ``rules.md``; or ``Repository``, whose ``docs/rules.md`` at the
+    version's tag), else :data:`RULES_URL`."""
+    try:
+        from importlib.metadata import PackageNotFoundError, metadata
+
+        urls: list[str] = metadata("coherence").get_all("Project-URL") or []
+    except (ImportError, PackageNotFoundError):
+        urls = []
+    named: dict[str, str] = {}
+    for entry in urls:
+        label, _, url = entry.partition(",")
+        named[label.strip().lower()] = url.strip().rstrip("/")
+    if "documentation" in named:
+        return named["documentation"] + "/rules.md"
+    for label in ("repository", "source"):
+        if label in named and "github.com" in named[label]:
+            return named[label] + "/blob/main/docs/rules.md"
+    return RULES_URL
+
+
+def help_uri(rule: Rule) -> str:
+    """The rule's entry in the catalog: ``.../rules.md#coh401-conflicting-objectives`` (the
+    anchor GitHub gives the heading ``### COH401 conflicting-objectives``)."""
+    return f"{rules_url()}#{rule.code.lower()}-{rule.name}"
+
+
 def rule_json(rule: Rule) -> dict[str, Any]:
     text, md = rule_help(rule)
     return {
@@ -60,6 +98,7 @@ def rule_json(rule: Rule) -> dict[str, Any]:
         "shortDescription": {"text": rule.summary},
         "fullDescription": {"text": rule.explanation},
         "help": {"text": text, "markdown": md},
+        "helpUri": help_uri(rule),
         "defaultConfiguration": {"level": LEVEL[rule.severity]},
         "properties": {"tags": ["coherence", category(rule.code)]},
     }
@@ -99,7 +138,25 @@ def _code_flow(f: Finding) -> dict[str, Any]:
     }
 
 
-def result_json(f: Finding, index: dict[str, int], sup: Suppressed | None = None) -> dict[str, Any]:
+def _related(i: int, span: Span, text: str) -> dict[str, Any]:
+    """A related location (the other loop of a conflict, the objective it hurts), with the
+    first line of its source as its message, so a viewer says what it is."""
+    out: dict[str, Any] = {"id": i, "physicalLocation": physical(span)}
+    lines = text.splitlines()
+    if 1 <= span.line <= len(lines):
+        line = lines[span.line - 1].strip().rstrip("{").strip()
+        if line:
+            out["message"] = {"text": line}
+    return out
+
+
+def result_json(
+    f: Finding,
+    index: dict[str, int],
+    sup: Suppressed | None = None,
+    sources: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    sources = sources or {}
     out: dict[str, Any] = {"ruleId": f.code}
     if f.code in index:
         out["ruleIndex"] = index[f.code]
@@ -109,7 +166,7 @@ def result_json(f: Finding, index: dict[str, int], sup: Suppressed | None = None
     out["partialFingerprints"] = {FINGERPRINT: f.fingerprint}
     if f.related:
         out["relatedLocations"] = [
-            {"id": i, "physicalLocation": physical(s)} for i, s in enumerate(f.related)
+            _related(i, s, sources.get(s.path, "")) for i, s in enumerate(f.related)
         ]
     if f.trace is not None:
         out["codeFlows"] = [_code_flow(f)]
@@ -164,6 +221,7 @@ def sarif_log(run: RunReport | Triaged | Decision) -> dict[str, Any]:
         for fr in t.report.files
         for s in fr.systems
     ]
+    sources = {fr.path: fr.source_text for fr in t.report.files}
     version = t.report.tool_version
     driver: dict[str, Any] = {"name": "coherence", "rules": [rule_json(REGISTRY[c]) for c in codes]}
     if version:
@@ -185,7 +243,7 @@ def sarif_log(run: RunReport | Triaged | Decision) -> dict[str, Any]:
                     SRCROOT: {"description": {"text": "the directory coherence ran in"}}
                 },
                 "columnKind": "unicodeCodePoints",
-                "results": [result_json(f, index, s) for f, s in items],
+                "results": [result_json(f, index, s, sources) for f, s in items],
                 "properties": {
                     "result": d.result,
                     "policy": {

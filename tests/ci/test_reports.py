@@ -47,6 +47,7 @@ SUFFIX = {
     "junit": "junit.xml",
     "github": "github.txt",
     "markdown": "md",
+    "gitlab": "gitlab.json",
 }
 
 
