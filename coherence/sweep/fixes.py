@@ -184,20 +184,56 @@ def search(
             v = _bisect(text, path, system, k, j, keep, values[best], analyses, engine)
             found.append((_distance(k, v), k, v))
         found.sort(key=lambda x: (x[0], x[1].name))
-        for _, k, v in found[:RECHECKS]:
-            new_text = with_values(text, knobs, {k.name: v})
-            try:
-                after = check(new_text)
-            except Exception:  # the changed spec does not check: not a fix
-                continue
-            now = {r.text: _status(after, r) for r in ts.requirements}
-            holds = now.get(req.text) in (Status.PROVED, Status.HOLDS)
-            broke = [t for t, s in base.items() if s.passed and not now[t].passed]
-            if holds and not broke:
-                fixes.append(_fix(req, k, v, now))
-                if len([f for f in fixes if f.requirement == req.text]) >= max_fixes:
+        budget = RECHECKS
+        for _, k, v0 in found:
+            if budget <= 0:
+                break
+            # the nearest value first; where the full check cannot decide there (unknown,
+            # not falsified), a little further from the current value
+            for v in _further(k, v0):
+                budget -= 1
+                verdict = _recheck(check, text, knobs, k, v, req, ts, base)
+                if isinstance(verdict, dict):
+                    fixes.append(_fix(req, k, v, verdict))
+                if verdict != Status.UNKNOWN or budget <= 0:
                     break
+            if len([f for f in fixes if f.requirement == req.text]) >= max_fixes:
+                break
     return fixes, before
+
+
+def _further(k: Knob, v: float) -> list[float]:
+    """``v``, then two values further from the current one (1.5x and 2x the change)."""
+    out = [v]
+    for f in (1.5, 2.0):
+        w = k.snap(k.current + (v - k.current) * f)
+        if w not in out:
+            out.append(w)
+    return out
+
+
+def _recheck(
+    check: Callable[[str], SystemReport],
+    text: str,
+    knobs: dict[str, Knob],
+    k: Knob,
+    v: float,
+    req: Requirement,
+    ts: TransitionSystem,
+    base: dict[str, Status],
+) -> dict[str, Status] | Status:
+    """The full check of the spec with ``k`` at ``v``: every verdict when ``req`` holds and
+    nothing that passed before fails; otherwise ``req``'s status there."""
+    try:
+        after = check(with_values(text, knobs, {k.name: v}))
+    except Exception:  # the changed spec does not check: not a fix
+        return Status.SKIPPED
+    now = {r.text: _status(after, r) for r in ts.requirements}
+    target = now.get(req.text, Status.SKIPPED)
+    broke = [t for t, s in base.items() if s.passed and not now[t].passed]
+    if target in (Status.PROVED, Status.HOLDS) and not broke:
+        return now
+    return target if target != Status.PROVED else Status.FALSIFIED
 
 
 def _bisect(
