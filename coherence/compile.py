@@ -18,7 +18,7 @@ from coherence.frontend.check import check_system
 from coherence.frontend.parser import parse_source
 from coherence.ir.lower import lower
 from coherence.ir.nodes import TransitionSystem
-from coherence.source import SourceFile, Span, stdin_text
+from coherence.source import SourceFile, SourceReadError, Span, read_text_file, stdin_text
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 
@@ -36,32 +36,20 @@ class CompileResult:
 
 
 def read_source(path: str | Path) -> SourceFile | Diagnostic:
+    """The spec at ``path``, or a COH100 diagnostic saying why it cannot be read (located at
+    the first byte that is not UTF-8; a FIFO or device is refused, never opened to block)."""
     given = stdin_text(path)  # a spec the command line read from standard input
     if given is not None:
         return SourceFile(str(path), given)
-    p = Path(path)
     try:
-        if p.stat().st_size > MAX_FILE_BYTES:
-            return Diagnostic(
-                "COH100",
-                f"`{p}` is larger than {MAX_FILE_BYTES // 1024 // 1024} MiB",
-                Span.unknown(str(p)),
-            )
-        text = p.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        return Diagnostic(
-            "COH100", f"no such file `{p}`", Span.unknown(str(p)), help="check the path"
-        )
-    except IsADirectoryError:
-        return Diagnostic("COH100", f"`{p}` is a directory", Span.unknown(str(p)))
-    except UnicodeDecodeError as e:
+        text = read_text_file(path, MAX_FILE_BYTES, "spec file")
+    except SourceReadError as e:
         return Diagnostic(
             "COH100",
-            f"`{p}` is not UTF-8 text ({e.reason} at byte {e.start})",
-            Span.unknown(str(p)),
+            e.message,
+            Span(str(path), e.line, e.column, e.line, e.column + 1),
+            help=e.help,
         )
-    except OSError as e:
-        return Diagnostic("COH100", f"cannot read `{p}`: {e.strerror}", Span.unknown(str(p)))
     return SourceFile(str(path), text)
 
 

@@ -87,6 +87,26 @@ REGISTRY: dict[str, Rule] = _rules(
         "A block or statement is not finished when the file ends; usually a missing `}`.",
         fix="Close every `{` with `}`.",
     ),
+    Rule(
+        "COH104",
+        "nested-too-deeply",
+        E,
+        "An expression is nested more deeply than the stated limit.",
+        "An expression may nest at most 50 levels of operators, calls and `if` (the spec "
+        "library's deepest nests 8); deeper nesting would exhaust the analyses' stacks.",
+        example="let y = min(min(min(...min(x, 1)..., 1), 1), 1)   # 100 levels",
+        fix="Split the expression into `let` definitions.",
+    ),
+    Rule(
+        "COH105",
+        "number-too-large",
+        E,
+        "A number is too large to represent.",
+        "Quantities are double-precision floating point: a literal beyond about 1.8e308 "
+        "(`1e400`) would become infinity and reach the analyses.",
+        example="param g = 1e400",
+        fix="Write a finite number.",
+    ),
     # --- COH2xx: semantics and units -----------------------------------------------------
     Rule(
         "COH201",
@@ -293,6 +313,29 @@ REGISTRY: dict[str, Rule] = _rules(
         "file must exist (relative to the spec) and match the profile schema.",
         example='profile h100 = "profiles/h100.json"',
         fix="Measure one with `coherence calibrate --out PATH`, or correct the path.",
+    ),
+    Rule(
+        "COH223",
+        "beyond-limit",
+        E,
+        "A value is beyond a stated limit of the tool.",
+        "A duration or unit power that the analyses cannot represent within seconds and a few "
+        "hundred megabytes: a sensor's delay plus window and a stabilization window of at most "
+        "3,600 ticks (each tick is one extra state), a horizon, response time, period, phase "
+        "or cooldown of at most 1,000,000 ticks, unit powers up to 12, and values that stay "
+        "finite once converted to canonical units. docs/language.md lists the limits.",
+        example="senses x window 1000000h",
+        fix="Use a shorter window or a longer tick.",
+    ),
+    Rule(
+        "COH224",
+        "reserved-name",
+        E,
+        "A name starts with `__`, which is reserved for the tool.",
+        "Names that start with two underscores are the tool's own (the simulator keeps the "
+        "tick number under `__t`); a spec name there could be mistaken for one of them.",
+        example="let __t = 0",
+        fix="Rename it without the leading underscores.",
     ),
     Rule(
         "COH230",

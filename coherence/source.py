@@ -2,11 +2,36 @@
 
 A :class:`SourceFile` holds the text of one spec; a :class:`Span` is a half-open range of it
 with 1-based line and column numbers for both ends, as editors and SARIF count them.
+
+Line ends are the three that editors honour: ``\\r\\n``, a lone ``\\r`` and ``\\n``. A source
+file stores its text with each of them written as ``\\n`` (so the lexer, the locations and
+the quoted excerpts agree on where a line ends: a comment never runs past a lone carriage
+return) and without a leading UTF-8 byte-order mark. Form feeds and other control
+characters are ordinary characters inside a line; they never start a new one.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
+
+BOM = "\ufeff"
+MAX_SOURCE_BYTES = 8 * 1024 * 1024
+
+
+def normalize_newlines(text: str) -> str:
+    """``text`` with a leading byte-order mark removed and every line end written ``\\n``.
+
+    >>> normalize_newlines("\\ufeffa\\r\\nb\\rc\\n")
+    'a\\nb\\nc\\n'
+    """
+    if text.startswith(BOM):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +58,21 @@ class Span:
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """The text of one spec file, with line access for rendering carets."""
+    """The text of one spec file, with line access for rendering carets.
+
+    The text is stored normalized (:func:`normalize_newlines`): line and column numbers are
+    those of the file as written, whatever its line ends.
+    """
 
     path: str
     text: str
     _lines: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_lines", tuple(self.text.splitlines()))
+        text = normalize_newlines(self.text)
+        if text is not self.text:
+            object.__setattr__(self, "text", text)
+        object.__setattr__(self, "_lines", tuple(text.split("\n")))
 
     def line(self, number: int) -> str:
         if 1 <= number <= len(self._lines):
@@ -49,7 +81,9 @@ class SourceFile:
 
     @property
     def line_count(self) -> int:
-        return len(self._lines)
+        # a final line end does not start another line
+        n = len(self._lines)
+        return n - 1 if n > 1 and self._lines[-1] == "" else (0 if self.text == "" else n)
 
     def span_at(self, line: int, column: int, length: int = 1) -> Span:
         return Span(self.path, line, column, line, column + max(length, 1))
@@ -65,6 +99,89 @@ class SourceFile:
         line = self.text.count("\n", 0, offset) + 1
         last_nl = self.text.rfind("\n", 0, offset)
         return line, offset - last_nl
+
+
+class SourceReadError(Exception):
+    """A spec path that cannot be read as text; ``line``/``column`` locate bad bytes."""
+
+    def __init__(self, message: str, help: str = "", line: int = 1, column: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.help = help
+        self.line = line
+        self.column = column
+
+
+def decode_position(data: bytes, offset: int) -> tuple[int, int]:
+    """Line and column (1-based, in characters) of byte ``offset`` of UTF-8 ``data``."""
+    head = data[:offset]
+    starts = [head.rfind(b"\n"), head.rfind(b"\r")]
+    last = max(starts)
+    line = 1 + head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n")
+    prefix = head[last + 1 :].decode("utf-8", "replace")
+    if line == 1 and prefix.startswith(BOM):
+        prefix = prefix[1:]
+    return line, len(prefix) + 1
+
+
+def read_text_file(path: str | Path, limit: int = MAX_SOURCE_BYTES, what: str = "file") -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes, read without blocking.
+
+    Raises :class:`SourceReadError` with a plain message for a missing path, a directory, a
+    FIFO or device (never opened for reading, so it cannot block), a permission problem, a
+    file over the limit (at most ``limit + 1`` bytes are ever read) or bytes that are not
+    UTF-8 (located at the first bad byte).
+    """
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise SourceReadError(f"no such {what} `{p}`", "check the path") from None
+    except PermissionError:
+        raise SourceReadError(
+            f"cannot reach `{p}`: permission denied",
+            "a folder on the path cannot be searched; check its permissions",
+        ) from None
+    except OSError as e:
+        raise SourceReadError(f"cannot read `{p}`: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise SourceReadError(f"`{p}` is a directory", f"give the path of a {what}")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
+        raise SourceReadError(f"`{p}` is {kind}", f"give the path of a regular {what}")
+    if st.st_size > limit:
+        raise SourceReadError(f"`{p}` is larger than {_size(limit)}", f"is this really a {what}?")
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(p, flags)
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(limit + 1)
+    except PermissionError:
+        raise SourceReadError(
+            f"cannot read `{p}`: permission denied", "check the file's permissions"
+        ) from None
+    except OSError as e:
+        raise SourceReadError(f"cannot read `{p}`: {e.strerror}") from None
+    if len(data) > limit:
+        raise SourceReadError(f"`{p}` is larger than {_size(limit)}", f"is this really a {what}?")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line, column = decode_position(data, e.start)
+        raise SourceReadError(
+            f"`{p}` is not UTF-8 text ({e.reason}: byte 0x{data[e.start]:02x})",
+            "save the file as UTF-8",
+            line,
+            column,
+        ) from None
+
+
+def _size(n: int) -> str:
+    if n >= 1024 * 1024 and n % (1024 * 1024) == 0:
+        return f"{n // 1024 // 1024} MiB"
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n // 1024} KiB"
+    return f"{n} bytes"
 
 
 # ---- standard input ------------------------------------------------------------------------

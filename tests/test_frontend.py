@@ -426,8 +426,12 @@ def test_a_floor_is_never_relative_and_never_infinite() -> None:
     relative = compile_text("s.coh", _FLOORS.replace("floor 50ms", "floor 5%")).diagnostics
     assert [d.code for d in relative] == ["COH207"]
     assert "never relative" in relative[0].help
+    # a literal beyond the largest double is refused where it is written (COH105)
     huge = compile_text("s.coh", _FLOORS.replace("floor 50ms", "floor 1e999 s")).diagnostics
-    assert [(d.code, d.span.line) for d in huge] == [("COH213", 9)]
+    assert [(d.code, d.span.line) for d in huge] == [("COH105", 9)]
+    # a finite literal that overflows once converted still has a located error
+    big = compile_text("s.coh", _FLOORS.replace("floor 50ms", "floor 1e308 h")).diagnostics
+    assert [(d.code, d.span.line) for d in big] == [("COH213", 9)]
 
 
 def test_a_tolerance_after_a_floor_says_which_comes_first() -> None:

@@ -341,8 +341,19 @@ def profile_from_json(data: object, *, source: str | None = None) -> Profile:
 # --- files -------------------------------------------------------------------------------------
 
 
+MAX_PROFILE_BYTES: Final = 4 * 1024 * 1024
+"""A profile is a few kilobytes (points and fitted coefficients); more is not a profile."""
+
+
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text} is too large to represent")
+    return value
 
 
 def load_profile(path: str | os.PathLike[str]) -> Profile:
@@ -352,23 +363,38 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
     >>> profile.cpu_run, profile.device.name                # doctest: +SKIP
     (False, 'NVIDIA H100 80GB HBM3')
     """
+    from coherence.source import SourceReadError, read_text_file
+
     where = os.fspath(path)
+    if not os.path.lexists(where):
+        raise ProfileError("no such file", path=where)
     try:
-        text = Path(where).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProfileError("no such file", path=where) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ProfileError(f"cannot read the profile: {reason}", path=where) from None
+        # a regular file only (a FIFO or /dev/zero is refused unopened), read with a bound
+        text = read_text_file(where, MAX_PROFILE_BYTES, "profile file")
+    except SourceReadError as exc:
+        at = f" (line {exc.line}, column {exc.column})" if exc.line > 1 or exc.column > 1 else ""
+        raise ProfileError(f"cannot read the profile: {exc.message}{at}", path=where) from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise ProfileError(
             f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", path=where
         ) from None
     except ValueError as exc:
         raise ProfileError(f"not valid JSON: {exc}", path=where) from None
-    return profile_from_json(data, source=where)
+    except RecursionError:
+        raise ProfileError("not a profile: the JSON is nested too deeply", path=where) from None
+    try:
+        return profile_from_json(data, source=where)
+    except ProfileError:
+        raise
+    except RecursionError:
+        raise ProfileError("not a profile: the JSON is nested too deeply", path=where) from None
+    except (KeyError, TypeError, ValueError, ArithmeticError, IndexError) as exc:
+        # what the schema lets through but the models cannot use
+        raise ProfileError(
+            f"not a usable profile: {type(exc).__name__}: {exc}", path=where
+        ) from None
 
 
 def write_profile(profile: Profile, path: str | os.PathLike[str]) -> Path:

@@ -63,6 +63,7 @@ class _Checker(Checker):
 
     def run(self) -> Checked | None:
         items = self.system.items
+        self.reserved(self.system.name, self.system.name_span)
         for item in items:
             if isinstance(item, ast.UnitDecl):
                 self._unit_decl(item)
@@ -79,7 +80,9 @@ class _Checker(Checker):
         else:
             t = ticks[0]
             self.tick = self.quantity(t.duration, want=TIME, what="tick")
-            if self.tick <= 0 or not math.isfinite(self.tick):
+            if not math.isfinite(t.duration.value):
+                self.tick = 1.0  # a literal beyond the largest double (COH105)
+            elif self.tick <= 0 or not math.isfinite(self.tick):
                 self.error("COH213", "the tick must be a positive duration", t.span)
                 self.tick = 1.0
             for extra in ticks[1:]:
@@ -135,6 +138,7 @@ class _Checker(Checker):
 
         from coherence.frontend import profiles
 
+        self.reserved(d.name, d.name_span)
         if d.name in self.profiles:
             self.error("COH202", f"profile `{d.name}` is declared twice", d.name_span)
             return
@@ -175,8 +179,16 @@ class _Checker(Checker):
         args = tuple(a.value for a in b.args or ())
         try:
             measured = profiles.key_value(prof, b.key, args)
-        except (ValueError, KeyError) as exc:
+        except Exception as exc:  # a profile is data: whatever it holds, a located error
             self.error("COH213", f"cannot evaluate `{b.profile}.{b.key}`: {exc}", b.span)
+            return
+        if not math.isfinite(measured):
+            self.error(
+                "COH213",
+                f"`{b.profile}.{b.key}` is not a finite number in this profile ({measured})",
+                b.span,
+                help="re-measure the profile with `coherence calibrate`",
+            )
             return
         argtext = f"({', '.join(f'{a:g}' for a in args)})" if b.args else ""
         loaded = self.profiles[b.profile]
@@ -196,6 +208,7 @@ class _Checker(Checker):
         )
 
     def _unit_decl(self, d: ast.UnitDecl) -> None:
+        self.reserved(d.name, d.name_span)
         if d.name in self.units.declared:
             self.error("COH202", f"unit `{d.name}` is declared twice", d.name_span)
             return
@@ -262,6 +275,18 @@ class _Checker(Checker):
             except EvalError as e:
                 self.error("COH213", f"cannot compute parameter `{d.name}`: {e}", d.value.span)
                 value = 0.0
+            except (OverflowError, ZeroDivisionError, ValueError) as e:
+                self.error("COH223", f"cannot compute parameter `{d.name}`: {e}", d.value.span)
+                value = 0.0
+            if not math.isfinite(value) and not self.recovered:
+                self.error(
+                    "COH223",
+                    f"the value of parameter `{d.name}` is not a finite number",
+                    d.value.span,
+                    label=f"{value}",
+                    help="parameters are double-precision numbers; keep them finite",
+                )
+                value = 0.0
             if ann is not None:
                 unit_text, scale = d.unit or str(dim), ann.scale
             elif isinstance(d.value, ast.Num):
@@ -310,7 +335,10 @@ class _Checker(Checker):
                     d.init.span,
                     severity=Severity.ERROR,
                 )
-            lo, hi = math.ceil(lo - 1e-9), math.floor(hi + 1e-9)
+            if math.isfinite(lo):
+                lo = math.ceil(lo - 1e-9)
+            if math.isfinite(hi):
+                hi = math.floor(hi + 1e-9)
         self.declare(d.name, "state", u.dim, d.unit or "1", u.scale, d.name_span)
         return d, float(lo), float(hi), init
 

@@ -174,7 +174,16 @@ class ExprTyper:
                     help="a plant function has no assumed value to fall back on",
                 )
             return ir.Const(0.0, span), dim
-        return profiles.pwl(prof, fn, arg), dim
+        try:
+            return profiles.pwl(prof, fn, arg), dim
+        except Exception as exc:  # a profile is data: whatever it holds, a located error
+            self.ck.error(
+                "COH222",
+                f"`{profile}.{fn}` cannot be built from calibration profile `{profile}`: {exc}",
+                span,
+                help="re-measure the profile with `coherence calibrate`",
+            )
+            return ir.Const(0.0, span), dim
 
     def _num(self, e: ast.Expr, t: Type) -> None:
         if isinstance(t, Boolean):

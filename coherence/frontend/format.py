@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from coherence.frontend import ast
 
 _PREC = {"or": 1, "and": 2, "not": 3, "cmp": 4, "+": 5, "-": 5, "*": 6, "/": 6, "neg": 7, "^": 8}
@@ -9,6 +11,8 @@ _PREC = {"or": 1, "and": 2, "not": 3, "cmp": 4, "+": 5, "-": 5, "*": 6, "/": 6, 
 
 def _num(n: ast.Num) -> str:
     v = n.value
+    if not math.isfinite(v):  # only in a module with errors (COH105): never re-parsed
+        return ("-" if v < 0 else "") + "1e999" + (f" {n.unit}" if n.unit else "")
     text = repr(v) if v != int(v) or abs(v) >= 1e16 else str(int(v))
     if "e" in text or "inf" in text or "nan" in text:
         text = repr(v)

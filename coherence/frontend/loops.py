@@ -12,6 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from coherence.frontend import ast
+from coherence.frontend.limits import MAX_REGISTER_TICKS
 from coherence.frontend.requirements import objective
 from coherence.frontend.scope import Checker, Symbol
 from coherence.frontend.types import AnyDim, Boolean, article, tname
@@ -93,7 +94,7 @@ def check_loop(ck: Checker, lp: ast.LoopDecl) -> CheckedLoop:
                     )
                 c.guard = e
             case ast.Stabilize(direction, window):
-                n = ck.duration_ticks(window, "stabilization window")
+                n = ck.duration_ticks(window, "stabilization window", limit=MAX_REGISTER_TICKS)
                 if direction in ("down", "both"):
                     c.stabilize_down = n
                 if direction in ("up", "both"):
@@ -196,8 +197,23 @@ def _sense(ck: Checker, c: CheckedLoop, s: ast.Sense) -> None:
                 help="write `senses EXPR as NAME` and use NAME in the control law",
             )
             return
-    delay = ck.duration_ticks(s.delay, "delay") if s.delay else 0
-    window = ck.duration_ticks(s.window, "window", allow_zero=False) if s.window else 1
+    delay = ck.duration_ticks(s.delay, "delay", limit=MAX_REGISTER_TICKS) if s.delay else 0
+    window = (
+        ck.duration_ticks(s.window, "window", allow_zero=False, limit=MAX_REGISTER_TICKS)
+        if s.window
+        else 1
+    )
+    if delay + window - 1 > MAX_REGISTER_TICKS:
+        ck.error(
+            "COH223",
+            f"the delay and window of `{alias}` are beyond the limit of "
+            f"{MAX_REGISTER_TICKS:,} ticks together",
+            s.span,
+            label=f"{delay + window - 1} ticks of history",
+            notes=("each tick of a delay or window is one extra state",),
+            help="use a shorter delay or window, or a longer tick",
+        )
+    ck.reserved(alias, s.span)
     if alias in ck.scope_sensed:
         ck.error("COH202", f"loop `{c.decl.name}` senses `{alias}` twice", s.span)
         return
@@ -233,6 +249,7 @@ def _actuate(ck: Checker, c: CheckedLoop, a: ast.Actuate) -> None:
 def loop_names(ck: Checker, loops: list[ast.LoopDecl]) -> None:
     seen: dict[str, Span] = {}
     for lp in loops:
+        ck.reserved(lp.name, lp.name_span)
         if lp.name in seen:
             ck.error(
                 "COH202",

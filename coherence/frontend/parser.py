@@ -10,17 +10,25 @@ syntax error that recovery can reach.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from contextvars import ContextVar
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from coherence.diagnostics import Diagnostic
 from coherence.frontend import ast
+from coherence.frontend.limits import MAX_EXPR_DEPTH
 from coherence.source import SourceFile, Span
 
 MAX_SYNTAX_ERRORS = 20
@@ -207,6 +215,7 @@ class _ToAst(Transformer[Token, Any]):
     def __init__(self, path: str) -> None:
         super().__init__()
         self.path = path
+        self.errors: list[Diagnostic] = []
 
     def sp(self, meta: Any) -> Span:
         return _sp(self.path, meta)
@@ -327,7 +336,19 @@ class _ToAst(Transformer[Token, Any]):
     @v_args(meta=True)
     def quantity(self, meta: Any, items: list[Any]) -> ast.Num:
         num, unit = items
-        return ast.Num(_number(str(num)), None if unit is None else str(unit), self.sp(meta))
+        # a literal beyond the largest double stays infinite in the AST (the checks leave
+        # it alone, it is reported here) and the file is never lowered
+        value = _number(str(num))
+        if not math.isfinite(value):
+            self.errors.append(_too_large(_tsp(self.path, num), str(num)))
+        return ast.Num(value, None if unit is None else str(unit), self.sp(meta))
+
+    def _count(self, tok: Token) -> float | None:
+        value = _number(str(tok))
+        if not math.isfinite(value):
+            self.errors.append(_too_large(_tsp(self.path, tok), str(tok)))
+            return None
+        return value
 
     # -- loops
     @v_args(meta=True)
@@ -462,7 +483,7 @@ class _ToAst(Transformer[Token, Any]):
             "flapping",
             {
                 "state": str(name),
-                "max_reversals": None if count is None else float(count),
+                "max_reversals": None if count is None else self._count(count),
                 "within": within,
                 "horizon": horizon,
             },
@@ -520,6 +541,45 @@ class _ToAst(Transformer[Token, Any]):
         name, *args = items
         real = tuple(a for a in args if a is not None)
         return ast.Call(str(name), real, self.sp(meta), _tsp(self.path, name))
+
+
+def _too_large(span: Span, text: str) -> Diagnostic:
+    return Diagnostic(
+        "COH105",
+        f"the number `{text}` is too large",
+        span,
+        label="beyond the largest number (about 1.8e308)",
+        help="write a finite number; quantities are double-precision floating point",
+    )
+
+
+# expression rules of the grammar: each adds one level of nesting
+_EXPR_RULES = frozenset(
+    {"ite", "or_", "and_", "not_", "compare", "binop", "neg", "pow_", "call", "profile_call"}
+)
+
+
+def _too_deep(tree: Tree[Token], path: str) -> Diagnostic | None:
+    """A COH104 diagnostic at the first expression nested more than MAX_EXPR_DEPTH levels
+    deep (walked without recursion, so any depth is measured), or None."""
+    stack: list[tuple[Tree[Token] | Token, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, Tree):
+            continue
+        if node.data in _EXPR_RULES:
+            depth += 1
+            if depth > MAX_EXPR_DEPTH:
+                return Diagnostic(
+                    "COH104",
+                    "expression nested too deeply",
+                    _sp(path, node.meta),
+                    label=f"more than {MAX_EXPR_DEPTH} levels of nesting here",
+                    notes=(f"the limit is {MAX_EXPR_DEPTH} levels of operators, calls and `if`",),
+                    help="split the expression into `let` definitions",
+                )
+        stack.extend((c, depth) for c in reversed(node.children))
+    return None
 
 
 def _unquote(tok: Any) -> str | None:
@@ -701,7 +761,13 @@ def parse_source(source: SourceFile) -> tuple[ast.Module, tuple[Diagnostic, ...]
         try:
             _current_text.set(text)
             tree = _parser().parse(text)
-            systems = _ToAst(source.path).transform(tree)
+            deep = _too_deep(tree, source.path)
+            if deep is not None:
+                diags.append(deep)
+                return ast.Module(source.path, ()), tuple(diags), frozenset(broken)
+            to_ast = _ToAst(source.path)
+            systems = to_ast.transform(tree)
+            diags += to_ast.errors
             return ast.Module(source.path, systems), tuple(diags), frozenset(broken)
         except (UnexpectedInput, _KeywordPrefix) as err:
             if isinstance(err, _KeywordPrefix):
@@ -739,13 +805,16 @@ def parse_source(source: SourceFile) -> tuple[ast.Module, tuple[Diagnostic, ...]
             text, declared = _blank_statement(text, offset)
             if declared:
                 broken.add(declared)
-        except RecursionError:
-            span = source.span_at(1, 1)
+        except (RecursionError, VisitError) as err:
+            # the depth check above keeps the transformer shallow; this is the last guard
+            if isinstance(err, VisitError) and not isinstance(err.orig_exc, RecursionError):
+                raise
             diags.append(
                 Diagnostic(
-                    "COH101",
+                    "COH104",
                     "expression nested too deeply",
-                    span,
+                    source.span_at(1, 1),
+                    notes=(f"the limit is {MAX_EXPR_DEPTH} levels of operators, calls and `if`",),
                     help="split the expression into `let` definitions",
                 )
             )

@@ -86,6 +86,8 @@ def pwl(profile: Any, fn: str, arg: ir.Expr) -> ir.Expr:
     """
     xs = np.array(GRID)
     ys = evaluate(profile, fn, xs)
+    if not np.all(np.isfinite(ys)):
+        raise ValueError(f"`{fn}` is not finite over batch sizes 1 to {GRID[-1]:g}")
     slopes = np.diff(ys) / np.diff(xs)
     expr: ir.Expr = ir.Binary(
         "+",

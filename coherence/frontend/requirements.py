@@ -39,6 +39,7 @@ def objective(
             ck.error("COH215", "`keep` needs an ordering comparison (<, <=, >, >=)", o.span)
         bound, bt = ck.expr(o.bound)
         ck.expect(o.bound.span, t, bt, "the bound of the objective")
+    ck.reserved(o.name, o.span)
     base = o.name or (o.expr.name if isinstance(o.expr, ast.Name) else f"objective{index + 1}")
     name = f"{owner}.{base}" if owner else base
     tol, relative = 0.0, False
@@ -80,6 +81,8 @@ def _floor(ck: Checker, num: ast.Num, t: Dim, name: str, unit: str) -> float | N
         )
         return None
     value = num.value * u.scale
+    if not math.isfinite(num.value):
+        return None  # a literal beyond the largest double: reported by the parser
     if not math.isfinite(value) or value < 0:
         ck.error(
             "COH213",

@@ -12,6 +12,7 @@ declares names (COH202), and types expressions (:meth:`Checker.expr`, through
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 from coherence.diagnostics import Diagnostic, Severity
 from coherence.frontend import ast
 from coherence.frontend.exprs import ExprTyper
+from coherence.frontend.limits import MAX_REGISTER_TICKS, MAX_TIME_TICKS, RESERVED_PREFIX
 from coherence.frontend.types import AnyDim, Boolean, Type, dim_hint, show_num, tname
 from coherence.frontend.units import DIMENSIONLESS, TIME, Dim, Unit, UnitError, UnitTable
 from coherence.ir import nodes as ir
@@ -26,6 +28,13 @@ from coherence.source import Span
 
 if TYPE_CHECKING:
     from coherence.frontend.dynamics import Hidden
+
+
+_LIMIT_NOTES = {
+    MAX_REGISTER_TICKS: "each tick of a delay, window or stabilization window is one extra state",
+    MAX_TIME_TICKS: "horizons, response times, periods, phases and cooldowns are bounded so "
+    "that every analysis finishes",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +95,8 @@ class Checker:
         try:
             u = self.units.parse(text)
         except UnitError as e:
-            self.error("COH208", e.message, span, label="unknown unit", help=e.hint)
+            label = "unknown unit" if e.code == "COH208" else "beyond a limit"
+            self.error(e.code, e.message, span, label=label, help=e.hint)
             return Unit(1.0, DIMENSIONLESS)
         if u.ticks:
             return Unit(self.tick, TIME)
@@ -114,11 +124,38 @@ class Checker:
                 if not want.dimensionless
                 else "write a plain number or a percentage",
             )
-        return num.value * u.scale
+        value = num.value * u.scale
+        if not math.isfinite(num.value):
+            return value  # a literal beyond the largest double: reported by the parser
+        if not math.isfinite(value):
+            self.error(
+                "COH223",
+                f"the {what} ({show_num(num)}) is too large once converted to canonical units",
+                num.span,
+                label="beyond the largest number (about 1.8e308)",
+                help="write a smaller value",
+            )
+        return value  # infinite only when reported
 
-    def duration_ticks(self, num: ast.Num, what: str, allow_zero: bool = True) -> int:
+    def duration_ticks(
+        self, num: ast.Num, what: str, allow_zero: bool = True, limit: int = MAX_TIME_TICKS
+    ) -> int:
+        """The whole number of ticks of a duration; at most ``limit`` (COH223 beyond it)."""
         seconds = self.quantity(num, default=Unit(self.tick, TIME), want=TIME, what=what)
         ticks = seconds / self.tick
+        if not math.isfinite(seconds):
+            return 1  # reported: by the parser (COH105) or by `quantity` (COH223)
+        if not math.isfinite(ticks) or abs(ticks) > limit:
+            shown = f"{ticks:.4g} ticks" if math.isfinite(ticks) else "too many ticks"
+            self.error(
+                "COH223",
+                f"the {what} ({show_num(num)}) is beyond the limit of {limit:,} ticks",
+                num.span,
+                label=shown,
+                notes=(_LIMIT_NOTES.get(limit, ""),) if limit in _LIMIT_NOTES else (),
+                help=f"the tick is {self.tick:g}s; use a shorter {what} or a longer tick",
+            )
+            return limit
         n = round(ticks)
         if abs(ticks - n) > 1e-9 * max(1.0, abs(ticks)):
             self.error(
@@ -159,6 +196,7 @@ class Checker:
         span: Span,
         owner: str | None = None,
     ) -> None:
+        self.reserved(name, span)
         if name in self.symbols:
             prev = self.symbols[name]
             self.error(
@@ -171,6 +209,21 @@ class Checker:
             )
             return
         self.symbols[name] = Symbol(name, kind, dim, unit, scale, span, owner)
+
+    def reserved(self, name: str | None, span: Span) -> None:
+        """COH224 for a name in the tool's own namespace (``__t`` is the simulator's tick)."""
+        if name and name.startswith(RESERVED_PREFIX):
+            self.error(
+                "COH224",
+                f"`{name}` is a reserved name",
+                span,
+                label=f"names starting with `{RESERVED_PREFIX}` are the tool's own",
+                notes=(
+                    "the simulator and the other analyses keep internal values under such "
+                    "names (the tick number is `__t`)",
+                ),
+                help=f"rename it, for example `{name.lstrip('_') or 'value'}`",
+            )
 
     def profile(self, name: str, span: Span) -> object | None:
         if name not in self.profiles:

@@ -8,9 +8,12 @@ canonical unit of its dimension (seconds, requests, watts, dollars, ...), so ``9
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
+
+from coherence.frontend.limits import MAX_UNIT_EXPONENT
 
 DimMap = tuple[tuple[str, Fraction], ...]
 
@@ -112,10 +115,11 @@ _PART = re.compile(r"^(\$|%|[A-Za-z_][A-Za-z_0-9]*)(?:\^(-?[0-9]+))?$")
 
 
 class UnitError(Exception):
-    def __init__(self, message: str, hint: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", code: str = "COH208") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.code = code
 
 
 @dataclass(slots=True)
@@ -148,6 +152,12 @@ class UnitTable:
                 raise UnitError(f"malformed unit `{text}`")
             name, exp_text = m.group(1), m.group(2)
             exp = int(exp_text) if exp_text else 1
+            if abs(exp) > MAX_UNIT_EXPONENT:
+                raise UnitError(
+                    f"the power of `{name}` in `{text}` is beyond the limit of {MAX_UNIT_EXPONENT}",
+                    "write the unit with a smaller power",
+                    "COH223",
+                )
             unit = self.lookup(name)
             if unit is None:
                 import difflib
@@ -162,4 +172,10 @@ class UnitTable:
             sign = 1 if i == 0 else -1
             scale *= unit.scale ** (sign * exp)
             dim = dim * unit.dim ** (sign * exp)
+        if not math.isfinite(scale) or scale == 0.0:
+            raise UnitError(
+                f"the unit `{text}` is too large or too small to represent",
+                "write the quantity in a unit closer to its size",
+                "COH223",
+            )
         return Unit(scale, dim, ticks)
