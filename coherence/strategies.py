@@ -30,6 +30,18 @@ What can change (each knob takes a :class:`Limit`, or a number meaning a relativ
   These change the structure of the lowered system (shift registers, saturations), so they
   edit the spec's syntax tree and lower it again (needs a :class:`Spec` from :func:`load_spec`,
   not a bare transition system). Literal numbers inside expressions are not varied.
+- ``stabilizations``: a loop's stabilization window in ticks (``"hpa"`` for every window of the
+  loop, ``"hpa.down"`` / ``"hpa.up"`` for one), drawn as whole numbers of the loop's period
+  (what the language accepts), 0 meaning no window.
+- ``tolerances``: a loop's ``tolerance`` clause (``"vpa"``) or an objective's tolerance
+  (``"hpa.util"``, ``"pod_quota"``), in the unit the spec writes it in (``%`` where it writes
+  none), never below 0.
+
+The policy teams change most (stabilization windows, cooldowns, tolerances) has its edge
+cases in range: a window or cooldown of 0 (none), a tolerance of 0. A draw that the language
+rejects (a phase no longer below a shorter period, a window that is no longer a whole number
+of a drawn period, a bound past the other end of a range) is filtered out, never raised:
+every change a strategy gives applies.
 
 Draws shrink towards the spec as written, so a failing example names the smallest change.
 
@@ -138,6 +150,7 @@ class Knob:
     hi: float
     unit: str = ""
     integer: bool = False
+    step: int = 1  # integer knobs: values are current + k * step
 
     def describe(self, value: float) -> str:
         shown = f"{value:g}" if self.integer else f"{value:.6g}"
@@ -146,8 +159,10 @@ class Knob:
         unit = f" {self.unit}" if self.unit and self.unit != "1" else ""
         if self.kind == "param":
             return f"{self.target} = {shown}{unit}"
-        if self.kind == "bound":
-            return f"{self.target} = {shown}{unit}"
+        if self.kind in ("bound", "tolerance"):
+            return (
+                f"{self.target} {'tolerance ' if self.kind == 'tolerance' else ''}= {shown}{unit}"
+            )
         return f"{self.target} {self.kind} {shown} ticks"
 
 
@@ -157,6 +172,7 @@ class PolicyChange:
 
     spec: Spec | TransitionSystem = field(repr=False, compare=False)
     values: tuple[tuple[Knob, float], ...]
+    _applied: TransitionSystem | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         moved = [k.describe(v) for k, v in self.values if v != k.current]
@@ -168,6 +184,20 @@ class PolicyChange:
 
     def apply(self) -> TransitionSystem:
         """The transition system with this change (the input is never modified)."""
+        if self._applied is None:
+            object.__setattr__(self, "_applied", self._apply())
+        assert self._applied is not None
+        return self._applied
+
+    def applies(self) -> bool:
+        """Whether the change gives a valid spec (the strategies draw only those)."""
+        try:
+            self.apply()
+        except InvalidChange:
+            return False
+        return True
+
+    def _apply(self) -> TransitionSystem:
         from coherence.ir.transform import with_params
 
         structural = [(k, v) for k, v in self.values if k.kind not in ("param", "gain")]
@@ -209,6 +239,8 @@ def knobs(
     windows: Mapping[str, LimitLike] | Iterable[str] = (),
     cooldowns: Mapping[str, LimitLike] | Iterable[str] = (),
     bounds: Mapping[str, LimitLike] | Iterable[str] = (),
+    stabilizations: Mapping[str, LimitLike] | Iterable[str] = (),
+    tolerances: Mapping[str, LimitLike] | Iterable[str] = (),
     rel: float = 0.2,
 ) -> list[Knob]:
     """The knobs of a change, with their current values and ranges (unknown names raise)."""
@@ -239,7 +271,86 @@ def knobs(
         cur = (st.lo if side == "lo" else st.hi) / (st.scale or 1.0)
         lo, hi = limit.bounds(cur)
         out.append(Knob("bound", name, cur, lo, hi, st.unit, st.integer))
+    for name, limit in _items(stabilizations, rel):
+        loop_name, _, direction = name.partition(".")
+        period = ts.loop(loop_name).period
+        cur = float(_stabilization(spec, ts, loop_name, direction))
+        lo, hi = limit.bounds(cur)
+        k_lo, k_hi = max(math.ceil(lo / period), 0), max(math.floor(hi / period), 0)
+        if k_lo > k_hi:
+            raise ValueError(f"no whole number of periods ({period} ticks) in [{lo:g}, {hi:g}]")
+        cur = min(max(cur, k_lo * period), k_hi * period)
+        out.append(
+            Knob(
+                "stabilization", name, cur, k_lo * period, k_hi * period, integer=True, step=period
+            )
+        )
+    for name, limit in _items(tolerances, rel):
+        cur, unit = _tolerance(spec, ts, name)
+        lo, hi = limit.bounds(cur)
+        out.append(Knob("tolerance", name, cur, max(lo, 0.0), max(hi, 0.0), unit))
     return out
+
+
+def _syntax(spec: Spec | TransitionSystem, what: str) -> ast.System:
+    if not isinstance(spec, Spec):
+        raise TypeError(f"{what} changes need a Spec from load_spec()")
+    return spec.system
+
+
+def _loop_decl(system: ast.System, name: str) -> ast.LoopDecl:
+    for it in system.items:
+        if isinstance(it, ast.LoopDecl) and it.name == name:
+            return it
+    raise KeyError(f"no loop `{name}`")
+
+
+def _ticks_of(num: ast.Num, tick: float) -> float:
+    """A duration as written, in ticks."""
+    from coherence.frontend.units import UnitTable
+
+    if num.unit in (None, "ticks", "tick"):
+        return float(num.value)
+    return float(num.value) * UnitTable.new().parse(num.unit).scale / tick
+
+
+def _stabilization(spec: Spec | TransitionSystem, ts: TransitionSystem, loop: str, d: str) -> int:
+    if d not in ("", "up", "down"):
+        raise KeyError(f"a stabilization window is `loop`, `loop.up` or `loop.down`, not `{d}`")
+    windows = [
+        it
+        for it in _loop_decl(_syntax(spec, "stabilization"), loop).items
+        if isinstance(it, ast.Stabilize) and (not d or it.direction in (d, "both"))
+    ]
+    if not windows:
+        raise KeyError(f"loop `{loop}` has no {d + ' ' if d else ''}stabilization window")
+    return round(_ticks_of(windows[0].window, ts.tick))
+
+
+def _objective_decl(system: ast.System, ts: TransitionSystem, name: str) -> ast.Objective:
+    """The syntax of the objective the system calls ``name`` (loop objectives in order)."""
+    obj = ts.objective(name)
+    if obj.owner is None:
+        decls = [it for it in system.items if isinstance(it, ast.Objective)]
+        names = [o.name for o in ts.objectives if o.owner is None]
+    else:
+        items = _loop_decl(system, obj.owner).items
+        decls = [it for it in items if isinstance(it, ast.Objective)]
+        names = list(ts.loop(obj.owner).objectives)
+    return decls[names.index(name)]
+
+
+def _tolerance(spec: Spec | TransitionSystem, ts: TransitionSystem, name: str) -> tuple[float, str]:
+    system = _syntax(spec, "tolerance")
+    if name in {lp.name for lp in ts.loops}:
+        for it in _loop_decl(system, name).items:
+            if isinstance(it, ast.LoopClause) and it.kind == "tolerance":
+                return float(it.value.value), it.value.unit or ""
+        raise KeyError(f"loop `{name}` has no tolerance clause")
+    written = _objective_decl(system, ts, name).tolerance
+    if written is None:
+        return 0.0, "%"
+    return float(written.value), written.unit or ""
 
 
 def _timing(ts: TransitionSystem, kind: str, name: str) -> int:
@@ -265,6 +376,8 @@ def policy_changes(
     windows: Mapping[str, LimitLike] | Iterable[str] = (),
     cooldowns: Mapping[str, LimitLike] | Iterable[str] = (),
     bounds: Mapping[str, LimitLike] | Iterable[str] = (),
+    stabilizations: Mapping[str, LimitLike] | Iterable[str] = (),
+    tolerances: Mapping[str, LimitLike] | Iterable[str] = (),
     rel: float = 0.2,
 ) -> SearchStrategy[PolicyChange]:
     """Policy changes of a spec within limits (see the module docstring).
@@ -283,20 +396,27 @@ def policy_changes(
         windows=windows,
         cooldowns=cooldowns,
         bounds=bounds,
+        stabilizations=stabilizations,
+        tolerances=tolerances,
         rel=rel,
     )
     if not chosen:
         raise ValueError("a policy change needs at least one knob")
     parts = [_values(k, st) for k in chosen]
-    return st.tuples(*parts).map(lambda vs: PolicyChange(spec, tuple(zip(chosen, vs, strict=True))))
+    changes = st.tuples(*parts).map(
+        lambda vs: PolicyChange(spec, tuple(zip(chosen, vs, strict=True)))
+    )
+    # a draw the language rejects is filtered out, not raised (see the module docstring)
+    return changes.filter(PolicyChange.applies)
 
 
 def _values(k: Knob, st: Any) -> SearchStrategy[float]:
     """Values of a knob that shrink towards the spec's value."""
     if k.integer:
-        cur = round(k.current)
-        steps: SearchStrategy[int] = st.integers(int(k.lo) - cur, int(k.hi) - cur)
-        return steps.map(lambda d: float(cur + d))
+        cur, step = round(k.current), max(k.step, 1)
+        lo, hi = math.ceil((k.lo - cur) / step), math.floor((k.hi - cur) / step)
+        steps: SearchStrategy[int] = st.integers(lo, hi)
+        return steps.map(lambda d: float(cur + d * step))
     below, above = k.current - k.lo, k.hi - k.current
 
     def scale(u: float) -> float:
@@ -322,6 +442,11 @@ def _ticks(n: float) -> ast.Num:
 
 def _edit_loop(item: ast.LoopDecl, kind: str, alias: str, value: float) -> ast.LoopDecl:
     items = list(item.items)
+    if kind == "stabilization":
+        for i, it in enumerate(items):
+            if isinstance(it, ast.Stabilize) and (not alias or it.direction in (alias, "both")):
+                items[i] = replace(it, window=_ticks(value))
+        return replace(item, items=tuple(items))
     if kind in ("period", "cooldown"):
         clause = "every" if kind == "period" else "cooldown"
         for i, it in enumerate(items):
@@ -343,6 +468,36 @@ def _edit_loop(item: ast.LoopDecl, kind: str, alias: str, value: float) -> ast.L
     return replace(item, items=tuple(items))
 
 
+def _with_tolerance(
+    spec: Spec, items: list[ast.SysItem], target: str, value: float
+) -> list[ast.SysItem]:
+    """The system's items with the tolerance ``target`` (a loop's, an objective's) set."""
+    ts = spec.ts
+    loop: str | None = target
+    objective: ast.Objective | None = None
+    if target not in {lp.name for lp in ts.loops}:
+        loop = ts.objective(target).owner
+        objective = _objective_decl(spec.system, ts, target)
+
+    def edit(it: Any) -> Any:
+        if objective is not None and isinstance(it, ast.Objective) and it is objective:
+            unit = it.tolerance.unit if it.tolerance is not None else "%"
+            return replace(it, tolerance=ast.Num(float(value), unit))
+        if objective is None and isinstance(it, ast.LoopClause) and it.kind == "tolerance":
+            return replace(it, value=replace(it.value, value=float(value)))
+        return it
+
+    out: list[ast.SysItem] = []
+    for it in items:
+        if isinstance(it, ast.LoopDecl) and it.name == loop:
+            out.append(replace(it, items=tuple(edit(i) for i in it.items)))
+        elif loop is None:
+            out.append(edit(it))
+        else:
+            out.append(it)
+    return out
+
+
 def _relower(spec: Spec, changes: Sequence[tuple[Knob, float]]) -> TransitionSystem:
     from coherence.diagnostics import render
     from coherence.frontend.check import check_system
@@ -350,6 +505,9 @@ def _relower(spec: Spec, changes: Sequence[tuple[Knob, float]]) -> TransitionSys
 
     items = list(spec.system.items)
     for k, v in changes:
+        if k.kind == "tolerance":
+            items = _with_tolerance(spec, items, k.target, v)
+            continue
         if k.kind == "bound":
             state, _, side = k.target.rpartition(".")
             for i, it in enumerate(items):
