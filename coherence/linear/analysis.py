@@ -583,6 +583,9 @@ class _Analysis:
                     o.max_extra_delay,
                     has_sensors,
                     above,
+                    o.wide_gain,
+                    o.margin_check_limit,
+                    o.frequency_margins,
                 )
             )
         rows: list[tuple[Cell, ...]] = []

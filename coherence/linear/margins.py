@@ -32,15 +32,20 @@ import scipy.sparse as sps
 from numpy.typing import NDArray
 
 from coherence.linear.model import LoopModel
+from coherence.linear.nyquist import delay_crossing, gain_crossings, schur_of
 from coherence.linear.spectrum import Spectrum, radius_of
 
 
 @dataclass(frozen=True, slots=True)
 class Margin:
     """A loop's margins. ``gain_low``/``gain_high``: the factors at which the coupled system
-    goes unstable (None: stable over the whole searched range); ``delay``: the largest extra
-    delay in ticks that keeps it stable (None: the loop senses nothing); ``delay_open``: no
-    instability up to the largest delay tried."""
+    goes unstable (None: stable over the whole searched range, or unbounded: then
+    ``gain_low_why``/``gain_high_why`` says why no factor can destabilise it); ``delay``: the
+    largest extra delay in ticks that keeps it stable (None: the loop senses nothing, or no
+    delay destabilises it: ``delay_why``); ``delay_open``: no instability up to the largest
+    delay tried. ``method``: ``"frequency"`` where the margins are read from the loop's
+    frequency response (:mod:`.nyquist`, checked by eigen-solves), ``"eigenvalues"`` where
+    they were bisected on spectral radii."""
 
     loop: str
     gain_low: float | None
@@ -49,23 +54,31 @@ class Margin:
     delay: int | None
     delay_open: bool
     tick: float
+    gain_low_why: str = ""
+    gain_high_why: str = ""
+    delay_why: str = ""
+    method: str = "eigenvalues"
 
     @property
     def gain_text(self) -> str:
-        lo = (
-            f"x{_fmt(self.gain_low)}"
-            if self.gain_low is not None
-            else (f"<x{_fmt(self.gain_range[0])}")
-        )
-        hi = (
-            f"x{_fmt(self.gain_high)}"
-            if self.gain_high is not None
-            else (f">x{_fmt(self.gain_range[1])}")
-        )
+        if self.gain_low is not None:
+            lo = f"x{_fmt(self.gain_low)}"
+        elif self.gain_low_why:
+            lo = "x0"
+        else:
+            lo = f"<x{_fmt(self.gain_range[0])}"
+        if self.gain_high is not None:
+            hi = f"x{_fmt(self.gain_high)}"
+        elif self.gain_high_why:
+            hi = f"unbounded: {self.gain_high_why}"
+        else:
+            hi = f">x{_fmt(self.gain_range[1])}"
         return f"{lo} .. {hi}"
 
     @property
     def delay_text(self) -> str:
+        if self.delay_why:
+            return f"unbounded: {self.delay_why}"
         if self.delay is None:
             return "n/a"
         more = "+" if self.delay_open else ""
@@ -79,6 +92,10 @@ class Margin:
             "delay_ticks": self.delay,
             "delay_s": None if self.delay is None else self.delay * self.tick,
             "delay_open": self.delay_open,
+            "gain_low_unbounded": self.gain_low_why or None,
+            "gain_high_unbounded": self.gain_high_why or None,
+            "delay_unbounded": self.delay_why or None,
+            "method": self.method,
         }
 
 
@@ -172,6 +189,7 @@ class LocalLoop:
         keep_rows = [r for r in rows if r in qpos]
         self.ticks: list[int] = []
         self.parts: dict[int, tuple[NDArray[np.float64], ...]] = {}
+        self._schur: tuple[NDArray[np.complex128], NDArray[np.complex128]] | None = None
         n = m.n
         for t in range(m.H):
             key = id(m.nominal[t])
@@ -221,6 +239,92 @@ class LocalLoop:
                     B[first + i, first + i - 1] = 1.0
             subs[key] = B
         return max(self.other, radius_of([subs[k2] for k2 in self.ticks]))
+
+    # ---- the frequency-domain answers (one tick matrix, one actuator row, one sensor) --------
+
+    def _single(self) -> tuple[NDArray[np.float64], ...] | None:
+        return next(iter(self.parts.values())) if len(self.parts) == 1 else None
+
+    def closes(self) -> bool:
+        """Whether the loop's gain has any linear effect at the operating point."""
+        return any(bool(E.any()) for _, E, _, _, _ in self.parts.values())
+
+    def reads(self) -> bool:
+        """Whether the loop's rows read its sensors at the operating point."""
+        return any(bool(C.any()) for _, _, _, C, _ in self.parts.values())
+
+    def fast_gain(
+        self, stable_below: float, shown_from: float = 0.0
+    ) -> tuple[float | None, float | None, str, str] | None:
+        """(low, high, low_why, high_why) read from the root locus on the circle
+        (:func:`.nyquist.gain_crossings`), each checked by eigen-solves either side; None where
+        the structure does not allow it or a check disagrees (then: bisection)."""
+        part = self._single()
+        if part is None or len(self.rpos) != 1 or not self.other < stable_below:
+            return None
+        # the caller asks only where the coupled system (whose radius bounds A's) is stable
+        A, E = part[0], part[1]
+        p = np.zeros(A.shape[0])
+        p[self.rpos[0]] = 1.0
+        if self._schur is None:
+            self._schur = schur_of(A)
+        cr = gain_crossings(A, E[0], p, stable_below, self._schur)
+        eps = 1e-5
+        hi = lo = None
+        hi_why = lo_why = ""
+        if cr.up is not None:
+            f = 1.0 + cr.up
+            if not (self.scaled(f * (1 - eps)) < stable_below <= self.scaled(f * (1 + eps))):
+                return None
+            hi = float(f * (1 - eps))
+        else:
+            if not self.scaled(1e6) < stable_below:
+                return None
+            hi_why = "no gain factor puts a closed-loop root on the unit circle"
+        if cr.down is not None and 1.0 + cr.down > 1e-6:
+            f = 1.0 + cr.down
+            if f < shown_from:
+                return lo, hi, lo_why, hi_why  # below the range shown: "<x0.01"
+            if not (self.scaled(f * (1 + eps)) < stable_below <= self.scaled(f * (1 - eps))):
+                return None
+            lo = float(f * (1 + eps))
+        else:
+            if not self.scaled(1e-6) < stable_below:
+                return None
+            lo_why = "stable for every factor down to 0"
+        return lo, hi, lo_why, hi_why
+
+    def fast_delay(self, stable_below: float, check_limit: int) -> tuple[int, str] | None:
+        """(delay, why): the largest extra delay that keeps the system stable, from the gain
+        crossover of the loop broken at its sensor (:func:`.nyquist.delay_crossing`), checked
+        by eigen-solves at it and one tick more (up to ``check_limit`` states); ``why`` says
+        why no delay destabilises it (delay then 0). None: not applicable (bisection)."""
+        part = self._single()
+        if part is None or len(self.cuts) != 1 or not self.other < stable_below:
+            return None
+        A, _, _, C, S = part
+        v = np.zeros(A.shape[0])
+        v[self.rpos] = C[:, 0]
+        if self._schur is None:
+            self._schur = schur_of(A)
+        cr = delay_crossing(A, S[0], v, self._schur)
+        if cr.critical is None:
+            if cr.peak < 1.0:
+                return 0, (
+                    f"the loop gain at its sensor stays below 1 at every frequency (at most "
+                    f"{cr.peak:.3g}): no delay destabilises it (small-gain theorem)"
+                )
+            return None
+        e = max(0, math.ceil(cr.critical) - 1)
+        if len(self.q) + e + 1 > check_limit:
+            return e, ""
+        for cand in (e, e - 1, e + 1):
+            if cand < 0:
+                continue
+            ok = self.delayed(cand) < stable_below if cand > 0 else True
+            if ok and not self.delayed(cand + 1) < stable_below:
+                return cand, ""
+        return None
 
 
 class LoopSet:
@@ -495,18 +599,70 @@ def loop_margins(
     max_extra: int,
     has_sensors: Mapping[str, bool],
     unstable_above: float | None = None,
+    wide_gain: float = 1e4,
+    check_limit: int = 2000,
+    frequency: bool = True,
 ) -> Margin:
     """The loop's gain and delay margins: where the coupled system stops being stable
     (its radius reaches ``stable_below``). Where the variants' own nominal radius is not
     below it already (unit multipliers of actuators held at a bound count in it), where it
-    becomes unstable instead (``unstable_above``)."""
-    if unstable_above is not None and not variants.scaled(loop, 1.0) < stable_below:
+    becomes unstable instead (``unstable_above``).
+
+    A margin that no change can reach is said so, with the reason (``*_why``): the law has no
+    linear effect at the operating point, or the loop's frequency response shows that no
+    factor or delay puts a root on the unit circle. Otherwise the margins are read from the
+    frequency response where the structure allows (:meth:`LocalLoop.fast_gain`), else
+    bisected on spectral radii, the gain up to ``wide_gain`` where the loop closes."""
+    local = variants.local(loop)
+    marginal = unstable_above is not None and not variants.scaled(loop, 1.0) < stable_below
+    if marginal:
+        assert unstable_above is not None
         stable_below = unstable_above
-    lo, hi = gain_margin(
-        lambda x: variants.scaled(loop, x), stable_below, gain_range[0], gain_range[1], rtol
-    )
+    sensed = has_sensors.get(loop, False)
+    method = "eigenvalues"
+    lo: float | None = None
+    hi: float | None = None
+    lo_why = hi_why = delay_why = ""
+    fast = None if marginal or not frequency else local.fast_gain(stable_below, gain_range[0])
+    if not local.closes():
+        hi_why = "the law has no linear effect at the operating point"
+        lo_why = "the same at every factor"
+    elif fast is not None:
+        lo, hi, lo_why, hi_why = fast
+        if lo is not None and lo < gain_range[0]:
+            lo = None  # below the range shown: "<x0.01", as the bisection reports it
+        method = "frequency"
+    else:
+        lo, hi = gain_margin(
+            lambda x: variants.scaled(loop, x),
+            stable_below,
+            gain_range[0],
+            max(gain_range[1], wide_gain),
+            rtol,
+        )
     delay: int | None = None
     open_ = False
-    if has_sensors.get(loop, False):
-        delay, open_ = delay_margin(lambda e: variants.delayed(loop, e), stable_below, max_extra)
-    return Margin(loop, lo, hi, gain_range, delay, open_, tick)
+    if sensed:
+        fd = None if marginal or not frequency else local.fast_delay(stable_below, check_limit)
+        if not local.reads():
+            delay, delay_why = 0, "the law does not read its sensor at the operating point"
+        elif fd is not None:
+            delay, delay_why = fd
+            method = "frequency"
+        else:
+            delay, open_ = delay_margin(
+                lambda e: variants.delayed(loop, e), stable_below, max_extra
+            )
+    return Margin(
+        loop,
+        lo,
+        hi,
+        (gain_range[0], max(gain_range[1], wide_gain)),
+        delay,
+        open_,
+        tick,
+        lo_why,
+        hi_why,
+        delay_why,
+        method,
+    )

@@ -52,7 +52,18 @@ class LinearOptions:
     gain_rtol: float = 1e-2
     """Relative precision of the gain-margin bisection."""
     max_extra_delay: int = 64
-    """Largest extra delay (ticks) tried for delay margins."""
+    """Largest extra delay (ticks) tried for delay margins by bisection (the frequency-domain
+    margins of ``frequency_margins`` have no such limit)."""
+    wide_gain: float = 1e4
+    """Where a loop's law has an effect at the operating point, its gain margin is searched up
+    to this factor (above ``gain_range``'s top) before it is called open-ended."""
+    frequency_margins: bool = True
+    """Read the gain and delay margins of a single-rate loop with one actuator row and one
+    sensor from its frequency response (``coherence.linear.nyquist``; each answer checked by
+    eigen-solves), instead of bisecting on spectral radii."""
+    margin_check_limit: int = 2000
+    """Largest matrix (states) of the eigen-solves that check a frequency-domain delay margin;
+    above it the margin stands on the frequency response alone."""
     margin_limit: int = 40
     """Margins for every loop up to this many loops; above, for this many loops: those with
     the largest participation in the dominant modes of the coupled system."""

@@ -355,14 +355,15 @@ def radius_of(subs: Sequence[NDArray[np.float64]]) -> float:
     out = 0.0
     for k in range(ncomp):
         loc = np.flatnonzero(labels == k)
-        M = np.eye(len(loc))
+        M: NDArray[np.float64] | None = None
         cache: dict[int, NDArray[np.float64]] = {}
         for s in subs:
             sub = cache.get(id(s))
             if sub is None:
                 sub = s[np.ix_(loc, loc)]
                 cache[id(s)] = sub
-            M = sub @ M
+            M = sub if M is None else sub @ M
+        assert M is not None
         lam = np.linalg.eigvals(M) if len(loc) > 1 else np.array([M[0, 0]])
         out = max(out, float(np.max(np.abs(lam))))
     return out
