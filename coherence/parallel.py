@@ -36,6 +36,15 @@ def resolve_jobs(jobs: int) -> int:
     return min(cpu_count(), AUTO_MAX) if jobs == 0 else max(1, jobs)
 
 
+_SCHEDULER: list[str] = []
+
+
+def use_scheduler(address: str | None) -> None:
+    """Hand :func:`run_all`'s tasks to the Dask cluster of ``address`` (``coherence check
+    --scheduler``); ``None`` goes back to worker processes here."""
+    _SCHEDULER[:] = [address] if address else []
+
+
 def _run(i: int) -> Any:
     return _TASKS[i]()
 
@@ -47,6 +56,10 @@ def run_all(tasks: Sequence[Callable[[], Any]], jobs: int, first: Sequence[int] 
     longest, where the caller can tell) handed out before the rest; an exception in a task
     is raised here, as it would be in a loop.
     """
+    if _SCHEDULER and len(tasks) > 1:
+        from coherence.sweep.dask_engine import run_on_scheduler
+
+        return run_on_scheduler(_SCHEDULER[0], tasks)
     if jobs <= 1 or len(tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return [t() for t in tasks]
     global _TASKS

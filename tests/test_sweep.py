@@ -215,7 +215,7 @@ def test_sweep_command_text_says_what_it_could_not_judge() -> None:
     ],
 )
 def test_sweep_usage_errors(argv: tuple[str, ...], message: str) -> None:
-    code, out, err = run_cli("sweep", str(HPA), *argv)
+    code, _, err = run_cli("sweep", str(HPA), *argv)
     assert code == 2 and message in err and "Traceback" not in err
 
 
@@ -239,3 +239,17 @@ def test_unknown_is_never_safe() -> None:
 
     st = np.array([[HOLDS], [UNKNOWN], [FALSIFIED]], dtype=np.int8)
     assert safe_of(st, [0], None).tolist() == [True, False, False]
+
+
+def test_check_and_lint_do_not_import_dask_or_matplotlib() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import io, sys\n"
+        "from coherence.cli import main\n"
+        f"main(['lint', {str(HPA)!r}], io.StringIO(), io.StringIO())\n"
+        "print(sorted(m for m in ('dask', 'distributed', 'matplotlib') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -29,6 +29,7 @@ from coherence.ir.nodes import TransitionSystem
 from coherence.sweep.evaluate import BURSTS, Chunk, Verdicts, evaluate
 
 TASK_SECONDS = 1.0  # what one task should take: long enough that Dask's overhead is noise
+CONNECT_TIMEOUT = 15  # seconds to reach a scheduler
 MAX_CHUNK = 256
 
 
@@ -113,7 +114,7 @@ class Engine:
         logging.getLogger("distributed").setLevel(logging.ERROR)
         if self.scheduler is not None:
             try:
-                self._client = Client(self.scheduler, timeout=15)  # type: ignore[no-untyped-call]
+                self._client = Client(self.scheduler, timeout=CONNECT_TIMEOUT)  # type: ignore[no-untyped-call]
             except (OSError, TimeoutError) as e:
                 raise CoherenceError(
                     f"cannot reach the Dask scheduler at `{self.scheduler}`: {e}",
