@@ -136,7 +136,7 @@ def read_text_file(path: str | Path, limit: int = MAX_SOURCE_BYTES, what: str = 
     try:
         st = os.stat(p)
     except FileNotFoundError:
-        raise SourceReadError(f"no such {what} `{p}`", "check the path") from None
+        raise SourceReadError(f"no such file `{p}`", "check the path") from None
     except PermissionError:
         raise SourceReadError(
             f"cannot reach `{p}`: permission denied",

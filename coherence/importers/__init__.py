@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from coherence.importers.emit import one_line
 from coherence.importers.yamlsrc import ImportFailure, Loc, MissingYaml, Node, load_documents
 
 KINDS = ("hpa", "keda", "knative")
@@ -62,12 +63,65 @@ _WRITERS: dict[str, Callable[[list[Node], str], str]] = {
 }
 
 
-def import_file(kind: str, path: str) -> str:
-    """The spec text for one YAML file. Raises :class:`ImportFailure` or :class:`MissingYaml`."""
+_OBJECTS = {
+    "hpa": ("HorizontalPodAutoscaler",),
+    "keda": ("ScaledObject",),
+    "knative": ("Service", "Configuration", "Revision"),
+}
+
+
+def _describe(doc: Node) -> str:
+    if doc.kind != "mapping":
+        return f"a {doc.kind}"
+    kind, meta = doc.get("kind"), doc.get("metadata")
+    name = meta.get("name") if meta is not None and meta.kind == "mapping" else None
+    what = kind.text() if kind is not None and kind.kind == "scalar" else "an object with no kind"
+    return what + (f" `{name.text()}`" if name is not None and name.kind == "scalar" else "")
+
+
+def ignored_documents(kind: str, docs: list[Node]) -> list[ImportFailure]:
+    """One located warning for every document of a multi-document file that is not imported:
+    a spec models one autoscaler object (the first of the importer's kinds)."""
+    wanted = _OBJECTS[kind]
+    chosen = next(
+        (d for d in docs if d.kind == "mapping" and (k := d.get("kind")) is not None
+         and k.kind == "scalar" and k.text() in wanted),
+        None,
+    )  # fmt: skip
+    if chosen is None:
+        return []
+    return [
+        ImportFailure(
+            d.loc,
+            f"document {i + 1} ({_describe(d)}) is not imported: this spec models "
+            f"{_describe(chosen)} (document {docs.index(chosen) + 1})",
+            f"import each object from a file of its own: one spec per {wanted[0]}",
+        )
+        for i, d in enumerate(docs)
+        if d is not chosen
+    ]
+
+
+def import_file(kind: str, path: str, warnings: list[ImportFailure] | None = None) -> str:
+    """The spec text for one YAML file. Raises :class:`ImportFailure` or :class:`MissingYaml`.
+
+    Documents of a multi-document file that are not imported are listed in a comment at the
+    top of the spec, and appended to ``warnings`` (located) when it is given.
+    """
     if kind not in _WRITERS:
         raise ValueError(f"unknown importer `{kind}`; one of {', '.join(KINDS)}")
     docs = load_documents(path)
-    return _WRITERS[kind](docs, Path(path).name)
+    text = _WRITERS[kind](docs, Path(path).name)
+    ignored = ignored_documents(kind, docs)
+    if warnings is not None:
+        warnings += ignored
+    if ignored:
+        head = "".join(
+            f"# NOT IMPORTED: {Path(w.loc.path).name}:{w.loc.line}: {one_line(w.message)}\n"
+            for w in ignored
+        )
+        text = head + text
+    return text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -78,8 +132,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     """The `coherence import` command: the spec on stdout (or --out), errors located."""
+    warnings: list[ImportFailure] = []
     try:
-        text = import_file(args.kind, args.file)
+        text = import_file(args.kind, args.file, warnings)
     except MissingYaml:
         stderr.write("error: `coherence import` reads YAML with PyYAML, which is not installed\n")
         stderr.write("hint: pip install coherence[yaml]\n")
@@ -87,6 +142,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     except ImportFailure as e:
         stderr.write(e.render())
         return EXIT_ERROR
+    for w in warnings:
+        stderr.write(w.render().replace(": error: ", ": warning: ", 1))
     if args.out:
         try:
             Path(args.out).write_text(text, encoding="utf-8")

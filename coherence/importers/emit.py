@@ -33,6 +33,50 @@ def ident(text: str, fallback: str = "x") -> str:
     return name
 
 
+_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def quote(text: str) -> str:
+    """``text`` as a spec string literal: quotes and backslashes escaped, and every line break
+    or control character written as a space, so that YAML text can never end the string (or
+    the line) and inject spec text.
+
+    >>> quote('web }\nsystem evil { tick 1s }')
+    '"web } system evil { tick 1s }"'
+    """
+    clean = _CONTROL.sub(" ", _BREAKS.sub(" ", text))
+    return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def one_line(text: str) -> str:
+    """Comment text on one line: a line break from the YAML is shown as ``\\n``, never kept."""
+    return _CONTROL.sub("?", _BREAKS.sub(lambda m: repr(m.group())[1:-1], text))
+
+
+def balanced(op: str, terms: list[str]) -> str:
+    """``terms`` joined by the associative ``op`` (``max``, ``min``, ``or``, ``and``, ``+``)
+    as a balanced tree: nesting grows with log2 of the count, so 65 KEDA triggers give 7
+    levels, not 65 (the language's limit is 50 levels).
+
+    >>> balanced("max", ["a", "b", "c"])
+    'max(max(a, b), c)'
+    >>> balanced("or", ["a", "b", "c"])
+    '(a or b) or c'
+    """
+    if len(terms) == 1:
+        return terms[0]
+    half = (len(terms) + 1) // 2
+    left, right = balanced(op, terms[:half]), balanced(op, terms[half:])
+    if op in ("max", "min"):
+        return f"{op}({left}, {right})"
+    wrap = [
+        f"({t})" if len(part) > 1 else t
+        for t, part in ((left, terms[:half]), (right, terms[half:]))
+    ]
+    return f"{wrap[0]} {op} {wrap[1]}"
+
+
 def num(value: float) -> str:
     """A number as the spec writes it: no trailing ``.0``, no exponent for ordinary values."""
     if value == int(value) and abs(value) < 1e15:
@@ -82,8 +126,12 @@ class SpecWriter:
 
     def render(self) -> str:
         out: list[str] = []
-        for depth, code, comment in self._lines:
+        for depth, code, raw_comment in self._lines:
             pad = "  " * depth
+            # the YAML's text reaches comments (origins, names): never a line break there, and
+            # never one in code (a generated line is one line whatever the input held)
+            comment = one_line(raw_comment)
+            code = _BREAKS.sub(" ", code)
             if not code and not comment:
                 out.append("")
             elif not code:

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from coherence.importers.emit import (
     PLACEHOLDER,
     SpecWriter,
+    balanced,
     default,
     ident,
     num,
     origin,
+    quote,
     seconds,
 )
 from coherence.importers.yamlsrc import Node, find_kind
@@ -393,14 +395,14 @@ def write_hpa_loop(
     for m in h.metrics:
         w.line(f"param {m.name}_target = {num(m.target.value)}", m.target.note)
     w.blank()
-    w.open(f'loop {loop_name} "{h.title}"')
+    w.open(f"loop {loop_name} {quote(h.title)}")
     w.line(f"every {seconds(SYNC)}", sync_note)
     if guard is not None:
         w.line(f"when {guard[0]}", guard[1])
     for m in h.metrics:
         w.line(f"senses {m.name}", f"{m.note} ({m.label})")
     proposals = [_proposal(m, up, down) for m in h.metrics]
-    law = proposals[0] if len(proposals) == 1 else "max(" + ", ".join(proposals) + ")"
+    law = balanced("max", proposals)
     w.line(
         f"actuates replicas to {law}",
         f"{h.metrics_note}; formula: ceil(ratio x replicas) outside the tolerance"
@@ -433,7 +435,7 @@ def write_hpa_spec(h: Hpa, source: str) -> str:
     w.comment(f"`{PLACEHOLDER}` (a model of your service for you to replace: the offered load and")
     w.comment("how each metric responds to it and to the replica count).")
     w.blank()
-    w.open(f'system {h.name} "{h.title}"')
+    w.open(f"system {h.name} {quote(h.title)}")
     w.line(f"tick {seconds(SYNC)}", default("15s, one HPA sync period", KCM))
     w.blank()
     w.comment(f"---- {PLACEHOLDER} plant: replace with how your service responds --------------")

@@ -13,7 +13,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from coherence.importers.emit import PLACEHOLDER, SpecWriter, default, ident, num, origin, seconds
+from coherence.importers.emit import (
+    PLACEHOLDER,
+    SpecWriter,
+    balanced,
+    default,
+    ident,
+    num,
+    origin,
+    quote,
+    seconds,
+)
 from coherence.importers.hpa import (
     SYNC,
     Hpa,
@@ -215,7 +225,7 @@ def write_keda_spec(k: Keda, source: str) -> str:
     for note in k.notes:
         w.comment(note)
     w.blank()
-    w.open(f'system {h.name} "{h.title}"')
+    w.open(f"system {h.name} {quote(h.title)}")
     w.line(
         f"tick {seconds(tick)}",
         f"derived: gcd of the HPA sync period (15s) and pollingInterval ({k.polling.note})",
@@ -239,12 +249,10 @@ def write_keda_spec(k: Keda, source: str) -> str:
             f"state idle_for : s in [0, {num(k.cooldown.value + k.polling.value)}] init 0",
             "model: time since a trigger was last active (KEDA's lastActiveTime)",
         )
-        active = (
-            " or ".join(
-                f"{m.name} > {m.name}_activation" for m in h.metrics if m.activation is not None
-            )
-            or "load > 0"
-        )
+        triggers = [
+            f"{m.name} > {m.name}_activation" for m in h.metrics if m.activation is not None
+        ]
+        active = balanced("or", triggers) if triggers else "load > 0"
         for m in h.metrics:
             if m.activation is not None:
                 w.line(f"param {m.name}_activation = {num(m.activation.value)}", m.activation.note)

@@ -14,7 +14,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from coherence.importers.emit import PLACEHOLDER, SpecWriter, default, ident, num, origin, seconds
+from coherence.importers.emit import (
+    PLACEHOLDER,
+    SpecWriter,
+    default,
+    ident,
+    num,
+    origin,
+    quote,
+    seconds,
+)
 from coherence.importers.yamlsrc import Node, find_kind
 
 PREFIX = "autoscaling.knative.dev/"
@@ -265,7 +274,7 @@ def write_knative_spec(k: Kpa, source: str) -> str:
     w.comment("of your service for you to replace). Scale-to-zero grace and the activator's burst")
     w.comment("capacity are not modelled.")
     w.blank()
-    w.open(f'system {k.name} "{k.title}"')
+    w.open(f"system {k.name} {quote(k.title)}")
     w.line(
         f"tick {seconds(TICK)}",
         default("2s, the KPA tick interval", "pkg/autoscaler/scaling/multiscaler.go tickInterval"),

@@ -137,6 +137,11 @@ class Node:
 
     def integer(self, lo: int | None = None) -> int:
         v = self.number()
+        if abs(v) > INT32_MAX:
+            raise self.fail(
+                f"`{self.path}` must be at most {INT32_MAX} (a 32-bit integer), not `{self.text()}`",
+                "Kubernetes counts and seconds are 32-bit integers",
+            )
         if v != int(v):
             raise self.fail(f"`{self.path}` must be a whole number, not `{self.text()}`")
         if lo is not None and v < lo:
@@ -160,6 +165,42 @@ class Node:
                 f"`{self.path}` must be a duration, not `{t}`", "for example 60s, 5m or 1h"
             )
         return v
+
+
+INT32_MAX = 2**31 - 1
+MAX_YAML_BYTES = 4 * 1024 * 1024
+MAX_YAML_DEPTH = 64
+"""Nesting of flow collections (``[[[...]]]``) a Kubernetes object never needs; deeper input
+is refused before PyYAML's recursive composer sees it."""
+
+
+def _too_deep(text: str) -> tuple[int, int] | None:
+    """(line, column) where flow nesting first exceeds MAX_YAML_DEPTH, or None."""
+    depth, line, col, quote, prev = 0, 1, 0, "", "\n"
+    comment = False
+    for ch in text:
+        col += 1
+        before, prev = prev, ch
+        if ch == "\n":
+            line, col, comment = line + 1, 0, False
+            continue
+        if comment:
+            continue
+        if quote:
+            if ch == quote:
+                quote = ""
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch == "#" and before in " \t\n":
+            comment = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                return line, col
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return None
 
 
 def _loc(path: str, raw: Any) -> Loc:
@@ -213,15 +254,27 @@ def load_documents(path: str) -> list[Node]:
         import yaml
     except ImportError:
         raise MissingYaml() from None
-    p = Path(path)
+    from coherence.source import SourceReadError, read_text_file
+
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ImportFailure(Loc(path, 1, 1), f"no such file `{path}`", "check the path") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ImportFailure(Loc(path, 1, 1), f"cannot read `{path}`: {e}") from None
+        text = read_text_file(path, MAX_YAML_BYTES, "YAML file")
+    except SourceReadError as e:
+        raise ImportFailure(Loc(path, e.line, e.column), e.message, e.help) from None
+    deep = _too_deep(text)
+    if deep is not None:
+        raise ImportFailure(
+            Loc(path, *deep),
+            f"the YAML is nested more than {MAX_YAML_DEPTH} levels deep here",
+            "a Kubernetes object nests a few levels; check the brackets",
+        )
     try:
         nodes = [n for n in yaml.compose_all(text, Loader=yaml.SafeLoader) if n is not None]
+    except RecursionError:
+        raise ImportFailure(
+            Loc(path, 1, 1),
+            "the YAML is nested too deeply to read",
+            "a Kubernetes object nests a few levels; check the indentation",
+        ) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
