@@ -411,19 +411,28 @@ def policy_changes(
 
 
 def _values(k: Knob, st: Any) -> SearchStrategy[float]:
-    """Values of a knob that shrink towards the spec's value."""
+    """Values of a knob that shrink towards the spec's value, its range's ends included."""
+    inside: SearchStrategy[float]
     if k.integer:
         cur, step = round(k.current), max(k.step, 1)
         lo, hi = math.ceil((k.lo - cur) / step), math.floor((k.hi - cur) / step)
         steps: SearchStrategy[int] = st.integers(lo, hi)
-        return steps.map(lambda d: float(cur + d * step))
-    below, above = k.current - k.lo, k.hi - k.current
+        inside = steps.map(lambda d: float(cur + d * step))
+        edges = (float(cur), float(cur + lo * step), float(cur + hi * step))
+    else:
+        below, above = k.current - k.lo, k.hi - k.current
 
-    def scale(u: float) -> float:
-        return k.current + (u * above if u >= 0 else u * below)
+        def scale(u: float) -> float:
+            return k.current + (u * above if u >= 0 else u * below)
 
-    unit: SearchStrategy[float] = st.floats(-1.0, 1.0, allow_nan=False)
-    return unit.map(scale)
+        unit: SearchStrategy[float] = st.floats(-1.0, 1.0, allow_nan=False)
+        inside = unit.map(scale)
+        edges = (k.current, k.lo, k.hi)
+    # the spec's value and the ends of the range (no window, a tolerance of 0, the widest
+    # one) are drawn as often as the inside, and the spec's value is what draws shrink to
+    ends: SearchStrategy[float] = st.sampled_from(tuple(dict.fromkeys(edges)))
+    both: SearchStrategy[float] = st.one_of(ends, inside)
+    return both
 
 
 def changed_systems(
