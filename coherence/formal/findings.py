@@ -112,9 +112,30 @@ def violation(ts: TransitionSystem, req: Requirement, res: Result, code: str, ke
         ),
         help=HELP[code](ts, req),
         trace=view,
-        data=(("tick", cex.tick), ("source", cex.source)),
+        data=(("tick", cex.tick), ("source", cex.source))
+        + ((("limit_cycle", _limit_cycle(ts, req, cex)),) if code == FLAPPING else ()),
         key=key,
     )
+
+
+def _limit_cycle(ts: TransitionSystem, req: Requirement, cex: Counterexample) -> object:
+    """The flapping state's oscillation measured on the replayed run (None: no full cycle
+    after the transient): the measured period and swing, not a linear mode's."""
+    from coherence.simulate.oscillation import measure
+
+    assert req.state is not None
+    st = ts.state(req.state)
+    lc = measure(cex.trace.state(req.state)[0], ts.tick)
+    if lc is None:
+        return None
+    return {
+        "period_s": lc.period_s,
+        "amplitude": lc.amplitude / (st.scale or 1.0),
+        "growth": lc.growth,
+        "states": [req.state],
+        "loops": [lp.name for lp in ts.loops if any(a.state == req.state for a in lp.actions)],
+        "describing_function": None,
+    }
 
 
 def unknown_requirement(req: Requirement, res: Result, key: str) -> Finding:
@@ -646,6 +667,11 @@ def bad_equilibrium(
             ),
             inputs_note=f"{trig.input} burst for {trig.ticks} ticks, nominal afterwards",
         )
+        trigger_data: object = {
+            "burst_size": trig.level / (u.scale or 1.0),
+            "duration_s": trig.ticks * ts.tick,
+            "input": trig.input,
+        }
         reason = (
             f"`{obj.name}` violated at a self-sustaining state; trigger: {trig.input} "
             f"{show(trig.level, u.scale)} {u.unit} for {trig.ticks * ts.tick:g}s"
@@ -664,6 +690,7 @@ def bad_equilibrium(
             inputs_note="nominal inputs",
         )
         reason = f"`{obj.name}` violated at a self-sustaining state"
+        trigger_data = None
     help_line = _sustain_help(ts, eq, obj, notes, sustaining)
     finding = Finding(
         BAD_EQUILIBRIUM,
@@ -673,6 +700,7 @@ def bad_equilibrium(
         help=help_line,
         related=(obj.span,),
         trace=view,
+        data=(("trigger", trigger_data),),
         key=f"bad_equilibrium:{obj.name}",
     )
     return finding, reason
