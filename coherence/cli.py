@@ -9,12 +9,15 @@ configuration or internal error.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TextIO
 
 from coherence import __version__
 from coherence.diagnostics import REGISTRY, CoherenceError
+from coherence.source import STDIN
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -95,6 +98,22 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="after the report, list what each piece of the run cost (wall time, solver "
         "calls, unknowns, rlimit), slowest first, on standard error",
     )
+    shown = c.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--progress",
+        action="store_true",
+        default=None,
+        help="show which spec and analysis is running on standard error (the default when "
+        "it is a terminal)",
+    )
+    shown.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="show no progress"
+    )
+    c.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="run the analyses on the Dask cluster of this scheduler (tcp://HOST:PORT)",
+    )
     c.add_argument(
         "--expect",
         metavar="MANIFEST",
@@ -109,12 +128,22 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     _output_args(lint)
 
     df = sub.add_parser("diff", help="compare two versions of a spec: verdicts, numbers, findings")
-    df.add_argument("old", metavar="OLD", help="the old spec (or the spec, with --rev)")
-    df.add_argument("new", metavar="NEW", nargs="?", help="the new spec")
     df.add_argument(
-        "--rev", metavar="GITREV", help="compare SPEC at this git revision with the working copy"
+        "old", metavar="OLD", help="the old spec or folder (or the spec or folder, with --rev)"
     )
-    df.add_argument("--format", choices=("text", "json"), default="text", help="report format")
+    df.add_argument("new", metavar="NEW", nargs="?", help="the new spec or folder")
+    df.add_argument(
+        "--rev",
+        metavar="GITREV",
+        help="compare SPEC (or every spec under a folder) at this git revision with the "
+        "working copy",
+    )
+    df.add_argument(
+        "--format",
+        choices=("text", "json", "markdown"),
+        default="text",
+        help="report format (markdown: a pull-request comment)",
+    )
     df.add_argument("--no-linear", action="store_true", help="skip the linear analysis")
     df.add_argument("--no-smt", action="store_true", help="skip the formal (Z3) analysis")
     df.add_argument("--ticks", type=_positive_int, help="ticks of the nominal simulation")
@@ -129,12 +158,28 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     df.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     _config_args(df)
 
-    pl = sub.add_parser("plot", help="draw the coupling graph, a simulated trace, or the poles")
-    pl.add_argument("spec", metavar="SPEC")
+    pl = sub.add_parser(
+        "plot",
+        help="draw the coupling graph, a simulated trace, the poles, or a finding's trace",
+    )
+    pl.add_argument("spec", metavar="SPEC", help="a spec (`-`: standard input) or a JSON report")
     pl.add_argument("--kind", choices=("coupling", "trace", "poles"), default="coupling")
+    pl.add_argument(
+        "--finding",
+        metavar="ID",
+        help="draw this finding's counterexample trace: its fingerprint (or a prefix), its key "
+        "(conflict:vpa) or its code (COH401: the first with a trace); the spec is checked "
+        "first (through the results cache)",
+    )
     pl.add_argument(
         "--out", required=True, metavar="FILE", help=".svg/.png (Matplotlib), .dot/.mmd (coupling)"
     )
+    pl.add_argument("--no-linear", action="store_true", help="--finding: skip the linear analysis")
+    pl.add_argument("--no-smt", action="store_true", help="--finding: skip the formal analysis")
+    pl.add_argument(
+        "--no-cache", action="store_true", help="--finding: neither read nor write the cache"
+    )
+    _stdin_arg(pl)
     pl.add_argument("--system", help="the system to draw when the file has several")
     pl.add_argument("--ticks", type=_positive_int, help="ticks to simulate (--kind trace)")
     pl.add_argument(
@@ -157,9 +202,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "(repeat for several scenarios, simulated at once)",
     )
     s.add_argument("--ticks", type=_positive_int, default=300, help="ticks to simulate (300)")
-    s.add_argument("--csv", metavar="FILE", help="write the time series as CSV")
-    s.add_argument("--json", metavar="FILE", help="write the time series as JSON")
+    s.add_argument(
+        "--csv", metavar="FILE", help="write the time series as CSV (`-`: standard output)"
+    )
+    s.add_argument(
+        "--json", metavar="FILE", help="write the time series as JSON (`-`: standard output)"
+    )
     s.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    _stdin_arg(s)
 
     v = sub.add_parser("validate", help="compare a spec's assumed plant with a calibration profile")
     v.add_argument("spec", metavar="SPEC")
@@ -188,10 +238,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     e.add_argument("code", help="a code (COH401), or `coherence`")
 
     d = sub.add_parser("ir", help="print the transition system a spec lowers to")
-    d.add_argument("spec")
+    d.add_argument("spec", metavar="SPEC")
+    _stdin_arg(d)
 
     f = sub.add_parser("fmt", help="print a spec in canonical layout (comments are not kept)")
-    f.add_argument("spec")
+    f.add_argument("spec", metavar="SPEC")
+    _stdin_arg(f)
 
     ca = sub.add_parser(
         "cache", help="where coherence keeps results between runs; --clear empties it"
@@ -206,6 +258,20 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     from coherence.importers import add_arguments as add_import_arguments
 
     add_import_arguments(imp)
+
+    ls = sub.add_parser(
+        "lsp", help="run the language server over standard input and output (for editors)"
+    )
+    ls.add_argument("--stdio", action="store_true", help="accepted for editors that pass it")
+    co = sub.add_parser("completion", help="print a shell completion script")
+    co.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell")
+
+    sw = sub.add_parser(
+        "sweep", help="safe operating regions over params and shaping values; verified fixes"
+    )
+    from coherence.sweep import command as sweep_command
+
+    sweep_command.add_arguments(sw)
 
     cal = sub.add_parser("calibrate", help="measure plant parameters on this machine's hardware")
     if argv is None or "calibrate" in argv:
@@ -277,6 +343,16 @@ def _output_args(p: argparse.ArgumentParser) -> None:
         "--no-baseline", action="store_true", help="ignore the baseline set in the configuration"
     )
     _config_args(p)
+    _stdin_arg(p)
+
+
+def _stdin_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stdin-filename",
+        metavar="NAME",
+        help="with `-` as the spec: the name that locations say, and where to look for the "
+        "configuration (default: <stdin>, the configuration of the current directory)",
+    )
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -284,6 +360,76 @@ def _config_args(p: argparse.ArgumentParser) -> None:
         "--config", metavar="FILE", help="configuration file (default: found from the cwd up)"
     )
     p.add_argument("--isolated", action="store_true", help="ignore every configuration file")
+
+
+def _read_stdin(args: argparse.Namespace, stdin: TextIO) -> None:
+    """`-` as the spec: read standard input once and pass the spec on under its name.
+
+    The name is ``--stdin-filename`` (else ``<stdin>``); with it, the configuration is the
+    one that file would have (found from its directory up), unless ``--config`` or
+    ``--isolated`` says otherwise.
+    """
+    from coherence.source import STDIN_NAME, provide_stdin
+
+    paths = list(getattr(args, "paths", None) or ())
+    spec = getattr(args, "spec", None)
+    given = paths.count(STDIN) + (spec == STDIN)
+    name = getattr(args, "stdin_filename", None)
+    if given == 0:
+        if name:
+            raise CoherenceError(
+                "`--stdin-filename` names a spec read from standard input",
+                "pass `-` as the spec to read it from standard input",
+            )
+        return
+    if given > 1:
+        raise CoherenceError("standard input (`-`) can be read only once", "pass `-` once")
+    raw = getattr(stdin, "buffer", None)
+    try:
+        text = raw.read().decode("utf-8") if raw is not None else stdin.read()
+    except UnicodeDecodeError as e:
+        raise CoherenceError(
+            f"standard input is not UTF-8 text ({e.reason} at byte {e.start})",
+            "save the spec as UTF-8",
+        ) from None
+    name = name or STDIN_NAME
+    if name != STDIN_NAME:
+        from coherence.reports.command import display_path
+
+        name = display_path(name)
+        if hasattr(args, "config") and not args.config and not args.isolated:
+            from coherence.config import find_config
+
+            found = find_config(Path(name).parent)
+            args.config = str(found) if found is not None else None
+            args.isolated = found is None
+    provide_stdin(name, text)
+    if spec == STDIN:
+        args.spec = name
+    else:
+        args.paths = [name if p == STDIN else p for p in paths]
+
+
+def _output_to_stdout(args: argparse.Namespace) -> None:
+    """``--output FORMAT=-``: that report goes to standard output, in place of the text one."""
+    outputs = getattr(args, "output", None)
+    if not outputs:
+        return
+    piped = [v for v in outputs if v.partition("=")[2].strip() == STDIN]
+    if not piped:
+        return
+    if len(piped) > 1 or args.format != "text":
+        raise CoherenceError(
+            "only one report can go to standard output",
+            "write the others to files: --output FORMAT=PATH",
+        )
+    fmt = piped[0].partition("=")[0].strip().lower()
+    from coherence.reports import FORMATS
+
+    if fmt not in FORMATS:
+        raise CoherenceError(f"unknown output format `{fmt}`", f"formats: {', '.join(FORMATS)}")
+    args.format = fmt
+    args.output = [v for v in outputs if v not in piped]
 
 
 def _color(args: argparse.Namespace) -> bool | None:
@@ -295,10 +441,20 @@ def cmd_check(
 ) -> int:
     from coherence.reports.command import run_check
 
-    return run_check(args, stdout, stderr or sys.stderr, lint=lint)
+    address = getattr(args, "scheduler", None)
+    if not address:
+        return run_check(args, stdout, stderr or sys.stderr, lint=lint)
+    from coherence.parallel import use_scheduler
+
+    use_scheduler(address)  # the pieces go to the cluster, whatever -j says
+    args.jobs = max(args.jobs or 0, 2)
+    try:
+        return run_check(args, stdout, stderr or sys.stderr, lint=lint)
+    finally:
+        use_scheduler(None)
 
 
-def cmd_simulate(args: argparse.Namespace, stdout: TextIO) -> int:
+def cmd_simulate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from coherence.plot import load_system
     from coherence.reports.text import make_console, render_table
     from coherence.simulate.engine import simulate
@@ -306,11 +462,17 @@ def cmd_simulate(args: argparse.Namespace, stdout: TextIO) -> int:
     from coherence.simulate.scenarios import scenario_inputs
     from coherence.simulate.series import write_series
 
+    if args.csv == STDIN and args.json == STDIN:
+        raise CoherenceError(
+            "`--csv -` and `--json -` both want standard output", "write one of them to a file"
+        )
     ts = load_system(args.spec, args.system)
     scenarios = args.scenario or ["nominal"]
     inputs = scenario_inputs(ts, scenarios, args.ticks)
     trace = simulate(ts, args.ticks, inputs=inputs)
-    console = make_console(stdout, _color(args))
+    # with the series on standard output, the summary goes to standard error
+    piped = STDIN in (args.csv, args.json)
+    console = make_console(stderr if piped else stdout, _color(args))
     violated = False
     for i, sc in enumerate(scenarios):
         table = summary_table(
@@ -321,11 +483,25 @@ def cmd_simulate(args: argparse.Namespace, stdout: TextIO) -> int:
         )
         violated |= any(str(r[-1]).startswith(("violated", "non-finite")) for r in table.rows)
         render_table(console, table)
-    if args.csv:
-        write_series(trace, scenarios, args.csv, "csv")
-    if args.json:
-        write_series(trace, scenarios, args.json, "json")
+    for fmt, path in (("csv", args.csv), ("json", args.json)):
+        if path == STDIN:
+            _series_to(stdout, functools.partial(write_series, trace, scenarios, fmt=fmt))
+        elif path:
+            write_series(trace, scenarios, path, fmt)
     return EXIT_FINDINGS if violated else EXIT_OK
+
+
+def _series_to(stdout: TextIO, write: Callable[[str], None]) -> None:
+    """Run a writer that takes a path, and copy what it wrote to ``stdout``."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="coherence-") as d:
+        path = Path(d) / "series"
+        write(str(path))
+        with path.open(encoding="utf-8", newline="") as fh:
+            while chunk := fh.read(1 << 16):
+                stdout.write(chunk)
 
 
 def cmd_validate(args: argparse.Namespace, stdout: TextIO) -> int:
@@ -343,6 +519,16 @@ def cmd_validate(args: argparse.Namespace, stdout: TextIO) -> int:
             )
         overrides[name] = path
     result = compile_path(args.spec, overrides)
+    unloaded = [d for d in result.diagnostics if d.code == "COH222"]
+    if unloaded:  # validation needs every profile: each failure, located at its declaration
+        from coherence.diagnostics import render
+
+        raise CoherenceError(
+            f"`{args.spec}` binds parameters to a calibration profile that cannot be loaded:"
+            "\n\n" + "\n\n".join(render(d, result.source) for d in unloaded),
+            "measure a profile with `coherence calibrate --out PATH`, or pass "
+            "`--profile NAME=PATH`",
+        )
     bound = [ts for ts in result.systems if ts.bindings]
     if not bound:
         raise CoherenceError(
@@ -420,9 +606,12 @@ def cmd_fmt(args: argparse.Namespace, stdout: TextIO) -> int:
 
 
 def main(
-    argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+    argv: Sequence[str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    stdin: TextIO | None = None,
 ) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code. ``stdin`` is read for a spec named `-`."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:
@@ -435,6 +624,8 @@ def main(
         if args.command is None:
             parser.print_help(out)
             return EXIT_ERROR
+        _read_stdin(args, stdin or sys.stdin)
+        _output_to_stdout(args)
         if args.command in ("check", "lint"):
             return cmd_check(args, out, lint=args.command == "lint", stderr=err)
         if args.command == "diff":
@@ -446,7 +637,7 @@ def main(
 
             return run_plot(args, out, err)
         if args.command == "simulate":
-            return cmd_simulate(args, out)
+            return cmd_simulate(args, out, err)
         if args.command == "validate":
             return cmd_validate(args, out)
         if args.command == "rules":
@@ -457,6 +648,15 @@ def main(
             return cmd_ir(args, out)
         if args.command == "fmt":
             return cmd_fmt(args, out)
+        if args.command == "lsp":
+            from coherence.lsp import serve
+
+            return serve()
+        if args.command == "completion":
+            from coherence.completion import completion_script
+
+            out.write(completion_script(build_parser(), args.shell))
+            return EXIT_OK
         if args.command == "cache":
             from coherence.cache import run_command
 
@@ -465,6 +665,10 @@ def main(
             from coherence.importers import run as run_import
 
             return run_import(args, out, err)
+        if args.command == "sweep":
+            from coherence.sweep import command as sweep_command
+
+            return sweep_command.run(args, out, err)
         if args.command == "calibrate":
             from coherence.calibrate import command as calibrate_command
 
