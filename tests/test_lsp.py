@@ -208,3 +208,21 @@ def test_the_project_configuration_applies(client: Client, tmp_path: Path) -> No
     doc = {"uri": uri, "languageId": "coherence", "version": 1, "text": BROKEN}
     client.notify("textDocument/didOpen", {"textDocument": doc})
     assert [d["code"] for d in client.diagnostics(uri)] == ["COH207"]
+
+
+def test_the_vscode_extension_wires_the_grammar_to_the_server() -> None:
+    editors = ROOT / "dsl" / "editors"
+    grammar = json.loads((editors / "coherence.tmLanguage.json").read_text(encoding="utf-8"))
+    package = json.loads((editors / "vscode" / "package.json").read_text(encoding="utf-8"))
+    (language,) = package["contributes"]["languages"]
+    (wired,) = package["contributes"]["grammars"]
+    assert language["extensions"] == [".coh"] and wired["language"] == language["id"]
+    assert wired["scopeName"] == grammar["scopeName"] == "source.coherence"
+    assert wired["path"] == "./coherence.tmLanguage.json"  # copied next to it (docs/editors.md)
+    command = package["contributes"]["configuration"]["properties"]["coherence.server.command"]
+    assert command["default"] == ["coherence", "lsp"]
+    assert f"onLanguage:{language['id']}" in package["activationEvents"]
+    assert "vscode-languageclient/node" in (editors / "vscode" / "extension.js").read_text()
+    docs = (ROOT / "docs" / "editors.md").read_text(encoding="utf-8")
+    for snippet in ('cmd = { "coherence", "lsp" }', 'args = ["lsp"]', "coherence completion bash"):
+        assert snippet in docs
