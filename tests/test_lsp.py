@@ -226,3 +226,19 @@ def test_the_vscode_extension_wires_the_grammar_to_the_server() -> None:
     docs = (ROOT / "docs" / "editors.md").read_text(encoding="utf-8")
     for snippet in ('cmd = { "coherence", "lsp" }', 'args = ["lsp"]', "coherence completion bash"):
         assert snippet in docs
+
+
+def test_declarations_name_loop_objectives_as_the_reports_do() -> None:
+    from coherence.lsp.document import compile_document, declaration_at, declarations
+
+    result = compile_document("tipping_point.coh", TIPPING)
+    objectives = {d.name: d.unit for d in declarations(result) if d.kind == "objective"}
+    assert objectives == {
+        "cost_controller.cost": "$/h",
+        "agent_retries.success": "1",
+        "router.latency": "s",
+    }
+    # a dotted name resolves by the part under the cursor when the whole is not declared
+    line = next(i for i, s in enumerate(TIPPING.splitlines(), 1) if "let latency" in s)
+    decl = declaration_at(result, line, TIPPING.splitlines()[line - 1].index("latency") + 1)
+    assert decl is not None and (decl.kind, decl.name, decl.unit) == ("let", "latency", "s")

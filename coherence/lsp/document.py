@@ -125,14 +125,31 @@ def _system_declarations(system: ast.System, ts: TransitionSystem | None) -> lis
                 add(item.name, "profile", item.name_span, item.span, None)
             case ast.LoopDecl():
                 add(item.name, "loop", item.name_span, item.span, None, item.doc or "")
-                for sub in item.items:
-                    if isinstance(sub, ast.Objective) and sub.name:
-                        add(f"{item.name}.{sub.name}", "objective", sub.span, sub.span, None)
+                objectives = [sub for sub in item.items if isinstance(sub, ast.Objective)]
+                names = _loop_objectives(ts, item.name, objectives)
+                for sub, full in zip(objectives, names, strict=False):
+                    if full:
+                        add(full, "objective", sub.span, sub.span, None)
             case ast.Objective() if item.name:
                 add(item.name, "objective", item.span, item.span, None)
             case _:
                 pass
     return out
+
+
+def _loop_objectives(
+    ts: TransitionSystem | None, loop: str, objectives: list[ast.Objective]
+) -> list[str]:
+    """The names a loop's objectives have (``hpa.util``): as lowered when the spec compiles
+    (an unnamed objective is named after what it keeps), else as written."""
+    if ts is not None:
+        try:
+            lowered = list(ts.loop(loop).objectives)
+        except KeyError:
+            lowered = []
+        if len(lowered) == len(objectives):
+            return lowered
+    return [f"{loop}.{o.name}" if o.name else "" for o in objectives]
 
 
 def _contains(span: Span, line: int, column: int) -> bool:
