@@ -241,8 +241,24 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     d.add_argument("spec", metavar="SPEC")
     _stdin_arg(d)
 
-    f = sub.add_parser("fmt", help="print a spec in canonical layout (comments are not kept)")
-    f.add_argument("spec", metavar="SPEC")
+    f = sub.add_parser(
+        "fmt",
+        help="print specs in canonical layout, comments kept; --check reports, -i rewrites",
+        description="Print each spec in canonical layout. Comments are kept next to the "
+        "statement they belong to (a comment at the end of a line stays there, a comment on a "
+        "line of its own stays above the statement after it). Files with syntax errors are "
+        "reported and never rewritten.",
+    )
+    f.add_argument("spec", metavar="SPEC", nargs="+", help="spec files (`-` for standard input)")
+    fmode = f.add_mutually_exclusive_group()
+    fmode.add_argument(
+        "--check",
+        action="store_true",
+        help="print nothing for formatted files; for the others a diff, and exit 1",
+    )
+    fmode.add_argument(
+        "-i", "--in-place", action="store_true", help="rewrite the files that are not formatted"
+    )
     _stdin_arg(f)
 
     ca = sub.add_parser(
@@ -373,7 +389,8 @@ def _read_stdin(args: argparse.Namespace, stdin: TextIO) -> None:
 
     paths = list(getattr(args, "paths", None) or ())
     spec = getattr(args, "spec", None)
-    given = paths.count(STDIN) + (spec == STDIN)
+    specs = spec if isinstance(spec, list) else []  # `fmt` takes several specs
+    given = paths.count(STDIN) + specs.count(STDIN) + (spec == STDIN)
     name = getattr(args, "stdin_filename", None)
     if given == 0:
         if name:
@@ -406,6 +423,8 @@ def _read_stdin(args: argparse.Namespace, stdin: TextIO) -> None:
     provide_stdin(name, text)
     if spec == STDIN:
         args.spec = name
+    elif specs:
+        args.spec = [name if p == STDIN else p for p in specs]
     else:
         args.paths = [name if p == STDIN else p for p in paths]
 
@@ -594,15 +613,13 @@ def cmd_ir(args: argparse.Namespace, stdout: TextIO) -> int:
     return EXIT_OK
 
 
-def cmd_fmt(args: argparse.Namespace, stdout: TextIO) -> int:
-    from coherence.compile import compile_path
-    from coherence.frontend.format import format_module
+def cmd_fmt(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from coherence.frontend.format import run_fmt
+    from coherence.source import stdin_text
 
-    result = compile_path(args.spec, require_ok=False)
-    if result.module is None or any(d.code.startswith("COH1") for d in result.diagnostics):
-        raise CoherenceError(f"`{args.spec}` has syntax errors", "run `coherence lint` on it")
-    stdout.write(format_module(result.module))
-    return EXIT_OK
+    if args.in_place and any(stdin_text(p) is not None for p in args.spec):
+        raise CoherenceError("`fmt -i` rewrites files; standard input is not one", "drop `-i`")
+    return run_fmt(args.spec, args.check, args.in_place, stdout, stderr)
 
 
 def main(
@@ -647,7 +664,7 @@ def main(
         if args.command == "ir":
             return cmd_ir(args, out)
         if args.command == "fmt":
-            return cmd_fmt(args, out)
+            return cmd_fmt(args, out, err)
         if args.command == "lsp":
             from coherence.lsp import serve
 

@@ -69,7 +69,7 @@ def test_a_metric_name_cannot_inject_spec_text(tmp_path: Path) -> None:
     result = compile_text("gen.coh", spec)
     assert result.ok
     (ts,) = result.systems
-    assert not any("injected" == o.name.split(".")[-1] for o in ts.objectives)
+    assert not any(o.name.split(".")[-1] == "injected" for o in ts.objectives)
     assert not any(line.lstrip().startswith("objective keep") for line in spec.splitlines())
     assert "q\\n  objective keep injected" in spec  # shown, escaped, in a comment
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from coherence.frontend import ast
+from coherence.source import SourceFile, Span
 
 _PREC = {"or": 1, "and": 2, "not": 3, "cmp": 4, "+": 5, "-": 5, "*": 6, "/": 6, "neg": 7, "^": 8}
 
@@ -53,6 +57,11 @@ def format_expr(e: ast.Expr, parent: int = 0) -> str:
                 f"if {format_expr(c)} then {format_expr(a)} else {format_expr(b)}", 0, parent
             )
     raise AssertionError(e)
+
+
+def _str(text: str) -> str:
+    """A string literal: backslashes and quotes escaped (the parser unescapes them)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _wrap(text: str, prec: int, parent: int) -> str:
@@ -152,7 +161,7 @@ def format_item(i: ast.SysItem) -> list[str]:
                     b += f"({', '.join(_num(a) for a in bind.args)})"
             return [f"param {name}{_ann(unit)} = {format_expr(value)}{r}{b}"]
         case ast.ProfileDecl(name, path):
-            return [f'profile {name} = "{path}"']
+            return [f"profile {name} = {_str(path)}"]
         case ast.StateDecl(name, unit, integer, rng, init, _, _, combine):
             ann = _ann(unit) if unit else (" : 1" if integer else "")
             integer_kw = " integer" if integer else ""
@@ -166,7 +175,7 @@ def format_item(i: ast.SysItem) -> list[str]:
             eqs = [f"  der({q.state}) = {format_expr(q.expr)}" for q in equations]
             return ["continuous {", *eqs, "}"]
         case ast.LoopDecl(name, doc, items):
-            head = f' "{doc}"' if doc else ""
+            head = f" {_str(doc)}" if doc else ""
             return [f"loop {name}{head} {{", *("  " + _loop_item(x) for x in items), "}"]
         case ast.Objective():
             return [_objective(i)]
@@ -179,9 +188,218 @@ def format_module(m: ast.Module) -> str:
     """Pretty-print a module in canonical layout."""
     out: list[str] = []
     for s in m.systems:
-        d = f' "{s.doc}"' if s.doc else ""
+        d = f" {_str(s.doc)}" if s.doc else ""
         out.append(f"system {s.name}{d} {{")
         for item in s.items:
             out += ["  " + line for line in format_item(item)]
         out.append("}")
     return "\n".join(out) + "\n"
+
+
+# ---- comments ------------------------------------------------------------------------------
+#
+# The AST has no comments, so they are read from the source text and attached to statements
+# by position: a comment at the end of a line trails the statement that ends on that line; a
+# comment on a line of its own leads the statement after it (or closes its block when none
+# follows); a comment inside a statement that spans several lines leads that statement; a
+# comment after a block's `{` trails the block's header. A blank line before a statement (or
+# before its leading comments) is kept as one blank line. Inline suppressions
+# (`# coherence: ignore[...]`) thus stay on, or right above, the statement they silence.
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    line: int
+    column: int
+    text: str
+    own_line: bool  # nothing but blanks before it on its line
+
+
+def comments_of(text: str) -> list[Comment]:
+    """Every comment of a (normalized) spec text, skipping `#` inside strings."""
+    out: list[Comment] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        i, quoted = 0, False
+        while i < len(line):
+            ch = line[i]
+            if quoted:
+                if ch == "\\":
+                    i += 1
+                elif ch == '"':
+                    quoted = False
+            elif ch == '"':
+                quoted = True
+            elif ch == "#":
+                out.append(Comment(number, i + 1, line[i:].rstrip(), not line[:i].strip()))
+                break
+            i += 1
+    return out
+
+
+Pos = tuple[int, int]
+
+
+def _start(span: Span) -> Pos:
+    return (span.line, span.column)
+
+
+def _end(span: Span) -> Pos:
+    return (span.end_line, span.end_column)
+
+
+@dataclass(slots=True)
+class _Attached:
+    leading: list[Comment] = field(default_factory=list)
+    trailing: list[Comment] = field(default_factory=list)
+
+
+class _Layout:
+    def __init__(self, source: SourceFile) -> None:
+        self.source = source
+        self.out: list[str] = []
+
+    def emit_block(
+        self,
+        items: Sequence[Any],
+        comments: list[Comment],
+        indent: str,
+        floor: int,
+    ) -> None:
+        """Lay out ``items`` (statements of one block) with the ``comments`` inside it."""
+        attached = [_Attached() for _ in items]
+        inner: list[list[Comment]] = [[] for _ in items]
+        closing: list[Comment] = []
+        for c in comments:
+            pos = (c.line, c.column)
+            home = next(
+                (k for k, it in enumerate(items) if _start(it.span) <= pos < _end(it.span)), None
+            )
+            if home is not None:
+                if _nested(items[home]):
+                    inner[home].append(c)
+                else:
+                    attached[home].leading.append(c)
+                continue
+            ends_here = [
+                k
+                for k, it in enumerate(items)
+                if it.span.end_line == c.line and _end(it.span) <= pos
+            ]
+            if not c.own_line and ends_here:
+                attached[ends_here[-1]].trailing.append(c)
+                continue
+            after = next((k for k, it in enumerate(items) if _start(it.span) > pos), None)
+            if after is None:
+                closing.append(c)
+            else:
+                attached[after].leading.append(c)
+        for k, item in enumerate(items):
+            for c in sorted(attached[k].leading, key=lambda c: (c.line, c.column)):
+                self.gap(c.line, floor)
+                self.out.append(indent + c.text)
+                floor = c.line
+            self.gap(item.span.line, floor)
+            trail = "".join("  " + c.text for c in attached[k].trailing)
+            if _nested(item):
+                self.emit_nested(item, inner[k], indent, trail)
+            else:
+                lines = _lines_of(item)
+                self.out += [indent + line for line in lines[:-1]]
+                self.out.append(indent + lines[-1] + trail)
+            floor = item.span.end_line
+        for c in closing:
+            self.gap(c.line, floor)
+            self.out.append(indent + c.text)
+            floor = c.line
+
+    def gap(self, line: int, floor: int) -> None:
+        """One blank line before ``line`` if the source has one between it and ``floor``."""
+        after_text = self.out and self.out[-1].strip() and not self.out[-1].endswith("{")
+        if after_text and any(not self.source.line(n).strip() for n in range(floor + 1, line)):
+            self.out.append("")
+
+    def emit_nested(self, item: Any, comments: list[Comment], indent: str, trail: str) -> None:
+        """A system or loop: its header, its statements with their comments, its `}`."""
+        header_line = item.span.line
+        doc = f" {_str(item.doc)}" if item.doc else ""
+        keyword = "system" if isinstance(item, ast.System) else "loop"
+        on_header = [c for c in comments if c.line == header_line and not c.own_line]
+        first_item = min((_start(x.span) for x in item.items), default=_end(item.span))
+        on_header = [c for c in on_header if (c.line, c.column) < first_item]
+        rest = [c for c in comments if c not in on_header]
+        head = f"{indent}{keyword} {item.name}{doc} {{" + "".join("  " + c.text for c in on_header)
+        self.out.append(head)
+        self.emit_block(item.items, rest, indent + "  ", header_line)
+        self.out.append(f"{indent}}}{trail}")
+
+
+def _nested(item: Any) -> bool:
+    return isinstance(item, (ast.System, ast.LoopDecl))
+
+
+def _lines_of(item: Any) -> list[str]:
+    """The lines of a system statement, or the one line of a loop clause."""
+    try:
+        return format_item(item)
+    except AssertionError:  # not a system statement: a clause of a loop
+        return [_loop_item(item)]
+
+
+def format_source(source: SourceFile, module: ast.Module) -> str:
+    """``module`` (parsed from ``source``) in canonical layout, with every comment of the
+    source kept next to the statement it belongs to (see the comment above)."""
+    layout = _Layout(source)
+    layout.emit_block(module.systems, comments_of(source.text), "", 0)
+    return "\n".join(layout.out).rstrip("\n") + "\n"
+
+
+def run_fmt(paths: Sequence[str], check: bool, in_place: bool, stdout: Any, stderr: Any) -> int:
+    """The `fmt` command: print each spec formatted, or rewrite it (``in_place``), or report
+    the files that are not formatted with a unified diff (``check``: exit 1 if any).
+
+    Files with syntax errors are reported (exit 2) and never rewritten.
+    """
+    import difflib
+    import os
+
+    from coherence.compile import read_source
+    from coherence.diagnostics import Diagnostic, Severity, render
+    from coherence.frontend.parser import parse_source
+
+    status = 0
+    for path in paths:
+        src = read_source(path)
+        if isinstance(src, Diagnostic):
+            stderr.write(render(src, None) + "\n")
+            status = 2
+            continue
+        module, diags, _ = parse_source(src)
+        errors = [d for d in diags if d.level == Severity.ERROR]
+        if errors or not module.systems:
+            for d in errors:
+                stderr.write(render(d, src) + "\n\n")
+            stderr.write(f"error: `{path}` has syntax errors; not formatted\n")
+            status = 2
+            continue
+        text = format_source(src, module)
+        if check:
+            if text != src.text:
+                diff = difflib.unified_diff(
+                    src.text.splitlines(keepends=True),
+                    text.splitlines(keepends=True),
+                    f"{path} (as written)",
+                    f"{path} (formatted)",
+                )
+                stdout.write(f"would reformat {path}\n")
+                stdout.writelines(diff)
+                status = max(status, 1)
+        elif in_place:
+            if text != src.text:
+                tmp = f"{path}.{os.getpid()}.fmt-tmp"
+                with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+                    fh.write(text)
+                os.replace(tmp, path)
+                stdout.write(f"reformatted {path}\n")
+        else:
+            stdout.write(text)
+    return status
