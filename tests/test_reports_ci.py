@@ -58,7 +58,8 @@ def gitlab_validator() -> jsonschema.Draft202012Validator:
 
 @pytest.mark.parametrize("spec", [TIPPING, OVERLOAD, SUPPRESSED, "tests/ci/data/policy.coh"])
 def test_gitlab_code_quality_is_valid_against_its_schema(spec: str) -> None:
-    _, out, _ = cli("check", spec, "--no-smt", "--format", "gitlab")
+    linear = () if spec.endswith("policy.coh") else ("--no-linear",)
+    _, out, _ = cli("check", spec, "--no-smt", *linear, "--format", "gitlab")
     issues = json.loads(out)
     gitlab_validator().validate(issues)
     fingerprints = [i["fingerprint"] for i in issues]
@@ -248,3 +249,29 @@ def test_markdown_stays_under_the_limit_and_says_what_it_left_out() -> None:
     assert [section[0] for section in sections] == ["0", "1", "2"]
     assert len(sections[0]) >= len(sections[1]) >= len(sections[2])
     assert len(sections[0]) > len(sections[2])
+
+
+# ---- units in every trace value --------------------------------------------------------------
+
+
+def test_every_trace_value_carries_its_unit_in_text_and_markdown() -> None:
+    """Each value in a trace is printed with its column's unit (none for a dimensionless
+    column `[1]`), in the terminal report and in the Markdown summary alike."""
+    steps = tuple(
+        TraceStep(t, 5.0 * t, (10.0 * t, 0.5 + t, 0.1 * t), (), violated=t == 2) for t in range(3)
+    )
+    view = TraceView("run", ("queue [req]", "latency [s]", "share [1]"), steps, violation_tick=2)
+    finding = Finding(
+        "COH506", "violated", Span("tests/ci/data/overload.coh", 24, 5, 24, 9), trace=view, key="k"
+    )
+    run = model.report()
+    (fr,) = run.files
+    (system,) = fr.systems
+    first = system.analyses[0]
+    system = replace(system, analyses=(replace(first, findings=(finding,)), *system.analyses[1:]))
+    run = replace(run, files=(replace(fr, systems=(system,)),))
+    for fmt in ("text", "markdown"):
+        out = rendered(fmt, run, RenderOptions(color=False, width=120, verbose=True))
+        assert "t=5s  queue=10 req  latency=1.5 s  share=0.1\n" in out, fmt
+        assert "t=10s  queue=20 req  latency=2.5 s  share=0.2  <-- violated" in out, fmt
+        assert "share=0.1 1" not in out
