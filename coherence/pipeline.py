@@ -8,6 +8,7 @@ decides which run and collects their results in order, then reconciles them
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,21 +50,46 @@ class CheckOptions:
         )  # fmt: skip
 
 
+def _unlisted(seen: list[str], exc: OSError) -> None:
+    seen.append(str(exc.filename or exc))
+
+
 def find_specs(paths: Sequence[str]) -> list[Path]:
-    """Files as given; directories searched recursively for ``*.coh`` (sorted)."""
+    """Files as given; directories searched recursively for ``*.coh`` (sorted).
+
+    A directory that cannot be listed is an error that names it, never a silent skip: a
+    spec the check never saw must not read as a pass."""
     out: list[Path] = []
     for p in paths:
         path = Path(p)
-        if path.is_dir():
-            found = sorted(path.rglob("*.coh"))
-            if not found:
-                raise CoherenceError(
-                    f"no `*.coh` spec files under `{p}`",
-                    "pass spec files, or a directory that contains some",
-                )
-            out += found
-        else:
+        try:
+            is_dir = path.is_dir()
+        except OSError as exc:
+            raise CoherenceError(
+                f"cannot read `{p}`: {exc.strerror or exc}",
+                "check the path and its parent directories' permissions",
+            ) from None
+        if not is_dir:
             out.append(path)
+            continue
+        found: list[Path] = []
+        unreadable: list[str] = []
+
+        for root, dirs, files in os.walk(path, onerror=functools.partial(_unlisted, unreadable)):
+            dirs.sort()
+            found += (Path(root) / f for f in files if f.endswith(".coh"))
+        if unreadable:
+            raise CoherenceError(
+                f"cannot list `{sorted(unreadable)[0]}` under `{p}`"
+                + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""),
+                "give the directory read and search permission, or pass the spec files",
+            )
+        if not found:
+            raise CoherenceError(
+                f"no `*.coh` spec files under `{p}`",
+                "pass spec files, or a directory that contains some",
+            )
+        out += sorted(found)
     return out
 
 
