@@ -56,6 +56,15 @@ def _add(a: Expr, b: Expr) -> Expr:
     return Binary("+", a, b)
 
 
+def _balanced_sum(terms: list[Expr]) -> Expr:
+    """The sum of ``terms`` as a tree of depth log2(n): a window of hundreds of ticks must not
+    become a chain as deep as the window (every backend walks expressions recursively)."""
+    while len(terms) > 1:
+        pairs = [_add(terms[i], terms[i + 1]) for i in range(0, len(terms) - 1, 2)]
+        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
+    return terms[0]
+
+
 def _sub(a: Expr, b: Expr) -> Expr:
     return Binary("-", a, b)
 
@@ -557,9 +566,7 @@ def build_sensor(
     taps: list[Expr] = [
         signal if j == 0 else Var(names[j - 1]) for j in range(delay, delay + window)
     ]
-    total = taps[0]
-    for t in taps[1:]:
-        total = _add(total, t)
+    total = _balanced_sum(taps)
     value = total if window == 1 else Binary("/", total, Const(float(window)))
     sensed = ir.Let(f"{loop}.{alias}", value, owner=loop)
     sensor = ir.Sensor(sensed.name, alias, signal, delay, window, tuple(names))
