@@ -102,40 +102,63 @@ def violation(ts: TransitionSystem, req: Requirement, res: Result, code: str, ke
         extra=_columns(ts, req),
         inputs_note=note,
     )
+    cycle = _limit_cycle(ts, req, cex) if code == FLAPPING else None
     return Finding(
         code,
         MESSAGES[code](ts, req, cex),
         req.span,
         notes=(
             f"found by {cex.source}; replayed in the simulator",
+            *((limit_cycle_note(ts, req.state, cycle),) if code == FLAPPING and req.state else ()),
             *_param_notes(ts, cex.scenario.params),
         ),
         help=HELP[code](ts, req),
         trace=view,
         data=(("tick", cex.tick), ("source", cex.source))
-        + ((("limit_cycle", _limit_cycle(ts, req, cex)),) if code == FLAPPING else ()),
+        + ((("limit_cycle", cycle),) if code == FLAPPING else ()),
         key=key,
     )
 
 
 def _limit_cycle(ts: TransitionSystem, req: Requirement, cex: Counterexample) -> object:
-    """The flapping state's oscillation measured on the replayed run (None: no full cycle
-    after the transient): the measured period and swing, not a linear mode's."""
-    from coherence.simulate.oscillation import measure
+    """The flapping state's oscillation measured on the replayed run continued past the
+    counterexample with its last inputs held (None: no full cycle): the measured period and
+    swing, not a linear mode's, and the describing-function prediction beside them
+    (:func:`coherence.simulate.oscillation.limit_cycle_data`)."""
+    from coherence.simulate.oscillation import limit_cycle_data
 
     assert req.state is not None
-    st = ts.state(req.state)
-    lc = measure(cex.trace.state(req.state)[0], ts.tick)
-    if lc is None:
-        return None
-    return {
-        "period_s": lc.period_s,
-        "amplitude": lc.amplitude / (st.scale or 1.0),
-        "growth": lc.growth,
-        "states": [req.state],
-        "loops": [lp.name for lp in ts.loops if any(a.state == req.state for a in lp.actions)],
-        "describing_function": None,
-    }
+    return limit_cycle_data(ts, req.state, cex.scenario, req.within)[0]
+
+
+def limit_cycle_note(ts: TransitionSystem, state: str, lc: object) -> str:
+    """The words of ``data.limit_cycle``: "continued with its last inputs held, `replicas`
+    oscillates with period 195 s, amplitude 19 replica, sustained; describing function: ..."."""
+    if not isinstance(lc, dict):
+        return (
+            "continued with its last inputs held, the replayed run has no full cycle to "
+            "measure: the flapping dies out"
+        )
+    st = ts.state(state)
+    unit = "" if st.unit in ("1", "") else f" {st.unit}"
+    growth = {
+        "growing": "still growing at the end of the run",
+        "decaying": "decaying",
+    }.get(str(lc["growth"]), "sustained")
+    out = (
+        f"continued {lc['measured_over_s']:g}s with its last inputs held, `{state}` oscillates "
+        f"with period {lc['period_s']:.4g} s, amplitude {lc['amplitude']:.4g}{unit}, {growth}"
+    )
+    df = lc.get("describing_function")
+    if isinstance(df, dict) and "period_s" in df:
+        out += (
+            f"; describing function ({df['kind']} of `{df['loop']}`) predicts "
+            f"{df['period_s']:.4g} s, amplitude {df['amplitude']:.4g} at its input "
+            f"(measured {df['measured_amplitude']:.4g})"
+        )
+    elif isinstance(df, dict):
+        out += f"; no describing-function prediction: {df.get('reason')}"
+    return out
 
 
 def unknown_requirement(req: Requirement, res: Result, key: str) -> Finding:

@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from coherence.ir.nodes import TransitionSystem
 from coherence.simulate.engine import Trace, nominal_trace
 from coherence.simulate.nominal import default_ticks
+from coherence.simulate.oscillation import LimitCycle, measure
 
 SWING = 1e-3  # of the state's scale: smaller swings are numerical noise, not an oscillation
 REPEAT = 1e-6  # of the swing: how exactly a limit cycle repeats
@@ -51,15 +52,33 @@ class Oscillation:
     states: tuple[tuple[str, float, float], ...]
     reversals: int
     trace: Trace
+    cycle: LimitCycle | None = None
 
     def to_data(self) -> dict[str, object]:
+        c = self.cycle
         return {
             "period_ticks": self.period,
             "onset_tick": self.onset,
             "ticks": self.ticks,
             "states": [{"state": n, "low": lo, "high": hi} for n, lo, hi in self.states],
             "reversals": self.reversals,
+            "limit_cycle": None
+            if c is None
+            else {"period_s": c.period_s, "amplitude": c.amplitude, "growth": c.growth},
         }
+
+    def measured(self, unit: str = "", scale: float = 1.0) -> str:
+        """The cycle measured on the run (:func:`coherence.simulate.oscillation.measure`), in
+        words: "measured period 28 s, amplitude 7, sustained"; empty where it has no full
+        cycle to measure."""
+        c = self.cycle
+        if c is None:
+            return ""
+        u = "" if unit in ("", "1") else f" {unit}"
+        return (
+            f"measured period {c.period_s:.4g} s, amplitude {c.amplitude / (scale or 1.0):.4g}"
+            f"{u}, {c.growth}"
+        )
 
 
 def nominal_oscillation(
@@ -114,7 +133,10 @@ def nominal_oscillation(
         for k in order
         if swing[k] > SWING
     )
-    return Oscillation(period, onset, T, states, reversals, tr)
+    # the swinging state's cycle measured on the whole run after its transient: the
+    # period and swing of the run itself, not the linearization's modes at the origin
+    cycle = measure(X[:, idx[main]], ts.tick)
+    return Oscillation(period, onset, T, states, reversals, tr, cycle)
 
 
 def _scale(ts: TransitionSystem, i: int, x: NDArray[np.float64]) -> float:
