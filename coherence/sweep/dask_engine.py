@@ -35,16 +35,16 @@ MAX_CHUNK = 256
 
 def point_seconds(ts: TransitionSystem, analyses: Sequence[str]) -> float:
     """A deterministic estimate of what one point costs (seconds on one core of the
-    reference machine), from the system's size and its requirements: the linearization
-    (about 4 ms per state or let per hyperperiod tick) and the simulated values (25 ns
-    each). Measured with ``python -m benchmarks.sweep_bench``."""
+    reference machine), from the system's size and its requirements: the operating point
+    and linearization (about 0.2 ms per state or let per hyperperiod tick) and the simulated
+    values (25 ns each). Measured with ``python -m benchmarks.sweep_bench``."""
     from coherence.search.equilibria import stay_ticks
 
     width = len(ts.states) + len(ts.lets)
     est = 0.01
     kinds = {r.kind for r in ts.requirements}
     if "linear" in analyses and "stable" in kinds:
-        est += 0.004 * width * ts.hyperperiod
+        est += 0.02 + 2e-4 * width * ts.hyperperiod
     if "simulate" in analyses:
         q_free = 60 + 4 * len(ts.inputs)
         for r in ts.requirements:

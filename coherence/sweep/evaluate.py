@@ -96,6 +96,7 @@ class Verdicts:
     rho: F
     seconds: float = 0.0
     errors: tuple[str, ...] = field(default=())
+    cpu_seconds: float = 0.0  # the worker's CPU time for the chunk (contention-free cost)
 
 
 def combine(a: Int8, b: Int8) -> Int8:
@@ -167,7 +168,7 @@ def evaluate(chunk: Chunk) -> Verdicts:
     >>> [CODES[int(c)] for c in v.status[:, 0]], v.rho.round(3).tolist()
     (['holds', 'falsified'], [0.5, 1.5])
     """
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     ts0, knobs = spec_of(chunk.text, chunk.path, chunk.system)
     ks = [knobs[n] for n in chunk.knobs]
     P, R = len(chunk.points), len(ts0.requirements)
@@ -192,7 +193,9 @@ def evaluate(chunk: Chunk) -> Verdicts:
         st, r = _evaluate_group(ts, names, pvals, chunk, boxes)
         status[idx] = st
         rho[idx] = r
-    return Verdicts(status, rho, time.perf_counter() - start, tuple(errors))
+    return Verdicts(
+        status, rho, time.perf_counter() - start, tuple(errors), time.process_time() - cpu
+    )
 
 
 def _evaluate_group(
@@ -236,13 +239,17 @@ def monodromies(ts: TransitionSystem, names: list[str], pvals: F) -> list[F | No
     deleting its row and column removes exactly that multiplier 1 from the spectrum."""
     from coherence.linear.analysis import linearize
     from coherence.linear.linearize import LinearizationError
+    from coherence.linear.options import LinearOptions
 
+    # the operating point the check linearizes at is the nominal run's (its perturbed extra
+    # starts only look for *other* equilibria, which a verdict on stability does not read)
+    options = LinearOptions(starts=0)
     out: list[F | None] = []
     for row in pvals:
         point = {name: float(row[j]) for j, name in enumerate(names)}
         try:
             with np.errstate(all="ignore"):
-                lin = linearize(with_params(ts, point))
+                lin = linearize(with_params(ts, point), options)
                 m = lin.monodromy()
         except (ValueError, LinearizationError, ArithmeticError, np.linalg.LinAlgError):
             out.append(None)

@@ -32,7 +32,7 @@ from coherence.sweep.params import Knob, knobs_of, with_values
 FACTORS = (1.1, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 BISECT = 6
-RECHECKS = 8
+RECHECKS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,10 +203,16 @@ def search(
 
 
 def _further(k: Knob, v: float) -> list[float]:
-    """``v``, then two values further from the current one (1.5x and 2x the change)."""
+    """``v``, then two values further from the current one: the change 1.5 and 2 times as
+    large (as a ratio where both are positive, so a value never crosses zero)."""
     out = [v]
     for f in (1.5, 2.0):
-        w = k.snap(k.current + (v - k.current) * f)
+        if k.current > 0 and v > 0:
+            w = k.snap(k.current * (v / k.current) ** f)
+        else:
+            w = k.snap(k.current + (v - k.current) * f)
+            if k.current > 0 and w <= 0:
+                continue
         if w not in out:
             out.append(w)
     return out

@@ -86,6 +86,7 @@ class Sweep:
     analyses: tuple[str, ...]
     certified: list[tuple[F, F, NDArray[np.int8]]] = field(default_factory=list)
     errors: tuple[str, ...] = ()
+    cpu_seconds: float = 0.0  # the evaluations' CPU time, summed over the workers
 
     @property
     def judged(self) -> list[int]:
@@ -160,6 +161,7 @@ def run_sweep(
     errors: list[str] = []
     done = [0]
     total = [0]
+    cpu = [0.0]
     last = [0.0]
 
     def value_at(c: Coord) -> tuple[float, ...]:
@@ -199,6 +201,7 @@ def run_sweep(
 
         for chunk, got in zip(chunks, eng.map(chunks, tick), strict=True):
             errors.extend(got.errors)
+            cpu[0] += got.cpu_seconds
             for v, st, r in zip(chunk.points, got.status, got.rho, strict=True):
                 key = tuple(float(x) for x in v)
                 values[key] = len(rows_v)
@@ -325,6 +328,7 @@ def run_sweep(
         options.analyses,
         certified,
         tuple(dict.fromkeys(errors)),
+        cpu[0],
     )
 
 
