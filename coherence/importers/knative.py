@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from coherence.importers.emit import (
     PLACEHOLDER,
     SpecWriter,
+    balanced,
     default,
     ident,
     num,
@@ -324,7 +325,10 @@ def write_knative_spec(k: Kpa, source: str) -> str:
         "state queue : req in [0, 1000000] init 0",
         "model: requests waiting in the activator / queue-proxy",
     )
-    w.line(f"state panic_left in [0, {stable_n}] init 0", "model: ticks of panic mode left")
+    w.line(
+        f"state panic_left in [0, {stable_n}] init 0",
+        "model: ticks of panic mode left after this one (the KPA's panicTime, counted down)",
+    )
     w.blank()
     w.line("let capacity = ready * slots / service")
     w.line("let in_service = min(ready * slots, demand * service + queue)")
@@ -339,7 +343,8 @@ def write_knative_spec(k: Kpa, source: str) -> str:
         "model: new pods become ready over `startup`; removed pods stop at once",
     )
     w.blank()
-    panic = "ceil(panic_c / target) >= panic_threshold * max(1 replica, ready)"
+    _write_panic_mode(w, k, panic_n, panic_note)
+    w.blank()
     w.open('loop kpa "Knative Pod Autoscaler: stable and panic modes"')
     w.line(
         f"every {seconds(TICK)}",
@@ -350,15 +355,11 @@ def write_knative_spec(k: Kpa, source: str) -> str:
         f"{k.stable_window.note}{stable_note}",
     )
     w.line(
-        f"senses observed as panic_c window {seconds(panic_n * TICK)}",
-        f"{k.panic_window.note}{panic_note}",
+        "senses panic_c",
+        f"derived: the panic window's average, {seconds(panic_n * TICK)} (above)",
     )
     w.line(
-        f"actuates panic_left to if {panic} then panic_ticks else max(0, panic_left - 1)",
-        f"formula: panic starts or extends while over the threshold (knative/serving {SCALE}); {k.panic_threshold.note}",
-    )
-    w.line(
-        f"actuates pods to if {panic} or panic_left > 0 then max(pods, min(ceil(max(panic_c, stable_c) / target), "
+        "actuates pods to if panicking then max(pods, min(ceil(max(panic_c, stable_c) / target), "
         "up_rate * max(1 replica, ready))) else min(max(ceil(stable_c / target), floor(ready / down_rate)), "
         "up_rate * max(1 replica, ready))",
         f"formula: no scale-down in panic, the rates cap each decision ({SCALE}); {k.up_rate.note}; {k.down_rate.note}",
@@ -367,7 +368,8 @@ def write_knative_spec(k: Kpa, source: str) -> str:
         n, note = _ticks(k.scale_down_delay.value)
         w.line(
             f"stabilize down {seconds(n * TICK)}",
-            f"scale-down-delay: the max over the window, {k.scale_down_delay.note}{note}",
+            f"scale-down-delay: the max of the desired pod counts over the window (the panic "
+            f"timer is a plant state: the delay never holds it), {k.scale_down_delay.note}{note}",
         )
     else:
         w.comment(f"no scale-down delay: {k.scale_down_delay.note}")
@@ -378,3 +380,46 @@ def write_knative_spec(k: Kpa, source: str) -> str:
     w.line("require always wait <= 30s for 300 ticks inputs held", PLACEHOLDER)
     w.close()
     return w.render()
+
+
+def _write_panic_mode(w: SpecWriter, k: Kpa, panic_n: int, panic_note: str) -> None:
+    """The KPA's panic mode as plant lets and a plant state, outside the loop.
+
+    A loop's shaping (``stabilize down`` for scale-down-delay) applies to every state it
+    actuates; the delay is a window over the desired pod count only (pkg/autoscaler/scaling/
+    autoscaler.go, ``delayWindow``), so the panic timer must not be one of the loop's actions.
+    The panic window's average is written out as a chain of one-tick delays (exact: the same
+    registers a ``senses ... window`` adds) so that the timer can read it outside the loop.
+    Panic begins when the panic window asks for ``panic_threshold`` x the ready pods and ends
+    once no tick has been over the threshold for a stable window ("The Autoscaler will leave
+    panic mode if there has been no reason to react quickly during the stable window
+    timeframe", https://knative.dev/docs/serving/autoscaling/kpa-specific/; in autoscaler.go:
+    ``panicTime.Add(spec.StableWindow).Before(now)``).
+    """
+    w.comment(f"---- the KPA's panic mode ({SCALE}) ----")
+    terms = ["observed"]
+    for i in range(1, panic_n):
+        w.line(
+            f"let panic_obs_{i} = delay({terms[-1]}, {seconds(TICK)})",
+            f"derived: concurrency {seconds(i * TICK)} ago, for the panic window",
+        )
+        terms.append(f"panic_obs_{i}")
+    total = balanced("+", terms)
+    w.line(
+        f"let panic_c = ({total}) / {panic_n}" if panic_n > 1 else "let panic_c = observed",
+        f"the panic window's average, {seconds(panic_n * TICK)}: {k.panic_window.note}{panic_note}",
+    )
+    w.line(
+        "let over_threshold = ceil(panic_c / target) >= panic_threshold * max(1 replica, ready)",
+        f"formula: isOverPanicThreshold ({SCALE}); {k.panic_threshold.note}",
+    )
+    w.line(
+        "let panicking = over_threshold or panic_left > 0",
+        "formula: in panic mode from the first tick over the threshold until a stable window "
+        "after the last",
+    )
+    w.line(
+        "next panic_left = if over_threshold then panic_ticks else max(0, panic_left - 1)",
+        f"formula: un-panic once panicTime + stable window is past ({SCALE}); "
+        f"{k.stable_window.note}",
+    )
