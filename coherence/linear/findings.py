@@ -611,7 +611,7 @@ def nominal_oscillation(
             f"{swing} to the end of its {osc.ticks} ticks, reversing {osc.reversals} times "
             "in the last part without dying out"
         )
-    if osc.measured():  # the run's own cycle, not a linear mode at the operating point
+    if osc.period is None and osc.measured():  # the run's own cycle, not a linear mode
         what += f" ({osc.measured(state.unit, state.scale)})"
     local = {
         "stable": "the linear verdict (stable at the operating point) is local and does "

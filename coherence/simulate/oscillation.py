@@ -494,13 +494,19 @@ def _amplitude(nl: Nonlinearity, gm: float) -> float | None:
 CONTINUE_MAX = 4000
 """The most ticks a replayed run is continued past its scenario to measure its cycle."""
 
+CONTINUE_VALUES = 5_000_000
+"""The most numbers (ticks x states, definitions and inputs: 40 MB) the continued run holds;
+a wide system is continued for fewer ticks."""
+
 
 def continue_run(ts: TransitionSystem, sc: Scenario, within: int) -> tuple[Trace, int]:
     """The scenario replayed and continued with its last inputs held: ``max(200, 20 *
     within)`` ticks more, at most :data:`CONTINUE_MAX`; and the tick where the held part
     starts."""
     extra = min(CONTINUE_MAX, max(200, 20 * within, 8 * ts.hyperperiod))
-    return replay(ts, sc, sc.ticks + extra), sc.ticks
+    width = len(ts.states) + len(ts.lets) + len(ts.inputs)
+    ticks = min(sc.ticks + extra, max(sc.ticks, CONTINUE_VALUES // width))
+    return replay(ts, sc, ticks), sc.ticks
 
 
 def limit_cycle_data(
