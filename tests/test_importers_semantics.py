@@ -125,3 +125,80 @@ def test_knative_scale_down_delay_does_not_hold_the_panic_timer(tmp_path: Path) 
     first_down = int(np.argmax(np.diff(pods) < 0))
     first_down_delayed = int(np.argmax(np.diff(pods_delayed) < 0))
     assert first_down_delayed - first_down >= 150 - 1  # the pods' scale-down is delayed
+
+
+HPA = """\
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {{name: web}}
+spec:
+  scaleTargetRef: {{kind: Deployment, name: web}}
+  minReplicas: 1
+  maxReplicas: 10
+  metrics:
+  - type: Resource
+    resource: {{name: cpu, target: {{type: Utilization, averageUtilization: 50}}}}
+{behavior}"""
+
+
+def _hpa(tmp_path: Path, behavior: str, edits: dict[str, str]) -> TransitionSystem:
+    path = tmp_path / "hpa.yaml"
+    path.write_text(HPA.format(behavior=behavior))
+    text = import_file("hpa", str(path))
+    for old, new in edits.items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return _compile("hpa.coh", text)
+
+
+def test_hpa_pods_policy_per_120s_removes_one_pod_per_120s(tmp_path: Path) -> None:
+    behavior = (
+        "  behavior:\n    scaleDown:\n      stabilizationWindowSeconds: 0\n"
+        "      policies: [{type: Pods, value: 1, periodSeconds: 120}]\n"
+    )
+    # start at 10 replicas (the placeholder init is the middle of the range) with no load
+    ts = _hpa(tmp_path, behavior, {"init 6": "init 10"})
+    trace = simulate(ts, 80, inputs=np.zeros((1, 80, 1)))
+    replicas = trace.state("replicas")[0]
+    # By hand (sync = tick = 15 s): the HPA wants 1 at once; the policy allows the count to
+    # drop by 1 below the count at the start of the 120 s period. The period of the sync at
+    # tick t holds the scale events of ticks t-7..t-1 (the one of t-8 was recorded 120 s plus
+    # a little ago), so the allowed count is replicas(t-7) - 1: removals on ticks 0, 8, 16, ...
+    # 64, one per 120 s, the ninth 8 x 120 s after the first; replicas is 9 - k on ticks
+    # 1 + 8k .. 8 + 8k and 1 from tick 65 on (975 s). One pod per 15 s would reach 1 at tick 9.
+    expected = [10.0] + [float(9 - min(k // 8, 8)) for k in range(80)]  # ticks 0..80
+    assert replicas.tolist() == expected
+    assert replicas[9] == 8  # not 1: not 8x too fast
+
+
+def test_hpa_percent_policy_measured_from_the_start_of_its_period(tmp_path: Path) -> None:
+    behavior = (
+        "  behavior:\n    scaleDown:\n      stabilizationWindowSeconds: 0\n"
+        "      policies: [{type: Percent, value: 50, periodSeconds: 60}]\n"
+    )
+    ts = _hpa(tmp_path, behavior, {"init 6": "init 10"})
+    trace = simulate(ts, 20, inputs=np.zeros((1, 20, 1)))
+    # floor(replicas(t-3) x 0.5): 10 -> 5 on tick 0; held while the period still starts at 10
+    # (ticks 1..3: floor(10 / 2) = 5); tick 4 measures from 5 -> 2; tick 8 from 2 -> 1
+    assert trace.state("replicas")[0, :10].tolist() == [10, 5, 5, 5, 5, 2, 2, 2, 2, 1]
+
+
+def test_hpa_min_max_bound_its_own_count_not_another_writers(tmp_path: Path) -> None:
+    # the generated HPA and a hand-written `kubectl apply` that sets 15 replicas at 60 s;
+    # Kubernetes objects are last-writer-wins (docs/language.md, "Several writers: combine")
+    ts = _hpa(
+        tmp_path,
+        "",
+        {
+            "init 6": "init 6 combine last",
+            "  require stable": (
+                "  loop kubectl { every 600s phase 60s actuates replicas to 15 }\n  require stable"
+            ),
+        },
+    )
+    assert ts.state("replicas").hi >= 15
+    replicas = simulate(ts, 12).state("replicas")[0]
+    # nominal load: the HPA holds 6; kubectl writes 15 on tick 4 (shows on tick 5), above
+    # maxReplicas 10; at the next sync (tick 5) the HPA finds the count above its maximum and
+    # sets it to maxReplicas at once (horizontal.go), stabilization and policies aside
+    assert replicas.tolist() == [6, 6, 6, 6, 6, 15, 10, 10, 10, 10, 10, 10, 10]  # ticks 0..12

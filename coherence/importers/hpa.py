@@ -373,9 +373,84 @@ def _rate(rules: Rules, ref: int, lo: float, hi: float) -> tuple[str, str]:
             f"approximation: selectPolicy {rules.select} over {len(rules.policies)} policies "
             f"is exact only near {ref} replicas"
         )
-    if chosen.period != SYNC:
-        notes.append(f"approximation: {text} per {seconds(chosen.period)} taken per sync period")
     return text, "; ".join(notes)
+
+
+def _exact_policies(h: Hpa) -> bool:
+    """Whether the `stabilize` and `rate` clauses say exactly what the HPA's policies do: every
+    policy of a direction that may scale has a period of one sync. A longer period limits the
+    change since the period began (the HPA keeps its scale events for ``periodSeconds``), which
+    a per-action `rate` cannot say; the law then carries the whole normalization."""
+    return all(
+        p.period <= SYNC for r in (h.up, h.down) if r.select != "Disabled" for p in r.policies
+    )
+
+
+def _then(p: Policy) -> str:
+    """The replica count at the start of the policy's period, as the HPA sees it at a sync.
+
+    horizontal.go counts the scale events recorded after ``now - periodSeconds``; the event of
+    the sync ``ceil(periodSeconds / sync)`` syncs back is recorded a little after that sync
+    began and the syncs are ``sync`` apart after each one ends, so it has left the period:
+    the period began with the count ``ceil(P / sync) - 1`` syncs back. For ``P = sync`` that is
+    the current count (a per-action rate).
+    """
+    back = -(-p.period // SYNC) - 1
+    return f"delay(replicas, {seconds(back * SYNC)})" if back > 0 else "replicas"
+
+
+def _limit(rules: Rules, up: bool) -> tuple[str, str]:
+    """The HPA's scale-up (or scale-down) limit from the policies: ``(expr, note)``."""
+    if rules.select == "Disabled":
+        return "replicas", f"selectPolicy Disabled, {rules.select_note}"
+    proposals = []
+    for p in rules.policies:
+        then = _then(p)
+        if p.type == "Pods":
+            proposals.append(f"{then} {'+' if up else '-'} {num(p.value)}")
+        elif up:
+            proposals.append(f"ceil({then} * {num(1 + p.value / 100)})")
+        else:
+            proposals.append(f"floor({then} * {num(1 - p.value / 100)})")
+    # selectPolicy Max takes the largest change: the highest limit up, the lowest down
+    op = ("max" if up else "min") if rules.select == "Max" else ("min" if up else "max")
+    limit = balanced(op, proposals)
+    # the HPA never reverses direction to honour a policy (scaleUpLimit < current -> current)
+    expr = f"max(replicas, {limit})" if up else f"min(replicas, {limit})"
+    notes = "; ".join(p.note for p in rules.policies)
+    return expr, f"selectPolicy {rules.select} ({rules.select_note}) over {notes}"
+
+
+def _window(w: SpecWriter, prefix: str, op: str, base: str, n: int, note: str) -> str:
+    """``op`` (max or min) of ``base`` over its last ``n`` sync periods, as lets of delays.
+
+    Blocks double (``B2 = op(B1, delay(B1, 1 sync))``, ``B4`` from ``B2``...) and the window is
+    the blocks of the binary digits of n, each delayed past the more recent ones: n - 1 delay
+    registers, the same count as a `stabilize` history, in about 2 log2(n) lines.
+    """
+    if n <= 1:
+        return base
+    blocks = {1: base}
+    size = 1
+    while size * 2 <= n:
+        name = f"{prefix}_{size * 2}"
+        w.line(
+            f"let {name} = {op}({blocks[size]}, delay({blocks[size]}, {seconds(size * SYNC)}))",
+            f"derived: {op} over the last {size * 2} syncs ({note})",
+        )
+        size *= 2
+        blocks[size] = name
+    parts = [b for b in sorted(blocks, reverse=True) if n & b]
+    expr = blocks[parts[0]]
+    covered = parts[0]
+    for b in parts[1:]:  # the older blocks are delayed past the newer ones
+        expr = f"{op}({blocks[b]}, delay({expr}, {seconds(b * SYNC)}))"
+        covered += b
+    assert covered == n
+    if len(parts) > 1:
+        w.line(f"let {prefix} = {expr}", f"derived: {op} over the last {n} syncs ({note})")
+        return prefix
+    return expr
 
 
 def write_hpa_loop(
@@ -394,6 +469,50 @@ def write_hpa_loop(
         w.line(f"param tol_down = {num(down.tolerance.value)}", down.tolerance.note)
     for m in h.metrics:
         w.line(f"param {m.name}_target = {num(m.target.value)}", m.target.note)
+    w.line(f"param min_replicas = {num(h.min_replicas.value)}", h.min_replicas.note)
+    w.line(f"param max_replicas = {num(h.max_replicas.value)}", h.max_replicas.note)
+    proposals = [_proposal(m, up, down) for m in h.metrics]
+    desired = balanced("max", proposals)
+    desired_note = (
+        f"{h.metrics_note}; formula: ceil(ratio x replicas) outside the tolerance"
+        + (", the largest proposal over the metrics" if len(proposals) > 1 else "")
+        + " (pkg/controller/podautoscaler/replica_calculator.go, horizontal.go)"
+    )
+    # horizontal.go reconcileAutoscaler: a count outside [minReplicas, maxReplicas] (set by
+    # someone else) is brought to the nearest bound at once, without stabilization or policies
+    outside = (
+        "if replicas > max_replicas then max_replicas "
+        "else if replicas < min_replicas then min_replicas else "
+    )
+    outside_note = (
+        "formula: minReplicas/maxReplicas bound the HPA's own desired count, and a count "
+        "outside them goes to the nearest bound at the next sync (horizontal.go)"
+    )
+    exact = _exact_policies(h)
+    if not exact:
+        w.blank()
+        w.comment(
+            "the HPA's normalization (horizontal.go): stabilization windows over the desired "
+            "counts, then the policies' limits measured from the start of each policy's period"
+        )
+        d = f"{loop_name}_desired"
+        w.line(
+            f"let {d} = min(max({desired}, min_replicas), max_replicas)",
+            desired_note + "; clamped to minReplicas/maxReplicas",
+        )
+        windows = {}
+        for direction, rules, op in (("up", up, "min"), ("down", down, "max")):
+            periods = int(-(-rules.window.value // SYNC))
+            note = rules.window.note
+            if periods * SYNC != rules.window.value:
+                note += f"; rounded up to {periods} sync periods"
+            if periods <= 0:
+                w.comment(f"no {direction} stabilization: {rules.window.note}")
+            windows[direction] = _window(
+                w, f"{loop_name}_{direction}", op, d, max(periods, 1), note
+            )
+        up_limit, up_note = _limit(up, True)
+        down_limit, down_note = _limit(down, False)
     w.blank()
     w.open(f"loop {loop_name} {quote(h.title)}")
     w.line(f"every {seconds(SYNC)}", sync_note)
@@ -401,28 +520,33 @@ def write_hpa_loop(
         w.line(f"when {guard[0]}", guard[1])
     for m in h.metrics:
         w.line(f"senses {m.name}", f"{m.note} ({m.label})")
-    proposals = [_proposal(m, up, down) for m in h.metrics]
-    law = balanced("max", proposals)
-    w.line(
-        f"actuates replicas to {law}",
-        f"{h.metrics_note}; formula: ceil(ratio x replicas) outside the tolerance"
-        + (", the largest proposal over the metrics" if len(proposals) > 1 else "")
-        + " (pkg/controller/podautoscaler/replica_calculator.go, horizontal.go)",
-    )
-    lo, hi = h.min_replicas.value, h.max_replicas.value
-    up_rate, up_note = _rate(up, ref, lo, hi)
-    down_rate, down_note = _rate(down, ref, lo, hi)
-    w.line(f"rate up {up_rate} down {down_rate}", f"up: {up_note}; down: {down_note}")
-    for direction, rules in (("up", up), ("down", down)):
-        seconds_ = rules.window.value
-        if seconds_ <= 0:
-            w.comment(f"no {direction} stabilization: {rules.window.note}")
-            continue
-        periods = -(-seconds_ // SYNC)
-        note = rules.window.note
-        if periods * SYNC != seconds_:
-            note += f"; rounded up to {num(periods)} sync periods"
-        w.line(f"stabilize {direction} {seconds(periods * SYNC)}", note)
+    if exact:
+        law = f"min(max({desired}, min_replicas), max_replicas)"
+        w.line(f"actuates replicas to {outside}{law}", f"{desired_note}; {outside_note}")
+        lo, hi = h.min_replicas.value, h.max_replicas.value
+        up_rate, up_note = _rate(up, ref, lo, hi)
+        down_rate, down_note = _rate(down, ref, lo, hi)
+        w.line(f"rate up {up_rate} down {down_rate}", f"up: {up_note}; down: {down_note}")
+        for direction, rules in (("up", up), ("down", down)):
+            seconds_ = rules.window.value
+            if seconds_ <= 0:
+                w.comment(f"no {direction} stabilization: {rules.window.note}")
+                continue
+            syncs = -(-seconds_ // SYNC)
+            note = rules.window.note
+            if syncs * SYNC != seconds_:
+                note += f"; rounded up to {num(syncs)} sync periods"
+            w.line(f"stabilize {direction} {seconds(syncs * SYNC)}", note)
+    else:
+        stab = f"min(max(replicas, {windows['up']}), {windows['down']})"
+        law = f"min(max({stab}, max(min_replicas, {down_limit})), min(max_replicas, {up_limit}))"
+        w.line(
+            f"actuates replicas to {outside}{law}",
+            f"formula: the stabilized recommendation within the policies' limits "
+            f"(horizontal.go stabilizeRecommendationWithBehaviors, "
+            f"convertDesiredReplicasWithBehaviorRate); up: {up_note}; down: {down_note}; "
+            f"{outside_note}",
+        )
     w.close()
 
 
@@ -443,13 +567,24 @@ def write_hpa_spec(h: Hpa, source: str) -> str:
         "input load : 1 in [0, 3] nominal 1",
         f"{PLACEHOLDER}: offered load; 1 = what {ref} replicas serve at the targets",
     )
-    write_metric_plant(w, h, ref)
+    write_metric_plant(w, h, ref, "max(1, replicas)")
     w.blank()
+    cap = 10 * int(h.max_replicas.value)
     w.line(
-        f"state replicas integer in [{num(h.min_replicas.value)}, {num(h.max_replicas.value)}] init {ref}",
-        f"{h.min_replicas.note}; {h.max_replicas.note}; init {PLACEHOLDER}",
+        f"state replicas integer in [0, {cap}] init {ref}",
+        f"model: what anyone may scale the target to ({PLACEHOLDER}: your capacity, here 10 x "
+        f"maxReplicas); minReplicas/maxReplicas bound the HPA's own count (below); "
+        f"init {PLACEHOLDER}",
     )
-    write_hpa_loop(w, h, ref)
+    write_hpa_loop(
+        w,
+        h,
+        ref,
+        guard=(
+            "replicas >= 1",
+            "the HPA leaves a target scaled to zero alone (horizontal.go: ScalingDisabled)",
+        ),
+    )
     w.blank()
     w.line("require stable", f"{PLACEHOLDER}: what you require of this loop")
     w.line("require no flapping of replicas max 2 within 10min", PLACEHOLDER)

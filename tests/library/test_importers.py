@@ -80,7 +80,10 @@ def test_hpa_with_every_default() -> None:
     assert param(ts, "tol") == pytest.approx(0.1)
     assert param(ts, "cpu_target") == 50
     replicas = ts.state("replicas")
-    assert (replicas.lo, replicas.hi, replicas.integer) == (1, 10, True)
+    # minReplicas/maxReplicas bound the HPA's own count, not the state (issue 30): the state's
+    # bounds are physical, 0 to a placeholder capacity of 10 x maxReplicas
+    assert (replicas.lo, replicas.hi, replicas.integer) == (0, 100, True)
+    assert (param(ts, "min_replicas"), param(ts, "max_replicas")) == (1, 10)
     assert history(ts) == 300 // 15 - 1  # default scale-down stabilization, 300 s
     assert "rate up 100% down 100%" in text
     assert "from hpa_cpu.yaml:20 spec.metrics[0].resource.target.averageUtilization" in text
@@ -99,15 +102,23 @@ def test_hpa_generated_plant_sits_at_the_targets() -> None:
 
 def test_hpa_behavior_and_two_metrics() -> None:
     text, ts = generate("hpa", "hpa_behavior.yaml")
-    assert (ts.state("replicas").lo, ts.state("replicas").hi) == (2, 20)
-    assert history(ts) == 600 // 15 - 1  # the longer window sets the history
-    assert "stabilize up 30s" in text and "stabilize down 600s" in text
-    assert "rate up 100% down 1" in text  # Max of {100%, 4 pods}; Min of {1 pod / 60 s}
-    assert "approximation: 1 per 60s taken per sync period" in line_with(text, "rate")
+    assert (ts.state("replicas").lo, ts.state("replicas").hi) == (0, 200)
+    assert (param(ts, "min_replicas"), param(ts, "max_replicas")) == (2, 20)
+    # a policy of 1 pod per 60 s limits the change since the period began, which a per-action
+    # `rate` cannot say (issue 30): the law carries the windows and the limits itself, with the
+    # replica count 45 s back (the period began 3 syncs ago)
+    assert "rate " not in text and "stabilize " not in text
+    assert "let hpa_up_2 = min(hpa_desired, delay(hpa_desired, 15s))" in text  # 30 s: 2 syncs
+    assert "let hpa_down = max(hpa_down_8, delay(hpa_down_32, 120s))" in text  # 600 s: 40
+    assert "min(replicas, delay(replicas, 45s) - 1)" in line_with(text, "actuates replicas")
+    # up: selectPolicy Max of {100%, 4 pods} per 15 s, from the current count
+    assert "max(replicas, max(ceil(replicas * 2), replicas + 4))" in line_with(
+        text, "actuates replicas"
+    )
     assert param(ts, "vllm_num_requests_waiting_target") == 5
     assert param(ts, "gateway_queue_depth_target") == 30
-    law = line_with(text, "actuates replicas")
-    assert law.startswith("actuates replicas to max(")  # the largest proposal over the metrics
+    law = line_with(text, "let hpa_desired")
+    assert law.startswith("let hpa_desired = min(max(max(")  # the largest proposal, clamped
     # an External AverageValue target divides by the replica count (GetExternalPerPodMetricReplicas)
     assert "gateway_queue_depth / (gateway_queue_depth_target * replicas)" in law
     assert_every_value_line_is_sourced(text)
