@@ -202,3 +202,20 @@ def test_hpa_min_max_bound_its_own_count_not_another_writers(tmp_path: Path) -> 
     # maxReplicas 10; at the next sync (tick 5) the HPA finds the count above its maximum and
     # sets it to maxReplicas at once (horizontal.go), stabilization and policies aside
     assert replicas.tolist() == [6, 6, 6, 6, 6, 15, 10, 10, 10, 10, 10, 10, 10]  # ticks 0..12
+
+
+def test_hpa_policy_after_the_default_stabilization_window(tmp_path: Path) -> None:
+    behavior = (
+        "  behavior:\n    scaleDown:\n"
+        "      policies: [{type: Pods, value: 1, periodSeconds: 120}]\n"
+    )
+    ts = _hpa(tmp_path, behavior, {})  # 6 replicas at nominal load; default 300 s window
+    replicas = simulate(ts, 60, inputs=np.zeros((1, 60, 1))).state("replicas")[0]
+    # The load stops at tick 0: the HPA wants 1 (minReplicas), but scales down only to the
+    # highest desired count of the last 20 syncs (300 s), 6 until tick 19. From tick 19 the
+    # policy alone holds it back: 6 -> 5 on tick 19 (the period began at 6), then one pod
+    # every 8 syncs (120 s): ticks 27, 35, 43, 51. The window must not hold each step for
+    # another 300 s (a limit recorded as a recommendation would).
+    steps = [t for t in range(60) if replicas[t + 1] < replicas[t]]
+    assert steps == [19, 27, 35, 43, 51]
+    assert replicas[52] == 1
