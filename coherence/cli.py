@@ -203,10 +203,16 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     s.add_argument("--ticks", type=_positive_int, default=300, help="ticks to simulate (300)")
     s.add_argument(
-        "--csv", metavar="FILE", help="write the time series as CSV (`-`: standard output)"
+        "--csv",
+        metavar="FILE",
+        help="write the time series as CSV (`-`: standard output; missing directories are "
+        "created)",
     )
     s.add_argument(
-        "--json", metavar="FILE", help="write the time series as JSON (`-`: standard output)"
+        "--json",
+        metavar="FILE",
+        help="write the time series as JSON (`-`: standard output; missing directories are "
+        "created)",
     )
     s.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     _stdin_arg(s)
@@ -298,6 +304,30 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return p
 
 
+def _ignore_bad_columns() -> None:
+    """``COLUMNS`` that is not a width (``abc``, empty, 0, negative, absurdly wide) is ignored,
+    as if unset: reports keep their default width and no diagnostic is lost."""
+    import os
+
+    cols = os.environ.get("COLUMNS")
+    if cols is None:
+        return
+    text = cols.strip()
+    if not (text.isascii() and text.isdigit() and 20 <= int(text) <= 10_000):
+        del os.environ["COLUMNS"]
+
+
+def _make_parent(path: str | None) -> None:
+    """Create the missing parent directories of an output file, as every writing option does
+    (``--output``, ``--write-baseline``, ``simulate --csv/--json``, ``import --out``)."""
+    if not path or path == STDIN:
+        return
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CoherenceError(f"cannot create the directory of `{path}`: {e.strerror}") from None
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -326,7 +356,8 @@ def _output_args(p: argparse.ArgumentParser) -> None:
         "--output",
         action="append",
         metavar="FORMAT=PATH",
-        help="also write the report in FORMAT to PATH (repeatable): --output sarif=out.sarif",
+        help="also write the report in FORMAT to PATH (repeatable; missing directories are "
+        "created): --output sarif=out.sarif",
     )
     p.add_argument(
         "--fail-level",
@@ -353,7 +384,9 @@ def _output_args(p: argparse.ArgumentParser) -> None:
         "--baseline", metavar="FILE", help="do not fail on the known findings listed in FILE"
     )
     p.add_argument(
-        "--write-baseline", metavar="FILE", help="write today's findings to FILE as the baseline"
+        "--write-baseline",
+        metavar="FILE",
+        help="write today's findings to FILE as the baseline (missing directories are created)",
     )
     p.add_argument(
         "--no-baseline", action="store_true", help="ignore the baseline set in the configuration"
@@ -631,6 +664,7 @@ def main(
     """Run the command line; returns the exit code. ``stdin`` is read for a spec named `-`."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    _ignore_bad_columns()
     try:
         argv = list(argv) if argv is not None else sys.argv[1:]
         parser = build_parser(argv)
@@ -680,6 +714,8 @@ def main(
             return run_command(args.clear, out)
         if args.command == "import":
             from coherence.importers import run as run_import
+
+            _make_parent(args.out)
 
             return run_import(args, out, err)
         if args.command == "sweep":

@@ -582,6 +582,16 @@ REGISTRY: dict[str, Rule] = _rules(
         "An analysis did not run.",
         "The analysis was not applicable or was disabled.",
     ),
+    Rule(
+        "COH905",
+        "limit-reached",
+        W,
+        "An analysis stopped at a stated limit.",
+        "The system or the run asked for is beyond one of the engine's stated limits (the "
+        "hyperperiod, the values of one simulated run, the loop pairs the conflict analysis "
+        "searches; docs/limits.md). The message names the limit; what the analysis could not "
+        "decide is unknown, never a pass.",
+    ),
 )
 
 

@@ -18,10 +18,19 @@ from typing import Any
 from coherence import __version__
 from coherence.compile import CompileResult, compile_source, read_source
 from coherence.diagnostics import CoherenceError, Diagnostic
+from coherence.ir.limits import LIMIT_CODE, TooLarge, beyond_limits
 from coherence.ir.nodes import TransitionSystem
 from coherence.parallel import resolve_jobs
 from coherence.reconcile import reconcile
-from coherence.results import AnalysisResult, FileReport, Finding, RunReport, SystemReport
+from coherence.results import (
+    AnalysisResult,
+    FileReport,
+    Finding,
+    RunReport,
+    Status,
+    SystemReport,
+    Verdict,
+)
 
 Analysis = Callable[[TransitionSystem], AnalysisResult]
 
@@ -104,6 +113,26 @@ def _internal(analysis: str, ts: TransitionSystem, exc: BaseException) -> Analys
     return AnalysisResult(analysis, (f,))
 
 
+def _limited(analysis: str, ts: TransitionSystem, why: str) -> AnalysisResult:
+    """An analysis stopped at a stated limit (:mod:`coherence.ir.limits`): COH905, and the
+    requirements it decides unknown, with the limit as their reason."""
+    f = Finding(
+        LIMIT_CODE,
+        f"the {analysis} analysis did not run: {why}",
+        ts.span,
+        help="make the system smaller (fewer or shorter windows, periods with common "
+        "factors, shorter horizons), or check a part of it",
+        key=f"limit:{analysis}",
+    )
+    decides = {"linear": lambda k: k == "stable", "smt": lambda k: k != "stable"}.get(analysis)
+    verdicts = tuple(
+        Verdict(r.text, r.kind, Status.UNKNOWN, r.span, analysis, None, why, (LIMIT_CODE,))
+        for r in ts.requirements
+        if decides is not None and decides(r.kind)
+    )
+    return AnalysisResult(analysis, (f,), verdicts)
+
+
 def analyses_for(options: CheckOptions) -> list[tuple[str, Analysis]]:
     """The analyses ``options`` choose, in report order; each imports its package on its
     first call (a run whose systems all come from the results cache imports none)."""
@@ -150,10 +179,15 @@ def smt_options(options: CheckOptions) -> Any:
 
 def analyse_system(ts: TransitionSystem, analyses: list[tuple[str, Analysis]]) -> SystemReport:
     results: list[AnalysisResult] = []
+    beyond = beyond_limits(ts)
     for name, fn in analyses:
         start = time.perf_counter()
         try:
+            if beyond:
+                raise TooLarge(beyond)
             r = fn(ts)
+        except TooLarge as exc:  # a stated limit: unknown, never a pass, never a crash
+            r = _limited(name, ts, str(exc))
         except Exception as exc:  # an analysis bug must not take the whole run down
             r = _internal(name, ts, exc)
         if not r.seconds:

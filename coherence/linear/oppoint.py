@@ -171,6 +171,19 @@ def find_operating_point(engine: Engine, options: LinearOptions) -> OperatingPoi
         alt = _constant_equilibrium(engine, fmap, found, x0, scale, options)
         if alt is not None:
             found, method, cycle = alt, "root", 0
+        elif _self_sustained(engine, found, scale, fmap.free, options):
+            # the states that cycle obey the same map on every tick of the hyperperiod: no
+            # loop's schedule forces the cycle, the system oscillates by itself (a 2-cycle is
+            # a fixed point of F_H for every even H); that is no operating point
+            return OperatingPoint(
+                False,
+                tuple(found),
+                0.0,
+                "none",
+                f"the nominal run settles on a cycle of {cycle} ticks, not on a rest point "
+                f"(the cycle is not forced by the loops' schedules), and no constant "
+                f"equilibrium was found",
+            )
     others: list[Vec] = []
     # a run-away to the bounds settles at a saturated corner: the operating point the loops
     # are designed to hold is the equilibrium with the fewest saturated states, if any
@@ -259,6 +272,29 @@ def _cycle(
     return H
 
 
+def _self_sustained(
+    engine: Engine, x: Vec, scale: Vec, free: NDArray[np.bool_], options: LinearOptions
+) -> bool:
+    """Whether the per-tick orbit from ``x`` cycles by itself: the states that move along it
+    take the same next value at every phase of the hyperperiod, from every point of the
+    orbit, so the cycle is an orbit of one time-invariant map (an oscillation), not the
+    response to the loops' schedules (which a multi-rate system's operating point may be)."""
+    H = engine.ts.hyperperiod
+    xs = orbit(engine, x).states[:H]
+    tol = max(100 * options.residual_tol, 1e-6)
+    moving = free & (np.max(np.abs(xs - xs[0]), axis=0) / scale > tol)
+    if not np.any(moving):
+        return False
+    p = engine.exact
+    vals = p.base_values(1)
+    for t in range(H):
+        at = [p.run(vals, xs[t][None, :].copy(), ph, 1, idle_cooldowns=True)[0] for ph in range(H)]
+        for nxt in at[1:]:
+            if np.max(np.abs(nxt - at[0])[moving] / scale[moving]) > tol:
+                return False
+    return True
+
+
 def _constant_equilibrium(
     engine: Engine, fmap: _Map, on_cycle: Vec, x0: Vec, scale: Vec, options: LinearOptions
 ) -> Vec | None:
@@ -277,7 +313,60 @@ def _constant_equilibrium(
         sol = np.clip(sol, engine.exact.lo, engine.exact.hi)
         if not _cycle(engine, sol, scale, fmap.free, options):
             return sol
+    # the hyperperiod map's root solve is drawn to the cycle itself where the cycle attracts
+    # (a 2-cycle is a fixed point of F_H for every even H); a constant equilibrium is a fixed
+    # point of every tick's map, so ask for that directly
+    for start in (mean, x0):
+        if not np.all(np.isfinite(start)):
+            continue
+        sol = _fixed_every_tick(engine, fmap, start, scale, options)
+        if sol is not None and not _cycle(engine, sol, scale, fmap.free, options):
+            return sol
     return None
+
+
+def _fixed_every_tick(
+    engine: Engine, fmap: _Map, x0: Vec, scale: Vec, options: LinearOptions
+) -> Vec | None:
+    """A point that every tick's map of the hyperperiod leaves in place (within the declared
+    bounds), by bounded least squares on the stacked residuals ``F_t(x) - x``, t = 0..H-1;
+    None where there is none near ``x0`` (or the system is too large for a dense solve)."""
+    free = fmap.free
+    idx = np.flatnonzero(free)
+    H = fmap.H
+    if not len(idx) or len(idx) > options.root_dense_limit or H * len(idx) > 20_000:
+        return None
+    from scipy.optimize import least_squares
+
+    p = engine.exact
+    sc = scale[idx]
+    lo, hi = fmap.lo[idx] / sc, fmap.hi[idx] / sc
+    base = x0.copy()
+    base[~free] = 0.0
+    vals = p.base_values(1)
+
+    def full(z: Vec) -> Vec:
+        x = base.copy()
+        x[idx] = z * sc
+        return np.clip(x, fmap.lo, fmap.hi)
+
+    def fun(z: Vec) -> Vec:
+        x = full(z)[None, :]
+        out = np.empty((H, len(idx)))
+        for t in range(H):  # one step at each phase of the hyperperiod
+            fx = p.run(vals, x.copy(), t, 1, idle_cooldowns=True)
+            out[t] = (fx[0, idx] - x[0, idx]) / sc
+        r = out.ravel()
+        return np.where(np.isfinite(r), r, 1e6)
+
+    z0 = np.clip(x0[idx] / sc, lo, hi)
+    try:
+        sol = least_squares(fun, z0, bounds=(lo, hi), xtol=1e-12, ftol=1e-12, max_nfev=200)
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    x = full(np.asarray(sol.x, dtype=float))
+    r = float(fmap.residual(x[None, :], fmap.apply(x[None, :]), scale)[0])
+    return x if r <= options.residual_tol * 10 else None
 
 
 def _equilibrium_near(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from coherence.ir.limits import LIMIT_CODE, MAX_RUN_TICKS, MAX_TRACE_VALUES, max_ticks
 from coherence.ir.nodes import Binary, Const, Expr, Requirement, TransitionSystem, Unary
 from coherence.simulate.engine import Trace, simulate
 from coherence.simulate.replay import Scenario, replay
@@ -132,7 +133,7 @@ def falsify_by_patterns(
     """Simulate the structured patterns; the earliest violation by more than ``margin``,
     replayed alone, or None."""
     judged = robust(req, margin)
-    n_ticks = ticks
+    n_ticks = search_ticks(ts, req, ticks, seed)
     if not ts.inputs and not any(p.lo < p.hi for p in ts.params if not p.internal):
         pats = np.zeros((1, n_ticks, 0))
     else:
@@ -173,11 +174,33 @@ def falsify_by_patterns(
     return Counterexample(trace, fail_tick, "simulation of input patterns", sc)
 
 
+def _patterns(ts: TransitionSystem, req: Requirement, seed: int) -> int:
+    """How many input patterns one parameter setting simulates."""
+    if not ts.inputs and not any(p.lo < p.hi for p in ts.params if not p.internal):
+        return 1
+    # every pattern exists from 64 ticks on (the longest pulse is 50 ticks)
+    return int(pattern_inputs(ts, 64, req.inputs == "held", seed).shape[0])
+
+
+def search_ticks(ts: TransitionSystem, req: Requirement, ticks: int, seed: int) -> int:
+    """How long the patterns run: ``ticks``, or the longest run of them that fits the
+    simulator's limits (:data:`~coherence.ir.limits.MAX_RUN_TICKS`,
+    :data:`~coherence.ir.limits.MAX_TRACE_VALUES`). A violation on
+    that prefix is a violation of the whole run; no violation there proves nothing beyond it."""
+    width = len(ts.states) + len(ts.lets)
+    fits = min(MAX_RUN_TICKS, max_ticks(_patterns(ts, req, seed), width))
+    return max(1, min(ticks, fits))
+
+
 def evidence(ts: TransitionSystem, req: Requirement, seed: int) -> str:
     """What :func:`falsify_by_patterns` simulated without finding a violation."""
-    if not ts.inputs and not any(p.lo < p.hi for p in ts.params if not p.internal):
-        n = 1
-    else:
-        n = int(pattern_inputs(ts, 2, req.inputs == "held", seed).shape[0])
-    n *= len(param_settings(ts))
-    return f"not violated in {n} simulated input scenarios over {max(1, req.horizon)} ticks"
+    n = _patterns(ts, req, seed) * len(param_settings(ts))
+    horizon = max(1, req.horizon)
+    ran = search_ticks(ts, req, horizon, seed)
+    if ran < horizon:
+        return (
+            f"not violated in {n} simulated input scenarios over the first {ran:,} of its "
+            f"{horizon:,} ticks (the limits of {MAX_RUN_TICKS:,} ticks and "
+            f"{MAX_TRACE_VALUES:,} values per simulated run, {LIMIT_CODE})"
+        )
+    return f"not violated in {n} simulated input scenarios over {horizon} ticks"

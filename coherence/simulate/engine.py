@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from coherence.caches import Kept
+from coherence.ir.limits import check_run
 from coherence.ir.nodes import (
     Binary,
     Call,
@@ -652,9 +653,14 @@ def simulate(
     ...                   "next x = 2 * x }").systems[0]
     >>> simulate(ts, 4).state("x")[0].tolist()
     [1.0, 2.0, 4.0, 8.0, 10.0]
+
+    A run beyond :data:`~coherence.ir.limits.MAX_TRACE_VALUES` raises
+    :class:`~coherence.ir.limits.TooLarge`, naming the limit.
     """
     comp = ts if isinstance(ts, Compiled) else compiled(ts)
     system = comp.ts
+    rows = (scenarios or 1) if inputs is None else int(np.shape(inputs)[0])
+    check_run(rows, ticks, len(system.states) + len(system.lets))
     if inputs is None:
         inputs = nominal_inputs(system, ticks, scenarios or 1)
     inputs = np.asarray(inputs, dtype=float)

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from coherence.ir.limits import LIMIT_CODE, MAX_RUN_TICKS, MAX_TRACE_VALUES, max_ticks
 from coherence.ir.nodes import TransitionSystem
 from coherence.results import AnalysisResult, Finding, Table
 from coherence.simulate.engine import Trace, nominal_trace
@@ -18,9 +19,16 @@ from coherence.simulate.requirements import objective_violations
 from coherence.simulate.view import show, trace_view
 
 
-def default_ticks(ts: TransitionSystem) -> int:
+def wanted_ticks(ts: TransitionSystem) -> int:
+    """How long the nominal run should be: 300 ticks, ten hyperperiods, every horizon."""
     horizons = [r.horizon for r in ts.requirements if r.horizon]
     return max([300, 10 * ts.hyperperiod, *horizons])
+
+
+def default_ticks(ts: TransitionSystem) -> int:
+    """The nominal run's length: :func:`wanted_ticks` within the simulator's limits
+    (:data:`~coherence.ir.limits.MAX_RUN_TICKS` and a run's values)."""
+    return min(wanted_ticks(ts), MAX_RUN_TICKS, max_ticks(1, len(ts.states) + len(ts.lets)))
 
 
 def summary_table(ts: TransitionSystem, trace: Trace, scenario: int = 0, title: str = "") -> Table:
@@ -73,9 +81,23 @@ def summary_table(ts: TransitionSystem, trace: Trace, scenario: int = 0, title: 
 
 def nominal_analysis(ts: TransitionSystem, ticks: int | None = None) -> AnalysisResult:
     start = time.perf_counter()
-    n = ticks or default_ticks(ts)
+    asked = ticks or wanted_ticks(ts)
+    n = min(asked, MAX_RUN_TICKS, max_ticks(1, len(ts.states) + len(ts.lets)))
     trace = nominal_trace(ts, n)
     findings: list[Finding] = []
+    if n < asked:
+        findings.append(
+            Finding(
+                LIMIT_CODE,
+                f"the nominal scenario was simulated for {n:,} ticks, not {asked:,}: the "
+                f"limits are {MAX_RUN_TICKS:,} ticks and {MAX_TRACE_VALUES:,} values per "
+                f"simulated run (this system holds {len(ts.states) + len(ts.lets):,} per tick)",
+                ts.span,
+                help="what happens after the last tick simulated is not shown; shorten the "
+                "horizons or the windows, or pass a smaller --ticks",
+                key="limit:nominal",
+            )
+        )
     finite = np.isfinite(trace.states[0]).all(axis=0)
     for i, s in enumerate(ts.states):
         if not finite[i]:

@@ -21,6 +21,8 @@ def _columns(trace: Trace) -> list[tuple[str, str, float]]:
 def write_series(trace: Trace, scenarios: list[str], path: str, fmt: str) -> None:
     cols = _columns(trace)
     try:
+        # like --output and --write-baseline: missing parent directories are created
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         if fmt == "csv":
             with Path(path).open("w", newline="", encoding="utf-8") as fh:
                 w = csv.writer(fh)
