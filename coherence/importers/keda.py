@@ -236,12 +236,14 @@ def write_keda_spec(k: Keda, source: str) -> str:
         "input load : 1 in [0, 3] nominal 1",
         f"{PLACEHOLDER}: offered load; 1 = what {ref} replicas serve at the targets; 0 = idle",
     )
-    write_metric_plant(w, h, ref, "max(1, replicas)" if scale_to_zero else "replicas")
+    write_metric_plant(w, h, ref, "max(1, replicas)")
     w.blank()
-    lo = k.min_count.value if scale_to_zero else h.min_replicas.value
+    cap = 10 * int(h.max_replicas.value)
     w.line(
-        f"state replicas integer in [{num(lo)}, {num(h.max_replicas.value)}] init {ref}",
-        f"{(k.min_count if scale_to_zero else h.min_replicas).note}; {h.max_replicas.note}; "
+        f"state replicas integer in [0, {cap}] init {ref}",
+        f"model: what anyone may scale the target to ({PLACEHOLDER}: your capacity, here 10 x "
+        f"maxReplicaCount); KEDA's and the HPA's counts are bounded in their own laws "
+        f"({(k.min_count if scale_to_zero else h.min_replicas).note}; {h.max_replicas.note}); "
         f"init {PLACEHOLDER}",
     )
     if scale_to_zero:
