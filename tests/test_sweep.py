@@ -253,3 +253,18 @@ def test_check_and_lint_do_not_import_dask_or_matplotlib() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("spec", [POWER, RETRY])
+def test_the_batched_radius_is_the_linear_analysis_radius(spec: Path) -> None:
+    import coherence.linear as linear
+    from coherence.sweep.params import with_params
+
+    text = spec.read_text()
+    ts, knobs = knobs_of(text, str(spec))
+    name = "p_dyn" if spec == POWER else "capacity"
+    values = [knobs[name].current * f for f in (0.9, 1.0, 1.1)]
+    v = evaluate(Chunk(text, str(spec), None, (name,), np.array(values)[:, None], ("linear",)))
+    for x, rho in zip(values, v.rho, strict=True):
+        data = dict(linear.analyze(with_params(ts, {name: x})).data)
+        assert rho == pytest.approx(data["spectral_radius"], rel=1e-9, abs=1e-12)

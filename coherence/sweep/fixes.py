@@ -199,18 +199,23 @@ def search(
                     break
             if len([f for f in fixes if f.requirement == req.text]) >= max_fixes:
                 break
+    fixes.sort(key=lambda f: ([r.text for r in ts.requirements].index(f.requirement),
+                              _distance(knobs[f.knob], f.new), f.knob))  # fmt: skip
     return fixes, before
 
 
 def _further(k: Knob, v: float) -> list[float]:
     """``v``, then two values further from the current one: the change 1.5 and 2 times as
-    large (as a ratio where both are positive, so a value never crosses zero)."""
+    large (as a ratio where both are positive, so a value never crosses zero), rounded, and
+    never beyond the ladder's factor of 16."""
     out = [v]
+    top = max(FACTORS)
     for f in (1.5, 2.0):
         if k.current > 0 and v > 0:
-            w = k.snap(k.current * (v / k.current) ** f)
+            ratio = min(max((v / k.current) ** f, 1 / top), top)
+            w = _nice(k, k.snap(k.current * ratio))
         else:
-            w = k.snap(k.current + (v - k.current) * f)
+            w = _nice(k, k.snap(k.current + (v - k.current) * f))
             if k.current > 0 and w <= 0:
                 continue
         if w not in out:

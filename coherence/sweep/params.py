@@ -86,14 +86,15 @@ class Knob:
         return f"{words} of {self.owner}"
 
     def show(self, value: float) -> str:
-        """A value in the unit a reader expects (seconds for durations)."""
+        """A value in the unit a reader expects (seconds for durations), four digits."""
         if self.duration:
-            return f"{_num(value)} s"
-        shown = value / self.scale if self.scale else value
-        unit = "" if self.unit in ("", "1") else f" {self.unit}"
+            return f"{_num(value, 4)} s"
         if self.kind == "tolerance":
-            return f"{_num(value * 100)}%"
-        return f"{_num(shown)}{unit}"
+            return f"{_num(value * 100, 4)}%"
+        shown = value / self.scale if self.scale else value
+        if self.unit in ("", "1"):
+            return _num(shown, 4)
+        return f"{_num(shown, 4)}{'' if self.unit == '%' else ' '}{self.unit}"
 
     def snap(self, value: float) -> float:
         if self.step > 0:
