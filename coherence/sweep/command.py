@@ -231,8 +231,7 @@ def _write_fixes(report: object, fixes: Sequence[Fix], out: TextIO) -> None:
         out.write(f"  `{v.requirement}` is falsified ({', '.join(v.codes) or v.analysis})\n")
         if not mine:
             out.write(
-                "    no one-parameter change found that the full check confirms (the changes "
-                "the fast analyses suggested were not proved to hold)\n"
+                "    no one-parameter change within a factor of 16 that the full check confirms\n"
             )
         for f in mine:
             out.write(f"    {f.sentence}\n")

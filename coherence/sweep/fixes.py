@@ -104,6 +104,15 @@ def _ladder(k: Knob) -> list[float]:
     return seen
 
 
+def _coarse(k: Knob) -> list[float]:
+    """Half and double the current value (an absent clause: one and four periods)."""
+    if k.current == 0:
+        vals = [k.snap((k.step or 1.0) * s) for s in (1, 4)]
+    else:
+        vals = [k.snap(k.current / 2), k.snap(k.current * 2)]
+    return [v for v in dict.fromkeys(vals) if v != k.current]
+
+
 def candidates(knobs: dict[str, Knob], ts: TransitionSystem) -> list[Knob]:
     """The knobs a fix may change: params, shaping values, the actuated states' bounds."""
     actuated = {a.state for lp in ts.loops for a in lp.actions}
@@ -145,8 +154,6 @@ def search(
     max_fixes: int = 3,
 ) -> tuple[list[Fix], SystemReport]:
     """The verified fixes of every requirement the full check fails, and that check's report."""
-    from coherence.sweep.evaluate import evaluate
-
     ts, knobs = knobs_of(text, path, system)
     check = recheck or (lambda t: full_check(t, path, ts.name))
     before = check(text)
@@ -161,15 +168,19 @@ def search(
         for k in candidates(knobs, ts):
             if only and k.name not in only:
                 continue
-            ladder = _ladder(k) if req.kind != "coherent" else _ladder(k)[:4]
+            # a conflict is judged by the formal analysis only (seconds to minutes a value):
+            # a coarse search, halving and doubling, without bisection
+            ladder = _ladder(k) if req.kind != "coherent" else _coarse(k)
             if not ladder:
                 continue
             if progress:
                 progress(f"fix: trying {k.label} for `{req.text}`")
             values = [k.current, *ladder]
-            chunk = Chunk(text, path, system, (k.name,), np.array(values)[:, None], analyses)
-            got = engine.map([chunk])[0] if analyses != ("formal",) else evaluate(chunk)
-            st = got.status
+            # one task per value for the formal analysis (each takes seconds or more)
+            rows = [[v] for v in values] if req.kind == "coherent" else [values]
+            chunks = [Chunk(text, path, system, (k.name,), np.array(r)[:, None], analyses)
+                      for r in rows]  # fmt: skip
+            st = np.concatenate([got.status for got in engine.map(chunks)])
             if st[0, j] in SAFE:
                 continue  # the fast analyses cannot see this failure: nothing to steer by
             keep = [r for r in range(st.shape[1]) if st[0, r] in SAFE]
@@ -181,7 +192,9 @@ def search(
             if not ok:
                 continue
             best = min(ok, key=lambda i: _distance(k, values[i]))
-            v = _bisect(text, path, system, k, j, keep, values[best], analyses, engine)
+            v = values[best]
+            if req.kind != "coherent":
+                v = _bisect(text, path, system, k, j, keep, v, analyses, engine)
             found.append((_distance(k, v), k, v))
         found.sort(key=lambda x: (x[0], x[1].name))
         budget = RECHECKS
