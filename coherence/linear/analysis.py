@@ -542,13 +542,15 @@ class _Analysis:
             )
             self.data["margins"] = {}
             return
-        # a loop that holds its actuators at the operating point has no margin to speak of
+        # a loop that holds its actuators at the operating point has no margin to speak of,
+        # unless it rests in a tolerance band: then its law's, as it acts outside the band
         holding = {lp for lps in self.neutral.values() for lp in lps}
         loops = [
             x
             for x in loops
             if x not in holding
             or any(int(model.action_state[k]) not in self.neutral for k in model.loop_actions[x])
+            or variants.outside(x) is not None
         ]
         scope = loops
         note = ""

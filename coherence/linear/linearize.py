@@ -36,8 +36,8 @@ The orbit these Jacobians are taken along, and the model that keeps their loop s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -70,14 +70,90 @@ class LinearizationError(Exception):
 # ---- the linearization view --------------------------------------------------------------
 
 
-def linearization_view(ts: TransitionSystem) -> dict[str, Expr]:
-    """Let overrides: each action's ``target != actuator`` comparison taken as true."""
+def linearization_view(
+    ts: TransitionSystem, active_branch: Collection[str] = ()
+) -> dict[str, Expr]:
+    """Let overrides: each action's ``target != actuator`` comparison taken as true.
+
+    ``active_branch``: loops whose law is taken as it acts outside its tolerance band (the
+    margins of :mod:`.margins` outside the band). A loop at rest inside
+    its band (``tolerance``, ``deadband``, or a law written ``if abs(e) > c then ... else
+    x``) has no linear effect at the operating point; this view drops the hold of the
+    ``changes`` condition and takes the acting branch of every band test on ``abs`` in the
+    loop's own lets (``abs(e) > c`` true, ``abs(e) < c`` false), so the linearization is the
+    affine law that acts once the error leaves the band (quantizers such as ``ceil`` already
+    have unit derivative: the unrounded expression)."""
     out: dict[str, Expr] = {}
     for lp in ts.loops:
         for a in lp.actions:
             e = ts.let(a.changes).expr
+            if lp.name in active_branch:
+                e = _drop_hold(e)
             out[a.changes] = _generic_changes(e, a.target, a.state)
+    if active_branch:
+        for d in ts.lets:
+            if d.owner in active_branch and d.name not in out:
+                e = _acting_branch(d.expr)
+                if e is not d.expr:
+                    out[d.name] = e
     return out
+
+
+def _is_band(e: Expr) -> bool:
+    """A band test ``abs(..) <= ..`` (an or of them)."""
+    match e:
+        case Binary("or", left, right):
+            return _is_band(left) and _is_band(right)
+        case Binary("<=" | "<", Call("abs", _), _):
+            return True
+        case _:
+            return False
+
+
+def _drop_hold(e: Expr) -> Expr:
+    """The ``changes`` condition without its hold inside a tolerance band or deadband."""
+    match e:
+        case Unary("not", inner) if _is_band(inner):
+            return Const(1.0)
+        case Binary(_, left, right):
+            lt, rt = _drop_hold(left), _drop_hold(right)
+            return e if lt is left and rt is right else replace(e, left=lt, right=rt)
+        case _:
+            return e
+
+
+def _acting_branch(e: Expr) -> Expr:
+    """Every ``if abs(e) > c then A else B`` replaced by A (``abs(e) < c``: by B); the
+    expression itself where there is none."""
+    match e:
+        case Ite(Binary(">" | ">=", Call("abs", _), _), then, _):
+            return _acting_branch(then)
+        case Ite(Binary("<" | "<=", _, Call("abs", _)), then, _):
+            return _acting_branch(then)
+        case Ite(Binary("<" | "<=", Call("abs", _), _), _, other):
+            return _acting_branch(other)
+        case Ite(Binary(">" | ">=", _, Call("abs", _)), _, other):
+            return _acting_branch(other)
+        case Ite(c, then, other):
+            parts = (_acting_branch(c), _acting_branch(then), _acting_branch(other))
+            if parts == (c, then, other) and all(
+                x is y for x, y in zip(parts, (c, then, other), strict=True)
+            ):
+                return e
+            return replace(e, cond=parts[0], then=parts[1], other=parts[2])
+        case Binary(_, left, right):
+            lt, rt = _acting_branch(left), _acting_branch(right)
+            return e if lt is left and rt is right else replace(e, left=lt, right=rt)
+        case Unary(_, a):
+            at = _acting_branch(a)
+            return e if at is a else replace(e, arg=at)
+        case Call(_, args):
+            new = tuple(_acting_branch(x) for x in args)
+            return (
+                e if all(x is y for x, y in zip(new, args, strict=True)) else replace(e, args=new)
+            )
+        case _:
+            return e
 
 
 def _generic_changes(e: Expr, target: str, state: str) -> Expr:
@@ -160,12 +236,19 @@ def nominal_map(jac: TickJacobian, n: int) -> Csr:
 class Engine:
     """Per-tick Jacobians of one system (templates compiled once)."""
 
-    def __init__(self, ts: TransitionSystem, st: Structure | None = None) -> None:
+    def __init__(
+        self,
+        ts: TransitionSystem,
+        st: Structure | None = None,
+        active_branch: Collection[str] = (),
+        exact: Program | None = None,
+    ) -> None:
         self.ts = ts
         self.st = st or Structure(ts)
         st = self.st
-        self.exact = Program(ts, st)
-        self.view = Program(ts, st, linearization_view(ts), share=self.exact)
+        self.active_branch = frozenset(active_branch)
+        self.exact = exact if exact is not None else Program(ts, st)
+        self.view = Program(ts, st, linearization_view(ts, active_branch), share=self.exact)
         p = self.view
         self.n, self.m = p.n, p.m
         self.sensed = tuple(sorted(st.sensed, key=st.let_index.__getitem__))

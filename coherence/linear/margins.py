@@ -25,13 +25,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sps
 from numpy.typing import NDArray
 
-from coherence.linear.model import LoopModel
+from coherence.linear.disk import DiskMargin
+from coherence.linear.model import LoopModel, outside_band
 from coherence.linear.nyquist import delay_crossing, gain_crossings, schur_of
 from coherence.linear.spectrum import Spectrum, radius_of
 
@@ -58,9 +59,27 @@ class Margin:
     gain_high_why: str = ""
     delay_why: str = ""
     method: str = "eigenvalues"
+    branch: str = ""
+    unstable_radius: float | None = None
+    stable_below: float | None = None
+    disk: DiskMargin | None = None
 
     @property
     def gain_text(self) -> str:
+        if self.unstable_radius is not None:
+            fix = (
+                f"stable below x{_fmt(self.stable_below)}"
+                if self.stable_below is not None
+                else f"no factor down to x{_fmt(self.gain_range[0])} stabilises it"
+            )
+            return (
+                f"{self.branch}: unstable (spectral radius {self.unstable_radius:.4g} at x1); "
+                + fix
+            )
+        text = self._gain_text()
+        return f"{self.branch}: {text}" if self.branch else text
+
+    def _gain_text(self) -> str:
         if self.gain_low is not None:
             lo = f"x{_fmt(self.gain_low)}"
         elif self.gain_low_why:
@@ -77,6 +96,12 @@ class Margin:
 
     @property
     def delay_text(self) -> str:
+        text = self._delay_text()
+        return f"{self.branch}: {text}" if self.branch and text != "n/a" else text
+
+    def _delay_text(self) -> str:
+        if self.unstable_radius is not None:
+            return "n/a"
         if self.delay_why:
             return f"unbounded: {self.delay_why}"
         if self.delay is None:
@@ -96,7 +121,15 @@ class Margin:
             "gain_high_unbounded": self.gain_high_why or None,
             "delay_unbounded": self.delay_why or None,
             "method": self.method,
+            "branch": self.branch or None,
+            "unstable_radius": self.unstable_radius,
+            "stable_below": self.stable_below,
+            "disk": None if self.disk is None else self.disk.to_data(),
         }
+
+
+BAND = "outside the tolerance band"
+"""How a margin row says that it is the law's margin as it acts outside its band."""
 
 
 def _fmt(v: float) -> str:
@@ -107,11 +140,31 @@ class Variants:
     """Spectral radii of variants of the coupled system (gains, delays) or of loop subsets
     acting alone (relative to the system in which every loop holds)."""
 
-    def __init__(self, model: LoopModel, coupled: Spectrum, held: Spectrum | None) -> None:
+    def __init__(
+        self,
+        model: LoopModel,
+        coupled: Spectrum,
+        held: Spectrum | None,
+        dense_block_limit: int = 2000,
+    ) -> None:
         self.model = model
         self.coupled = coupled
         self.held = held
+        self.dense_block_limit = dense_block_limit
         self._local: dict[str, LocalLoop] = {}
+        self._outside: dict[str, Variants | None] = {}
+
+    def outside(self, loop: str) -> Variants | None:
+        """The variants of the system with ``loop``'s law as it acts outside its tolerance
+        band (:func:`~.model.outside_band`); None where the loop has no band."""
+        if loop not in self._outside:
+            m = outside_band(self.model, loop)
+            self._outside[loop] = (
+                None
+                if m is None
+                else Variants(m, Spectrum(m.matrices(), self.dense_block_limit), None)
+            )
+        return self._outside[loop]
 
     def _per_tick(self, fn: Callable[[int], sps.csr_matrix]) -> list[sps.csr_matrix]:
         """``fn(t)`` for every tick, computed once per distinct tick Jacobian."""
@@ -260,15 +313,23 @@ class LocalLoop:
         (:func:`.nyquist.gain_crossings`), each checked by eigen-solves either side; None where
         the structure does not allow it or a check disagrees (then: bisection)."""
         part = self._single()
-        if part is None or len(self.rpos) != 1 or not self.other < stable_below:
+        if part is None or not len(self.rpos) or not self.other < stable_below:
             return None
         # the caller asks only where the coupled system (whose radius bounds A's) is stable
         A, E = part[0], part[1]
+        # the variant is A + g P E over the loop's rows; the gain enters through the loop's
+        # recommendation only, so with one action E = p e (rank one: its actuator row, and
+        # under `timing immediate` the plant rows that read the action, each a multiple of
+        # the same row e): one scalar resolvent e (zI - A)^-1 p
+        rank_one = _rank_one(E)
+        if rank_one is None:
+            return None
+        pv, ev = rank_one
         p = np.zeros(A.shape[0])
-        p[self.rpos[0]] = 1.0
+        p[self.rpos] = pv
         if self._schur is None:
             self._schur = schur_of(A)
-        cr = gain_crossings(A, E[0], p, stable_below, self._schur)
+        cr = gain_crossings(A, ev, p, stable_below, self._schur)
         eps = 1e-5
         hi = lo = None
         hi_why = lo_why = ""
@@ -325,6 +386,18 @@ class LocalLoop:
             if ok and not self.delayed(cand + 1) < stable_below:
                 return cand, ""
         return None
+
+
+def _rank_one(
+    E: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """(p, e) with E = outer(p, e), where E has rank one (None otherwise, or E = 0)."""
+    if E.shape[0] == 1:
+        return np.ones(1), E[0]
+    u, sv, vt = np.linalg.svd(E, full_matrices=False)
+    if not len(sv) or sv[0] == 0.0 or (len(sv) > 1 and sv[1] > 1e-12 * sv[0]):
+        return None
+    return u[:, 0] * sv[0], vt[0]
 
 
 class LoopSet:
@@ -602,6 +675,7 @@ def loop_margins(
     wide_gain: float = 1e4,
     check_limit: int = 2000,
     frequency: bool = True,
+    band: bool = True,
 ) -> Margin:
     """The loop's gain and delay margins: where the coupled system stops being stable
     (its radius reaches ``stable_below``). Where the variants' own nominal radius is not
@@ -612,8 +686,48 @@ def loop_margins(
     linear effect at the operating point, or the loop's frequency response shows that no
     factor or delay puts a root on the unit circle. Otherwise the margins are read from the
     frequency response where the structure allows (:meth:`LocalLoop.fast_gain`), else
-    bisected on spectral radii, the gain up to ``wide_gain`` where the loop closes."""
+    bisected on spectral radii, the gain up to ``wide_gain`` where the loop closes.
+
+    A loop at rest inside its tolerance band or deadband has no linear effect at the
+    operating point; with ``band`` its margins are then those of its law as it acts outside
+    the band (:meth:`Variants.outside`, ``branch`` says so), or, where that law is unstable
+    already, its spectral radius and the largest gain factor below 1 that would make it
+    stable (``unstable_radius``, ``stable_below``)."""
     local = variants.local(loop)
+    if band and not local.closes():
+        out = variants.outside(loop)
+        if out is not None and out.local(loop).closes():
+            limit = unstable_above if unstable_above is not None else stable_below
+            r1 = out.scaled(loop, 1.0)
+            if r1 >= limit:
+                return Margin(
+                    loop,
+                    None,
+                    None,
+                    (gain_range[0], max(gain_range[1], wide_gain)),
+                    None,
+                    False,
+                    tick,
+                    branch=BAND,
+                    unstable_radius=r1,
+                    stable_below=_stable_below(out, loop, limit, gain_range[0], rtol),
+                )
+            mg = loop_margins(
+                out,
+                loop,
+                tick,
+                stable_below,
+                gain_range,
+                rtol,
+                max_extra,
+                has_sensors,
+                unstable_above,
+                wide_gain,
+                check_limit,
+                frequency,
+                band=False,
+            )
+            return replace(mg, branch=BAND)
     marginal = unstable_above is not None and not variants.scaled(loop, 1.0) < stable_below
     if marginal:
         assert unstable_above is not None
@@ -666,3 +780,25 @@ def loop_margins(
         delay_why,
         method,
     )
+
+
+def _stable_below(
+    variants: Variants, loop: str, limit: float, lo: float, rtol: float
+) -> float | None:
+    """The largest gain factor below 1 at which the loop's variant is stable (radius below
+    ``limit``), bisected in log f to ``rtol`` (on the safe side); None: none down to ``lo``."""
+    bad = 1.0
+    f = 0.5
+    while variants.scaled(loop, f) >= limit:
+        bad = f
+        if f <= lo:
+            return None
+        f = max(f * 0.5, lo)
+    good = f
+    while math.log(bad / good) > math.log1p(rtol):
+        mid = math.sqrt(bad * good)
+        if variants.scaled(loop, mid) >= limit:
+            bad = mid
+        else:
+            good = mid
+    return good

@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sps
 from numpy.typing import NDArray
 
-from coherence.linear.linearize import Corner, Csr, Engine, TickJacobian
+from coherence.linear.linearize import Corner, Csr, Engine, TickJacobian, linearization_view
 from coherence.linear.program import Program
 
 
@@ -131,6 +131,7 @@ class LoopModel:
     sensor_loop: tuple[str, ...]
     actuator_actions: dict[int, list[int]]
     hist_action: dict[int, int]
+    orbit: Orbit | None = None
     _A: dict[int, Csr] = field(default_factory=dict)
     _maps: dict[object, Csr] = field(default_factory=dict)
     _banks: dict[int, Bank] = field(default_factory=dict)
@@ -304,6 +305,20 @@ class LoopModel:
         self._banks[id(jac)] = out
         return out
 
+    def loop_dU(self, t: int, loop: str) -> Csr:
+        """The change of tick t's U-rows (mapped to state columns) per unit of ``loop``'s gain
+        factor: the part of every row that reads that loop's recommendations."""
+        jac = self.nominal[t]
+        key = ("dU", id(jac), loop)
+        hit = self._maps.get(key)
+        if hit is None:
+            n = self.n
+            m1 = self.column_map(t, {}, {}, n)
+            m2 = self.column_map(t, {loop: 2.0}, {}, n)
+            hit = (jac.U @ (m2 - m1)).tocsr()
+            self._maps[key] = hit
+        return hit
+
     def fast_rows(
         self,
         t: int,
@@ -341,11 +356,14 @@ class LoopModel:
                 c, v = _row(b.A, r)
                 cols.append(c)
                 vals.append(v)
-                k0 = self.hist_action.get(r)
-                if k0 is not None and factors.get(self.action_loop[k0], 1.0) != 1.0:
-                    c, v = _row(b.dU, r)
-                    cols.append(c)
-                    vals.append((factors[self.action_loop[k0]] - 1.0) * v)
+                # a row that reads recommendations (a history state, a plant update under
+                # `timing immediate`): each loop's part scales with its factor
+                for lp, f in factors.items():
+                    if f != 1.0 and lp in self.loop_actions:
+                        c, v = _row(self.loop_dU(t, lp), r)
+                        if len(c):
+                            cols.append(c)
+                            vals.append((f - 1.0) * v)
             rid += [np.full(len(x), i, dtype=np.intp) for x in cols[start:]]
         if not cols:
             return sps.csr_matrix((len(rows), self.n))
@@ -385,12 +403,22 @@ class LoopModel:
 
     def loop_rows(self, loops: Sequence[str]) -> list[int]:
         """The rows a change to these loops touches: their actuators (with every loop that
-        shares them) and their history states."""
+        shares them), their history states, and every other state whose update reads their
+        sensed values or recommendations directly (a plant update under ``timing
+        immediate`` reads the action of its own tick: ``x[k+1] = f(x[k], u[k])``)."""
         out: set[int] = set()
+        n, s = self.n, self.engine.s
+        cols: list[int] = []
         for lp in loops:
             for k in self.loop_actions.get(lp, []):
                 out.add(int(self.action_state[k]))
+                cols.append(n + s + k)
             out.update(self.loop_history.get(lp, []))
+            cols += [n + c for c, x in enumerate(self.sensor_loop) if x == lp]
+        if cols:
+            for jac in {id(j): j for j in self.nominal}.values():
+                sub = jac.U[:, cols].tocoo()
+                out.update(int(r) for r in sub.row[sub.data != 0])
         return sorted(out)
 
 
@@ -431,5 +459,24 @@ def build_model(
         sensor_loop,
         actuator_actions,
         hist_action,
+        orb,
     )
     return model, corners
+
+
+def outside_band(model: LoopModel, loop: str) -> LoopModel | None:
+    """The model with ``loop``'s law taken as it acts outside its tolerance band (its
+    ``changes`` hold and the band tests of its lets taken as acting:
+    :func:`~coherence.linear.linearize.linearization_view`), every other loop as it is, at
+    the same operating orbit. None where that changes nothing (the loop has no band)."""
+    engine = model.engine
+    ts = engine.ts
+    if model.orbit is None or loop in engine.active_branch:
+        return None
+    plain = linearization_view(ts, engine.active_branch)
+    view = linearization_view(ts, engine.active_branch | {loop})
+    if view == plain:
+        return None
+    other = Engine(ts, engine.st, engine.active_branch | {loop}, exact=engine.exact)
+    out, _ = build_model(other, model.orbit)
+    return out
