@@ -550,7 +550,7 @@ class _Analysis:
             for x in loops
             if x not in holding
             or any(int(model.action_state[k]) not in self.neutral for k in model.loop_actions[x])
-            or variants.outside(x) is not None
+            or variants.acts_outside(x)
         ]
         scope = loops
         note = ""
@@ -593,7 +593,9 @@ class _Analysis:
         rows: list[tuple[Cell, ...]] = []
         comfortable: set[str] = set()
         for mg in margins:
-            rows.append((mg.loop, mg.gain_text, mg.delay_text))
+            rows.append((mg.loop, mg.row_text, mg.delay_text))
+            if mg.branch:
+                continue  # outside the band: a figure for the operator, not a finding here
             warn = o.gain_margin_warn
             small = [
                 x

@@ -85,25 +85,25 @@ class DiskMargin:
         }
 
 
-def sensitivity(
-    A: NDArray[np.float64],
-    P: NDArray[np.float64],
-    E: NDArray[np.float64],
-    theta: NDArray[np.float64],
-) -> NDArray[np.complex128]:
-    """S(e^{i theta}) = I + E (zI - A)^{-1} P for every theta: [len(theta), k, k]."""
-    T, U = sla.schur(A.astype(complex), output="complex")
-    Pt = U.conj().T @ P.astype(complex)
-    Et = E.astype(complex) @ U
-    k = P.shape[1]
-    q = A.shape[0]
-    z = np.exp(1j * np.asarray(theta))
-    out = np.empty((len(z), k, k), dtype=complex)
-    eye = np.eye(q, dtype=complex)
-    for j, zj in enumerate(z):
-        Y = sla.solve_triangular(zj * eye - T, Pt, check_finite=False)
-        out[j] = np.eye(k) + Et @ Y
-    return out
+class Sensitivity:
+    """S(e^{i theta}) = I + E (zI - A)^{-1} P through one complex Schur form of A (a
+    triangular solve per frequency)."""
+
+    def __init__(
+        self, A: NDArray[np.float64], P: NDArray[np.float64], E: NDArray[np.float64]
+    ) -> None:
+        T, U = sla.schur(A.astype(complex), output="complex")
+        self.T = T
+        self.Pt = U.conj().T @ P.astype(complex)
+        self.Et = E.astype(complex) @ U
+        self.eye = np.eye(A.shape[0], dtype=complex)
+        self.k = P.shape[1]
+
+    def at(self, theta: float) -> NDArray[np.complex128]:
+        z = complex(math.cos(theta), math.sin(theta))
+        Y = sla.solve_triangular(z * self.eye - self.T, self.Pt, check_finite=False)
+        out: NDArray[np.complex128] = np.eye(self.k) + self.Et @ Y
+        return out
 
 
 def mu_upper(M: NDArray[np.complex128]) -> float:
@@ -118,6 +118,14 @@ def mu_upper(M: NDArray[np.complex128]) -> float:
         d = np.exp(np.concatenate([[0.0], logd]))
         return float(np.linalg.norm((d[:, None] * M) / d[None, :], 2))
 
+    if k == 2:
+        one = minimize_scalar(
+            lambda x: scaled(np.array([x])),
+            bounds=(-20.0, 20.0),
+            method="bounded",
+            options={"xatol": 1e-9},
+        )
+        return float(min(float(one.fun), scaled(np.zeros(1))))
     best = minimize(
         scaled,
         np.zeros(k - 1),
@@ -150,10 +158,10 @@ def loop_disk_margins(
     q, k = A.shape[0], P.shape[1]
     out = []
     for i in range(k):
+        sens = Sensitivity(A, P[:, [i]], E[[i]])
 
-        def g(t: float, i: int = i) -> float:
-            s = sensitivity(A, P[:, [i]], E[[i]], np.array([t]))[0, 0, 0]
-            return float(abs(s - 0.5))
+        def g(t: float, sens: Sensitivity = sens) -> float:
+            return float(abs(sens.at(t)[0, 0] - 0.5))
 
         peak, theta = _peak(g, q)
         out.append(DiskMargin(1.0 / peak if peak > 0 else math.inf, theta))
@@ -168,8 +176,10 @@ def multiloop_disk_margin(
     q, k = A.shape[0], P.shape[1]
     half = 0.5 * np.eye(k)
 
+    sens = Sensitivity(A, P, E)
+
     def g(t: float) -> float:
-        return mu_upper(sensitivity(A, P, E, np.array([t]))[0] - half)
+        return mu_upper(sens.at(t) - half)
 
     peak, theta = _peak(g, q)
     return DiskMargin(1.0 / peak if peak > 0 else math.inf, theta)

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sps
 from numpy.typing import NDArray
 
-from coherence.linear.disk import DiskMargin
+from coherence.linear.disk import DiskMargin, loop_disk_margins, multiloop_disk_margin
 from coherence.linear.model import LoopModel, outside_band
 from coherence.linear.nyquist import delay_crossing, gain_crossings, schur_of
 from coherence.linear.spectrum import Spectrum, radius_of
@@ -95,6 +95,12 @@ class Margin:
         return f"{lo} .. {hi}"
 
     @property
+    def row_text(self) -> str:
+        """The margin table's gain cell: the gain margin and, where computed, the disk
+        margin (the gains and phases the loop tolerates at once)."""
+        return self.gain_text if self.disk is None else f"{self.gain_text}; {self.disk.text}"
+
+    @property
     def delay_text(self) -> str:
         text = self._delay_text()
         return f"{self.branch}: {text}" if self.branch and text != "n/a" else text
@@ -153,6 +159,11 @@ class Variants:
         self.dense_block_limit = dense_block_limit
         self._local: dict[str, LocalLoop] = {}
         self._outside: dict[str, Variants | None] = {}
+
+    def acts_outside(self, loop: str) -> bool:
+        """Whether ``loop`` has a tolerance band outside which its law acts on the loop."""
+        out = self.outside(loop)
+        return out is not None and out.local(loop).closes()
 
     def outside(self, loop: str) -> Variants | None:
         """The variants of the system with ``loop``'s law as it acts outside its tolerance
@@ -355,6 +366,21 @@ class LocalLoop:
             lo_why = "stable for every factor down to 0"
         return lo, hi, lo_why, hi_why
 
+    def disk(self) -> DiskMargin | None:
+        """The loop's balanced disk margin, the other loops at their nominal gains
+        (:func:`.disk.loop_disk_margins`); None where the loop's part is not one tick matrix
+        with a rank-one gain change, or is not stable."""
+        part = self._single()
+        if part is None or not len(self.rpos):
+            return None
+        A, E = part[0], part[1]
+        r1 = _rank_one(E)
+        if r1 is None or not radius_of([A]) < 1.0:
+            return None
+        p = np.zeros(A.shape[0])
+        p[self.rpos] = r1[0]
+        return loop_disk_margins(A, p[:, None], r1[1][None, :])[0]
+
     def fast_delay(self, stable_below: float, check_limit: int) -> tuple[int, str] | None:
         """(delay, why): the largest extra delay that keeps the system stable, from the gain
         crossover of the loop broken at its sensor (:func:`.nyquist.delay_crossing`), checked
@@ -435,6 +461,26 @@ class LoopSet:
             E = [(m.fast_rows(t, keep, factors={lp: 2.0}) - nom)[:, q].toarray() for lp in loops]
             self.parts[key] = (A, E)
 
+    def disk(self) -> DiskMargin | None:
+        """The simultaneous balanced disk margin of the loops (every loop's gain its own
+        complex multiplier, :func:`.disk.multiloop_disk_margin`); None where the loops' part
+        is not one tick matrix, a loop's gain change is not rank one, or it is not stable."""
+        if not self.ok or len(self.parts) != 1:
+            return None
+        A, Es = next(iter(self.parts.values()))
+        if not radius_of([A]) < 1.0:
+            return None
+        q = A.shape[0]
+        P = np.zeros((q, len(Es)))
+        rows = np.zeros((len(Es), q))
+        for i, E in enumerate(Es):
+            r1 = _rank_one(E)
+            if r1 is None:
+                return None
+            P[self.rpos, i] = r1[0]
+            rows[i] = r1[1]
+        return multiloop_disk_margin(A, P, rows)
+
     def scaled(self, factors: Sequence[float]) -> float:
         """The coupled radius with loop i's gains times ``factors[i]``."""
         subs: dict[int, NDArray[np.float64]] = {}
@@ -461,14 +507,17 @@ class Simultaneous:
     patterns: int
     note: str = ""
     computed: bool = True
+    disk: DiskMargin | None = None
 
     @property
     def text(self) -> str:
         if not self.computed:
             return "not computed"
         if self.delta is None:
-            return f">{self.delta_max:.0%} on every sign pattern"
-        return f"{self.delta:.1%} ({self.direction})"
+            out = f">{self.delta_max:.0%} on every sign pattern"
+        else:
+            out = f"{self.delta:.1%} ({self.direction})"
+        return out if self.disk is None else f"{out}; {self.disk.text}"
 
     @property
     def direction(self) -> str:
@@ -491,6 +540,7 @@ class Simultaneous:
             "patterns": self.patterns,
             "computed": self.computed,
             "note": self.note,
+            "disk": None if self.disk is None else self.disk.to_data(),
         }
 
 
@@ -594,7 +644,7 @@ def simultaneous_margin(
             if ls.scaled(tuple(trial)) >= stable_below:
                 kept = trial
         factors = tuple((x, v) for x, v in zip(loops, kept, strict=True) if v != 1.0)
-    return Simultaneous(loops, delta, factors, delta_max, patterns)
+    return Simultaneous(loops, delta, factors, delta_max, patterns, disk=ls.disk())
 
 
 def gain_margin(
@@ -779,6 +829,7 @@ def loop_margins(
         hi_why,
         delay_why,
         method,
+        disk=local.disk() if not marginal and local.closes() else None,
     )
 
 
