@@ -375,11 +375,15 @@ class LocalLoop:
             return None
         A, E = part[0], part[1]
         r1 = _rank_one(E)
-        if r1 is None or not radius_of([A]) < 1.0:
+        if r1 is None:
             return None
         p = np.zeros(A.shape[0])
         p[self.rpos] = r1[0]
-        return loop_disk_margins(A, p[:, None], r1[1][None, :])[0]
+        if self._schur is None:
+            self._schur = schur_of(A)
+        if not np.abs(np.diag(self._schur[0])).max(initial=0.0) < 1.0:
+            return None  # the eigenvalues of A on the Schur form's diagonal: not stable
+        return loop_disk_margins(A, p[:, None], r1[1][None, :], self._schur)[0]
 
     def fast_delay(self, stable_below: float, check_limit: int) -> tuple[int, str] | None:
         """(delay, why): the largest extra delay that keeps the system stable, from the gain

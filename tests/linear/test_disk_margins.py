@@ -71,9 +71,13 @@ def test_siso_disk_margin_one_tick_actuation() -> None:
 def _mu_2x2(M: np.ndarray) -> float:
     """mu of a complex diagonal 2x2 structure: max over unitary diagonal U of rho(U M)
     (Doyle, "Analysis of feedback systems with structured uncertainties", IEE Proc. D 129(6),
-    1982: the lower bound is exact for complex structures); one phase suffices for 2x2."""
-    phi = np.linspace(0.0, 2 * math.pi, 361)
-    return max(float(max(abs(np.linalg.eigvals(np.diag([1.0, np.exp(1j * p)]) @ M)))) for p in phi)
+    1982: the lower bound is exact for complex structures); one phase suffices for 2x2, and
+    the eigenvalues of U M are (tr +/- sqrt(tr^2 - 4 det)) / 2."""
+    w = np.exp(1j * np.linspace(0.0, 2 * math.pi, 721))
+    tr = M[0, 0] + w * M[1, 1]
+    det = w * (M[0, 0] * M[1, 1] - M[0, 1] * M[1, 0])
+    root = np.sqrt(tr * tr - 4 * det)
+    return float(np.max(np.maximum(abs(tr + root), abs(tr - root)) / 2))
 
 
 def test_simultaneous_disk_margin_of_the_fragile_pair(spec: Spec) -> None:
@@ -83,7 +87,7 @@ def test_simultaneous_disk_margin_of_the_fragile_pair(spec: Spec) -> None:
     G = np.array([[1.0, 1.8], [0.7, 1.0]])
     KG = np.diag([0.5, -0.2]) @ G
     A = np.eye(2) - KG
-    grid = np.linspace(0.0, math.pi, 401)
+    grid = np.linspace(0.0, math.pi, 2001)
     S = [np.eye(2) - KG @ np.linalg.inv(np.exp(1j * t) * np.eye(2) - A) for t in grid]
     alpha = 1.0 / max(_mu_2x2(s - 0.5 * np.eye(2)) for s in S)
     alone = [1.0 / max(abs(s[i, i] - 0.5) for s in S) for i in range(2)]
@@ -91,9 +95,9 @@ def test_simultaneous_disk_margin_of_the_fragile_pair(spec: Spec) -> None:
     sim = data["simultaneous"]
     # the grids here are coarser than the tool's refined peak: the tool's alpha is the
     # smaller (a larger peak found), within the grid's resolution
-    assert sim["disk"]["alpha"] == pytest.approx(alpha, rel=2e-3)
+    assert sim["disk"]["alpha"] == pytest.approx(alpha, rel=2e-4)
     for i, lp in enumerate(("a", "b")):
-        assert data["margins"][lp]["disk"]["alpha"] == pytest.approx(alone[i], rel=2e-3)
+        assert data["margins"][lp]["disk"]["alpha"] == pytest.approx(alone[i], rel=2e-4)
     # every loop robust alone (disk), the two together less so
     assert sim["disk"]["alpha"] < 0.6 * min(alone)
     # the destabilising vertex of the real gain search lies outside the simultaneous disk
