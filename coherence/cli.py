@@ -520,6 +520,9 @@ def cmd_simulate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
         )
     ts = load_system(args.spec, args.system)
     scenarios = args.scenario or ["nominal"]
+    from coherence.ir.limits import check_run
+
+    check_run(len(scenarios), args.ticks, len(ts.states) + len(ts.lets))  # before any array
     inputs = scenario_inputs(ts, scenarios, args.ticks)
     trace = simulate(ts, args.ticks, inputs=inputs)
     # with the series on standard output, the summary goes to standard error

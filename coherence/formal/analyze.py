@@ -34,11 +34,13 @@ from coherence.formal import conflicts, equilibria, findings
 from coherence.formal.bounded import check_bounded
 from coherence.ir.deps import influence_cycles
 from coherence.ir.dump import format_expr
+from coherence.ir.limits import LIMIT_CODE, MAX_CONFLICT_LOOPS, TooLarge
 from coherence.ir.nodes import Requirement, TransitionSystem
 from coherence.results import AnalysisResult, Cell, Finding, PieceTime, Status, Table, Verdict
 from coherence.search.equilibria import stay_ticks
 from coherence.smt.options import SmtOptions
 from coherence.smt.solver import SolverStats, isolated, own_context
+from coherence.smt.terms import EncodeError
 
 BOUNDED = ("always", "response", "flapping")
 
@@ -65,6 +67,44 @@ def _counts(stats: SolverStats) -> tuple[int, int, int, int, int]:
     return (stats.calls, stats.sat, stats.unsat, stats.unknown, stats.rlimit)
 
 
+def _guarded(fn: Callable[..., Part]) -> Callable[..., Part]:
+    """A piece that cannot encode its system for the solver (a constant that is not finite:
+    :class:`~coherence.smt.terms.EncodeError`), or that asks for more than a stated limit
+    (:class:`~coherence.ir.limits.TooLarge`), leaves its requirements unknown with the
+    reason (COH901, or COH905 for a limit), never an internal error. Defence in depth: the
+    front end rejects non-finite numbers and absurd sizes where they are written."""
+
+    @functools.wraps(fn)
+    def run(ts: TransitionSystem, opts: SmtOptions, *index: int) -> Part:
+        start = time.perf_counter()
+        try:
+            return fn(ts, opts, *index)
+        except (EncodeError, TooLarge) as exc:
+            limit = isinstance(exc, TooLarge)
+            why = f"{'' if limit else 'cannot encode the system for the solver: '}{exc}"
+            code = LIMIT_CODE if limit else "COH901"
+            if index:
+                reqs = [ts.requirements[index[0]]]
+                name = req_key(reqs[0]) if fn.__name__ == "_bounded_part" else "equilibria"
+            else:
+                reqs, name = [r for r in ts.requirements if r.kind == "coherent"], "conflicts"
+            verdicts = tuple(
+                Verdict(r.text, r.kind, Status.UNKNOWN, r.span, "smt", None, why, (code,))
+                for r in reqs
+            )
+            found = tuple(
+                Finding(code, f"`{r.text or r.kind}` is unknown: {why}", r.span, key=f"{name}:x")
+                for r in reqs
+            )
+            return Part(
+                verdicts, found, tuple(findings.row(v) for v in verdicts), (), (),
+                (0, 0, 0, 0, 0), time.perf_counter() - start, name, 0,
+            )  # fmt: skip
+
+    return run
+
+
+@_guarded
 def _bounded_part(ts: TransitionSystem, opts: SmtOptions, index: int) -> Part:
     start = time.perf_counter()
     req = ts.requirements[index]
@@ -79,9 +119,12 @@ def _bounded_part(ts: TransitionSystem, opts: SmtOptions, index: int) -> Part:
     )  # fmt: skip
 
 
+@_guarded
 def _conflicts_part(ts: TransitionSystem, opts: SmtOptions) -> Part:
     start = time.perf_counter()
     stats = SolverStats()
+    if len(ts.loops) > MAX_CONFLICT_LOOPS:
+        return _conflicts_limited(ts, start)
     with own_context():
         pairs = conflicts.check_all(ts, opts, stats)
     cycles = influence_cycles(ts)
@@ -106,6 +149,34 @@ def _conflicts_part(ts: TransitionSystem, opts: SmtOptions) -> Part:
     )
 
 
+def _conflicts_limited(ts: TransitionSystem, start: float) -> Part:
+    """The conflict analysis of a system beyond :data:`MAX_CONFLICT_LOOPS` loops: not run;
+    ``require coherent`` is unknown, with the limit as its reason (COH905)."""
+    why = (
+        f"the conflict analysis takes at most {MAX_CONFLICT_LOOPS} loops ({len(ts.loops)} "
+        f"here: {len(ts.loops) * (len(ts.loops) - 1):,} ordered pairs); no pair was searched"
+    )
+    found = [
+        Finding(
+            LIMIT_CODE,
+            f"the conflict analysis did not run: {why}",
+            ts.span,
+            help="check the loops that share a resource in a system of their own",
+            key="limit:conflicts",
+        )
+    ]
+    verdicts = tuple(
+        Verdict(r.text, r.kind, Status.UNKNOWN, r.span, "smt", None, why, (LIMIT_CODE,))
+        for r in ts.requirements
+        if r.kind == "coherent"
+    )
+    return Part(
+        verdicts, tuple(found), tuple(findings.row(v) for v in verdicts), (), (),
+        (0, 0, 0, 0, 0), time.perf_counter() - start, "conflicts", 0,
+    )  # fmt: skip
+
+
+@_guarded
 def _equilibria_part(ts: TransitionSystem, opts: SmtOptions, index: int) -> Part:
     start = time.perf_counter()
     req = ts.requirements[index]

@@ -34,6 +34,7 @@ from coherence.intervals.arith import Interval
 from coherence.intervals.pairs import PairRuns, aligned_by_pairs
 from coherence.intervals.reach import reachable
 from coherence.ir.deps import GLOBAL, coupling, influence, objectives_of
+from coherence.ir.limits import LIMIT_CODE
 from coherence.ir.nodes import TransitionSystem
 from coherence.search.conflicts import ConflictRun, falsify
 from coherence.simulate.settle import operating_point, settle_ticks
@@ -92,6 +93,11 @@ class PairResult:
 
 # ---- which pairs need a query ----------------------------------------------------------------
 
+
+MAX_PROVED_PAIRS = 40
+"""The coupled pairs whose alignment the analysis tries to prove (in the order of the loops):
+each costs interval enclosures and solver queries, and a fleet of n loops has n(n - 1) pairs.
+The falsification search still covers every pair; the rest are "not found" (unknown)."""
 
 MAX_DEPTH = 16  # the default k never exceeds this: slow loops act at a symbolic phase anyway
 
@@ -400,6 +406,16 @@ def check_all(ts: TransitionSystem, options: SmtOptions, stats: SolverStats) -> 
     for p in deep:
         if p not in out and p not in coupled:  # no path within the proof's k: nothing to prove
             out[p] = PairResult(p[0], p[1], UNCOUPLED, depth(ts, options, *p))
+    if len(coupled) > MAX_PROVED_PAIRS:
+        # a stated limit: the proofs of the pairs beyond it are not tried (each costs interval
+        # enclosures of both runs and solver queries); they stay "not found", unknown
+        why = (
+            f"not proved: the conflict analysis tries to prove at most {MAX_PROVED_PAIRS} "
+            f"coupled pairs of loops and this system has {len(coupled)} ({LIMIT_CODE})"
+        )
+        for p in list(coupled)[MAX_PROVED_PAIRS:]:
+            k, via = coupled.pop(p)
+            out[p] = PairResult(p[0], p[1], NOT_FOUND, k, via, None, why, scenarios=n, ticks=T)
     if coupled:
         depths: dict[str, int] = {}
         for (a, _), (k, _) in coupled.items():

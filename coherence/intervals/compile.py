@@ -175,11 +175,30 @@ def _linform(e: Expr, consts: dict[str, float]) -> LinForm:
     return (Fraction(0), {n: Fraction(1)})
 
 
+DISTRIBUTE_DEPTH = 4  # pushes into one sum's ``if`` terms, nested (see _distribute)
+
+
+def _ite_depth(e: object, cap: int) -> int:
+    """How deep ``if`` nodes nest in ``e``'s branches and linear forms (at most ``cap``)."""
+    if cap <= 0:
+        return 0
+    if isinstance(e, Ite):
+        return 1 + max(_ite_depth(e.then, cap - 1), _ite_depth(e.other, cap - 1))
+    if isinstance(e, Lin):
+        return max((_ite_depth(a, cap) for a, _ in e.terms), default=0)
+    return 0
+
+
 def _distribute(f: LinForm) -> LinForm:
-    """Push the rest of a sum into an ``if`` term's branches where that cancels an atom."""
+    """Push the rest of a sum into an ``if`` term's branches where that cancels an atom.
+
+    Only into an ``if`` nested at most :data:`DISTRIBUTE_DEPTH` deep in earlier pushes: each
+    push copies the rest of the sum into both branches, so a sum of n ``if`` terms (n loops
+    acting on one state) would grow as 2^n. Leaving a sum undistributed is exact all the
+    same, only its enclosure is wider."""
     c0, terms = f
     for atom, k in terms.items():
-        if not isinstance(atom, Ite):
+        if not isinstance(atom, Ite) or _ite_depth(atom, DISTRIBUTE_DEPTH) >= DISTRIBUTE_DEPTH:
             continue
         rest: LinForm = (c0, {a: v for a, v in terms.items() if a != atom})
         fa = _plus(rest, _scale(k, _atom_form(atom.then)))

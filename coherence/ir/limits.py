@@ -27,6 +27,11 @@ MAX_HYPERPERIOD = 10_000
 """Ticks of the hyperperiod (the least common multiple of the loops' periods): the
 linear analysis lifts one hyperperiod, the operating point settles over twenty."""
 
+MAX_CONFLICT_LOOPS = 12
+"""Loops of one system the conflict analysis takes on: n loops have n(n - 1) ordered pairs,
+each searched and, up to :data:`coherence.formal.conflicts.MAX_PROVED_PAIRS`, proved. Beyond
+it ``require coherent`` is unknown."""
+
 LIMIT_CODE = "COH905"
 
 
