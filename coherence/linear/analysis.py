@@ -606,7 +606,7 @@ class _Analysis:
                 self.findings.append(findings.small_gain_margin(self.ts, mg, warn))
             else:
                 comfortable.add(mg.loop)
-            if mg.delay is not None and mg.delay < o.delay_margin_warn:
+            if mg.delay is not None and not mg.delay_why and mg.delay < o.delay_margin_warn:
                 self.findings.append(findings.small_delay_margin(self.ts, mg))
         sim = self._simultaneous(variants, scope, modes, threshold, above)
         if sim is not None:
