@@ -257,7 +257,8 @@ def profile_mutation(draw: st.DrawFn) -> tuple[str, str]:
 PROFILE_SPEC = """system p {
   tick 1s
   profile prof = "prof.json"
-  param step = prof.step_time(batch = 8, tokens = 512)
+  param step_base = 12 ms from prof.step_time(1)
+  param step_per_seq = 0.06 ms from prof.step_time_slope(64)
   state x : 1 in [0, 10] init 1
   next x = x
 }
