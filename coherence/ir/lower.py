@@ -56,13 +56,25 @@ def _add(a: Expr, b: Expr) -> Expr:
     return Binary("+", a, b)
 
 
+_CHAIN = 128  # taps summed left to right in one chain (what the evaluators stack in one call)
+
+
 def _balanced_sum(terms: list[Expr]) -> Expr:
-    """The sum of ``terms`` as a tree of depth log2(n): a window of hundreds of ticks must not
-    become a chain as deep as the window (every backend walks expressions recursively)."""
-    while len(terms) > 1:
-        pairs = [_add(terms[i], terms[i + 1]) for i in range(0, len(terms) - 1, 2)]
-        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
-    return terms[0]
+    """The sum of ``terms``: left-to-right chains of at most ``_CHAIN`` terms (the
+    simulator and the linear program evaluate such a chain over consecutive registers as
+    one stacked call), added up as a tree of depth log2 of their count, so that a window of
+    hundreds of ticks never becomes an expression as deep as the window (every backend walks
+    expressions recursively)."""
+    chains: list[Expr] = []
+    for i in range(0, len(terms), _CHAIN):
+        chain = terms[i]
+        for t in terms[i + 1 : i + _CHAIN]:
+            chain = _add(chain, t)
+        chains.append(chain)
+    while len(chains) > 1:
+        pairs = [_add(chains[i], chains[i + 1]) for i in range(0, len(chains) - 1, 2)]
+        chains = pairs + ([chains[-1]] if len(chains) % 2 else [])
+    return chains[0]
 
 
 def _sub(a: Expr, b: Expr) -> Expr:
