@@ -149,20 +149,27 @@ def falsify_by_patterns(
         got = check_requirement(judged, head)
         return got is not None and bool(np.any(got >= 0))
 
+    # the patterns run in batches that fit the simulator's limit on one run's values: the
+    # same runs, in bounded memory
+    batch = max(1, MAX_TRACE_VALUES // ((n_ticks + 1) * (len(ts.states) + len(ts.lets) or 1)))
     for setting in param_settings(ts):
-        with np.errstate(all="ignore"):
-            trace = simulate(ts, n_ticks, inputs=pats, params=setting or None, until=decided)
-        fail = check_requirement(judged, trace)
-        assert fail is not None
-        hits = np.flatnonzero(fail >= 0)
-        if hits.size == 0:
-            continue
-        s = int(hits[np.argmin(fail[hits])])
-        tick = int(fail[s])
-        if best is None or tick < best[0]:
-            params = {p.name: float(trace.params[p.name][s]) for p in ts.params}
-            init = {name: float(trace.states[s, 0, i]) for i, name in enumerate(ts.state_names)}
-            best = (tick, Scenario(pats[s].copy(), params, init))
+        for c in range(0, pats.shape[0], batch):
+            with np.errstate(all="ignore"):
+                trace = simulate(
+                    ts, n_ticks, inputs=pats[c : c + batch], params=setting or None, until=decided
+                )
+            fail = check_requirement(judged, trace)
+            assert fail is not None
+            hits = np.flatnonzero(fail >= 0)
+            if hits.size == 0:
+                continue
+            s = int(hits[np.argmin(fail[hits])])
+            tick = int(fail[s])
+            if best is None or tick < best[0]:
+                params = {p.name: float(trace.params[p.name][s]) for p in ts.params}
+                names = enumerate(ts.state_names)
+                init = {name: float(trace.states[s, 0, i]) for i, name in names}
+                best = (tick, Scenario(pats[c + s].copy(), params, init))
     if best is None:
         return None
     tick, sc = best
@@ -183,13 +190,12 @@ def _patterns(ts: TransitionSystem, req: Requirement, seed: int) -> int:
 
 
 def search_ticks(ts: TransitionSystem, req: Requirement, ticks: int, seed: int) -> int:
-    """How long the patterns run: ``ticks``, or the longest run of them that fits the
-    simulator's limits (:data:`~coherence.ir.limits.MAX_RUN_TICKS`,
+    """How long the patterns run: ``ticks``, or the longest run of one pattern that fits the
+    simulator's limits (the patterns run in batches) (:data:`~coherence.ir.limits.MAX_RUN_TICKS`,
     :data:`~coherence.ir.limits.MAX_TRACE_VALUES`). A violation on
     that prefix is a violation of the whole run; no violation there proves nothing beyond it."""
     width = len(ts.states) + len(ts.lets)
-    fits = min(MAX_RUN_TICKS, max_ticks(_patterns(ts, req, seed), width))
-    return max(1, min(ticks, fits))
+    return max(1, min(ticks, MAX_RUN_TICKS, max_ticks(1, width)))
 
 
 def evidence(ts: TransitionSystem, req: Requirement, seed: int) -> str:
