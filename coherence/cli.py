@@ -115,6 +115,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="run the analyses on the Dask cluster of this scheduler (tcp://HOST:PORT)",
     )
     c.add_argument(
+        "--suggest-fixes",
+        action="store_true",
+        help="for each falsified requirement, search the nearest one-parameter change that "
+        "makes it hold and re-check it with the full analysis (docs/sweep.md); slow",
+    )
+    c.add_argument(
         "--expect",
         metavar="MANIFEST",
         help="compare the findings and verdicts with a manifest of expected results (TOML); "

@@ -25,7 +25,7 @@ from coherence.config import Config, load_config
 from coherence.diagnostics import CoherenceError
 from coherence.policy import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, Decision, Policy, decide
 from coherence.reports import FORMATS, RenderOptions, render
-from coherence.results import FileReport, RunReport
+from coherence.results import FileReport, RunReport, SystemReport
 from coherence.suppress import (
     Judge,
     Selection,
@@ -161,11 +161,14 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
             jobs=args.jobs if getattr(args, "jobs", None) is not None else config.jobs,
             cache=results_cache(args, config.cache),
         )
-        stream = args.format == "text" and not getattr(args, "expect", None)
+        fixing = getattr(args, "suggest_fixes", False)
+        stream = args.format == "text" and not getattr(args, "expect", None) and not fixing
         hooks = check_progress(args, stdout, stderr, selection, policy, config, stream)
         start = time.perf_counter()
         with hooks:
             report = add_topology(check_paths(paths, options, progress=hooks))
+        if fixing:
+            report = suggest_fixes(report, getattr(args, "scheduler", None), stderr)
         wall = time.perf_counter() - start
         streamed = stream and hooks.streamed
         complete = tuple(name for name, _ in analyses_for(options)) == FULL_ANALYSES
@@ -217,6 +220,34 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, lint: bo
         )
         return EXIT_OK if all(e.ok for e in items) else EXIT_FINDINGS
     return code
+
+
+def suggest_fixes(report: RunReport, scheduler: str | None, stderr: TextIO) -> RunReport:
+    """``report`` with a verified fix (``coherence.sweep.fixes``) attached to the findings of
+    each falsified requirement that has one: the nearest one-parameter change, re-checked
+    with the full analysis. The unchanged spec's report is the one just computed."""
+    from dataclasses import replace
+
+    from coherence.results import Status
+    from coherence.sweep.dask_engine import Engine
+    from coherence.sweep.fixes import attach, full_check, search
+
+    files = []
+    with Engine(scheduler=scheduler, jobs=1) as engine:
+        for fr in report.files:
+            systems = []
+            for sr in fr.systems:
+                if fr.source_text and any(v.status == Status.FALSIFIED for v in sr.verdicts):
+                    stderr.write(f"searching fixes for {fr.path}: {sr.name}\n")
+
+                    def recheck(t: str, fr: FileReport = fr, sr: SystemReport = sr) -> SystemReport:
+                        return sr if t == fr.source_text else full_check(t, fr.path, sr.name)
+
+                    fixes, _ = search(fr.source_text, fr.path, sr.name, engine, recheck=recheck)
+                    sr = attach(sr, fixes)
+                systems.append(sr)
+            files.append(replace(fr, systems=tuple(systems)))
+    return replace(report, files=tuple(files))
 
 
 def check_progress(
