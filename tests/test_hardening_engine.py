@@ -186,7 +186,7 @@ def test_simulate_beyond_the_run_limit_is_a_clear_error() -> None:
          "1000000000"]
     )  # fmt: skip
     assert code == 2
-    assert "beyond the limit of 25,000,000 values" in err and "internal" not in err
+    assert "beyond the limit of 125,000,000 values" in err and "internal" not in err
 
 
 @pytest.mark.parametrize("columns", ["abc", "", "0", "-5", "99999999999"])

@@ -15,8 +15,13 @@ from coherence.ir.nodes import TransitionSystem
 
 MAX_TRACE_VALUES = 25_000_000
 """Numbers one simulated batch holds: scenarios x ticks x (states + definitions), about
-200 MB of float64. A longer run is refused (:class:`TooLarge`); the searches simulate a
-prefix that fits instead."""
+200 MB of float64: the nominal analysis and the searches keep their runs within it (in
+batches of scenarios, or a shorter run)."""
+
+MAX_SIMULATE_VALUES = 125_000_000
+"""Numbers any one call of the simulator holds at most (about 1 GB with its flags): beyond it
+the run is refused (:class:`TooLarge`), never attempted. The analyses keep to
+:data:`MAX_TRACE_VALUES`; this bounds what a command asks for directly."""
 
 MAX_RUN_TICKS = 100_000
 """Ticks the nominal analysis and the falsification searches simulate at most (a few seconds
@@ -54,14 +59,14 @@ def max_ticks(scenarios: int, width: int) -> int:
 
 
 def check_run(scenarios: int, ticks: int, width: int) -> None:
-    """Raise :class:`TooLarge` where the run does not fit :data:`MAX_TRACE_VALUES`."""
-    if trace_values(scenarios, ticks, width) > MAX_TRACE_VALUES:
-        fits = max_ticks(scenarios, width)
+    """Raise :class:`TooLarge` where the run does not fit :data:`MAX_SIMULATE_VALUES`."""
+    if trace_values(scenarios, ticks, width) > MAX_SIMULATE_VALUES:
+        fits = max(1, MAX_SIMULATE_VALUES // (max(1, scenarios) * max(1, width)) - 1)
         raise TooLarge(
             f"a run of {ticks:,} ticks x {max(1, scenarios):,} scenario(s) x {width:,} values "
-            f"per tick is beyond the limit of {MAX_TRACE_VALUES:,} values (about "
-            f"{MAX_TRACE_VALUES * 8 // 10**6:,} MB) per simulated run; at most {fits:,} ticks "
-            f"fit"
+            f"per tick is beyond the limit of {MAX_SIMULATE_VALUES:,} values (about "
+            f"{MAX_SIMULATE_VALUES * 9 // 10**9:,} GB) per simulated run; at most {fits:,} "
+            f"ticks fit"
         )
 
 
