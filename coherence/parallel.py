@@ -13,7 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -49,30 +49,53 @@ def _run(i: int) -> Any:
     return _TASKS[i]()
 
 
-def run_all(tasks: Sequence[Callable[[], Any]], jobs: int, first: Sequence[int] = ()) -> list[Any]:
+def run_all(
+    tasks: Sequence[Callable[[], Any]],
+    jobs: int,
+    first: Sequence[int] = (),
+    on_done: Callable[[int, Any], None] | None = None,
+) -> list[Any]:
     """Every task's result, in the order of ``tasks``.
 
     With ``jobs`` > 1 the tasks run in that many forked workers, those in ``first`` (the
     longest, where the caller can tell) handed out before the rest; an exception in a task
-    is raised here, as it would be in a loop.
+    is raised here, as it would be in a loop. ``on_done(i, result)`` is called in this
+    process as each task finishes (in the order they finish; once per task), so that a
+    caller can report what is complete while the rest runs.
     """
+    seen: set[int] = set()
+
+    def finished(i: int, result: Any) -> Any:
+        if on_done is not None and i not in seen:
+            seen.add(i)
+            on_done(i, result)
+        return result
+
+    def in_order() -> list[Any]:
+        return [finished(i, t()) for i, t in enumerate(tasks)]
+
     if _SCHEDULER and len(tasks) > 1:
         from coherence.sweep.dask_engine import run_on_scheduler
 
-        return run_on_scheduler(_SCHEDULER[0], tasks)
+        remote = run_on_scheduler(_SCHEDULER[0], tasks)
+        return [finished(i, r) for i, r in enumerate(remote)]
     if jobs <= 1 or len(tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [t() for t in tasks]
+        return in_order()
     global _TASKS
     _TASKS = list(tasks)
     order = list(dict.fromkeys([*first, *range(len(tasks))]))
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context) as pool:
-            futures = {i: pool.submit(_run, i) for i in order}
-            return [futures[i].result() for i in range(len(tasks))]
+            futures = {pool.submit(_run, i): i for i in order}
+            results: dict[int, Any] = {}
+            for future in as_completed(futures):
+                i = futures[future]
+                results[i] = finished(i, future.result())
+            return [results[i] for i in range(len(tasks))]
     except (OSError, BrokenProcessPool):
         # no processes to be had here (a sandbox, a worker killed for memory): the same
         # pieces, one after the other, give the same results
-        return [t() for t in tasks]
+        return in_order()
     finally:
         _TASKS = []

@@ -465,23 +465,62 @@ def _check_parallel(
 
     if progress is not None and tasks:
         progress.parallel(len(todo), len(tasks), jobs)
-    done = run_all(tasks, jobs, longest_first(names, first, durations))
-    if durations is not None and tasks:
-        durations.record({n: sec for n, (_, sec) in zip(names, done, strict=True)})
-    for ts, entry in zip(todo, plan, strict=True):
-        report = _system_report(ts, entry, done, opts)
+    # each file's report is put together, kept and shown as soon as the pieces of its
+    # systems (and of every file before it) are done, while later files' pieces still run
+    system_of: dict[int, int] = {}  # task index -> index in ``todo``
+    for k, entry in enumerate(plan):
+        for _, idx in entry:
+            system_of.update((i, k) for i in idx)
+    pending_system = [sum(len(idx) for _, idx in entry) for entry in plan]
+    file_systems: list[list[int]] = []  # per file: its systems' indices in ``todo``
+    where = {id(ts): k for k, ts in enumerate(todo)}
+    for _, _, result in compiled:
+        systems = result.systems if result is not None and result.ok else ()
+        file_systems.append([where[id(ts)] for ts in systems if id(ts) in where])
+    results: list[Any] = [None] * len(tasks)
+    out: list[FileReport] = []
+
+    def finish_system(k: int) -> None:
+        ts = todo[k]
+        report = _system_report(ts, plan[k], results, opts)
         kept[id(ts)] = _noted(report, expensive_requirements(ts, opts))
         _keep(store, ts, opts, kept[id(ts)])
-    out: list[FileReport] = []
-    for path, src, result in compiled:
-        if result is None:
-            assert isinstance(src, Diagnostic)
-            out.append(FileReport(str(path), (src,)))
-            continue
-        reports = tuple(kept[id(ts)] for ts in result.systems) if result.ok else ()
-        out.append(FileReport(str(path), result.diagnostics, reports, src.text))
-        if progress is not None:
-            progress.done(out[-1])
+
+    def flush() -> None:
+        while len(out) < len(compiled):
+            f = len(out)
+            if any(pending_system[k] for k in file_systems[f]):
+                return
+            path, src, result = compiled[f]
+            if result is None:
+                assert isinstance(src, Diagnostic)
+                out.append(FileReport(str(path), (src,)))
+                continue
+            reports = tuple(kept[id(ts)] for ts in result.systems) if result.ok else ()
+            out.append(FileReport(str(path), result.diagnostics, reports, src.text))
+            if progress is not None:
+                progress.done(out[-1])
+
+    arrived: set[int] = set()
+
+    def on_done(i: int, value: Any) -> None:
+        if i in arrived:
+            return
+        arrived.add(i)
+        results[i] = value
+        k = system_of[i]
+        pending_system[k] -= 1
+        if pending_system[k] == 0:
+            finish_system(k)
+            flush()
+
+    flush()  # the files before the first one with work to do (cached, or not compiled)
+    done = run_all(tasks, jobs, longest_first(names, first, durations), on_done)
+    if durations is not None and tasks:
+        durations.record({n: sec for n, (_, sec) in zip(names, done, strict=True)})
+    for i, value in enumerate(done):  # whatever was not announced as it finished
+        on_done(i, value)
+    flush()
     return tuple(out)
 
 

@@ -296,9 +296,11 @@ def test_a_parallel_check_records_every_piece_and_orders_the_next_run_by_it(
     orders: list[list[int]] = []
     real = parallel.run_all
 
-    def spy(tasks: list[Any], jobs: int, first: Sequence[int] = ()) -> list[Any]:
+    def spy(
+        tasks: list[Any], jobs: int, first: Sequence[int] = (), on_done: Any = None
+    ) -> list[Any]:
         orders.append(list(first))
-        return real(tasks, jobs, first)
+        return real(tasks, jobs, first, on_done)
 
     monkeypatch.setattr(parallel, "run_all", spy)
     _cli("check", str(spec), "--format", "json", "-j", "2")

@@ -131,3 +131,40 @@ def test_the_expensive_note_is_said_on_stderr_and_in_the_report(
     assert "note: `require no flapping of replicas max 3 within 10 min` (line 134)" in (
         out.getvalue()
     )
+
+
+def test_with_workers_each_spec_is_reported_while_later_pieces_still_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import coherence.parallel as parallel
+    from coherence.pipeline import check_paths
+
+    running: list[bool] = []
+    real = parallel.run_all
+
+    def spy(tasks: list[object], jobs: int, first: object = (), on_done: object = None) -> object:
+        running.append(True)
+        try:
+            return real(tasks, jobs, first, on_done)  # type: ignore[arg-type]
+        finally:
+            running.append(False)
+
+    monkeypatch.setattr(parallel, "run_all", spy)
+
+    class Record:
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, bool]] = []
+
+        def file(self, path: str, index: int, total: int) -> None: ...
+        def analysis(self, path: str, system: str, analysis: str) -> None: ...
+        def parallel(self, systems: int, pieces: int, workers: int) -> None: ...
+        def expensive(self, path: str, system: str, notes: tuple[str, ...]) -> None: ...
+        def done(self, report: object) -> None:
+            self.seen.append((str(getattr(report, "path", "")), running[-1]))
+
+    record = Record()
+    options = CheckOptions(smt=False, linear=False, jobs=2, cache=None)
+    reports = check_paths([TIPPING, OVERLOAD], options, progress=record)  # type: ignore[arg-type]
+    assert [r.path for r in reports.files] == [TIPPING, OVERLOAD]
+    # in the order given, and each handed over while the pool was still running
+    assert record.seen == [(TIPPING, True), (OVERLOAD, True)]
