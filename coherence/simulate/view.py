@@ -116,7 +116,9 @@ def trace_view(
                 if changes[t]:
                     old = olds[t]
                     new = news[t]
-                    sets.append(f"{state} {show(old, st.scale)} -> {show(new, st.scale)}")
+                    sets.append(
+                        f"{state} {show(old, st.scale)} -> {show(new, st.scale)}" + _unit(st.unit)
+                    )
                     span = max(abs(old), abs(new), 1e-12)
                     if st.hi > st.lo and st.hi - st.lo < float("inf"):
                         span = st.hi - st.lo
