@@ -1,7 +1,11 @@
 """Benchmark of ``coherence sweep``: points per second, batched eigenvalues, formal per task.
 
 Run: ``.venv/bin/python -m benchmarks.sweep_bench [--points 1000 10000] [--jobs N]
-[--formal-points 4] [--eig-points 2000]``
+[--formal-points 4] [--eig-points 2000] [--per-point]``
+
+``--per-point`` runs each sweep twice, with the batched operating points and linearizations
+(the default) and with the linear analysis run once per point
+(``COHERENCE_SWEEP_PER_POINT=1``, which the workers inherit), and prints the ratio.
 
 The spec is a four-loop serving stack (:data:`SPEC`): the cost controller, agent retries and
 router of ``specs/seed/tipping_point.coh`` plus an autoscaler on utilization; it requires
@@ -102,9 +106,11 @@ def _axes() -> tuple[object, list[object]]:
     return ts, [parse_vary(v, knobs, ts.tick, "linear") for v in VARY]
 
 
-def sweep_points(points: int, jobs: int | None) -> dict[str, float]:
+def sweep_points(points: int, jobs: int | None, per_point: bool = False) -> dict[str, float]:
     from coherence.sweep.dask_engine import Engine
     from coherence.sweep.regions import SweepOptions, run_sweep
+
+    os.environ["COHERENCE_SWEEP_PER_POINT"] = "1" if per_point else "0"
 
     _, axes = _axes()
     t0 = time.perf_counter()
@@ -133,7 +139,7 @@ def sweep_points(points: int, jobs: int | None) -> dict[str, float]:
 
 
 def eig_ratio(count: int) -> dict[str, float]:
-    from coherence.sweep.evaluate import monodromies
+    from coherence.sweep.evaluate import per_point_monodromies as monodromies
 
     ts, axes = _axes()
     rng = np.random.default_rng(0)
@@ -186,20 +192,27 @@ def main() -> None:
     p.add_argument("--eig-points", type=int, default=10000)
     p.add_argument("--formal-points", type=int, default=3)
     p.add_argument("--skip-sweep", action="store_true")
+    p.add_argument("--per-point", action="store_true", help="also run the per-point path")
     args = p.parse_args()
     print(f"spec: stack4 (4 loops), varying {', '.join(VARY)}; linear + simulation verdicts")
     print(f"CPUs: {os.cpu_count()}")
+    rates: dict[str, float] = {}
     if not args.skip_sweep:
         for n in args.points:
-            r = sweep_points(n, args.jobs)
-            print(
-                f"sweep {r['points']:>7} points: {r['wall_s']:8.1f} s on {r['workers']} workers "
-                f"({r['chunk']} points/task; cluster start {r['startup_s']:.1f} s): "
-                f"{r['points_per_s']:.1f} points/s, {r['points_per_s_per_core']:.1f} points/s/core "
-                f"by the wall clock; {r['cpu_s']:.0f} CPU s in the workers: "
-                f"{r['points_per_cpu_s']:.1f} points per CPU second; {r['safe']} safe",
-                flush=True,
-            )
+            for path in ("batched", "per-point") if args.per_point else ("batched",):
+                r = sweep_points(n, args.jobs, path == "per-point")
+                rates[path] = r["points_per_cpu_s"]
+                print(
+                    f"{path:>9} sweep {r['points']:>7} points: {r['wall_s']:8.1f} s on {r['workers']} workers "
+                    f"({r['chunk']} points/task; cluster start {r['startup_s']:.1f} s): "
+                    f"{r['points_per_s']:.1f} points/s, {r['points_per_s_per_core']:.1f} points/s/core "
+                    f"by the wall clock; {r['cpu_s']:.0f} CPU s in the workers: "
+                    f"{r['points_per_cpu_s']:.1f} points per CPU second; {r['safe']} safe",
+                    flush=True,
+                )
+            if args.per_point:
+                print(f"batched / per-point: {rates['batched'] / rates['per-point']:.1f}x "
+                      "points per CPU second")  # fmt: skip
     e = eig_ratio(args.eig_points)
     print(
         f"eigenvalues of {e['matrices']} monodromy matrices ({e['size']}x{e['size']}): batched "

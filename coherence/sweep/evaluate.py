@@ -34,6 +34,7 @@ falsified, then proved, holds, unknown, not found, not judged.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -231,7 +232,31 @@ def _evaluate_group(
 # ---- linear: batched eigenvalues ------------------------------------------------------------
 
 
-def monodromies(ts: TransitionSystem, names: list[str], pvals: F) -> list[F | None]:
+def monodromies(
+    ts: TransitionSystem, names: list[str], pvals: F, batched: bool | None = None
+) -> list[F | None]:
+    """The lifted monodromy matrix of each point (None where there is no operating point).
+
+    By default the points are settled and linearized together
+    (:func:`coherence.sweep.batched.batched_monodromies`); the points that path does not
+    cover (see its module) go through :func:`per_point_monodromies`, the linear analysis run
+    once per point, which ``batched=False`` (or the environment variable
+    ``COHERENCE_SWEEP_PER_POINT=1``, which reaches the Dask workers) uses for every point."""
+    if batched is None:
+        batched = os.environ.get("COHERENCE_SWEEP_PER_POINT", "") in ("", "0")
+    if not batched:
+        return per_point_monodromies(ts, names, pvals)
+    from coherence.sweep.batched import batched_monodromies
+
+    out, todo = batched_monodromies(ts, names, pvals)
+    if todo.any():
+        idx = np.flatnonzero(todo)
+        for i, m in zip(idx, per_point_monodromies(ts, names, pvals[idx]), strict=True):
+            out[int(i)] = m
+    return out
+
+
+def per_point_monodromies(ts: TransitionSystem, names: list[str], pvals: F) -> list[F | None]:
     """The lifted monodromy matrix of each point (None where there is no operating point),
     without the actuators that hold at the operating point: as in the linear analysis, their
     multiplier 1 is a hold by design (inside a tolerance band, a guard false), not a feedback
