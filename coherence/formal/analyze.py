@@ -34,7 +34,7 @@ from coherence.formal import conflicts, equilibria, findings
 from coherence.formal.bounded import check_bounded
 from coherence.ir.deps import influence_cycles
 from coherence.ir.dump import format_expr
-from coherence.ir.limits import LIMIT_CODE, MAX_CONFLICT_LOOPS, TooLarge
+from coherence.ir.limits import LIMIT_CODE, MAX_CONFLICT_LOOPS, TooLarge, beyond_limits
 from coherence.ir.nodes import Requirement, TransitionSystem
 from coherence.results import AnalysisResult, Cell, Finding, PieceTime, Status, Table, Verdict
 from coherence.search.equilibria import stay_ticks
@@ -149,6 +149,22 @@ def _conflicts_part(ts: TransitionSystem, opts: SmtOptions) -> Part:
     )
 
 
+def _limited_part(ts: TransitionSystem, opts: SmtOptions) -> Part:
+    """Every requirement of a system beyond the engine's limits (:func:`beyond_limits`):
+    unknown, with the limit (COH905)."""
+    why = beyond_limits(ts)
+    verdicts = tuple(
+        Verdict(r.text, r.kind, Status.UNKNOWN, r.span, "smt", None, why, (LIMIT_CODE,))
+        for r in ts.requirements
+        if r.kind != "stable"
+    )
+    f = Finding(LIMIT_CODE, f"the smt analysis did not run: {why}", ts.span, key="limit:smt")
+    return Part(
+        verdicts, (f,), tuple(findings.row(v) for v in verdicts), (), (), (0, 0, 0, 0, 0),
+        0.0, "limits", 0,
+    )  # fmt: skip
+
+
 def _conflicts_limited(ts: TransitionSystem, start: float) -> Part:
     """The conflict analysis of a system beyond :data:`MAX_CONFLICT_LOOPS` loops: not run;
     ``require coherent`` is unknown, with the limit as its reason (COH905)."""
@@ -212,6 +228,8 @@ def parts(ts: TransitionSystem, options: SmtOptions | None = None) -> list[Calla
     """The independent pieces of :func:`analyze`, in the order their results are reported."""
     opts = options or SmtOptions()
     out: list[Callable[[], Part]] = []
+    if beyond_limits(ts):  # every piece would lift or settle an astronomical hyperperiod
+        return [functools.partial(_limited_part, ts, opts)]
     if "requirements" in opts.analyses:
         for i, req in enumerate(ts.requirements):
             if req.kind in BOUNDED:
@@ -229,6 +247,8 @@ def piece_name(piece: Callable[[], Part]) -> str:
     if piece.func is _bounded_part:
         ts, _, index = piece.args
         return req_key(ts.requirements[index])
+    if piece.func is _limited_part:
+        return "limits"
     return "conflicts" if piece.func is _conflicts_part else "equilibria"
 
 

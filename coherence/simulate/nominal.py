@@ -11,7 +11,13 @@ import time
 
 import numpy as np
 
-from coherence.ir.limits import LIMIT_CODE, MAX_RUN_TICKS, MAX_TRACE_VALUES, max_ticks
+from coherence.ir.limits import (
+    LIMIT_CODE,
+    MAX_RUN_TICKS,
+    MAX_TRACE_VALUES,
+    beyond_limits,
+    max_ticks,
+)
 from coherence.ir.nodes import TransitionSystem
 from coherence.results import AnalysisResult, Finding, Table
 from coherence.simulate.engine import Trace, nominal_trace
@@ -81,6 +87,11 @@ def summary_table(ts: TransitionSystem, trace: Trace, scenario: int = 0, title: 
 
 def nominal_analysis(ts: TransitionSystem, ticks: int | None = None) -> AnalysisResult:
     start = time.perf_counter()
+    why = beyond_limits(ts)
+    if why:  # the default run is ten hyperperiods long
+        f = Finding(LIMIT_CODE, f"the simulate analysis did not run: {why}", ts.span,
+                    key="limit:simulate")  # fmt: skip
+        return AnalysisResult("simulate", (f,))
     asked = ticks or wanted_ticks(ts)
     n = min(asked, MAX_RUN_TICKS, max_ticks(1, len(ts.states) + len(ts.lets)))
     trace = nominal_trace(ts, n)
