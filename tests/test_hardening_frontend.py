@@ -351,3 +351,9 @@ def test_a_profile_with_non_finite_numbers_is_refused(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text(text)
     d = _profile_note(_profile_spec(tmp_path, "bad.json"))
     assert "too large" in d.message
+
+
+def test_an_integer_state_with_an_infinite_initial_value_is_located() -> None:
+    # found by `python -m benchmarks.fuzz` (seed 0): OverflowError before COH105
+    text = "system s {\n  tick 1s\n  state x : 1 integer in [0, 10] init 1e400\n  next x = x\n}\n"
+    assert ("COH105", 3, 39) in codes(text)

@@ -328,7 +328,7 @@ class _Checker(Checker):
                     d.range.span,
                     help="write whole-number bounds",
                 )
-            if any(abs(v - round(v)) > 1e-9 for v in (init,)):
+            if math.isfinite(init) and abs(init - round(init)) > 1e-9:
                 self.error(
                     "COH217",
                     f"integer state `{d.name}` has a fractional initial value",
