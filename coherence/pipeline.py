@@ -380,10 +380,19 @@ def check_paths(
 def _timed(name: str, ts: TransitionSystem, fn: Callable[[], Any]) -> Callable[[], Any]:
     """``fn`` with its wall time, an exception turned into the internal-error finding."""
 
+    whole = name != "smt"  # a whole analysis (the formal one's pieces state their limits)
+
     def run() -> tuple[Any, float]:
         start = time.perf_counter()
         try:
+            beyond = beyond_limits(ts) if whole else ""
+            if beyond:
+                raise TooLarge(beyond)
             return fn(), time.perf_counter() - start
+        except TooLarge as exc:  # as in analyse_system: unknown, never a pass, never a hang
+            if not whole:
+                return _internal(name, ts, exc), time.perf_counter() - start
+            return _limited(name, ts, str(exc)), time.perf_counter() - start
         except Exception as exc:  # an analysis bug must not take the whole run down
             return _internal(name, ts, exc), time.perf_counter() - start
 

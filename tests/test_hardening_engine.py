@@ -210,3 +210,25 @@ def test_every_output_option_creates_missing_directories(tmp_path: Path) -> None
     js = tmp_path / "c" / "run.json"
     _run(["simulate", spec, "--ticks", "5", "--json", str(js)])
     assert js.exists()
+
+
+def test_a_hyperperiod_beyond_the_limit_is_stated_with_worker_processes(tmp_path: Path) -> None:
+    # the parallel path runs each analysis as its own piece: each must state the limit
+    # (it once lifted the astronomical hyperperiod in the linear analysis and hung)
+    from coherence.pipeline import check_paths
+
+    spec = tmp_path / "h.coh"
+    spec.write_text(
+        """system s {
+          tick 1s
+          state x : 1 in [0, 10] init 1
+          state y : 1 in [0, 10] init 1
+          loop a { every 99991s senses x actuates x by 0.1 * (5 - x) }
+          loop b { every 99989s senses y actuates y by 0.1 * (5 - y) }
+          require stable
+        }"""
+    )
+    report = check_paths([str(spec)], CheckOptions(jobs=2, cache=None))
+    (system,) = report.files[0].systems
+    assert {f.code for f in system.findings} == {"COH905"}
+    assert all(v.status is Status.UNKNOWN for v in system.verdicts)
