@@ -56,25 +56,27 @@ def _add(a: Expr, b: Expr) -> Expr:
     return Binary("+", a, b)
 
 
-_CHAIN = 128  # taps summed left to right in one chain (what the evaluators stack in one call)
+_CHAIN = 128  # terms summed left to right in one chain (what the evaluators stack in one call)
 
 
 def _balanced_sum(terms: list[Expr]) -> Expr:
     """The sum of ``terms``: left-to-right chains of at most ``_CHAIN`` terms (the
     simulator and the linear program evaluate such a chain over consecutive registers as
-    one stacked call), added up as a tree of depth log2 of their count, so that a window of
-    hundreds of ticks never becomes an expression as deep as the window (every backend walks
-    expressions recursively)."""
+    one stacked call), so that a window of hundreds of ticks never becomes an expression as
+    deep as the window (every backend walks expressions recursively). A longer sum adds its
+    chains to 0, each as a right operand, so that no chain is merged into another's fold."""
     chains: list[Expr] = []
     for i in range(0, len(terms), _CHAIN):
         chain = terms[i]
         for t in terms[i + 1 : i + _CHAIN]:
             chain = _add(chain, t)
         chains.append(chain)
-    while len(chains) > 1:
-        pairs = [_add(chains[i], chains[i + 1]) for i in range(0, len(chains) - 1, 2)]
-        chains = pairs + ([chains[-1]] if len(chains) % 2 else [])
-    return chains[0]
+    if len(chains) == 1:
+        return chains[0]
+    total: Expr = Const(0.0)
+    for chain in chains:
+        total = _add(total, chain)
+    return total
 
 
 def _sub(a: Expr, b: Expr) -> Expr:
