@@ -78,3 +78,18 @@ def test_the_batched_radius_is_the_per_point_radius(
     for a, b in zip(both, ref, strict=True):
         assert (a is None) == (b is None)
         assert np.isnan(radius(a)) or radius(a) == pytest.approx(radius(b), rel=1e-6, abs=1e-12)
+
+
+def test_a_sweep_chunk_has_the_same_verdicts_either_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coherence.sweep.evaluate import Chunk, evaluate
+
+    path = ROOT / "specs" / "seed" / "tipping_point.coh"
+    text = path.read_text()
+    grid = np.array([[s, b] for s in (1.0, 2.0, 4.0) for b in (500.0, 900.0, 1400.0)])
+    chunk = Chunk(text, str(path), None, ("slo", "budget"), grid, ("linear",))
+    fast = evaluate(chunk)
+    monkeypatch.setenv("COHERENCE_SWEEP_PER_POINT", "1")
+    slow = evaluate(chunk)
+    assert np.array_equal(fast.status, slow.status)
+    assert np.allclose(fast.rho, slow.rho, rtol=1e-6, atol=1e-12, equal_nan=True)
+    assert not np.isnan(fast.rho).all()
