@@ -70,7 +70,9 @@ def test_the_batched_radius_is_the_per_point_radius(
     got, todo = batched_monodromies(ts, [name], pts)
     assert (~todo).any()  # points it does not cover (see its module) go the per-point way
     for i in np.flatnonzero(~todo):
-        assert ref[i] is not None
+        assert (got[i] is None) == (ref[i] is None)  # no operating point: decided alike
+        if ref[i] is None:
+            continue
         assert got[i].shape == ref[i].shape  # type: ignore[union-attr]
         assert radius(got[i]) == pytest.approx(radius(ref[i]), rel=1e-6, abs=1e-12)
     # the sweep's entry point: batched where covered, the per-point path for the rest

@@ -85,18 +85,23 @@ def batched_monodromies(
     for a in range(0, P, BATCH):
         rows = slice(a, min(a + BATCH, P))
         with np.errstate(all="ignore"):
-            mats, ok = _batch(eng, names, pvals[rows])
+            mats, ok, none = _batch(eng, names, pvals[rows])
         for i, m in enumerate(mats):
             if ok[i] and m is not None:
                 out[a + i] = m
                 todo[a + i] = False
+            elif none[i]:
+                todo[a + i] = False  # no operating point: None, as the per-point path says
     return out, todo
 
 
 # ---- one batch --------------------------------------------------------------------------------
 
 
-def _batch(eng: Any, names: list[str], pvals: F) -> tuple[list[F | None], B]:
+def _batch(eng: Any, names: list[str], pvals: F) -> tuple[list[F | None], B, B]:
+    """The monodromies of one batch, the points they are right for (``ok``) and the points
+    that have no operating point (``none``: no monodromy, and no need for the per-point
+    path)."""
     from coherence.linear.oppoint import UNSETTLED
     from coherence.linear.options import LinearOptions
 
@@ -135,13 +140,23 @@ def _batch(eng: Any, names: list[str], pvals: F) -> tuple[list[F | None], B]:
     start = x0.copy()
     start[:, p.cooldown] = 0.0
     unsettled = ~(np.minimum(res, best) <= UNSETTLED)
+    settled_cand = cand
     cand = np.where(unsettled[:, None], start, cand)
     ok &= np.isfinite(cand).all(axis=1)
+    none = np.zeros(k, dtype=bool)  # points with no operating point, decided here
 
     # 2. polish: Newton on F_H(x) = x, from the settled state (or the declared start)
     found, conv = _newton(eng, vals, cand, scale, free)
     ok &= conv & (unsettled | (_dist(found, cand, scale, free) <= NEAR))
     found = np.clip(found, p.lo, p.hi)
+    # where the nominal run did not settle and Newton found no root from the declared start,
+    # the per-point path's own root solves (from the start, then from where the run came
+    # closest) decide; where both fail there is no operating point, as there
+    for q in np.flatnonzero(unsettled & ~conv):
+        sols = [_exact_solve(ts, names, pvals[q], x0[q], scale[q])]
+        if sols[0] is False or sols[0] is None:
+            sols.append(_exact_solve(ts, names, pvals[q], settled_cand[q], scale[q]))
+        none[q] = all(sol is None for sol in sols)
 
     # the orbit within the hyperperiod must be constant (cycles: the per-point path)
     xs = _orbit(eng, vals, found)
@@ -155,6 +170,14 @@ def _batch(eng: Any, names: list[str], pvals: F) -> tuple[list[F | None], B]:
         alt, aconv = _newton(eng, vals, np.where(np.isfinite(start), start, found), scale, free)
         alt = np.clip(alt, p.lo, p.hi)
         same = aconv & (_dist(alt, found, scale, free) <= 1e-4)
+        # no root from the start by Newton: the per-point path's root solve decides whether
+        # there is another equilibrium there (none, or this one: the point stands)
+        for q in np.flatnonzero(sat & ok & ~aconv):
+            sol = _exact_solve(ts, names, pvals[q], x0[q], scale[q])
+            same[q] = sol is None or (
+                sol is not False
+                and bool(_dist(sol[None, :], found[q : q + 1], scale[q : q + 1], free)[0] <= 1e-4)
+            )
         ok &= ~sat | same
     # replay in the reference simulator
     ok &= _replay(eng, names, pvals, found, scale, free) <= max(100 * o.residual_tol, 1e-6)
@@ -174,7 +197,26 @@ def _batch(eng: Any, names: list[str], pvals: F) -> tuple[list[F | None], B]:
             continue
         keep = np.flatnonzero(~held[i])
         out.append(np.ascontiguousarray(M[i][np.ix_(keep, keep)]))
-    return out, ok
+    return out, ok, none & ~ok
+
+
+def _exact_solve(ts: TransitionSystem, names: list[str], row: F, x: F, scale: F) -> Any:
+    """The linear analysis's own root solve of F_H(x) = x for one point, from ``x``
+    (``coherence.linear.oppoint``): the root, None where it finds none, False where it could
+    not be run (the caller then leaves the point to the per-point path)."""
+    if not np.all(np.isfinite(x)):
+        return None  # the per-point path skips a non-finite candidate
+    try:
+        from coherence.linear.linearize import Engine
+        from coherence.linear.oppoint import _equilibrium_near, _Map
+        from coherence.linear.options import LinearOptions
+        from coherence.sweep.params import with_params
+
+        eng = Engine(with_params(ts, {nm: float(row[j]) for j, nm in enumerate(names)}))
+        sol, _ = _equilibrium_near(eng, _Map(eng), x.copy(), scale.copy(), LinearOptions(starts=0))
+    except Exception:
+        return False
+    return sol
 
 
 def _initial(p: Any, vals: F) -> F:
