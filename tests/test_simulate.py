@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -312,7 +314,7 @@ def test_window_sums_of_a_signal_and_its_registers_read_the_registers_stacked() 
     # `cost` (a let) first, then its 299 registers, summed in chains of at most 128 terms
     # (coherence.ir.lower): each chain's registers are read as one consecutive block
     assert sum(end - first for first, end in blocks) == 299
-    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(blocks))
     comp = compile_system(ts)
     assert {first for first, _ in blocks} <= {b[1] for b in comp.blocks}
 
