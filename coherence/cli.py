@@ -211,8 +211,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument(
         "--csv",
         metavar="FILE",
-        help="write the time series as CSV (`-`: standard output; missing directories are "
-        "created)",
+        help="write the time series as CSV (`-`: standard output; missing directories are created)",
     )
     s.add_argument(
         "--json",
