@@ -20,15 +20,19 @@ Here the same stages run for a batch of points together, each point a row of the
 4. the monodromy is the stacked product ``A_{H-1} ... A_0``; the replay of each operating
    point through the reference simulator is one vectorised simulation.
 
+Where Newton finds no root from the declared start (the nominal run did not settle, or the
+operating point is saturated and the per-point path compares it with the equilibrium the
+start leads to), that point's root solve is the linear analysis's own
+(``coherence.linear.oppoint``), run for it alone: no root from anywhere is no operating point,
+decided here; the same point stands.
+
 What this path does not cover, and leaves to the per-point path (the caller falls back
-point by point): a polish that does not converge (near the settled state; from the
-declared start where the nominal run did not settle, as the per-point path solves), an operating point
-whose orbit moves within the hyperperiod (cycles: the per-point path looks for a constant
-equilibrium), a saturated operating point whose declared start leads elsewhere (the
-per-point path compares equilibria), a replay that does not return, non-finite derivatives
-and the structural errors of the linearization (a sensed value read by a sensed value, a
-recommendation read by another), and systems with more than ``DENSE_LIMIT`` states plus lets
-(the dense stacked matrices would be too large).
+point by point): a polish that does not converge, a root solve from the declared start that
+finds another equilibrium, an operating point whose orbit moves within the hyperperiod
+(cycles: the per-point path looks for a constant equilibrium), a replay that does not
+return, non-finite derivatives and the structural errors of the linearization (a sensed value
+read by a sensed value, a recommendation read by another), and systems with more than
+``DENSE_LIMIT`` states plus lets (the dense stacked matrices would be too large).
 """
 
 from __future__ import annotations
