@@ -49,15 +49,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     _output_args(c)
     c.add_argument("--no-linear", action="store_true", help="skip the linear analysis")
     c.add_argument("--no-smt", action="store_true", help="skip the formal (Z3) analysis")
-    c.add_argument("--ticks", type=_positive_int, help="ticks of the nominal simulation")
-    c.add_argument("--horizon", type=_positive_int, help=HORIZON_HELP)
+    c.add_argument("--ticks", type=positive_int, help="ticks of the nominal simulation")
+    c.add_argument("--horizon", type=positive_int, help=HORIZON_HELP)
     c.add_argument(
         "--mode",
         choices=("auto", "exact", "overapprox"),
         default=None,
         help="nonlinear arithmetic: exact, sound over-approximation, or auto (the default)",
     )
-    c.add_argument("--rlimit", type=_positive_int, help="Z3 resource limit per query")
+    c.add_argument("--rlimit", type=positive_int, help="Z3 resource limit per query")
     c.add_argument(
         "--invariants",
         action="store_true",
@@ -152,9 +152,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     df.add_argument("--no-linear", action="store_true", help="skip the linear analysis")
     df.add_argument("--no-smt", action="store_true", help="skip the formal (Z3) analysis")
-    df.add_argument("--ticks", type=_positive_int, help="ticks of the nominal simulation")
-    df.add_argument("--horizon", type=_positive_int, help=HORIZON_HELP)
-    df.add_argument("--rlimit", type=_positive_int, help="Z3 resource limit per query")
+    df.add_argument("--ticks", type=positive_int, help="ticks of the nominal simulation")
+    df.add_argument("--horizon", type=positive_int, help=HORIZON_HELP)
+    df.add_argument("--rlimit", type=positive_int, help="Z3 resource limit per query")
     df.add_argument("--exit-zero", action="store_true", help="exit 0 even on a regression")
     df.add_argument(
         "--no-cache",
@@ -187,7 +187,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     _stdin_arg(pl)
     pl.add_argument("--system", help="the system to draw when the file has several")
-    pl.add_argument("--ticks", type=_positive_int, help="ticks to simulate (--kind trace)")
+    pl.add_argument("--ticks", type=positive_int, help="ticks to simulate (--kind trace)")
     pl.add_argument(
         "--scenario",
         action="append",
@@ -207,7 +207,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="nominal | step:IN=V@T | ramp:IN=A..B@T1..T2 | burst:IN=V@T+D | csv:FILE "
         "(repeat for several scenarios, simulated at once)",
     )
-    s.add_argument("--ticks", type=_positive_int, default=300, help="ticks to simulate (300)")
+    s.add_argument("--ticks", type=positive_int, default=300, help="ticks to simulate (300)")
     s.add_argument(
         "--csv",
         metavar="FILE",
@@ -333,7 +333,7 @@ def _make_parent(path: str | None) -> None:
         raise CoherenceError(f"cannot create the directory of `{path}`: {e.strerror}") from None
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         v = int(text)
     except ValueError:

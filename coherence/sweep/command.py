@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from coherence.cli import positive_int
 from coherence.diagnostics import CoherenceError
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="grid spacing (auto: log when a positive range spans 10x or more)",
     )
     p.add_argument(
-        "--points", type=_positive, default=400, help="point budget, refinement included (400)"
+        "--points", type=positive_int, default=400, help="point budget, refinement included (400)"
     )
     p.add_argument(
         "--no-refine",
@@ -57,18 +58,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--boxes",
-        type=_positive,
+        type=positive_int,
         default=0,
         metavar="N",
         help="with --formal, on param axes: certify up to N grid cells of the sampled safe "
         "region as whole boxes (parameters symbolic within the cell)",
     )
-    p.add_argument("--rlimit", type=_positive, help="Z3 resource limit per query (--formal)")
-    p.add_argument("--horizon", type=_positive, help="cap on the solver's unrolling (--formal)")
+    p.add_argument("--rlimit", type=positive_int, help="Z3 resource limit per query (--formal)")
+    p.add_argument("--horizon", type=positive_int, help="cap on the solver's unrolling (--formal)")
     p.add_argument(
         "-j",
         "--jobs",
-        type=_positive,
+        type=positive_int,
         default=None,
         metavar="N",
         help="Dask worker processes of the embedded cluster (default: one per CPU); 1 runs "
@@ -80,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="run on an existing Dask cluster (tcp://HOST:PORT) instead of an embedded one",
     )
     p.add_argument(
-        "--chunk", type=_positive, help="points per task (default: about a second of work)"
+        "--chunk", type=positive_int, help="points per task (default: about a second of work)"
     )
     p.add_argument("--format", choices=("text", "json"), default="text", help="report format")
     p.add_argument("--map", metavar="FILE", help="two axes: write the verdict map (.png or .svg)")
@@ -92,16 +93,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--system", help="the system to sweep when the file has several")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"`{text}` must be positive")
-    return v
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
