@@ -258,19 +258,11 @@ class _Analysis:
         the law's active branch is the actuator itself). Their multiplier 1 is a neutral
         hold by design, not a feedback mode: it is reported (COH307), not counted in the
         verdict."""
-        out: dict[int, tuple[str, ...]] = {}
-        for a, acts in model.actuator_actions.items():
-            unit = True
-            for t in range(model.H):
-                row = model.A(t)[a].tocoo()
-                keep = row.data != 0
-                cols, vals = row.col[keep], row.data[keep]
-                if len(cols) != 1 or cols[0] != a or abs(vals[0] - 1.0) > 1e-12:
-                    unit = False
-                    break
-            if unit:
-                out[a] = tuple(dict.fromkeys(model.action_loop[k] for k in acts))
-        return out
+        return {
+            a: tuple(dict.fromkeys(model.action_loop[k] for k in acts))
+            for a, acts in model.actuator_actions.items()
+            if model.holds(a)
+        }
 
     # ---- operating point -------------------------------------------------------------------
 

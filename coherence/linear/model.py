@@ -153,6 +153,18 @@ class LoopModel:
             self._A[key] = hit
         return hit
 
+    def holds(self, a: int) -> bool:
+        """Whether actuator ``a`` holds at the operating point: its row of every A_t is the
+        unit row (its loops sit in a deadband or tolerance band, a guard is false, or the
+        law's active branch is the actuator itself)."""
+        for t in range(self.H):
+            row = self.A(t)[a].tocoo()
+            keep = row.data != 0
+            cols, vals = row.col[keep], row.data[keep]
+            if len(cols) != 1 or cols[0] != a or abs(vals[0] - 1.0) > 1e-12:
+                return False
+        return True
+
     def matrices(self) -> list[Csr]:
         return [self.A(t) for t in range(self.H)]
 

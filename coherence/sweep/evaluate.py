@@ -288,19 +288,7 @@ def per_point_monodromies(ts: TransitionSystem, names: list[str], pvals: F) -> l
 
 def _neutral(model: Any) -> set[int]:
     """Actuators whose row of every per-tick matrix is the unit row."""
-    out: set[int] = set()
-    for a in model.actuator_actions:
-        unit = True
-        for t in range(model.H):
-            row = model.A(t)[a].tocoo()
-            keep = row.data != 0
-            cols, vals = row.col[keep], row.data[keep]
-            if len(cols) != 1 or cols[0] != a or abs(vals[0] - 1.0) > 1e-12:
-                unit = False
-                break
-        if unit:
-            out.add(int(a))
-    return out
+    return {int(a) for a in model.actuator_actions if model.holds(a)}
 
 
 def spectral_radii(mats: F) -> F:
